@@ -1,0 +1,65 @@
+"""The `sitewatch` command line, run as a user runs it (the installed console script)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.ops.cli import build_parser
+
+SITEWATCH = shutil.which("sitewatch", path=str(Path(sys.executable).parent)) or "sitewatch"
+
+
+def subcommands() -> list[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices)
+
+
+def test_expected_subcommands_exist() -> None:
+    assert {"demo", "simulate", "run", "check-config"} <= set(subcommands())
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in subcommands()]], ids=lambda c: " ".join(c) or "top")
+def test_every_command_has_help(command: list[str]) -> None:
+    proc = subprocess.run([SITEWATCH, *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: sitewatch" in proc.stdout
+    assert len(proc.stdout.splitlines()) >= 3
+
+
+def test_demo_runs_for_its_duration_and_stores_dust_and_wind(tmp_path: Path) -> None:
+    store = tmp_path / "demo.sqlite3"
+    proc = subprocess.run(
+        [SITEWATCH, "demo", "--duration", "15", "--store", str(store)],
+        capture_output=True, text=True, timeout=90, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Live lines carry their time since start; the first must come within 10 s.
+    times = [float(t) for t in re.findall(r"^\[\s*([\d.]+)s\]", proc.stdout, re.MULTILINE)]
+    assert times and times[0] < 10, proc.stdout
+    first_line = next(line for line in proc.stdout.splitlines() if line.startswith("["))
+    assert "dust-1: " in first_line and "wind-2: " in first_line
+    assert str(store) in proc.stdout
+    with sqlite3.connect(store) as db:
+        counts = dict(db.execute("SELECT node, COUNT(*) FROM readings WHERE value IS NOT NULL GROUP BY node"))
+    assert counts.get("dust-1", 0) >= 6 * 10, counts
+    assert counts.get("wind-2", 0) >= 3 * 10, counts
+
+
+def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[bus]]\nport = "/dev/ttyUSB0"\nbaud = 9601\n[[bus.node]]\nkind = "dust"\nunit_id = 1\n')
+    proc = subprocess.run([SITEWATCH, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "bus[0].baud" in proc.stderr and "9601" in proc.stderr
+    config.write_text('[[bus]]\nport = "/dev/ttyUSB0"\n[[bus.node]]\nkind = "dust"\nunit_id = 1\n')
+    proc = subprocess.run([SITEWATCH, "check-config", str(config)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
