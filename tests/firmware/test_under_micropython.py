@@ -8,7 +8,16 @@ import pytest
 
 from tests.support.micropython import run_micropython, run_test_module
 
-SHARED_MODULES = ["tests/firmware/test_modbus_slave.py"]
+SHARED_MODULES = [
+    "tests/firmware/test_modbus_slave.py",
+    "tests/firmware/test_pms5003.py",
+    "tests/firmware/test_sds011.py",
+    "tests/firmware/test_humidity.py",
+    "tests/firmware/test_aweight.py",
+    "tests/firmware/test_tilt.py",
+    "tests/firmware/test_wind.py",
+    "tests/firmware/test_history.py",
+]
 
 
 @pytest.mark.parametrize("module", SHARED_MODULES)
