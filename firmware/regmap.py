@@ -67,6 +67,7 @@ DIAGNOSTICS = (
     ("crc_errors", 9, U16, 1, "", "frames dropped for a bad CRC (wraps)"),
     ("sensor_errors", 10, U16, 1, "", "failed sensor reads (wraps)"),
     ("boot_count", 11, U16, 1, "", "number of boots, persisted"),
+    ("history_oldest", 12, U32, 1, "", "sequence number of the oldest sample in the history ring (0: empty)"),
 )
 
 MEASUREMENTS = {
@@ -111,6 +112,7 @@ COMMON_HOLDING = (
     ("parity", 2, U16, 1, "", 0, 2, 0, "0: none (8N1), 1: even (8E1), 2: odd (8O1)"),
     ("sample_interval", 3, U16, 1, "ms", 100, 60000, 1000, "time between samples"),
     ("factory_reset", 4, U16, 1, "", 0, 0xFFFF, 0, "write 0xA55A to restore every default"),
+    ("history_seq", 5, U32, 1, "", 0, 0xFFFFFFFF, 0, "first sample the history window shows (see HISTORY_BASE)"),
 )
 
 KIND_HOLDING = {
@@ -133,6 +135,37 @@ KIND_HOLDING = {
         ("vane_offset", 18, U16, 10, "deg", 0, 3599, 0, "vane mounting offset from north"),
     ),
 }
+
+# ---------------------------------------------------------------------------
+# History window (input registers from HISTORY_BASE): the node keeps a ring of
+# its recent samples (at least 10 minutes). The gateway writes the sequence
+# number it wants into holding register "history_seq", then reads the window:
+# consecutive records starting at that sample, each laid out as
+#   sequence (u32, 2 words) | age in ms at the time of the read (u32, 2 words)
+#   | sensor_status (u16) | the kind's measurement words, as at MEASUREMENT_BASE
+# A record whose sequence is 0 is empty (not in the ring, or not taken yet).
+# ---------------------------------------------------------------------------
+HISTORY_BASE = 64
+HISTORY_HEADER_WORDS = 5
+HISTORY_MAX_READ = 125  # registers per read request (Modbus limit)
+
+
+def measurement_words(kind):
+    return input_count(kind) - MEASUREMENT_BASE
+
+
+def history_record_words(kind):
+    return HISTORY_HEADER_WORDS + measurement_words(kind)
+
+
+def history_records(kind):
+    """Records in the window: as many as one read request can carry."""
+    return HISTORY_MAX_READ // history_record_words(kind)
+
+
+def history_window_words(kind):
+    return history_records(kind) * history_record_words(kind)
+
 
 # ---------------------------------------------------------------------------
 # Coils (function codes 01, 05): actuators.
