@@ -10,7 +10,7 @@
 # Encoding: a physical value v is sent as raw = round(v * scale) in the given
 # format; the reader computes v = raw / scale. 32-bit values use two
 # registers, high word first (big-endian word order, the most common choice
-# of Modbus devices and the default of mbpoll's -t 3:int/-B options).
+# of Modbus devices; mbpoll needs -B to read 32-bit values this way).
 
 FIRMWARE_VERSION = 0x0100  # major * 256 + minor: 1.0
 
