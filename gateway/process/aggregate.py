@@ -1,0 +1,419 @@
+"""The aggregate record and the clock-aligned windows every aggregator shares.
+
+Output record
+-------------
+An aggregator returns ``Aggregate`` records, one per statistic per closed
+window: ``Aggregate(channel="pm10_1h_mean", source="pm10", statistic="mean",
+window="1h", start=..., end=..., value=..., count=..., expected=..., valid=...)``.
+Each window also yields a ``<base>_<window>_count`` aggregate holding the
+count of valid samples, so that the count survives the trip through sinks
+that only know readings. ``Aggregate.to_reading()`` makes the ``Reading``
+that sinks and alarms take:
+
+* ``channel`` is the aggregate's channel (``pm10_1h_mean``),
+* ``timestamp`` is the window's *start* (HJ 212 stamps minute / hour / day
+  data with the start of the interval),
+* ``quality`` is N for a valid window. A window with fewer than the
+  validity fraction (75 %) of its expected valid samples is not N: it takes
+  the flag most of its invalid samples had (D, T, B ...), or B
+  (communication failure) when the samples simply never arrived.
+* ``sequence`` is 0 (there is no node sample behind it).
+
+Windows
+-------
+Windows are aligned to clock boundaries in the site's local time (a fixed
+UTC offset, default +08:00): a 15-min window starts at :00, :15, :30, :45; a
+24-h window at local midnight. Periods must divide a day. ``day`` and
+``night`` are the GB 12523 parts of the day (06:00-22:00, 22:00-06:00).
+
+A window closes when a reading at or after its end arrives for the same node,
+or when ``advance(now)`` passes its end (a silent sensor must still close its
+windows). A window that received no reading at all is not emitted: there is
+nothing to report, and the uplink sees the gap. Readings older than the open
+window, or than the end of a window already closed, are dropped and counted
+in ``late``: a window is emitted once. A caller that polls slowly should
+advance to ``now`` minus its polling delay, so that a sample taken just
+before a boundary is not late when it arrives.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from gateway.model import Quality, Reading
+from gateway.process.limits import SECONDS_PER_DAY, LimitsError, LimitsResolver, SiteLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    node: str
+    kind: str
+    channel: str  # output channel: "<base>_<window>_<statistic>", e.g. "pm10_1h_mean"
+    source: str  # input channel, e.g. "pm10"
+    statistic: str  # "mean", "leq", "l90", "gust", "count", ...
+    window: str  # window label: "1min", "15min", "1h", "24h", "day", "night", ...
+    start: float  # seconds since the epoch, inclusive
+    end: float  # exclusive
+    value: float | None  # None when the window held no valid sample to compute it from
+    unit: str
+    count: int  # valid samples in the window
+    expected: int  # samples the window should have held at the configured interval
+    valid: bool  # count >= validity fraction * expected
+    quality: Quality
+
+    def to_reading(self) -> Reading:
+        return Reading(
+            node=self.node,
+            kind=self.kind,
+            channel=self.channel,
+            value=self.value,
+            unit=self.unit,
+            quality=self.quality,
+            timestamp=self.start,
+            sequence=0,
+        )
+
+
+# ---------------------------------------------------------------------------
+# Window specifications.
+# ---------------------------------------------------------------------------
+
+
+class WindowSpec(Protocol):
+    @property
+    def label(self) -> str: ...
+
+    def bounds(self, t: float) -> tuple[float, float] | None:
+        """(start, end) of the window holding time t, or None if t is in none of them."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedWindow:
+    """Back-to-back windows of one period, aligned to local midnight."""
+
+    label: str
+    period_s: int
+    tz_offset_s: int
+
+    def bounds(self, t: float) -> tuple[float, float] | None:
+        start = math.floor((t + self.tz_offset_s) / self.period_s) * self.period_s - self.tz_offset_s
+        return float(start), float(start + self.period_s)
+
+
+@dataclass(frozen=True)
+class DayPartWindow:
+    """The part of each local day from `start_s` to `end_s` (seconds after midnight; may wrap midnight)."""
+
+    label: str
+    start_s: int
+    end_s: int
+    tz_offset_s: int
+
+    def bounds(self, t: float) -> tuple[float, float] | None:
+        local = t + self.tz_offset_s
+        midnight = math.floor(local / SECONDS_PER_DAY) * SECONDS_PER_DAY
+        second = local - midnight
+        base = midnight - self.tz_offset_s
+        if self.start_s < self.end_s:
+            if self.start_s <= second < self.end_s:
+                return float(base + self.start_s), float(base + self.end_s)
+            return None
+        # Wraps midnight (night: 22:00-06:00).
+        if second >= self.start_s:
+            return float(base + self.start_s), float(base + SECONDS_PER_DAY + self.end_s)
+        if second < self.end_s:
+            return float(base - SECONDS_PER_DAY + self.start_s), float(base + self.end_s)
+        return None
+
+
+_PERIOD_RE = re.compile(r"^(\d+)(s|min|h|d)$")
+_UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": SECONDS_PER_DAY}
+
+
+def period_seconds(label: str) -> int:
+    match = _PERIOD_RE.match(label)
+    if match is None:
+        raise LimitsError(f"window {label!r}: expected e.g. 1min, 15min, 1h, 24h, day, night")
+    period = int(match.group(1)) * _UNIT_S[match.group(2)]
+    if period <= 0 or SECONDS_PER_DAY % period != 0:
+        raise LimitsError(f"window {label!r}: the period must divide a day")
+    return period
+
+
+def period_label(seconds: int) -> str:
+    """The window label of a period: 1200 -> '20min', 3600 -> '1h'."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"
+
+
+def is_night(t: float, limits: SiteLimits) -> bool:
+    """Whether t falls in the GB 12523 night (22:00-06:00 local time by default)."""
+    return window_spec("night", limits).bounds(t) is not None
+
+
+def window_spec(label: str, limits: SiteLimits) -> WindowSpec:
+    """A window from its label; day / night follow the GB 12523 hours of `limits.noise`."""
+    tz = limits.time.tz_offset_s
+    day, night = limits.noise.day_start_s, limits.noise.night_start_s
+    if label == "day":
+        return DayPartWindow("day", day, night, tz)
+    if label == "night":
+        return DayPartWindow("night", night, day, tz)
+    return FixedWindow(label, period_seconds(label), tz)
+
+
+def window_specs(labels: Iterable[str], limits: SiteLimits) -> tuple[WindowSpec, ...]:
+    labels = tuple(labels)
+    if not labels:
+        raise LimitsError("an aggregator needs at least one window")
+    if len(set(labels)) != len(labels):
+        raise LimitsError(f"windows {labels!r} repeat a label")
+    return tuple(window_spec(label, limits) for label in labels)
+
+
+# ---------------------------------------------------------------------------
+# Open windows per node.
+# ---------------------------------------------------------------------------
+
+A = TypeVar("A")
+
+
+@dataclass
+class Window(Generic[A]):
+    node: str
+    kind: str
+    label: str
+    start: float
+    end: float
+    acc: A
+
+
+class WindowSet(Generic[A]):
+    """The open window of each (node, window label), each with an accumulator made by `make`."""
+
+    def __init__(self, specs: Callable[[str], Sequence[WindowSpec]], make: Callable[[str, str], A]) -> None:
+        # specs(node) -> the node's windows (the tz offset may differ per node);
+        # make(node, label) -> a fresh accumulator.
+        self._specs = specs
+        self._make = make
+        self._open: dict[tuple[str, str], Window[A]] = {}
+        # End of the last window closed per key: a reading before it would
+        # reopen a window that was already emitted.
+        self._closed_until: dict[tuple[str, str], float] = {}
+        self.late = 0
+
+    def route(self, node: str, kind: str, t: float) -> tuple[list[Window[A]], list[A]]:
+        """Close what `t` ends, open what it starts; returns (closed windows, accumulators to feed)."""
+        closed: list[Window[A]] = []
+        targets: list[A] = []
+        for spec in self._specs(node):
+            key = (node, spec.label)
+            current = self._open.get(key)
+            if t < self._closed_until.get(key, -math.inf) or (current is not None and t < current.start):
+                self.late += 1
+                continue
+            if current is not None and t >= current.end:
+                closed.append(self._close(key))
+                current = None
+            if current is None:
+                bounds = spec.bounds(t)
+                if bounds is None:
+                    continue
+                current = Window(node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label))
+                self._open[key] = current
+            targets.append(current.acc)
+        return closed, targets
+
+    def advance(self, now: float) -> list[Window[A]]:
+        """Close every window that ended at or before `now`."""
+        done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
+        return [self._close(key) for _, key in done]
+
+    def _close(self, key: tuple[str, str]) -> Window[A]:
+        window = self._open.pop(key)
+        self._closed_until[key] = window.end
+        return window
+
+
+# ---------------------------------------------------------------------------
+# Counting valid samples.
+# ---------------------------------------------------------------------------
+
+
+def is_valid(reading: Reading) -> bool:
+    """Only normal-quality readings with a finite value enter a statistic."""
+    return reading.value is not None and math.isfinite(reading.value) and reading.quality is Quality.NORMAL
+
+
+@dataclass
+class Tally:
+    """Valid sample count and the flags of the invalid ones."""
+
+    count: int = 0
+    invalid: Counter[Quality] = field(default_factory=Counter)
+
+    def add(self, reading: Reading) -> bool:
+        if is_valid(reading):
+            self.count += 1
+            return True
+        flag = reading.quality
+        if flag is Quality.NORMAL:
+            # A missing value with a normal flag is still a failed read; a
+            # NaN or infinity is the device's fault.
+            flag = Quality.COMMUNICATION_FAILURE if reading.value is None else Quality.DEVICE_FAULT
+        self.invalid[flag] += 1
+        return False
+
+
+@dataclass(frozen=True)
+class Validity:
+    count: int
+    expected: int
+    valid: bool
+    quality: Quality
+
+
+def validity(tally: Tally, start: float, end: float, interval_s: float, fraction: float) -> Validity:
+    expected = max(1, round((end - start) / interval_s))
+    valid = tally.count >= fraction * expected - 1e-9
+    if valid:
+        quality = Quality.NORMAL
+    elif tally.invalid:
+        # The most common flag; ties go to the flag listed first in Quality.
+        order = list(Quality)
+        quality = max(tally.invalid, key=lambda q: (tally.invalid[q], -order.index(q)))
+    else:
+        quality = Quality.COMMUNICATION_FAILURE
+    return Validity(tally.count, expected, valid, quality)
+
+
+def make_aggregates(
+    window: Window[A],
+    source: str,
+    base: str,
+    check: Validity,
+    values: Sequence[tuple[str, float | None, str]],
+    count_statistic: str = "count",
+) -> list[Aggregate]:
+    """One Aggregate per (statistic, value, unit), plus the window's count.
+
+    In a valid window a statistic without a value (the mean direction of a
+    calm spell) is left out rather than sent as a gap with a fault flag.
+    """
+    out = [
+        Aggregate(
+            node=window.node,
+            kind=window.kind,
+            channel=f"{base}_{window.label}_{statistic}",
+            source=source,
+            statistic=statistic,
+            window=window.label,
+            start=window.start,
+            end=window.end,
+            value=value,
+            unit=unit,
+            count=check.count,
+            expected=check.expected,
+            valid=check.valid,
+            quality=check.quality,
+        )
+        for statistic, value, unit in values
+        if value is not None or not check.valid
+    ]
+    out.append(
+        Aggregate(
+            node=window.node,
+            kind=window.kind,
+            channel=f"{base}_{window.label}_{count_statistic}",
+            source=source,
+            statistic=count_statistic,
+            window=window.label,
+            start=window.start,
+            end=window.end,
+            value=float(check.count),
+            unit="",
+            count=check.count,
+            expected=check.expected,
+            valid=check.valid,
+            # The count is a fact whatever the window's validity.
+            quality=Quality.NORMAL,
+        )
+    )
+    return out
+
+
+def str_tuple(value: object, what: str) -> tuple[str, ...]:
+    """A config list of strings as a tuple; a lone string is refused (a common TOML slip)."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise LimitsError(f"{what}: expected a list of strings, got {value!r}")
+    return tuple(str(v) for v in value)
+
+
+class WindowedAggregator(Generic[A]):
+    """Shared plumbing: route each reading to its node's open windows, finish closed ones.
+
+    A subclass says which readings it takes (`_accepts`), how to make an
+    accumulator (`_make`), how to add a reading to one (`_add`) and how to turn
+    a closed window into aggregates (`_finish`).
+    """
+
+    def __init__(self, limits: LimitsResolver, windows: Sequence[str]) -> None:
+        self._limits = limits
+        self._labels = str_tuple(windows, "windows")
+        window_specs(self._labels, limits.site)  # refuse bad labels now, not at the first reading
+        self._specs: dict[str, tuple[WindowSpec, ...]] = {}
+        self._set: WindowSet[A] = WindowSet(self._specs_for, self._make)
+
+    @property
+    def late(self) -> int:
+        """Readings dropped because they were older than their open window."""
+        return self._set.late
+
+    def feed(self, reading: Reading) -> list[Aggregate]:
+        if not self._accepts(reading):
+            return []
+        closed, targets = self._set.route(reading.node, reading.kind, reading.timestamp)
+        out = self._close(closed)
+        for acc in targets:
+            self._add(acc, reading)
+        return out
+
+    def advance(self, now: float) -> list[Aggregate]:
+        return self._close(self._set.advance(now))
+
+    def _close(self, windows: Sequence[Window[A]]) -> list[Aggregate]:
+        out: list[Aggregate] = []
+        for window in windows:
+            out.extend(self._finish(window))
+        return out
+
+    def _specs_for(self, node: str) -> tuple[WindowSpec, ...]:
+        specs = self._specs.get(node)
+        if specs is None:
+            specs = self._specs[node] = window_specs(self._labels, self._limits.for_node(node))
+        return specs
+
+    def _validity(self, window: Window[A], tally: Tally) -> Validity:
+        sampling = self._limits.for_node(window.node).sampling
+        return validity(tally, window.start, window.end, sampling.interval_s, sampling.validity_fraction)
+
+    def _accepts(self, reading: Reading) -> bool:
+        raise NotImplementedError
+
+    def _make(self, node: str, label: str) -> A:
+        raise NotImplementedError
+
+    def _add(self, acc: A, reading: Reading) -> None:
+        raise NotImplementedError
+
+    def _finish(self, window: Window[A]) -> list[Aggregate]:
+        raise NotImplementedError

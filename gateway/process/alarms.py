@@ -1,0 +1,501 @@
+"""Alarms: one small state machine per (alarm, node, channel), and the site's alarm definitions.
+
+State machine
+-------------
+States: clear, pre-warning, alarm. An alarm has an alarm limit and may have
+a pre-warning limit below it. For each level:
+
+* **raise** as soon as one value reaches the limit (``>=``, or ``>`` where
+  the rule says "exceeds"): a safety alarm does not wait;
+* **clear** once the value has stayed below ``limit - margin`` for
+  ``hold_s`` seconds. margin > 0 and hold_s = 0 is plain hysteresis, margin =
+  0 and hold_s > 0 is a hold time, both together need both. Inside the band
+  between the clear level and the limit nothing changes: no chatter.
+
+Every change of state emits events: the severity left is *cleared*, the
+severity entered is *raised*. So each severity of each alarm has exactly
+one raised event and then exactly one cleared event per episode, in order
+(clear -> alarm is [raised alarm]; alarm -> pre-warning is [cleared alarm,
+raised pre-warning]; pre-warning -> alarm is [cleared pre-warning, raised
+alarm]). When an alarm clears, the machine steps down to pre-warning only if
+the value is still at or above the pre-warning's clear level; otherwise it
+goes straight to clear.
+
+Readings without a value or with a flag other than N do not move the state
+(no alarm from a faulty sensor, no silent clear either), and they restart
+the hold timer: nobody saw the value stay low. An event's ``time`` is the
+timestamp of the reading that caused it; for an aggregate that is the
+start of its window.
+
+A definition may have no limit at some times (the night Lmax limit during
+the day): then the machine clears what is active, with that as the reason.
+
+Definitions
+-----------
+Registered by name in ALARMS; each factory returns a list of definitions:
+``crane_wind``, ``lifting_wind``, ``work_at_height_wind``,
+``placing_boom_wind``, ``noise``, ``noise_night_lmax``, ``formwork_tilt``,
+``dust``. Every factory takes ``channels`` (the readings it watches),
+``nodes`` (empty: every node) and ``name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gateway.model import Reading
+from gateway.process.aggregate import is_night, is_valid, period_label, str_tuple
+from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits
+from gateway.process.registry import ALARMS
+
+
+class Severity(StrEnum):
+    PREWARNING = "prewarning"
+    ALARM = "alarm"
+
+
+class EventState(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    alarm: str  # definition name, e.g. "crane_wind"
+    node: str
+    channel: str  # the reading channel that was judged
+    severity: Severity
+    state: EventState
+    value: float  # the value that caused the event
+    limit: float  # the limit of this severity at that time
+    time: float  # timestamp of the reading that caused the event
+    reason: str  # one line for people: what crossed what, and the rule behind it
+
+
+@dataclass(frozen=True)
+class Levels:
+    alarm: float
+    prewarning: float | None = None
+    margin: float = 0.0
+    hold_s: float = 0.0
+    inclusive: bool = True  # raise at value >= limit; False: only at value > limit
+
+    def __post_init__(self) -> None:
+        if self.prewarning is not None and self.prewarning >= self.alarm:
+            raise LimitsError(f"pre-warning limit {self.prewarning} must be below the alarm limit {self.alarm}")
+        if self.margin < 0 or self.hold_s < 0:
+            raise LimitsError("margin and hold time must not be negative")
+
+    def limit(self, severity: Severity) -> float:
+        if severity is Severity.ALARM:
+            return self.alarm
+        assert self.prewarning is not None
+        return self.prewarning
+
+    def clear_level(self, severity: Severity) -> float:
+        return self.limit(severity) - self.margin
+
+    def reached(self, value: float, severity: Severity) -> bool:
+        limit = self.limit(severity)
+        return value >= limit if self.inclusive else value > limit
+
+    def severities(self) -> tuple[Severity, ...]:
+        """Lowest first."""
+        return (Severity.ALARM,) if self.prewarning is None else (Severity.PREWARNING, Severity.ALARM)
+
+
+_RANK = {None: 0, Severity.PREWARNING: 1, Severity.ALARM: 2}
+
+
+class AlarmMachine:
+    def __init__(self, alarm: str, node: str, channel: str, unit: str = "", source: str = "") -> None:
+        self.alarm, self.node, self.channel = alarm, node, channel
+        self.unit, self.source = unit, source
+        self.state: Severity | None = None
+        self.since: float | None = None  # when the present state was entered
+        self._below_since: dict[Severity, float] = {}
+        self._levels: Levels | None = None  # the last levels seen, for events outside the evaluation period
+
+    def invalid(self) -> None:
+        """A reading without a usable value: the state holds, hold timers restart."""
+        self._below_since.clear()
+
+    def update(self, value: float, t: float, levels: Levels | None) -> list[AlarmEvent]:
+        if levels is None:
+            self._below_since.clear()
+            return self._move(None, value, t, None, "outside the alarm's evaluation period")
+        self._levels = levels
+        for severity in levels.severities():
+            if value < levels.clear_level(severity):
+                self._below_since.setdefault(severity, t)
+            else:
+                self._below_since.pop(severity, None)
+        if _RANK[self.state] < _RANK[Severity.ALARM] and levels.reached(value, Severity.ALARM):
+            return self._move(Severity.ALARM, value, t, levels, "")
+        if (
+            levels.prewarning is not None
+            and _RANK[self.state] < _RANK[Severity.PREWARNING]
+            and levels.reached(value, Severity.PREWARNING)
+        ):
+            return self._move(Severity.PREWARNING, value, t, levels, "")
+        target = self.state
+        if target is Severity.ALARM and self._cleared(target, t, levels):
+            # Down to the pre-warning only while the value is still in its
+            # territory; a value already below its clear level goes straight to
+            # clear rather than raising a pre-warning it does not deserve.
+            still = levels.prewarning is not None and value >= levels.clear_level(Severity.PREWARNING)
+            target = Severity.PREWARNING if still else None
+        elif target is Severity.PREWARNING and (levels.prewarning is None or self._cleared(target, t, levels)):
+            target = None  # (a definition whose pre-warning vanished clears it at once)
+        return self._move(target, value, t, levels, "")
+
+    def _cleared(self, severity: Severity, t: float, levels: Levels) -> bool:
+        since = self._below_since.get(severity)
+        return since is not None and t - since >= levels.hold_s
+
+    def _move(
+        self, target: Severity | None, value: float, t: float, levels: Levels | None, why: str
+    ) -> list[AlarmEvent]:
+        old = self.state
+        if target is old:
+            return []
+        events: list[AlarmEvent] = []
+        if old is not None:
+            if why:
+                reason = why
+            elif _RANK[target] > _RANK[old]:
+                reason = f"superseded by {target}"
+            else:
+                assert levels is not None
+                if old is Severity.PREWARNING and levels.prewarning is None:
+                    reason = "the pre-warning no longer applies"
+                else:
+                    reason = self._clear_reason(value, levels.clear_level(old), levels.hold_s)
+            events.append(self._event(old, EventState.CLEARED, value, t, levels, reason))
+        if target is not None:
+            assert levels is not None
+            if levels.reached(value, target):
+                op = ">=" if levels.inclusive else ">"
+                reason = f"{self.channel} {value:g}{self._u} {op} {levels.limit(target):g}{self._u}"
+            else:
+                reason = (
+                    f"{self.channel} {value:g}{self._u} still at or above the {target} clear level "
+                    f"{levels.clear_level(target):g}{self._u}"
+                )
+            if self.source:
+                reason += f" ({self.source})"
+            events.append(self._event(target, EventState.RAISED, value, t, levels, reason))
+        self.state = target
+        self.since = t if target is not None else None
+        return events
+
+    @property
+    def _u(self) -> str:
+        return f" {self.unit}" if self.unit else ""
+
+    def _clear_reason(self, value: float, clear: float, hold_s: float) -> str:
+        held = f" for {hold_s:g} s" if hold_s > 0 else ""
+        return f"{self.channel} {value:g}{self._u} below {clear:g}{self._u}{held}"
+
+    def _event(
+        self, severity: Severity, state: EventState, value: float, t: float, levels: Levels | None, reason: str
+    ) -> AlarmEvent:
+        known = levels or self._levels
+        if known is None or (severity is Severity.PREWARNING and known.prewarning is None):
+            limit = float("nan")  # not reachable through update(); kept total for safety
+        else:
+            limit = known.limit(severity)
+        return AlarmEvent(self.alarm, self.node, self.channel, severity, state, value, limit, t, reason)
+
+
+LevelsFunction = Callable[[SiteLimits, float], "Levels | None"]
+
+
+@dataclass(frozen=True)
+class AlarmDefinition:
+    name: str
+    channels: tuple[str, ...]
+    levels: LevelsFunction  # (node's limits, time) -> levels, or None when the alarm does not apply then
+    source: str = ""  # the rule, quoted in reasons
+    unit: str = ""
+    nodes: tuple[str, ...] = ()  # empty: every node
+    absolute: bool = False  # judge |value| (tilt either way)
+    description: str = ""
+
+    def watches(self, reading: Reading) -> bool:
+        return reading.channel in self.channels and (not self.nodes or reading.node in self.nodes)
+
+
+@dataclass(frozen=True)
+class ActiveAlarm:
+    alarm: str
+    node: str
+    channel: str
+    severity: Severity
+    since: float
+
+
+@dataclass
+class AlarmSet:
+    """Routes readings to the machines of every definition that watches them."""
+
+    definitions: Sequence[AlarmDefinition]
+    limits: LimitsResolver
+    _machines: dict[tuple[str, str, str], AlarmMachine] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.definitions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise LimitsError(f"alarm names repeat: {', '.join(duplicates)}")
+
+    def feed(self, reading: Reading) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for definition in self.definitions:
+            if not definition.watches(reading):
+                continue
+            key = (definition.name, reading.node, reading.channel)
+            machine = self._machines.get(key)
+            if machine is None:
+                machine = AlarmMachine(
+                    definition.name, reading.node, reading.channel, definition.unit, definition.source
+                )
+                self._machines[key] = machine
+            if not is_valid(reading):
+                machine.invalid()
+                continue
+            assert reading.value is not None
+            value = abs(reading.value) if definition.absolute else reading.value
+            levels = definition.levels(self.limits.for_node(reading.node), reading.timestamp)
+            events += machine.update(value, reading.timestamp, levels)
+        return events
+
+    def active(self) -> list[ActiveAlarm]:
+        return [
+            ActiveAlarm(m.alarm, m.node, m.channel, m.state, m.since)
+            for m in self._machines.values()
+            if m.state is not None and m.since is not None
+        ]
+
+
+# ---------------------------------------------------------------------------
+# The site's alarms (domain.md section 4); limits come from limits.py.
+# ---------------------------------------------------------------------------
+
+
+def _definition(
+    name: str,
+    channels: Sequence[str],
+    nodes: Sequence[str],
+    levels: LevelsFunction,
+    source: str,
+    unit: str,
+    description: str,
+    absolute: bool = False,
+) -> list[AlarmDefinition]:
+    return [
+        AlarmDefinition(
+            name=name,
+            channels=str_tuple(channels, f"{name}.channels"),
+            levels=levels,
+            source=source,
+            unit=unit,
+            nodes=str_tuple(nodes, f"{name}.nodes"),
+            absolute=absolute,
+            description=description,
+        )
+    ]
+
+
+def _wind_levels(pick: Callable[[SiteLimits], float]) -> LevelsFunction:
+    def levels(limits: SiteLimits, t: float) -> Levels:
+        return Levels(pick(limits), margin=limits.wind.margin, hold_s=limits.wind.hold_s)
+
+    return levels
+
+
+@ALARMS.register("crane_wind")
+def crane_wind(
+    limits: LimitsResolver,
+    name: str = "crane_wind",
+    channels: Sequence[str] = ("wind_gust_3s",),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    """Stop crane installation / dismantling / jacking. Meant for the anemometer at the crane's top: set `nodes`."""
+    return _definition(
+        name,
+        channels,
+        nodes,
+        _wind_levels(lambda s: s.wind.crane_gust),
+        "GB 55034-2022 3.4.7; JGJ 33-2012 4.1.14",
+        "m/s",
+        "stop crane installation, dismantling and jacking",
+    )
+
+
+@ALARMS.register("lifting_wind")
+def lifting_wind(
+    limits: LimitsResolver,
+    name: str = "lifting_wind",
+    channels: Sequence[str] = ("wind_gust_3s",),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    return _definition(
+        name,
+        channels,
+        nodes,
+        _wind_levels(lambda s: s.wind.lifting_gust),
+        "JGJ 33-2012 4.1.15; JGJ 196-2010 4.0.9",
+        "m/s",
+        "stop open-air lifting",
+    )
+
+
+@ALARMS.register("work_at_height_wind")
+def work_at_height_wind(
+    limits: LimitsResolver,
+    name: str = "work_at_height_wind",
+    channels: Sequence[str] = ("wind_2min_speed_mean",),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    """Beaufort 6 is defined on a mean wind: the default input is the 2-min mean (a gust channel is stricter)."""
+    return _definition(
+        name,
+        channels,
+        nodes,
+        _wind_levels(lambda s: s.wind.work_at_height),
+        "JGJ 80-2016 3.0.8, Beaufort 6",
+        "m/s",
+        "no work at height or climbing",
+    )
+
+
+@ALARMS.register("placing_boom_wind")
+def placing_boom_wind(
+    limits: LimitsResolver,
+    name: str = "placing_boom_wind",
+    channels: Sequence[str] = ("wind_gust_3s",),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    return _definition(
+        name,
+        channels,
+        nodes,
+        _wind_levels(lambda s: s.wind.placing_boom),
+        "JGJ 33-2012 8.10.8",
+        "m/s",
+        "concrete placing boom stops",
+    )
+
+
+def _noise_channel(limits: LimitsResolver, statistic: str) -> tuple[str, ...]:
+    return (f"noise_{period_label(limits.site.noise.evaluation_period_s)}_{statistic}",)
+
+
+@ALARMS.register("noise")
+def noise(
+    limits: LimitsResolver,
+    name: str = "noise",
+    channels: Sequence[str] | None = None,
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    """Boundary LAeq over the evaluation period (default noise_20min_leq) above the day or night limit.
+
+    Day or night is decided by the reading's timestamp, the start of its
+    window; clock-aligned 20-min windows never straddle 06:00 or 22:00.
+    """
+
+    def levels(s: SiteLimits, t: float) -> Levels:
+        limit = s.noise.night_limit if is_night(t, s) else s.noise.day_limit
+        return Levels(limit, margin=s.noise.margin, hold_s=s.noise.hold_s, inclusive=False)
+
+    return _definition(
+        name,
+        channels or _noise_channel(limits, "leq"),
+        nodes,
+        levels,
+        "GB 12523-2011",
+        "dB(A)",
+        "boundary noise above the day (06:00-22:00) or night limit",
+    )
+
+
+@ALARMS.register("noise_night_lmax")
+def noise_night_lmax(
+    limits: LimitsResolver,
+    name: str = "noise_night_lmax",
+    channels: Sequence[str] | None = None,
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    """Night Lmax above the night limit + 15 dB(A); does not apply by day (active ones clear at 06:00)."""
+
+    def levels(s: SiteLimits, t: float) -> Levels | None:
+        if not is_night(t, s):
+            return None
+        return Levels(s.noise.night_lmax_limit, margin=s.noise.margin, hold_s=s.noise.hold_s, inclusive=False)
+
+    return _definition(
+        name,
+        channels or _noise_channel(limits, "lmax"),
+        nodes,
+        levels,
+        "GB 12523-2011",
+        "dB(A)",
+        "night maximum level above the night limit + 15 dB(A)",
+    )
+
+
+@ALARMS.register("formwork_tilt")
+def formwork_tilt(
+    limits: LimitsResolver,
+    name: str = "formwork_tilt",
+    channels: Sequence[str] = ("slope_x", "slope_y"),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    """High formwork tilt either way along each axis, on every sample: collapse does not wait for a window."""
+
+    def levels(s: SiteLimits, t: float) -> Levels:
+        tilt = s.tilt
+        return Levels(tilt.alarm_permille, tilt.prewarning_permille, tilt.margin, tilt.hold_s)
+
+    return _definition(
+        name,
+        channels,
+        nodes,
+        levels,
+        "DBJ/T 15-197-2020 table 8.0.4 (unconfirmed)",
+        "permille",
+        "high formwork tilt",
+        absolute=True,
+    )
+
+
+@ALARMS.register("dust")
+def dust(
+    limits: LimitsResolver,
+    name: str = "dust",
+    channels: Sequence[str] = ("pm10_1h_mean",),
+    nodes: Sequence[str] = (),
+) -> list[AlarmDefinition]:
+    def levels(s: SiteLimits, t: float) -> Levels:
+        return Levels(s.dust.pm10_1h_limit, margin=s.dust.margin, hold_s=s.dust.hold_s, inclusive=False)
+
+    return _definition(
+        name,
+        channels,
+        nodes,
+        levels,
+        "site dust setting (unconfirmed default)",
+        "ug/m3",
+        "PM10 1-h mean above the dust setting",
+    )
+
+
+def default_definitions(limits: LimitsResolver) -> list[AlarmDefinition]:
+    """Every registered alarm with its defaults."""
+    out: list[AlarmDefinition] = []
+    for name in ALARMS.names():
+        out += ALARMS.get(name)(limits)
+    return out

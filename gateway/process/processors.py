@@ -1,0 +1,276 @@
+"""Processors: a reading in, readings out, with the quality flag adjusted.
+
+Rules every processor keeps:
+
+* A reading is never mutated; a changed one is a new Reading.
+* A missing value stays missing: nothing here fills a gap with the last good
+  value (domain.md section 6).
+* A processor only downgrades a reading whose flag is still N: a reading the
+  acquire stage already flagged B or D keeps that flag.
+* The value of a flagged reading is kept, so sinks can still send it with
+  its flag; aggregators leave every non-N reading out of their statistics.
+
+Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from gateway.model import Quality, Reading
+from gateway.process.aggregate import is_valid, str_tuple
+from gateway.process.limits import LimitsError, LimitsResolver
+from gateway.process.registry import PROCESSORS, Processor
+
+# Scale of the median absolute deviation to a standard deviation for normal data.
+MAD_TO_SIGMA = 1.4826
+
+
+def chain(processors: Sequence[Processor], reading: Reading) -> list[Reading]:
+    """Run a reading through processors in order; each output of one feeds the next."""
+    batch = [reading]
+    for processor in processors:
+        batch = [out for item in batch for out in processor.process(item)]
+    return batch
+
+
+def _quality(value: str, what: str) -> Quality:
+    try:
+        return Quality(value)
+    except ValueError:
+        raise LimitsError(f"{what}: {value!r} is not an HJ 212 flag ({', '.join(q.value for q in Quality)})") from None
+
+
+def _channels(value: Iterable[str] | None, what: str) -> frozenset[str] | None:
+    return None if value is None else frozenset(str_tuple(value, what))
+
+
+@PROCESSORS.register("range")
+class RangeCheck:
+    """Flag T (over range) outside the channel's measuring range (limits.quality.ranges).
+
+    NaN and infinities are flagged T on every channel: no sensor measures them.
+    """
+
+    def __init__(self, limits: LimitsResolver, channels: Sequence[str] | None = None) -> None:
+        self._limits = limits
+        self._channels = _channels(channels, "range.channels")
+
+    def process(self, reading: Reading) -> list[Reading]:
+        value = reading.value
+        if value is None or reading.quality is not Quality.NORMAL:
+            return [reading]
+        if self._channels is not None and reading.channel not in self._channels:
+            return [reading]
+        if not math.isfinite(value):
+            return [reading.with_quality(Quality.OVER_RANGE)]
+        bounds = self._limits.for_node(reading.node).quality.ranges.get(reading.channel)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            return [reading.with_quality(Quality.OVER_RANGE)]
+        return [reading]
+
+
+@PROCESSORS.register("hampel")
+class HampelFilter:
+    """Spike rejection: a Hampel filter over a trailing window.
+
+    The window holds the last `hampel_window` normal values of the channel
+    (spikes included, so that a real step in the level is accepted once it
+    fills half the window). A value further than ``max(n_sigmas * 1.4826 *
+    MAD, floor)`` from the window's median is a spike and is flagged
+    (default D). The floor keeps quantised, nearly constant data (MAD = 0)
+    from turning every small change into a spike; channels without a floor
+    in limits.quality.hampel_floor are not filtered. The window is trailing,
+    not centred: a centred window would delay every reading by half its
+    length.
+    """
+
+    def __init__(self, limits: LimitsResolver, flag: str = "D") -> None:
+        self._limits = limits
+        self._flag = _quality(flag, "hampel.flag")
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+
+    def process(self, reading: Reading) -> list[Reading]:
+        checks = self._limits.for_node(reading.node).quality
+        floor = checks.hampel_floor.get(reading.channel)
+        value = reading.value
+        if floor is None or value is None or reading.quality is not Quality.NORMAL:
+            return [reading]
+        key = (reading.node, reading.channel)
+        window = self._windows.get(key)
+        if window is None or window.maxlen != checks.hampel_window:
+            window = self._windows[key] = deque(window or (), maxlen=checks.hampel_window)
+        spike = False
+        if len(window) == window.maxlen:
+            median = statistics.median(window)
+            mad = statistics.median(abs(x - median) for x in window)
+            spike = abs(value - median) > max(checks.hampel_sigmas * MAD_TO_SIGMA * mad, floor)
+        window.append(value)
+        return [reading.with_quality(self._flag)] if spike else [reading]
+
+
+@PROCESSORS.register("stuck")
+class StuckCheck:
+    """Flag D when a channel has held the same value (within a tolerance) for too long.
+
+    The run starts at the first sample of the value; once it is older than
+    limits.quality.stuck_s[channel], every further sample of the run is
+    flagged until the value changes. Missing samples neither extend nor
+    break a run.
+    """
+
+    def __init__(self, limits: LimitsResolver, flag: str = "D") -> None:
+        self._limits = limits
+        self._flag = _quality(flag, "stuck.flag")
+        self._runs: dict[tuple[str, str], tuple[float, float]] = {}  # (node, channel) -> (value, since)
+
+    def process(self, reading: Reading) -> list[Reading]:
+        checks = self._limits.for_node(reading.node).quality
+        duration = checks.stuck_s.get(reading.channel)
+        value = reading.value
+        if not duration or value is None:
+            return [reading]
+        key = (reading.node, reading.channel)
+        run = self._runs.get(key)
+        if run is None or abs(value - run[0]) > checks.stuck_tolerance or reading.timestamp < run[1]:
+            self._runs[key] = (value, reading.timestamp)
+            return [reading]
+        if reading.timestamp - run[1] >= duration and reading.quality is Quality.NORMAL:
+            return [reading.with_quality(self._flag)]
+        return [reading]
+
+
+def humidity_growth_factor(rh_percent: float, kappa: float) -> float:
+    """kappa-Koehler growth factor C = 1 + (k/1.65) / (1/aw - 1), aw = RH/100 (Crilley 2018).
+
+    The form is *unconfirmed* (domain.md section 2). aw is capped at 0.99:
+    at saturation the formula diverges.
+    """
+    aw = min(max(rh_percent, 0.0), 99.0) / 100.0
+    if aw <= 0.0:
+        return 1.0
+    return 1.0 + (kappa / 1.65) / (1.0 / aw - 1.0)
+
+
+@PROCESSORS.register("humidity")
+class HumidityFlag:
+    """Flag optical PM samples taken in humid air, and optionally correct them.
+
+    Reading has no field for such a flag, and high humidity does not make a
+    measurement invalid (the HJ 212 flags do not fit), so the flag is a
+    reading of its own: every humidity reading of a node is followed by a
+    `flag_channel` reading (default ``pm_humid``) that is 1.0 when RH >
+    limits.humidity.rh_flag_threshold, 0.0 otherwise, and has no value
+    (with the humidity reading's failure flag) when RH is unknown.
+
+    With limits.humidity.correction on, every PM reading is followed by a
+    ``<channel><dry_suffix>`` reading (default ``pm10_dry``) corrected with
+    the node's latest humidity, if that is at most max_age_s old; the raw
+    reading passes unchanged. Without a recent humidity the corrected
+    reading has no value and flag B.
+    """
+
+    def __init__(
+        self,
+        limits: LimitsResolver,
+        pm_channels: Sequence[str] = ("pm25", "pm10", "pm1"),
+        humidity_channel: str = "humidity",
+        flag_channel: str = "pm_humid",
+        dry_suffix: str = "_dry",
+    ) -> None:
+        self._limits = limits
+        self._pm = frozenset(str_tuple(pm_channels, "humidity.pm_channels"))
+        self._humidity = humidity_channel
+        self._flag = flag_channel
+        if not dry_suffix:
+            raise LimitsError("humidity.dry_suffix must not be empty: the raw reading is never replaced")
+        self._suffix = dry_suffix
+        self._latest: dict[str, tuple[float, float]] = {}  # node -> (RH %, timestamp)
+
+    def process(self, reading: Reading) -> list[Reading]:
+        settings = self._limits.for_node(reading.node).humidity
+        if reading.channel == self._humidity:
+            return [reading, self._flag_reading(reading, settings.rh_flag_threshold)]
+        if reading.channel in self._pm and settings.correction:
+            return [reading, self._dry_reading(reading, settings.kappa, settings.max_age_s)]
+        return [reading]
+
+    def _flag_reading(self, reading: Reading, threshold: float) -> Reading:
+        if is_valid(reading):
+            assert reading.value is not None
+            self._latest[reading.node] = (reading.value, reading.timestamp)
+            value: float | None = 1.0 if reading.value > threshold else 0.0
+            quality = Quality.NORMAL
+        else:
+            self._latest.pop(reading.node, None)
+            value = None
+            quality = Quality.COMMUNICATION_FAILURE if reading.quality is Quality.NORMAL else reading.quality
+        return replace(reading, channel=self._flag, value=value, unit="", quality=quality)
+
+    def _dry_reading(self, reading: Reading, kappa: float, max_age_s: float) -> Reading:
+        channel = reading.channel + self._suffix
+        latest = self._latest.get(reading.node)
+        if latest is None or abs(reading.timestamp - latest[1]) > max_age_s:
+            return replace(reading, channel=channel, value=None, quality=Quality.COMMUNICATION_FAILURE)
+        if reading.value is None:
+            return replace(reading, channel=channel)
+        return replace(reading, channel=channel, value=reading.value / humidity_growth_factor(latest[0], kappa))
+
+
+# The unit conversion hook: (from unit, to unit) -> function. Add a pair with
+# register_conversion(); the "units" processor looks pairs up here.
+CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
+    ("ug/m3", "mg/m3"): lambda v: v / 1000.0,  # HJ 212 platforms differ on PM units (domain.md section 6)
+    ("mg/m3", "ug/m3"): lambda v: v * 1000.0,
+    ("mdeg", "deg"): lambda v: v / 1000.0,
+    ("deg", "mdeg"): lambda v: v * 1000.0,
+    ("kPa", "hPa"): lambda v: v * 10.0,
+    ("hPa", "kPa"): lambda v: v / 10.0,
+    ("degC", "K"): lambda v: v + 273.15,
+    ("m/s", "km/h"): lambda v: v * 3.6,
+    ("permille", "deg"): lambda v: math.degrees(math.atan(v / 1000.0)),  # slope = 1000 * tan(angle)
+    ("deg", "permille"): lambda v: 1000.0 * math.tan(math.radians(v)),
+}
+
+
+class UnitError(LookupError):
+    """No conversion between two units is registered."""
+
+
+def register_conversion(from_unit: str, to_unit: str, function: Callable[[float], float]) -> None:
+    CONVERSIONS[(from_unit, to_unit)] = function
+
+
+@PROCESSORS.register("units")
+class UnitConversion:
+    """Convert channels to the units a sink wants: ``to = {pm10 = "mg/m3"}``.
+
+    A reading already in the target unit passes unchanged. A reading whose
+    unit has no registered conversion to the target raises UnitError: that
+    is a config mistake, and converting nothing while relabelling the unit
+    would be worse.
+    """
+
+    def __init__(self, limits: LimitsResolver, to: Mapping[str, str]) -> None:
+        del limits  # units are not site-dependent
+        if not isinstance(to, Mapping) or not all(isinstance(v, str) for v in to.values()):
+            raise LimitsError(f"units.to: expected a table of channel = unit, got {to!r}")
+        targets = {pair[1] for pair in CONVERSIONS}
+        for channel, unit in to.items():
+            if unit not in targets:
+                raise UnitError(f"units.to.{channel}: nothing converts to {unit!r}")
+        self._to = dict(to)
+
+    def process(self, reading: Reading) -> list[Reading]:
+        target = self._to.get(reading.channel)
+        if target is None or target == reading.unit:
+            return [reading]
+        function = CONVERSIONS.get((reading.unit, target))
+        if function is None:
+            raise UnitError(f"{reading.node}/{reading.channel}: no conversion from {reading.unit!r} to {target!r}")
+        value = None if reading.value is None else function(reading.value)
+        return [replace(reading, value=value, unit=target)]

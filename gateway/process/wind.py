@@ -1,0 +1,232 @@
+"""Wind: WMO means, 3-s gusts, circular direction statistics, Beaufort force (domain.md section 3).
+
+* Speed: arithmetic mean over 2 min and 10 min (WMO), clock-aligned.
+* Gust: the maximum of 3-second running means (WMO-No. 306). The gateway
+  forms running means from the node's speed samples: at each sample, the
+  mean of the samples of the last 3 s, formed only when all
+  round(3 s / interval) of them are valid. The node's own
+  ``wind_gust_3s`` channel (running means over its faster pulse counts)
+  counts too: the window's gust is the larger of the two.
+* Direction: a direction is a circular quantity. The mean is
+  atan2(sum sin, sum cos) of **unit vectors** by default (the vane's
+  direction, each sample counted once); ``weighting = "speed"`` weights each
+  vector by the speed of the same sample instead (the direction the air
+  mass moved). Samples slower than limits.wind.calm_speed are left out of
+  both: a vane in calm air points anywhere. The spread is Yamartino's
+  standard deviation of the unit vectors. Degrees are never averaged
+  arithmetically.
+* Beaufort force of the window's mean speed, from the lower bounds table.
+
+Speed and direction of one node sample are paired by (sequence, timestamp).
+Output channels: ``<prefix>_<window>_speed_mean``, ``_gust``, ``_beaufort``,
+``_count`` (valid speed samples), ``_dir_mean``, ``_dir_sigma``,
+``_dir_count`` (valid direction samples, calm ones included).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.model import Reading
+from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, is_valid, make_aggregates
+from gateway.process.limits import BEAUFORT_LOWER_BOUNDS, LimitsError, LimitsResolver
+from gateway.process.registry import AGGREGATORS
+
+GUST_SPAN_S = 3.0  # WMO-No. 306: gust = maximum of 3-s running means
+
+
+def beaufort(speed: float) -> int:
+    """Beaufort force of a speed in m/s: the highest force whose lower bound it reaches."""
+    if not speed >= 0.0:  # negative or NaN
+        return 0
+    return bisect.bisect_right(BEAUFORT_LOWER_BOUNDS, speed) - 1
+
+
+def circular_mean(directions: Sequence[float], weights: Sequence[float] | None = None) -> float | None:
+    """Mean direction in [0, 360) of vectors with the given weights (unit vectors by default).
+
+    None when the vectors cancel out (the mean direction is undefined).
+    """
+    if weights is None:
+        weights = [1.0] * len(directions)
+    if len(weights) != len(directions):
+        raise ValueError("one weight per direction")
+    s = math.fsum(w * math.sin(math.radians(d)) for d, w in zip(directions, weights, strict=True))
+    c = math.fsum(w * math.cos(math.radians(d)) for d, w in zip(directions, weights, strict=True))
+    total = math.fsum(abs(w) for w in weights)
+    if total == 0.0 or math.hypot(s, c) <= 1e-12 * total:
+        return None
+    mean = math.degrees(math.atan2(s, c)) % 360.0
+    return 0.0 if mean >= 360.0 else mean  # -1e-17 % 360 rounds to 360.0
+
+
+def yamartino_sigma(directions: Sequence[float]) -> float | None:
+    """Yamartino (1984) estimate of the standard deviation of directions, in degrees."""
+    n = len(directions)
+    if n == 0:
+        return None
+    # eps^2 = 1 - (mean sin)^2 - (mean cos)^2. Taken literally, that loses
+    # all precision for a narrow spread (1 - 0.99999999...). The same
+    # quantity from deviations d about the mean direction, with
+    # mean cos d = 1 - h, h = mean 2 sin^2(d / 2), is 2h - h^2 - (mean sin d)^2:
+    # accurate when the spread is small.
+    radians = [math.radians(d) for d in directions]
+    s = math.fsum(math.sin(r) for r in radians)
+    c = math.fsum(math.cos(r) for r in radians)
+    if math.hypot(s, c) <= 1e-12 * n:
+        eps = 1.0  # no mean direction: the widest spread
+    else:
+        mean = math.atan2(s, c)
+        h = math.fsum(2.0 * math.sin((r - mean) / 2.0) ** 2 for r in radians) / n
+        sa = math.fsum(math.sin(r - mean) for r in radians) / n
+        eps = math.sqrt(max(0.0, 2.0 * h - h * h - sa * sa))
+    return math.degrees(math.asin(min(1.0, eps)) * (1.0 + (2.0 / math.sqrt(3.0) - 1.0) * eps**3))
+
+
+def running_means(
+    samples: Sequence[tuple[float, float]], interval_s: float, span_s: float = GUST_SPAN_S
+) -> list[float]:
+    """The span_s running means of (timestamp, speed) samples taken every interval_s, in time order.
+
+    A mean is formed at a sample when the trailing span holds all
+    n = round(span / interval) samples; with timestamps jittering by less
+    than half an interval, the span is (t - n * interval + interval / 2, t].
+    """
+    n = max(1, round(span_s / interval_s))
+    reach = n * interval_s - interval_s / 2.0
+    out: list[float] = []
+    recent: deque[tuple[float, float]] = deque()
+    for t, v in samples:
+        recent.append((t, v))
+        while recent and recent[0][0] <= t - reach:
+            recent.popleft()
+        if len(recent) >= n:
+            out.append(math.fsum(x for _, x in recent) / len(recent))
+    return out
+
+
+def gust(samples: Sequence[tuple[float, float]], interval_s: float, span_s: float = GUST_SPAN_S) -> float | None:
+    """Maximum of the running means (None when no full span was seen)."""
+    return max(running_means(samples, interval_s, span_s), default=None)
+
+
+@dataclass
+class WindAccumulator:
+    tally: Tally = field(default_factory=Tally)  # speed samples
+    dir_tally: Tally = field(default_factory=Tally)
+    speed_sum: float = 0.0
+    gust: float | None = None
+    speeds: dict[tuple[int, float], float] = field(default_factory=dict)  # (sequence, timestamp) -> speed
+    directions: list[tuple[tuple[int, float], float]] = field(default_factory=list)
+
+    def raise_gust(self, value: float) -> None:
+        self.gust = value if self.gust is None else max(self.gust, value)
+
+
+DEFAULT_WINDOWS = ("2min", "10min")
+
+
+@AGGREGATORS.register("wind")
+class WindAggregator(WindowedAggregator[WindAccumulator]):
+    def __init__(
+        self,
+        limits: LimitsResolver,
+        speed_channel: str = "wind_speed",
+        direction_channel: str = "wind_dir",
+        gust_channel: str = "wind_gust_3s",
+        prefix: str = "wind",
+        windows: Sequence[str] = DEFAULT_WINDOWS,
+        weighting: str = "unit",
+    ) -> None:
+        super().__init__(limits, windows)
+        if weighting not in ("unit", "speed"):
+            raise LimitsError(f"wind.weighting: expected 'unit' or 'speed', got {weighting!r}")
+        self._speed, self._direction, self._gust = speed_channel, direction_channel, gust_channel
+        self._prefix = prefix
+        self._weighted = weighting == "speed"
+        # Trailing speed samples of each node for the running means; they
+        # cross window boundaries, so they live outside the windows.
+        self._recent: dict[str, deque[tuple[float, float]]] = {}
+        self._running: float | None = None  # running mean formed by the reading being fed
+
+    def feed(self, reading: Reading) -> list[Aggregate]:
+        self._running = self._running_mean(reading) if reading.channel == self._speed else None
+        return super().feed(reading)
+
+    def _running_mean(self, reading: Reading) -> float | None:
+        interval = self._limits.for_node(reading.node).sampling.interval_s
+        n = max(1, round(GUST_SPAN_S / interval))
+        reach = n * interval - interval / 2.0
+        recent = self._recent.setdefault(reading.node, deque())
+        if recent and reading.timestamp < recent[-1][0]:
+            return None  # out of order: the aggregator drops it anyway
+        if is_valid(reading):
+            assert reading.value is not None
+            recent.append((reading.timestamp, reading.value))
+        while recent and recent[0][0] <= reading.timestamp - reach:
+            recent.popleft()
+        if not is_valid(reading) or len(recent) < n:
+            return None
+        return math.fsum(v for _, v in recent) / len(recent)
+
+    def _accepts(self, reading: Reading) -> bool:
+        return reading.channel in (self._speed, self._direction, self._gust)
+
+    def _make(self, node: str, label: str) -> WindAccumulator:
+        return WindAccumulator()
+
+    def _add(self, acc: WindAccumulator, reading: Reading) -> None:
+        key = (reading.sequence, reading.timestamp)
+        if reading.channel == self._speed:
+            if acc.tally.add(reading):
+                assert reading.value is not None
+                acc.speed_sum += reading.value
+                acc.speeds[key] = reading.value
+            if self._running is not None:
+                acc.raise_gust(self._running)
+        elif reading.channel == self._direction:
+            if acc.dir_tally.add(reading):
+                assert reading.value is not None
+                acc.directions.append((key, reading.value))
+        elif is_valid(reading):
+            assert reading.value is not None
+            acc.raise_gust(reading.value)
+
+    def _finish(self, window: Window[WindAccumulator]) -> list[Aggregate]:
+        acc = window.acc
+        calm = self._limits.for_node(window.node).wind.calm_speed
+        mean = acc.speed_sum / acc.tally.count if acc.tally.count else None
+        speed_stats = (
+            ("speed_mean", mean, "m/s"),
+            ("gust", acc.gust, "m/s"),
+            ("beaufort", None if mean is None else float(beaufort(mean)), ""),
+        )
+        chosen: list[float] = []
+        weights: list[float] = []
+        for key, direction in acc.directions:
+            speed = acc.speeds.get(key)
+            if speed is not None and speed < calm:
+                continue
+            if self._weighted:
+                if speed is None:
+                    continue  # no speed to weight it with
+                weights.append(speed)
+            chosen.append(direction)
+        direction_stats = (
+            ("dir_mean", circular_mean(chosen, weights if self._weighted else None) if chosen else None, "deg"),
+            ("dir_sigma", yamartino_sigma(chosen), "deg"),
+        )
+        out = make_aggregates(window, self._speed, self._prefix, self._validity(window, acc.tally), speed_stats)
+        out += make_aggregates(
+            window,
+            self._direction,
+            self._prefix,
+            self._validity(window, acc.dir_tally),
+            direction_stats,
+            count_statistic="dir_count",
+        )
+        return out
