@@ -17,6 +17,10 @@ SHARED_MODULES = [
     "tests/firmware/test_tilt.py",
     "tests/firmware/test_wind.py",
     "tests/firmware/test_history.py",
+    "tests/firmware/test_rs485.py",
+    "tests/firmware/test_config_store.py",
+    "tests/firmware/test_relay.py",
+    "tests/firmware/test_node.py",
 ]
 
 

@@ -1,0 +1,66 @@
+# The spray / fog-cannon relay of a dust node, driven by the coil "spray_relay".
+#
+# Safety rules:
+#   - the relay is off whenever the firmware (re)starts, a watchdog reset
+#     included: the constructor drives the pin to the off level before anything
+#     else can happen, and boot.py does the same even earlier;
+#   - it never stays on longer than max_on_ms, so a gateway that died (or an
+#     alarm that never cleared) cannot run the pump dry or flood the site.
+#     The time counts from the off -> on switch; writing "on" again while it
+#     is on does not extend it. After it switched itself off, a new "on" is a
+#     new decision of the gateway and starts a new period.
+#
+# Many relay boards are active-low (the coil is energised at logic 0):
+# active_low says so, and "off" is then the high level.
+
+DEFAULT_MAX_ON_MS = 60 * 60 * 1000
+
+
+def _ticks_diff(a, b):
+    return a - b
+
+
+class Relay:
+    def __init__(self, pin, max_on_ms=DEFAULT_MAX_ON_MS, active_low=False, ticks_diff=None):
+        if max_on_ms <= 0:
+            raise ValueError("max_on_ms must be positive")
+        self.pin = pin
+        self.max_on_ms = max_on_ms
+        self.active_low = active_low
+        self.ticks_diff = ticks_diff if ticks_diff is not None else _ticks_diff
+        self.on = False
+        self.since_ms = 0
+        self.switches = 0
+        self.auto_offs = 0
+        self._drive(False)
+
+    def off_level(self):
+        return 1 if self.active_low else 0
+
+    def _drive(self, on):
+        level = 0 if on else 1
+        if not self.active_low:
+            level = 1 - level
+        self.pin.value(level)
+
+    def set(self, on, now_ms):
+        on = bool(on)
+        if on and not self.on:
+            self.since_ms = now_ms
+            self.switches += 1
+        self.on = on
+        self._drive(on)
+
+    def on_for_ms(self, now_ms):
+        """How long the relay has been on (0 when off)."""
+        if not self.on:
+            return 0
+        return self.ticks_diff(now_ms, self.since_ms)
+
+    def poll(self, now_ms):
+        """Enforce the maximum on-time. True if the relay switched itself off just now."""
+        if self.on and self.ticks_diff(now_ms, self.since_ms) >= self.max_on_ms:
+            self.set(False, now_ms)
+            self.auto_offs += 1
+            return True
+        return False

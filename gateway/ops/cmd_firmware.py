@@ -1,0 +1,116 @@
+"""`sitewatch firmware`: build the node firmware (.mpy per kind) and flash a board with mpremote.
+
+    sitewatch firmware build [--out DIR] [--kind KIND]
+    sitewatch firmware flash --port PORT --kind KIND --unit-id N [--build-dir DIR] [--dry-run]
+
+flash deploys a folder made by build; it writes the board's node.json (the
+kind's, plus the unit ID) and runs mpremote. --dry-run prints the exact
+commands instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+from gateway import firmware_build
+from gateway.firmware_build import FirmwareError
+
+DEFAULT_OUT = Path("dist/firmware")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "firmware",
+        help="build the node firmware or flash a board",
+        description="Compile the ESP32 node firmware with mpy-cross and deploy it with mpremote.",
+    )
+    actions = parser.add_subparsers(dest="firmware_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+    build = actions.add_parser(
+        "build",
+        help="compile every firmware module to .mpy, one deployable folder per node kind",
+        description="Lay out OUT/<kind>/ with main.py, boot.py, node.json and firmware/*.mpy.",
+    )
+    build.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    build.add_argument("--kind", choices=firmware_build.KINDS, action="append", help="only this kind (repeatable)")
+    build.set_defaults(func=run_build)
+
+    flash = actions.add_parser(
+        "flash",
+        help="copy a built folder to a board with mpremote and set its unit ID",
+        description=(
+            "Deploy BUILD_DIR/KIND to the board on PORT: park the running firmware, copy the modules, "
+            "write node.json with the unit ID, copy main.py last, reset."
+        ),
+    )
+    flash.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
+    flash.add_argument("--kind", required=True, choices=firmware_build.KINDS, help="node kind")
+    flash.add_argument("--unit-id", required=True, type=_unit_id, help="Modbus unit ID, 1..247")
+    flash.add_argument(
+        "--build-dir", type=Path, default=DEFAULT_OUT, help=f"folder made by `firmware build` (default: {DEFAULT_OUT})"
+    )
+    flash.add_argument("--mpremote", default="mpremote", help="the mpremote program (default: mpremote)")
+    flash.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
+    flash.set_defaults(func=run_flash)
+    return parser
+
+
+def _unit_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 247:
+        raise argparse.ArgumentTypeError(f"a Modbus unit ID is 1..247, not {value}")
+    return value
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_build(args: argparse.Namespace) -> int:
+    kinds = tuple(args.kind) if args.kind else firmware_build.KINDS
+    try:
+        folders = firmware_build.build(args.out, kinds)
+    except FirmwareError as e:
+        print(f"firmware build failed: {e}")
+        return 1
+    for folder in folders:
+        modules = len(list((folder / "firmware").glob("*.mpy")))
+        print(f"built {folder} ({modules} modules)")
+    return 0
+
+
+def run_flash(args: argparse.Namespace) -> int:
+    build_dir: Path = args.build_dir
+    kind_dir = build_dir / args.kind
+    node_json = firmware_build.staged_node_config(build_dir, args.kind, args.unit_id)
+    commands = firmware_build.flash_commands([args.mpremote], args.port, kind_dir, node_json)
+    if args.dry_run:
+        config = json.dumps(firmware_build.node_config(args.kind, args.unit_id), sort_keys=True)
+        print(f"# would write {node_json}: {config}")
+        for command in commands:
+            print(firmware_build.format_command(command))
+        return 0
+    if not (kind_dir / "main.py").is_file():
+        print(f"{kind_dir} is not a firmware build: run `sitewatch firmware build --out {build_dir}` first")
+        return 1
+    firmware_build.write_node_config(node_json, firmware_build.node_config(args.kind, args.unit_id))
+    for command in commands:
+        print(firmware_build.format_command(command), flush=True)
+        try:
+            status = subprocess.run(command, check=False).returncode
+        except FileNotFoundError:
+            print(f"{args.mpremote} not found: install it with `pip install mpremote`")
+            return 1
+        if status != 0:
+            print(f"flash failed (exit status {status})")
+            return 1
+    print(f"flashed {args.kind} unit {args.unit_id} on {args.port}")
+    return 0
