@@ -68,7 +68,7 @@ DIAGNOSTICS = (
     ("sensor_errors", 10, U16, 1, "", "failed sensor reads (wraps)"),
     ("boot_count", 11, U16, 1, "", "number of boots, persisted"),
     ("history_oldest", 12, U32, 1, "", "sequence number of the oldest sample in the history ring (0: empty)"),
-    ("boot_flags", 14, U16, 1, "", "boot self-test: 1 register map, 2 no sensor sample yet, 4 config reset, 8 watchdog reset"),
+    ("boot_flags", 14, U16, 1, "", "self-test: 1 register map, 2 no sample yet, 4 config reset, 8 watchdog reset"),
 )
 
 MEASUREMENTS = {
