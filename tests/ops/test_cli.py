@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import sqlite3
@@ -63,3 +64,50 @@ def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     config.write_text('[[bus]]\nport = "/dev/ttyUSB0"\n[[bus.node]]\nkind = "dust"\nunit_id = 1\n')
     proc = subprocess.run([SITEWATCH, "check-config", str(config)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_in_a_terminal_shows_a_live_table_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    store = tmp_path / "demo.sqlite3"
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the demo, attached to a terminal as a user would run it
+        os.chdir(tmp_path)
+        os.environ["COLUMNS"] = "120"
+        os.execv(SITEWATCH, [SITEWATCH, "demo", "--store", str(store)])
+    output = b""
+    deadline = time.monotonic() + 30
+    sent_interrupt = False
+    status = None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            with contextlib.suppress(OSError):
+                output += os.read(fd, 65536)
+        if not sent_interrupt and b"wind_speed" in output and b"pm10" in output:
+            os.kill(pid, signal.SIGINT)  # what Ctrl-C sends
+            sent_interrupt = True
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    while True:  # drain what is left
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(fd)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert sent_interrupt, "the live table never showed dust and wind readings:\n" + text[-2000:]
+    assert status is not None and os.waitstatus_to_exitcode(status) == 0, text[-2000:]
+    assert "sitewatch demo" in text  # the table's title
+    assert "demo.sqlite3" in text and "readings in the store" in text
