@@ -10,6 +10,7 @@ needed=(
   "victoria-metrics:victoria-metrics"
   "node:nodejs"
   "npm:npm"
+  "systemd-analyze:systemd"
 )
 missing=()
 for entry in "${needed[@]}"; do
