@@ -82,10 +82,12 @@ def to_readings(node: str, kind: str, sample: Sample, timestamp: float) -> list[
     ]
 
 
-def missing_readings(node: str, kind: str, timestamp: float) -> list[Reading]:
-    """Readings for a poll that got no answer: no value, flag B (communication failure)."""
+def missing_readings(
+    node: str, kind: str, timestamp: float, quality: Quality = Quality.COMMUNICATION_FAILURE
+) -> list[Reading]:
+    """Readings for a poll that gave no sample: no value, flag B (no answer) or D (the node reported a fault).
+
+    Never the last good value again: a gap must look like a gap downstream.
+    """
     code = KIND_BY_NAME[kind]
-    return [
-        Reading(node, kind, row[0], None, row[4], Quality.COMMUNICATION_FAILURE, timestamp, 0)
-        for row in regmap.MEASUREMENTS[code]
-    ]
+    return [Reading(node, kind, row[0], None, row[4], quality, timestamp, 0) for row in regmap.MEASUREMENTS[code]]

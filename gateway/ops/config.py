@@ -16,10 +16,22 @@ Example (see docs/configuration.md for every key):
     kind = "dust"
     unit_id = 1
     interval = 1.0
+
+    [[bus]]                   # a Modbus TCP node or TCP-to-RTU gateway
+    name = "tcp0"
+    transport = "tcp"
+    host = "192.168.1.50"
+    port = 502
+
+Per bus also: timeout (upper bound of the adaptive reply timeout, s),
+max_backoff (longest pause between tries of a failing node, s), and on
+serial buses local_echo (the adapter hands back what it sends). Per node
+also: timeout (its own upper bound).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +41,9 @@ from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.poller import BusConfig, NodeConfig
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+COMMON_BUS_KEYS = {"name", "transport", "port", "timeout", "max_backoff", "node"}
+# Keys that only mean something on one transport ("port" is on both: a device or a TCP port).
+TRANSPORT_KEYS = {"rtu": {"baud", "parity", "stopbits", "local_echo"}, "tcp": {"host"}}
 DEFAULT_STORE = "/var/lib/sitewatch/readings.sqlite3"
 
 
@@ -75,7 +90,7 @@ class _Checker:
 def _names(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join({"str": "a string", "int": "an integer", "float": "a number", "list": "a list",
-                        "dict": "a table"}.get(k.__name__, k.__name__) for k in kinds)
+                        "dict": "a table", "bool": "true or false"}.get(k.__name__, k.__name__) for k in kinds)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfig:
@@ -89,36 +104,62 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
         raise c.fail("bus", "no [[bus]] configured: the gateway needs at least one bus to poll")
     buses = []
     seen_nodes: set[str] = set()
-    seen_ports: set[str] = set()
+    seen_ports: dict[str, str] = {}
     for i, raw in enumerate(buses_raw):
         where = f"bus[{i}]"
         if not isinstance(raw, dict):
             raise c.fail(where, "expected a table ([[bus]])")
-        c.unknown(raw, {"name", "port", "baud", "parity", "stopbits", "timeout", "node"}, where)
+        transport = c.get(raw, "transport", where, str, "rtu")
+        if transport not in TRANSPORT_KEYS:
+            raise c.fail(f"{where}.transport", f"{transport!r} is not \"rtu\" (serial line) or \"tcp\" (Modbus TCP)")
+        for key in raw:
+            other = next((t for t, keys in TRANSPORT_KEYS.items() if t != transport and key in keys), None)
+            if other is not None and key not in TRANSPORT_KEYS[transport]:
+                raise c.fail(f"{where}.{key}", f"applies to transport = \"{other}\" only (this bus is {transport})")
+        c.unknown(raw, COMMON_BUS_KEYS | TRANSPORT_KEYS[transport], where)
         name = c.get(raw, "name", where, str, f"bus{i}")
-        port = c.get(raw, "port", where, str)
-        if port in seen_ports:
-            raise c.fail(f"{where}.port", f"{port} is already used by another bus (one owner per port)")
-        seen_ports.add(port)
-        baud = c.get(raw, "baud", where, int, 9600)
-        if baud not in BAUD_RATES:
-            raise c.fail(f"{where}.baud", f"{baud} is not a standard rate ({', '.join(map(str, BAUD_RATES))})")
-        parity = c.get(raw, "parity", where, str, "N").upper()
-        if parity not in ("N", "E", "O"):
-            raise c.fail(f"{where}.parity", f"{parity!r} is not N, E or O")
-        stopbits = c.get(raw, "stopbits", where, int, 1)
-        if stopbits not in (1, 2):
-            raise c.fail(f"{where}.stopbits", "must be 1 or 2")
         timeout = float(c.get(raw, "timeout", where, (int, float), 0.5))
         if not 0.01 <= timeout <= 10:
             raise c.fail(f"{where}.timeout", f"{timeout} s is outside 0.01 .. 10 s")
+        max_backoff = float(c.get(raw, "max_backoff", where, (int, float), 60.0))
+        if not 1 <= max_backoff <= 3600:
+            raise c.fail(f"{where}.max_backoff", f"{max_backoff} s is outside 1 .. 3600 s")
+        if transport == "tcp":
+            host = c.get(raw, "host", where, str)
+            if not host:
+                raise c.fail(f"{where}.host", "must not be empty")
+            tcp_port = c.get(raw, "port", where, int, 502)
+            if not 1 <= tcp_port <= 65535:
+                raise c.fail(f"{where}.port", f"{tcp_port} is outside 1 .. 65535")
+            owner_key, shown = f"tcp:{host.lower()}:{tcp_port}", f"{host}:{tcp_port}"
+            port, baud, parity, stopbits, local_echo = "", 9600, "N", 1, False
+        else:
+            port = c.get(raw, "port", where, str)
+            # /dev/serial/by-id/... and /dev/ttyUSB0 may be the same adapter.
+            owner_key, shown, host, tcp_port = os.path.realpath(port), port, "", 502
+            baud = c.get(raw, "baud", where, int, 9600)
+            if baud not in BAUD_RATES:
+                raise c.fail(f"{where}.baud", f"{baud} is not a standard rate ({', '.join(map(str, BAUD_RATES))})")
+            parity = c.get(raw, "parity", where, str, "N").upper()
+            if parity not in ("N", "E", "O"):
+                raise c.fail(f"{where}.parity", f"{parity!r} is not N, E or O")
+            stopbits = c.get(raw, "stopbits", where, int, 1)
+            if stopbits not in (1, 2):
+                raise c.fail(f"{where}.stopbits", "must be 1 or 2")
+            local_echo = c.get(raw, "local_echo", where, bool, False)
+        if owner_key in seen_ports:
+            raise c.fail(
+                f"{where}.{'host' if transport == 'tcp' else 'port'}",
+                f"{shown} is already used by bus {seen_ports[owner_key]} (one owner per port)",
+            )
+        seen_ports[owner_key] = name
         nodes = []
         units: set[int] = set()
         for j, node_raw in enumerate(c.get(raw, "node", where, list, [])):
             nwhere = f"{where}.node[{j}]"
             if not isinstance(node_raw, dict):
                 raise c.fail(nwhere, "expected a table ([[bus.node]])")
-            c.unknown(node_raw, {"name", "kind", "unit_id", "interval"}, nwhere)
+            c.unknown(node_raw, {"name", "kind", "unit_id", "interval", "timeout"}, nwhere)
             kind = c.get(node_raw, "kind", nwhere, str)
             if kind not in KIND_BY_NAME:
                 raise c.fail(f"{nwhere}.kind", f"{kind!r} is not one of {', '.join(sorted(KIND_BY_NAME))}")
@@ -135,10 +176,20 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
             interval = float(c.get(node_raw, "interval", nwhere, (int, float), 1.0))
             if not 0.1 <= interval <= 3600:
                 raise c.fail(f"{nwhere}.interval", f"{interval} s is outside 0.1 .. 3600 s")
-            nodes.append(NodeConfig(node_name, kind, unit_id, interval))
+            node_timeout = c.get(node_raw, "timeout", nwhere, (int, float), None)
+            if node_timeout is not None and not 0.01 <= node_timeout <= 10:
+                raise c.fail(f"{nwhere}.timeout", f"{node_timeout} s is outside 0.01 .. 10 s")
+            nodes.append(
+                NodeConfig(node_name, kind, unit_id, interval, None if node_timeout is None else float(node_timeout))
+            )
         if not nodes:
             raise c.fail(f"{where}.node", "no [[bus.node]] on this bus")
-        buses.append(BusConfig(name, port, tuple(nodes), baud, parity, stopbits, timeout))
+        buses.append(
+            BusConfig(
+                name, port, tuple(nodes), baud, parity, stopbits, timeout,
+                transport=transport, host=host, tcp_port=tcp_port, max_backoff=max_backoff, local_echo=local_echo,
+            )
+        )
     return GatewayConfig(tuple(buses), store_path)
 
 

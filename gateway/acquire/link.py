@@ -1,0 +1,526 @@
+"""Links: how a bus owner puts one request on the line and gets its reply.
+
+Two links share one interface (``Link``): ``RtuLink``, our own Modbus RTU
+transaction layer on a serial port, and ``TcpLink``, pymodbus'
+AsyncModbusTcpClient for Modbus TCP nodes and gateways.
+
+Why RTU is not pymodbus' AsyncModbusSerialClient. Measured with
+bench/bus_efficiency.py (32 mixed nodes on one simulated 19200-baud bus, the
+simulator pacing every byte at 11 bits per character, turnaround 2 ms;
+pymodbus 3.16.1; one run on the development machine). Wire-time bound of one
+cycle (every node read once): 1.146 s.
+
+=====================================  ==============  ==================
+                                       this link       pymodbus
+=====================================  ==============  ==================
+clean cycle (ratio to the bound)       1.164 s (1.02)  1.096 s (0.96)
+silence before the next request        2.33 ms         0.14 ms
+one reply with a bad CRC costs         35 ms           502 ms (timeout)
+cycle with one of 32 nodes dead        1.128 s         1.565 s
+=====================================  ==============  ==================
+
+* Throughput on a clean bus is not the problem: pymodbus reads replies
+  length-aware too. It is *below* the bound because it puts the next
+  request on the line as soon as it has parsed a reply, 0.14 ms later, where
+  Modbus requires t3.5 (2.005 ms) of silence. On a real RS-485 line the
+  other nodes, which hear every reply, then see reply and request as one
+  frame, fail its CRC and ignore the request. (The simulator only parses
+  the master's bytes, so it cannot show that failure; the bound includes
+  the t3.5 gaps.)
+* pymodbus' framer drops a reply that fails its CRC and keeps waiting, so a
+  corrupted reply costs the whole timeout, and it cannot be counted: it is a
+  debug log line followed by a generic "no response" exception.
+* The timeout is one number per client: it cannot adapt per node, and a
+  dead node costs the full timeout every cycle.
+
+So RTU is our own transaction layer on the raw serial fd (termios), and
+pymodbus serves Modbus TCP, where none of this applies. Per transaction
+RtuLink waits out exactly t3.5 after the last byte on the line (3.5
+characters <= 19200 baud, 1.75 ms above; the event loop's millisecond timer
+granularity adds up to 1 ms, hence 2.33 ms); drops stale input; writes the
+request; reads the reply until it has the length the request implies (two
+bytes tell: the function byte says normal or exception reply), so it
+completes the moment its last byte arrives; ends a garbled reply (unknown
+function byte) after line silence, and a missing one at the node's own
+adaptive timeout, counted from the end of the request on the wire.
+
+Errors are values: ``transact`` returns an ``Exchange`` whose outcome is a
+reply, a ``FrameError`` (CRC, length ...), an ``ExceptionReply`` or a
+``NoReply`` (timeout, port failure); it raises only for programming errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import termios
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from gateway.protocols import modbus_rtu_master as rtu
+
+log = logging.getLogger(__name__)
+
+# A reply that has started but stops short with the line silent this long is over (garbled).
+# Longer than t3.5 on purpose: USB-serial adapters deliver bytes in bursts up to their
+# latency timer apart (FTDI: 16 ms by default), and a genuine reply must not be cut.
+DEFAULT_GARBLE_GAP = 0.020
+# After a broadcast (no reply), slaves need time to carry it out (Modbus serial line 2.4.1).
+BROADCAST_DELAY = 0.100
+
+
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    reason: Literal["timeout", "io"]
+    detail: str
+
+
+Outcome = rtu.Reply | NoReply
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and what came of it, with monotonic times."""
+
+    outcome: Outcome
+    sent: float  # the request's first byte was handed to the port
+    request_end: float  # the request's last byte has left on the wire
+    completed: float  # the reply's last byte arrived, or the link gave up
+
+    @property
+    def response_time(self) -> float:
+        return self.completed - self.request_end
+
+
+@dataclass
+class LinkStats:
+    transactions: int = 0
+    stray_bytes: int = 0  # bytes on the line outside any reply we waited for
+    stray_frames: int = 0  # whole frames from another unit (late replies)
+    opens: int = 0
+    open_failures: int = 0
+
+
+class Link(Protocol):
+    name: str
+    stats: LinkStats
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def transact(self, request: rtu.Request, timeout: float) -> Exchange: ...
+
+    def gap(self) -> float:
+        """Bus time a transaction needs besides the request and reply wire time."""
+        ...
+
+    def request_time(self, n_bytes: int) -> float:
+        """Wire time of a request of n_bytes (0 on TCP)."""
+        ...
+
+
+class RtuLink:
+    """Modbus RTU master transactions on one serial port (the port's only owner)."""
+
+    def __init__(
+        self,
+        port: str,
+        baud: int = 9600,
+        parity: str = "N",
+        stopbits: int = 1,
+        local_echo: bool = False,
+        garble_gap: float = DEFAULT_GARBLE_GAP,
+    ) -> None:
+        self.name = port
+        self.port = port
+        self.baud = baud
+        self.parity = parity
+        self.stopbits = stopbits
+        self.local_echo = local_echo
+        self.garble_gap = max(garble_gap, rtu.t35(baud))
+        self.t35 = rtu.t35(baud)
+        self.stats = LinkStats()
+        self._fd = -1
+        self._rx = bytearray()
+        self._last_rx = -1.0
+        self._quiet_until = 0.0
+        # State of the transaction in flight.
+        self._request: rtu.Request | None = None
+        self._echo_left = 0
+        self._received = 0  # bytes received for the request in flight (after the echo)
+        self._done: asyncio.Future[Outcome] | None = None
+        self._garble_timer: asyncio.TimerHandle | None = None
+        self._overtime: asyncio.TimerHandle | None = None
+        self._failure: OSError | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._fd >= 0
+
+    async def open(self) -> None:
+        try:
+            fd = open_serial(self.port, self.baud, self.parity, self.stopbits)
+        except OSError as error:
+            self.stats.open_failures += 1
+            raise OSError(f"cannot open serial port {self.port}: {error.strerror or error}") from error
+        self._fd = fd
+        self._failure = None
+        self._rx.clear()
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        self.stats.opens += 1
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        self._release()
+        self._finish(NoReply("io", "port closed"))
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._fd)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)  # closing also drops the flock
+        self._fd = -1
+
+    def gap(self) -> float:
+        return self.t35
+
+    def request_time(self, n_bytes: int) -> float:
+        return rtu.wire_time(n_bytes, self.baud)
+
+    # -- one transaction -------------------------------------------------------------
+    async def transact(self, request: rtu.Request, timeout: float) -> Exchange:
+        if self._fd < 0:
+            now = time.monotonic()
+            return Exchange(NoReply("io", "port not open"), now, now, now)
+        # Exactly t3.5 of silence since the last byte on the line, no more.
+        wait = self._quiet_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._drain()
+        if self._rx:
+            self.stats.stray_bytes += len(self._rx)
+            self._rx.clear()
+        loop = asyncio.get_running_loop()
+        self._request = request
+        self._echo_left = len(request.frame) if self.local_echo else 0
+        self._received = 0
+        self._done = done = loop.create_future()
+        self.stats.transactions += 1
+        sent = time.monotonic()
+        failure = await self._write(request.frame)
+        request_end = sent + rtu.wire_time(len(request.frame), self.baud)
+        deadline: asyncio.TimerHandle | None = None
+        if failure is not None:
+            self._finish(NoReply("io", failure))
+        elif not request.expects_reply:
+            self._quiet_until = request_end + BROADCAST_DELAY
+            self._finish(NoReply("timeout", "broadcast: no reply expected"))
+        else:
+            # The timeout runs from the end of the request on the wire: the node cannot
+            # answer before it has heard all of it.
+            deadline = loop.call_later(request_end + timeout - time.monotonic(), self._expire)
+        outcome = await done
+        now = time.monotonic()
+        if deadline is not None:
+            deadline.cancel()
+        if self._overtime is not None:
+            self._overtime.cancel()
+            self._overtime = None
+        self._cancel_garble_timer()
+        self._request = None
+        self._done = None
+        if isinstance(outcome, NoReply) or self._last_rx < sent:
+            self._quiet_until = max(self._quiet_until, now + self.t35)
+            return Exchange(outcome, sent, request_end, max(now, request_end))
+        # The line is free t3.5 after the reply's last byte.
+        self._quiet_until = self._last_rx + self.t35
+        return Exchange(outcome, sent, request_end, max(self._last_rx, request_end))
+
+    async def _write(self, frame: bytes) -> str | None:
+        view = memoryview(frame)
+        deadline = time.monotonic() + 1.0
+        while view:
+            try:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            except BlockingIOError:
+                pass
+            except OSError as error:
+                self._broken(error)
+                return f"write failed: {error.strerror}"
+            if view:
+                if time.monotonic() > deadline:
+                    return "write stalled"
+                await asyncio.sleep(rtu.character_time(self.baud))
+        return None
+
+    # -- receiving ---------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Read whatever the port holds now (the reader callback may not have run yet)."""
+        while self._fd >= 0:
+            try:
+                data = os.read(self._fd, 1024)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self._broken(error)
+                return
+            if not data:
+                return
+            self._rx += data
+            self._last_rx = time.monotonic()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 1024)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            if error.errno != errno.EINTR:
+                self._broken(error)
+            return
+        if not data:
+            return
+        self._last_rx = time.monotonic()
+        if self._request is None:
+            self._rx += data  # counted as stray when the next transaction starts
+            return
+        self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        request = self._request
+        assert request is not None
+        if self._echo_left:
+            # RS-485 adapters that hear their own transmitter hand the request back first.
+            echo = request.frame[len(request.frame) - self._echo_left :]
+            n = 0
+            while n < len(data) and n < len(echo) and data[n] == echo[n]:
+                n += 1
+            mismatch = n < len(data) and n < len(echo)
+            self._echo_left = 0 if mismatch else self._echo_left - n
+            data = data[n:]
+        self._received += len(data)
+        self._rx += data
+        self._scan(request)
+
+    def _scan(self, request: rtu.Request) -> None:
+        rx = self._rx
+        while rx and rx[0] != request.unit:
+            # A late reply of another unit (it missed its own timeout): skip it whole if it
+            # checks out, else one byte at a time until our unit's address turns up.
+            n = rtu.self_delimited_length(rx)
+            if n is None or n > len(rx):
+                self._arm_garble_timer()
+                return
+            if n > 0 and rtu.crc_ok(rx[:n]):
+                self.stats.stray_frames += 1
+                del rx[:n]
+            else:
+                self.stats.stray_bytes += 1
+                del rx[:1]
+        if not rx:
+            return
+        n = rtu.reply_length(request, rx)
+        if n is not None and 0 < n <= len(rx):
+            frame = bytes(rx[:n])
+            self.stats.stray_bytes += len(rx) - n
+            rx.clear()
+            self._finish(rtu.parse_reply(request, frame))
+            return
+        self._arm_garble_timer()
+
+    def _arm_garble_timer(self) -> None:
+        self._cancel_garble_timer()
+        loop = asyncio.get_running_loop()
+        self._garble_timer = loop.call_later(self.garble_gap, self._garbled)
+
+    def _cancel_garble_timer(self) -> None:
+        if self._garble_timer is not None:
+            self._garble_timer.cancel()
+            self._garble_timer = None
+
+    def _garbled(self) -> None:
+        """The line went silent in the middle of a reply: judge what came."""
+        request = self._request
+        if request is None:
+            return
+        frame = bytes(self._rx)
+        self._rx.clear()
+        outcome = rtu.parse_reply(request, frame)
+        if not isinstance(outcome, rtu.FrameError):
+            # Complete frames finish in _scan; one that did not cannot be trusted.
+            outcome = rtu.FrameError("length", f"{len(frame)}-byte reply ended by silence")
+        self._finish(outcome)
+
+    def _expire(self) -> None:
+        if self._request is None:
+            return
+        if self._rx and time.monotonic() - self._last_rx < self.garble_gap:
+            # A reply is still coming in: let the line fall silent (the garble timer
+            # judges it then), but no longer than the longest frame could take.
+            if self._overtime is None:
+                loop = asyncio.get_running_loop()
+                self._overtime = loop.call_later(rtu.wire_time(rtu.MAX_FRAME, self.baud), self._expire_hard)
+            return
+        self._expire_hard()
+
+    def _expire_hard(self) -> None:
+        received = self._received
+        detail = "no reply" if not received else f"reply incomplete after {received} bytes"
+        self._finish(NoReply("timeout", detail))
+
+    def _finish(self, outcome: Outcome) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(outcome)
+
+    def _broken(self, error: OSError) -> None:
+        """The port failed (USB adapter unplugged...): close it; the owner reopens later."""
+        log.warning("serial port %s failed: %s", self.port, error)
+        self._failure = error
+        self._release()
+        self._finish(NoReply("io", f"port failed: {error.strerror or error}"))
+
+
+def open_serial(port: str, baud: int, parity: str, stopbits: int) -> int:
+    """Open a serial port raw and non-blocking, 8 data bits, and lock it for this process.
+
+    The lock (flock, as pyserial's exclusive=True) keeps a second gateway or a
+    stray mbpoll from sharing the line by mistake: one owner per port.
+    """
+    speed = getattr(termios, f"B{baud}", None)
+    if not isinstance(speed, int):
+        raise OSError(errno.EINVAL, f"unsupported baud rate {baud}")
+    fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise OSError(errno.EBUSY, "in use by another process (one owner per port)") from error
+        attrs = termios.tcgetattr(fd)
+        cflag = termios.CS8 | termios.CREAD | termios.CLOCAL
+        iflag = termios.IGNBRK
+        if parity in ("E", "O"):
+            # A character with a parity error arrives as 0x00 and then fails the frame's CRC.
+            cflag |= termios.PARENB | (termios.PARODD if parity == "O" else 0)
+            iflag |= termios.INPCK
+        if stopbits == 2:
+            cflag |= termios.CSTOPB
+        cc: list[bytes | int] = list(attrs[6])
+        # Non-canonical, return whatever is there: the reader callback does the framing.
+        cc[termios.VMIN] = 0
+        cc[termios.VTIME] = 0
+        new: list[int | list[bytes | int]] = [iflag, 0, cflag, 0, speed, speed, cc]
+        termios.tcsetattr(fd, termios.TCSANOW, new)
+        termios.tcflush(fd, termios.TCIOFLUSH)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+class TcpLink:
+    """Modbus TCP (a TCP node, or a TCP-to-RTU gateway) through pymodbus."""
+
+    def __init__(self, host: str, port: int = 502, ceiling: float = 1.0) -> None:
+        self.name = f"{host}:{port}"
+        self.host = host
+        self.port = port
+        self.ceiling = ceiling
+        self.stats = LinkStats()
+        self.client: AsyncModbusTcpClient | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    async def open(self) -> None:
+        if self.client is None:
+            self.client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.ceiling, retries=0)
+        if not await self.client.connect():
+            self.stats.open_failures += 1
+            raise OSError(f"cannot connect to Modbus TCP {self.name}")
+        self.stats.opens += 1
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def gap(self) -> float:
+        return 0.0
+
+    def request_time(self, n_bytes: int) -> float:
+        return 0.0
+
+    async def transact(self, request: rtu.Request, timeout: float) -> Exchange:
+        sent = time.monotonic()
+        client = self.client
+        if client is None or not client.connected:
+            return Exchange(NoReply("io", "not connected"), sent, sent, sent)
+        self.stats.transactions += 1
+        try:
+            response = await asyncio.wait_for(self._call(client, request), timeout)
+        except TimeoutError:
+            return Exchange(NoReply("timeout", "no reply"), sent, sent, time.monotonic())
+        except ModbusIOException as error:
+            return Exchange(NoReply("timeout", str(error)), sent, sent, time.monotonic())
+        except (ConnectionException, OSError) as error:
+            return Exchange(NoReply("io", str(error)), sent, sent, time.monotonic())
+        except ModbusException as error:
+            return Exchange(rtu.FrameError("content", str(error)), sent, sent, time.monotonic())
+        return Exchange(_reply_of(request, response), sent, sent, time.monotonic())
+
+    @staticmethod
+    async def _call(client: AsyncModbusTcpClient, request: rtu.Request) -> Any:
+        unit, address, count = request.unit, request.address, request.count
+        parsed = rtu.parse_request(request.frame)
+        assert not isinstance(parsed, rtu.FrameError), parsed
+        f = request.function
+        if f == rtu.READ_INPUT_REGISTERS:
+            return await client.read_input_registers(address, count=count, device_id=unit)
+        if f == rtu.READ_HOLDING_REGISTERS:
+            return await client.read_holding_registers(address, count=count, device_id=unit)
+        if f == rtu.READ_COILS:
+            return await client.read_coils(address, count=count, device_id=unit)
+        if f == rtu.READ_DISCRETE_INPUTS:
+            return await client.read_discrete_inputs(address, count=count, device_id=unit)
+        if f == rtu.WRITE_SINGLE_COIL:
+            return await client.write_coil(address, bool(parsed.values[0]), device_id=unit)
+        if f == rtu.WRITE_SINGLE_REGISTER:
+            return await client.write_register(address, parsed.values[0], device_id=unit)
+        if f == rtu.WRITE_MULTIPLE_COILS:
+            return await client.write_coils(address, [bool(v) for v in parsed.values], device_id=unit)
+        return await client.write_registers(address, list(parsed.values), device_id=unit)
+
+
+def _reply_of(request: rtu.Request, response: Any) -> rtu.Reply:
+    if response.isError():
+        return rtu.ExceptionReply(int(response.exception_code))
+    f = request.function
+    if f in rtu.READ_REGISTERS:
+        words = tuple(int(w) for w in response.registers)
+        if len(words) != request.count:
+            return rtu.FrameError("length", f"{len(words)} registers, expected {request.count}")
+        return rtu.Registers(words)
+    if f in rtu.READ_BITS:
+        return rtu.Bits(tuple(bool(b) for b in response.bits[: request.count]))
+    parsed = rtu.parse_request(request.frame)
+    assert not isinstance(parsed, rtu.FrameError)
+    value = request.count if f in (rtu.WRITE_MULTIPLE_COILS, rtu.WRITE_MULTIPLE_REGISTERS) else (
+        (0xFF00 if parsed.values[0] else 0) if f == rtu.WRITE_SINGLE_COIL else parsed.values[0]
+    )
+    return rtu.WriteAck(request.address, value)

@@ -1,0 +1,131 @@
+"""Acquisition timestamps on a machine that may not know the time yet.
+
+A Raspberry Pi has no real-time clock: it boots at 1970, or at the time
+fake-hwclock saved at the last shutdown, and learns the real time from NTP
+later, if at all. A reading stamped before that is wrong by hours or decades
+and, once stored or sent to a platform, cannot be told apart from a good one.
+
+So every reading is first timed on the monotonic clock (which is right from
+boot), and converted to wall time only while the wall clock is known to be
+valid. Readings taken before that are held (bounded) and stamped when the
+clock becomes valid, using the monotonic-to-wall offset of that moment:
+the monotonic interval since acquisition is exact, so the stamp is as good
+as the synchronised clock.
+
+Whether the clock is valid is injectable. The default (``ClockValidity``):
+the wall time is later than a build-time floor (2026-01-01: no reading of
+this software can be older), and, where systemd-timesyncd runs (its state
+directory exists), timesyncd has written /run/systemd/timesync/synchronized.
+A stale fake-hwclock time passes the floor but not the second test.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gateway.model import Reading
+
+log = logging.getLogger(__name__)
+
+# 2026-01-01T00:00:00Z: this code did not exist before, so neither can a reading it took.
+BUILD_TIME_FLOOR = 1767225600.0
+TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+DEFAULT_MAX_HELD = 200_000  # readings; about an hour of 32 six-channel nodes at 1 Hz
+
+
+class ClockValidity:
+    """Default "is the wall clock valid" test (see the module docstring).
+
+    require_sync: True: the timesyncd flag must exist; False: the floor alone;
+    None (default): require the flag only if timesyncd's state directory exists.
+    """
+
+    def __init__(
+        self,
+        floor: float = BUILD_TIME_FLOOR,
+        sync_flag: Path = TIMESYNC_FLAG,
+        require_sync: bool | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.floor = floor
+        self.sync_flag = sync_flag
+        self.require_sync = sync_flag.parent.is_dir() if require_sync is None else require_sync
+        self.wall = wall
+        self._synced = False
+
+    def __call__(self) -> bool:
+        if self.wall() < self.floor:
+            return False
+        if not self.require_sync:
+            return True
+        # Once synchronised, the kernel keeps the time; the flag stays until reboot anyway.
+        if not self._synced:
+            self._synced = self.sync_flag.exists()
+        return self._synced
+
+
+@dataclass
+class Clock:
+    """The three things the acquisition path asks about time; inject fakes in tests."""
+
+    wall: Callable[[], float] = time.time
+    mono: Callable[[], float] = time.monotonic
+    valid: Callable[[], bool] = field(default_factory=ClockValidity)
+
+
+@dataclass
+class Stamper:
+    """Turns monotonic acquisition times into wall-clock timestamps, holding readings until it can."""
+
+    clock: Clock
+    max_held: int = DEFAULT_MAX_HELD
+    held: deque[tuple[float, list[Reading]]] = field(default_factory=deque, init=False)
+    held_count: int = field(default=0, init=False)
+    dropped: int = field(default=0, init=False)  # held readings discarded because the hold was full
+    was_valid: bool = field(default=False, init=False)
+
+    def wall_time(self, taken_mono: float) -> float | None:
+        """Wall time of a monotonic instant, or None while the wall clock is not valid."""
+        if not self.clock.valid():
+            return None
+        return self.clock.wall() - (self.clock.mono() - taken_mono)
+
+    def stamp(self, taken_mono: float, readings: list[Reading]) -> list[Reading]:
+        """Readings taken at taken_mono (their timestamps are replaced), plus any released from the hold.
+
+        Returns what may be delivered now, oldest first; an empty list while
+        the clock is not valid (the readings are held).
+        """
+        if not self.clock.valid():
+            if readings:
+                self._hold(taken_mono, readings)
+            return []
+        offset = self.clock.wall() - self.clock.mono()
+        out: list[Reading] = []
+        if not self.was_valid:
+            self.was_valid = True
+            if self.held:
+                log.info("wall clock is valid: stamping %d held readings", self.held_count)
+        while self.held:
+            mono, batch = self.held.popleft()
+            out.extend(replace(r, timestamp=mono + offset) for r in batch)
+        self.held_count = 0
+        out.extend(replace(r, timestamp=taken_mono + offset) for r in readings)
+        return out
+
+    def _hold(self, taken_mono: float, readings: list[Reading]) -> None:
+        if self.was_valid or not self.held:
+            self.was_valid = False
+            # Said once per episode, so an operator knows why no reading arrives yet.
+            log.warning("wall clock is not valid (not yet synchronised): holding readings until it is")
+        self.held.append((taken_mono, readings))
+        self.held_count += len(readings)
+        while self.held_count > self.max_held and self.held:
+            _, oldest = self.held.popleft()
+            self.held_count -= len(oldest)
+            self.dropped += len(oldest)

@@ -1,0 +1,101 @@
+"""Timestamps on a gateway without a real-time clock: fake clocks, no waiting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.acquire.timestamps import BUILD_TIME_FLOOR, Clock, ClockValidity, Stamper
+from gateway.model import Quality, Reading
+
+REAL_NOW = 1_790_000_000.0  # 2026-09-21
+
+
+class FakeTime:
+    """A wall clock that starts at 1970 (a Pi at boot) and a monotonic clock, both set by the test."""
+
+    def __init__(self) -> None:
+        self.mono_now = 50.0
+        self.wall_now = 50.0  # seconds after 1970-01-01: no RTC
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+    def sync(self, wall: float) -> None:
+        self.wall_now = wall
+
+
+def reading(channel: str) -> Reading:
+    return Reading("dust-1", "dust", channel, 1.0, "ug/m3", Quality.NORMAL, 0.0, 1)
+
+
+def test_clock_validity_needs_a_time_after_the_build_floor(tmp_path: Path) -> None:
+    t = FakeTime()
+    valid = ClockValidity(sync_flag=tmp_path / "timesync" / "synchronized", require_sync=None, wall=t.wall)
+    assert not valid.require_sync  # no timesyncd state directory here: the floor decides
+    assert not valid()
+    t.sync(BUILD_TIME_FLOOR - 1)
+    assert not valid()
+    t.sync(REAL_NOW)
+    assert valid()
+
+
+def test_clock_validity_waits_for_timesyncd_where_it_runs(tmp_path: Path) -> None:
+    flag = tmp_path / "timesync" / "synchronized"
+    flag.parent.mkdir()
+    t = FakeTime()
+    t.sync(REAL_NOW - 86_400 * 30)  # fake-hwclock: a month-old time, later than the floor
+    valid = ClockValidity(sync_flag=flag, wall=t.wall)
+    assert valid.require_sync
+    assert not valid()
+    flag.touch()
+    assert valid()
+
+
+def test_readings_are_stamped_at_once_while_the_clock_is_valid() -> None:
+    t = FakeTime()
+    t.sync(REAL_NOW)
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: True))
+    out = stamper.stamp(t.mono_now - 0.25, [reading("pm10")])
+    assert [r.timestamp for r in out] == [REAL_NOW - 0.25]
+
+
+def test_readings_wait_for_a_valid_clock_and_get_their_true_time() -> None:
+    t = FakeTime()
+    valid = ClockValidity(require_sync=False, wall=t.wall)
+    stamper = Stamper(Clock(t.wall, t.mono, valid))
+    taken = []
+    for i in range(3):
+        t.mono_now += 1.0
+        taken.append(t.mono_now - 0.1)
+        assert stamper.stamp(taken[-1], [reading(f"c{i}")]) == []  # held, never stamped 1970
+    assert stamper.held_count == 3
+    t.mono_now += 10.0
+    t.sync(REAL_NOW)  # NTP: the wall clock jumps from 1970 to now
+    out = stamper.stamp(t.mono_now, [reading("now")])
+    assert [r.channel for r in out] == ["c0", "c1", "c2", "now"]
+    for r, mono in zip(out, [*taken, t.mono_now], strict=True):
+        assert r.timestamp == REAL_NOW - (t.mono_now - mono)
+    assert all(r.timestamp > BUILD_TIME_FLOOR for r in out)
+    assert stamper.held_count == 0
+
+
+def test_held_readings_are_released_by_an_empty_batch() -> None:
+    t = FakeTime()
+    valid = [False]
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: valid[0]))
+    stamper.stamp(t.mono_now, [reading("pm10")])
+    t.sync(REAL_NOW)
+    valid[0] = True
+    assert [r.channel for r in stamper.stamp(t.mono_now, [])] == ["pm10"]
+
+
+def test_the_hold_is_bounded_and_drops_the_oldest() -> None:
+    t = FakeTime()
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: False), max_held=4)
+    for i in range(5):
+        stamper.stamp(float(i), [reading(f"a{i}"), reading(f"b{i}")])
+    assert stamper.held_count == 4 and stamper.dropped == 6
+    assert [mono for mono, _ in stamper.held] == [3.0, 4.0]
