@@ -308,3 +308,10 @@ class SoundLevelMeter:
                 self._sum = 0.0
                 self._filled = 0
         return done
+
+
+def make_sensor(settings, io):
+    """The noise node's driver (node.json names this module): see firmware/noise_sensor.py."""
+    from firmware import noise_sensor
+
+    return noise_sensor.make_sensor(settings, io)

@@ -37,8 +37,14 @@ CORRUPT = 2  # unreadable file: defaults
 INVALID = 3  # another kind's file or a value out of range: defaults
 STATUS_NAMES = ("loaded", "missing", "corrupt", "invalid")
 
-# Holding registers that are commands, not settings: never stored.
-COMMANDS = ("factory_reset",)
+# Holding registers that are commands, not settings: never stored. A write
+# of one still marks the configuration dirty, as a command may change
+# settings (zero_baseline sets the stored baseline_pitch / baseline_roll).
+COMMANDS = ("factory_reset", "zero_baseline")
+# Holding registers that are working state, not settings: never stored, and
+# writing them costs no flash write (the gateway moves history_seq on every
+# history fetch).
+VOLATILE = ("history_seq",)
 
 
 def join(root, name):
@@ -115,7 +121,7 @@ def parse_config(text, kind, rows):
     values = {}
     for row in rows:
         name = row[0]
-        if name in COMMANDS or name not in holding:
+        if name in COMMANDS or name in VOLATILE or name not in holding:
             continue
         raw = holding[name]
         if not _is_int(raw) or raw < row[5] or raw > row[6]:
@@ -186,6 +192,8 @@ class ConfigStore:
 
     def holding_written(self, bank, name):
         """The bank's on_holding_written hook (via the node): a register changed over Modbus."""
+        if name in VOLATILE:
+            return
         if name == "factory_reset":
             if bank.get_holding_raw("factory_reset") == regmap.FACTORY_RESET_KEY:
                 self.factory_reset(bank)
@@ -203,7 +211,7 @@ class ConfigStore:
         holding = {}
         for row in bank.holding_rows:
             name = row[0]
-            if name not in COMMANDS:
+            if name not in COMMANDS and name not in VOLATILE:
                 holding[name] = bank.get_holding_raw(name)
         return {"kind": bank.kind, "flashed_unit_id": self.default_unit_id, "holding": holding}
 

@@ -86,6 +86,24 @@ class FakeClock:
         self.now_us += ms * 1000
 
 
+_CLOCK = Clock()
+
+
+def clock():
+    """The board's clock (one shared instance)."""
+    return _CLOCK
+
+
+def sleep_ms(ms):
+    """Block for ms milliseconds: for start-up sequences only, never in the main loop."""
+    if ms <= 0:
+        return
+    if MICROPYTHON:
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
+
+
 # -- the real board ----------------------------------------------------------------
 def uart(uart_id, baud, parity_code, tx, rx, rxbuf=512):
     """The RS-485 UART: 8 data bits, 1 stop bit, parity from the holding register code."""
@@ -110,6 +128,70 @@ def output_pin(number, value):
     import machine
 
     return machine.Pin(number, machine.Pin.OUT, value=value)
+
+
+def input_pin(number, pull_up=False):
+    import machine
+
+    if pull_up:
+        return machine.Pin(number, machine.Pin.IN, machine.Pin.PULL_UP)
+    return machine.Pin(number, machine.Pin.IN)
+
+
+def pulse_input(number, handler, pull_up=False):
+    """An input pin whose falling edges call handler(pin) as a hard IRQ; returns the pin.
+
+    The handler must not allocate (firmware.wind.PulseCounter.irq does not).
+    """
+    import machine
+
+    pin = input_pin(number, pull_up)
+    pin.irq(handler=handler, trigger=machine.Pin.IRQ_FALLING, hard=True)
+    return pin
+
+
+def i2c(bus_id, scl, sda, freq=100000):
+    import machine
+
+    return machine.I2C(bus_id, scl=machine.Pin(scl), sda=machine.Pin(sda), freq=freq)
+
+
+def spi(bus_id, sck, mosi, miso, baudrate=2000000, polarity=0, phase=0):
+    import machine
+
+    return machine.SPI(
+        bus_id,
+        baudrate=baudrate,
+        polarity=polarity,
+        phase=phase,
+        sck=machine.Pin(sck),
+        mosi=machine.Pin(mosi),
+        miso=machine.Pin(miso),
+    )
+
+
+def adc(number):
+    """An ADC input with 11 dB attenuation (about 0.15-2.45 V usable, read_uv() calibrated)."""
+    import machine
+
+    return machine.ADC(machine.Pin(number), atten=machine.ADC.ATTN_11DB)
+
+
+def i2s_rx(bus_id, sck, ws, sd, rate, ibuf=16384):
+    """A mono I2S receiver with 32-bit slots (INMP441 / ICS-43434 put 24 bits at the top)."""
+    import machine
+
+    return machine.I2S(
+        bus_id,
+        sck=machine.Pin(sck),
+        ws=machine.Pin(ws),
+        sd=machine.Pin(sd),
+        mode=machine.I2S.RX,
+        bits=32,
+        format=machine.I2S.MONO,
+        rate=rate,
+        ibuf=ibuf,
+    )
 
 
 def watchdog(timeout_ms):

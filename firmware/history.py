@@ -2,14 +2,16 @@
 # that missed polls (bus fault, restart) can fetch what it missed by sample
 # sequence number. 600 samples are 10 minutes at one per second.
 #
-# A sample is its sequence number, a timestamp in ms and a fixed number of
-# u16 register words (the measurement registers, raw). Storage is
-# preallocated array('I') / array('H'); push() allocates nothing, so it can
-# run on every sample without feeding the garbage collector.
+# A sample is its sequence number, a timestamp in ms, a u16 status (the
+# node's sensor_status bits) and a fixed number of u16 register words (the
+# measurement registers, raw). Storage is preallocated array('I') /
+# array('H'); push() allocates nothing, so it can run on every sample
+# without feeding the garbage collector.
 #
 # Sequence numbers must increase from push to push (gaps are fine: a failed
 # sample may not be pushed) and, like timestamps, fit in 32 bits unsigned.
-# Memory: capacity * (8 + 2 * width) bytes, e.g. 600 * (8 + 2 * 8) = 14.4 kB.
+# Memory: capacity * (10 + 2 * width) bytes, e.g. 600 * (10 + 2 * 9) = 16.8 kB
+# for the tilt node, the widest kind.
 
 
 from array import array
@@ -21,6 +23,7 @@ class History:
         self.width = width
         self.seqs = array("I", [0] * capacity)
         self.stamps = array("I", [0] * capacity)
+        self.statuses = array("H", [0] * capacity)
         self.words = array("H", [0] * (capacity * width))
         self.head = 0  # slot the next push writes
         self.count = 0
@@ -29,13 +32,14 @@ class History:
     def __len__(self):
         return self.count
 
-    def push(self, seq, stamp_ms, words, offset=0):
+    def push(self, seq, stamp_ms, words, offset=0, status=0):
         """Store words[offset:offset+width]; False (and nothing stored) if seq does not increase."""
         if self.count and seq <= self._newest:
             return False
         slot = self.head
         self.seqs[slot] = seq
         self.stamps[slot] = stamp_ms
+        self.statuses[slot] = status
         store = self.words
         base = slot * self.width
         for k in range(self.width):
@@ -85,6 +89,21 @@ class History:
                 high = mid - 1
         return -1
 
+    def slot_of(self, seq):
+        """find(), with a constant-time path for the usual case of consecutive sequence numbers."""
+        count = self.count
+        if not count:
+            return -1
+        first = self._slot(0)
+        position = seq - self.seqs[first]
+        if 0 <= position < count:
+            slot = first + position
+            if slot >= self.capacity:
+                slot -= self.capacity
+            if self.seqs[slot] == seq:
+                return slot
+        return self.find(seq)
+
     def get(self, seq):
         """The words of sample seq (a new array), or None."""
         slot = self.find(seq)
@@ -110,3 +129,10 @@ class History:
         if slot < 0:
             return None
         return self.stamps[slot]
+
+    def status(self, seq):
+        """Status bits of sample seq, or None."""
+        slot = self.find(seq)
+        if slot < 0:
+            return None
+        return self.statuses[slot]

@@ -32,11 +32,15 @@ from firmware.rs485 import BAUD_RATES, Rs485Port
 NODE_FILE = "node.json"
 WATCHDOG_MS = 8000
 
+# Each kind's adapter (sensor plus the kind's rules). node.json's "module"
+# may name another module instead; firmware.pms5003 / sds011 / aweight /
+# tilt / wind (the names `sitewatch firmware build` writes) hand over to the
+# adapters below.
 SENSOR_MODULES = {
-    regmap.KIND_DUST: "firmware.pms5003",
-    regmap.KIND_NOISE: "firmware.aweight",
-    regmap.KIND_TILT: "firmware.tilt",
-    regmap.KIND_WIND: "firmware.wind",
+    regmap.KIND_DUST: "firmware.dust_sensor",
+    regmap.KIND_NOISE: "firmware.noise_sensor",
+    regmap.KIND_TILT: "firmware.tilt_sensor",
+    regmap.KIND_WIND: "firmware.wind_sensor",
 }
 
 

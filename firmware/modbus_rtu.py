@@ -128,7 +128,20 @@ class RtuSlave:
         count = (f[4] << 8) | f[5]
         if count < 1 or count > 125:
             return self._exception(function, ILLEGAL_VALUE)
-        table = self.bank.holdings if function == 3 else self.bank.inputs
+        bank = self.bank
+        if function == 3:
+            table = bank.holdings
+        elif address >= bank.window_base:
+            # The history window: its own table, filled just before it is read.
+            table = bank.window
+            address -= bank.window_base
+            if address + count > len(table):
+                return self._exception(function, ILLEGAL_ADDRESS)
+            hook = bank.on_window_read
+            if hook is not None:
+                hook(address, count)
+        else:
+            table = bank.inputs
         if address + count > len(table):
             return self._exception(function, ILLEGAL_ADDRESS)
         tx = self.tx

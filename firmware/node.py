@@ -10,14 +10,27 @@
 # node changed over Modbus (before it is persisted), e.g. the tilt node's
 # zero_baseline command.
 #
+# A sensor may also have poll(bank, now_ms), called by tick() on every turn
+# of the main loop: the place for work between samples (a 125 ms sound
+# level, the 250 ms wind steps of the 3 s gust, draining a UART).
+#
 # Optional parts, for the board (the simulator may leave them out):
 #   store: a config_store.ConfigStore; it loads the persisted holding
 #          registers before the slave takes its unit ID, and persists writes.
 #   relay: a relay.Relay, switched by the coil "spray_relay".
+#
+# History: every sample (sequence, time, status, measurement words) also
+# goes into a preallocated ring (firmware/history.py). The gateway reads it
+# through the history window (regmap.HISTORY_BASE): it writes the first
+# sequence number it wants to the holding register "history_seq", then reads
+# input registers in the window; the window is filled from the ring only
+# when a read touches it (on_window_read), with each record's age computed
+# at that moment. Nothing in the request path allocates.
 
 from firmware import config_store, hal, regmap
 from firmware.clock import ticks_diff
 from firmware.config_store import ConfigStore
+from firmware.history import History
 from firmware.modbus_rtu import RtuSlave
 from firmware.regbank import RegisterBank
 
@@ -30,6 +43,15 @@ BOOT_WATCHDOG = 0x0008  # the previous run ended in a watchdog reset
 # The main loop feeds the watchdog only while the node made progress (a
 # request answered or a valid sample) within this window.
 HEALTH_WINDOW_MS = 5 * 60 * 1000
+
+# Samples kept for the history window: 10 minutes at the default 1 s interval.
+HISTORY_CAPACITY = 600
+
+# Sample times are kept modulo 2**30 ms, the period of the ESP32's
+# ticks_ms(), so that they fit the ring's u32 slots and stay small ints on
+# the board; ages are differences modulo the same period (valid up to 12
+# days, far beyond what the ring holds).
+TICKS_MASK = 0x3FFFFFFF
 
 
 def rows_problems(inputs, holdings, coils):
@@ -85,7 +107,9 @@ def _has_row(rows, name):
 
 
 class Node:
-    def __init__(self, kind, sensor, boot_ms, unit_id=0, boot_count=1, store=None, relay=None):
+    def __init__(
+        self, kind, sensor, boot_ms, unit_id=0, boot_count=1, store=None, relay=None, history_capacity=HISTORY_CAPACITY
+    ):
         self.kind = kind
         self.sensor = sensor
         self.bank = RegisterBank(kind)
@@ -103,6 +127,18 @@ class Node:
         self.last_good_ms = boot_ms
         self.last_frame_ms = boot_ms
         self.boot_flags = 0
+        # Uptime as whole seconds plus a millisecond remainder: a plain ms
+        # count would leave MicroPython's small-int range after 12 days, and
+        # ticks_diff() against boot_ms is only valid for half the tick period.
+        self._up_s = 0
+        self._up_ms = 0
+        self._up_last = boot_ms
+        # The history ring and the layout of its window.
+        self.history = History(history_capacity, regmap.measurement_words(kind))
+        self._record_words = regmap.history_record_words(kind)
+        setattr(self.bank, "on_window_read", self._fill_window)
+        self.poll_errors = 0
+        self._sensor_poll = getattr(sensor, "poll", None)
         self.bank.set_input_raw("boot_count", boot_count & 0xFFFF)
         self.bank.set_input_raw("sensor_status", regmap.STATUS_ABSENT)
         self._sensor_hook = getattr(sensor, "on_holding_written", None)
@@ -176,9 +212,13 @@ class Node:
             self.sensor_errors += 1
         self.seq += 1
         self.sample_ms = now_ms
+        status &= 0xFFFF
         bank.set_input_raw("sample_seq", self.seq)
         bank.set_input_raw("sensor_status", status)
         bank.set_input_raw("sensor_errors", self.sensor_errors & 0xFFFF)
+        history = self.history
+        history.push(self.seq, now_ms & TICKS_MASK, bank.inputs, regmap.MEASUREMENT_BASE, status)
+        bank.set_input_raw("history_oldest", history.oldest())
         self.next_sample_ms = now_ms + bank.get_holding_raw("sample_interval")
 
     # -- the bus -------------------------------------------------------------------
@@ -189,7 +229,8 @@ class Node:
         self.now_ms = now_ms
         age = ticks_diff(now_ms, self.sample_ms)
         bank.set_input_raw("sample_age", age if age < 0xFFFF else 0xFFFF)
-        bank.set_input_raw("uptime", ticks_diff(now_ms, self.boot_ms) // 1000)
+        self._advance(now_ms)
+        bank.set_input_raw("uptime", self._up_s)
         bank.set_input_raw("frames_ok", slave.frames_ok & 0xFFFF)
         bank.set_input_raw("crc_errors", slave.crc_errors & 0xFFFF)
         answered = slave.frames_ok
@@ -197,6 +238,56 @@ class Node:
         if slave.frames_ok != answered:
             self.last_frame_ms = now_ms
         return n
+
+    def _advance(self, now_ms):
+        d = ticks_diff(now_ms, self._up_last)
+        if d <= 0:
+            return
+        self._up_last = now_ms
+        ms = self._up_ms + d
+        if ms >= 1000:
+            self._up_s += ms // 1000
+            ms %= 1000
+        self._up_ms = ms
+
+    @property
+    def uptime_s(self):
+        return self._up_s
+
+    def _fill_window(self, offset, count):
+        """The bank's on_window_read hook: put the records a read touches into the window.
+
+        Record r shows sample history_seq + r, or zeros (an empty record) when
+        the ring does not hold it. Only the records the read overlaps are
+        written. Allocates nothing (as long as the numbers are small ints).
+        """
+        bank = self.bank
+        window = bank.window
+        history = self.history
+        rw = self._record_words
+        width = history.width
+        words = history.words
+        start = bank.get_holding_raw("history_seq")
+        now = self.now_ms & TICKS_MASK
+        header = regmap.HISTORY_HEADER_WORDS
+        for r in range(offset // rw, (offset + count - 1) // rw + 1):
+            base = r * rw
+            seq = start + r
+            slot = history.slot_of(seq) if seq else -1
+            if slot < 0:
+                for k in range(rw):
+                    window[base + k] = 0
+                continue
+            window[base] = (seq >> 16) & 0xFFFF
+            window[base + 1] = seq & 0xFFFF
+            age = (now - history.stamps[slot]) & TICKS_MASK
+            window[base + 2] = age >> 16
+            window[base + 3] = age & 0xFFFF
+            window[base + 4] = history.statuses[slot]
+            src = slot * width
+            base += header
+            for k in range(width):
+                window[base + k] = words[src + k]
 
     def _holding_written(self, name):
         if self._sensor_hook is not None:
@@ -210,10 +301,17 @@ class Node:
 
     # -- housekeeping --------------------------------------------------------------
     def tick(self, now_ms):
-        """Time-driven duties between requests: the relay's maximum on-time."""
+        """Time-driven duties between requests: the relay's maximum on-time, the sensor's poll()."""
         relay = self.relay
         if relay is not None and relay.poll(now_ms):
             self.bank.coils[self.relay_coil] = 0
+        self._advance(now_ms)
+        poll = self._sensor_poll
+        if poll is not None:
+            try:
+                poll(self.bank, now_ms)
+            except Exception:  # a driver bug must not stop the node answering (it shows in the samples)
+                self.poll_errors += 1
 
     def healthy(self, now_ms, window_ms=HEALTH_WINDOW_MS):
         """True while the node made progress recently: the main loop feeds the watchdog only then.

@@ -201,3 +201,10 @@ class Pms5003:
         if self.warming_up(now_ms):
             return bits | regmap.STATUS_WARMUP
         return bits | regmap.STATUS_OK
+
+
+def make_sensor(settings, io):
+    """The dust node's driver (node.json names this module): see firmware/dust_sensor.py."""
+    from firmware import dust_sensor
+
+    return dust_sensor.make_sensor(settings, io)

@@ -2,6 +2,14 @@
 #
 # Built from firmware.regmap for a node kind. Storage is preallocated
 # (array('H') and bytearray), so serving a request allocates nothing.
+#
+# Input registers live in two tables: `inputs` (address 0 .. input_count - 1:
+# diagnostics and measurements) and `window` (the history window, address
+# regmap.HISTORY_BASE on). The addresses between them are not registers: a
+# read that touches them is refused with exception 2, as is one past the
+# window. The window's content is produced on demand: the slave calls
+# on_window_read(offset, count) before it copies from the window, and the
+# node fills it from its history ring then.
 
 from array import array
 
@@ -22,6 +30,8 @@ class RegisterBank:
         self.inputs = array("H", [0] * regmap.input_count(kind))
         self.holdings = array("H", [0] * regmap.holding_count(kind))
         self.coils = bytearray(regmap.coil_count(kind))
+        self.window_base = regmap.HISTORY_BASE
+        self.window = array("H", [0] * regmap.history_window_words(kind))
         # Per holding address: the row that starts there, or the row whose
         # second word it is (so a 32-bit value can be written as two words).
         self._holding_at = [None] * len(self.holdings)
@@ -38,6 +48,8 @@ class RegisterBank:
         self.on_holding_written = None
         # Called with (address, on) after a coil was written over Modbus.
         self.on_coil_written = None
+        # Called with (offset in window, count) before a read of the history window is answered.
+        self.on_window_read = None
         self.load_defaults()
         self.set_input_raw("fw_version", regmap.FIRMWARE_VERSION)
         self.set_input_raw("node_kind", kind)

@@ -147,3 +147,13 @@ class Sds011Parser:
             buf[j] = buf[start + j]
         self.skipped += start
         return keep
+
+
+def make_sensor(settings, io):
+    """The dust node's driver with an SDS011 (node.json names this module): see firmware/dust_sensor.py."""
+    from firmware import dust_sensor
+
+    chosen = dict(settings)
+    if chosen.get("pm") is None:
+        chosen["pm"] = "sds011"
+    return dust_sensor.make_sensor(chosen, io)

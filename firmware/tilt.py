@@ -60,3 +60,10 @@ class Tilt:
         self.roll = roll_mdeg(ax, ay, az) - self.baseline_roll
         self.slope_x = slope_permille(self.pitch)
         self.slope_y = slope_permille(self.roll)
+
+
+def make_sensor(settings, io):
+    """The tilt node's driver (node.json names this module): see firmware/tilt_sensor.py."""
+    from firmware import tilt_sensor
+
+    return tilt_sensor.make_sensor(settings, io)

@@ -121,3 +121,10 @@ class GustTracker:
             return None
         self._have_peak = False
         return self._peak
+
+
+def make_sensor(settings, io):
+    """The wind node's driver (node.json names this module): see firmware/wind_sensor.py."""
+    from firmware import wind_sensor
+
+    return wind_sensor.make_sensor(settings, io)

@@ -47,7 +47,9 @@ KINDS = tuple(regmap.KIND_NAMES[k] for k in sorted(regmap.KIND_NAMES))
 RS485_PINS: dict[str, int] = {"uart": 2, "tx": 17, "rx": 16, "de": 4}
 SENSOR_SETTINGS: dict[str, dict[str, Any]] = {
     "dust": {"module": "firmware.pms5003", "uart": 1, "tx": 33, "rx": 32, "set": 25},
-    "noise": {"module": "firmware.aweight", "i2s": 0, "sck": 14, "ws": 15, "sd": 32, "rate": 48000},
+    # A sound-level module that outputs dB(A) (option A of hardware/noise.md): the
+    # I2S microphone path is only a sampled estimate in plain MicroPython (docs/firmware.md).
+    "noise": {"module": "firmware.noise_sensor", "source": "module", "uart": 1, "tx": 26, "rx": 27, "de": 25},
     "tilt": {"module": "firmware.tilt", "i2c": 0, "scl": 22, "sda": 21},
     "wind": {"module": "firmware.wind", "pulse": 27, "vane_adc": 34},
 }

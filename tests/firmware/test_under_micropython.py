@@ -21,6 +21,13 @@ SHARED_MODULES = [
     "tests/firmware/test_config_store.py",
     "tests/firmware/test_relay.py",
     "tests/firmware/test_node.py",
+    "tests/firmware/test_env_sensors.py",
+    "tests/firmware/test_dust_sensor.py",
+    "tests/firmware/test_noise_sensor.py",
+    "tests/firmware/test_tilt_sensor.py",
+    "tests/firmware/test_wind_sensor.py",
+    "tests/firmware/test_node_history.py",
+    "tests/firmware/test_fuzz_slave.py",
 ]
 
 
