@@ -13,15 +13,19 @@ there) has these parts::
     [conditions]                            # optional: initial site conditions
     humidity_mean = 80.0                    # any field of simulator.physics.Conditions
 
-    [[buses]]                               # one or more RS-485 buses
+    [[buses]]                               # one or more buses
     name = "boundary"                       # letters, digits, "-", "_"
     baud = 9600                             # 9600, 19200, 38400, 57600 or 115200 (default 9600)
+    transport = "rtu"                       # "rtu" (default): RS-485 on a pseudo-terminal;
+                                            # "tcp": nodes on Wi-Fi, served over Modbus TCP
+    port = 0                                # tcp only: TCP port on 127.0.0.1 (0: any free port)
 
     [[buses.nodes]]                         # one or more nodes on that bus
     kind = "dust"                           # dust, noise, tilt or wind
     unit_id = 1                             # 1..247, unique on the bus
     name = "dust-east"                      # optional; default "<kind>-<unit_id>", unique in the site
     params = { bearing = 90.0 }             # optional per-node physics parameters
+    turnaround_ms = 2.0                     # optional: request end to reply start (0 .. 1000, default 2)
 
     [[timeline]]                            # zero or more entries; each either sets conditions ...
     at = "1h"                               # offset from start, a clock time 22:00:00 / "22:00"
@@ -87,6 +91,8 @@ from simulator.physics import (
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has kept +08:00 without DST since 1991
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
+TRANSPORTS = ("rtu", "tcp")
+DEFAULT_TURNAROUND_MS = 2.0
 KIND_NAMES: tuple[str, ...] = tuple(str(name) for name in regmap.KIND_NAMES.values())
 KIND_CODES: dict[str, int] = {str(name): int(code) for code, name in regmap.KIND_NAMES.items()}
 
@@ -96,8 +102,8 @@ _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 _TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
-_BUS_KEYS = ("name", "baud", "nodes")
-_NODE_KEYS = ("kind", "unit_id", "name", "params")
+_BUS_KEYS = ("name", "baud", "transport", "port", "nodes")
+_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms")
 _SET_KEYS = ("at", "label", "ramp", "set")
 _FAULT_KEYS = ("at", "label", "fault", "bus", "unit_id", "duration", *sorted(set().union(*PARAMETERS.values())))
 
@@ -123,6 +129,7 @@ class ScenarioNode:
     unit_id: int
     name: str
     params: NodeParams
+    turnaround_ms: float = DEFAULT_TURNAROUND_MS  # end of a request to the start of the reply
 
     @property
     def kind_code(self) -> int:
@@ -135,6 +142,8 @@ class ScenarioBus:
     name: str
     baud: int
     nodes: tuple[ScenarioNode, ...]
+    transport: str = "rtu"  # "rtu": RS-485 on a pseudo-terminal; "tcp": Modbus TCP (nodes on Wi-Fi)
+    port: int = 0  # tcp: the TCP port on 127.0.0.1, 0 for any free one
 
 
 @dataclass(frozen=True)
@@ -393,6 +402,7 @@ class _Parser:
     def buses(self, value: Any) -> tuple[ScenarioBus, ...]:
         buses: list[ScenarioBus] = []
         names: set[str] = set()
+        ports: set[int] = set()
         node_names: dict[str, str] = {}
         for index, table in enumerate(self.tables(value, "buses")):
             where = f"buses[{index}]"
@@ -406,6 +416,17 @@ class _Parser:
             baud = table.get("baud", 9600)
             if isinstance(baud, bool) or baud not in BAUD_RATES:
                 raise self.fail(f"{where}.baud", f"{baud!r} is not one of {', '.join(map(str, BAUD_RATES))}")
+            transport = self.text(table.get("transport", "rtu"), f"{where}.transport")
+            if transport not in TRANSPORTS:
+                raise self.fail(f"{where}.transport", f"{transport!r} is not one of {', '.join(TRANSPORTS)}")
+            port = 0
+            if "port" in table:
+                if transport != "tcp":
+                    raise self.fail(f"{where}.port", "only a tcp bus has a TCP port (set transport = \"tcp\")")
+                port = self.integer(table["port"], f"{where}.port", 0, 65535)
+                if port and port in ports:
+                    raise self.fail(f"{where}.port", f"TCP port {port} is already used by another bus")
+                ports.add(port)
             nodes: list[ScenarioNode] = []
             units: set[int] = set()
             for n, node_table in enumerate(self.tables(self.required(table, "nodes", where), f"{where}.nodes")):
@@ -421,7 +442,7 @@ class _Parser:
                     )
                 node_names[node.name] = node_where
                 nodes.append(node)
-            buses.append(ScenarioBus(name, int(baud), tuple(nodes)))
+            buses.append(ScenarioBus(name, int(baud), tuple(nodes), transport, port))
         return tuple(buses)
 
     def node(self, table: Mapping[str, Any], where: str) -> ScenarioNode:
@@ -437,7 +458,12 @@ class _Parser:
         except (ValueError, TypeError) as error:
             key, problem = _split_field(str(error))
             raise self.fail(_join(f"{where}.params", key), problem) from None
-        return ScenarioNode(kind, unit_id, name, params)
+        turnaround = DEFAULT_TURNAROUND_MS
+        if "turnaround_ms" in table:
+            turnaround = self.number(table["turnaround_ms"], f"{where}.turnaround_ms")
+            if not 0.0 <= turnaround <= 1000.0:
+                raise self.fail(f"{where}.turnaround_ms", f"{turnaround:g} is outside 0 .. 1000 ms")
+        return ScenarioNode(kind, unit_id, name, params, turnaround)
 
     def change(self, entry: Mapping[str, Any], where: str) -> Change:
         self.keys(entry, _SET_KEYS, where)

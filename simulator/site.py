@@ -1,27 +1,69 @@
-"""A simulated site: buses of firmware nodes on pseudo-terminals, driven by truth sources.
+"""A simulated site: a scenario's buses of firmware nodes, fed by its physics, with its faults.
 
-Time: the site keeps a simulated clock that runs `speed` times faster than
-the monotonic clock, starting at `start_time` (seconds since the epoch).
-The firmware nodes see the simulated clock in milliseconds, so a node's
-1000 ms sample interval takes 1/speed real seconds.
+Built from a :class:`simulator.scenario.Scenario` (simulator/scenarios/*.toml):
+every scenario node becomes a real firmware :class:`firmware.node.Node` whose
+sensor (:class:`simulator.sensors.SimulatedSensor`) reads that node's physics
+model through :class:`simulator.physics.EpochSource`. The dust node's coils are
+fed back as the model's actuators before each sample, so a master that writes
+the spray_relay coil makes PM10 fall (closed loop). RS-485 buses are
+pseudo-terminals (:class:`simulator.bus.PtyBus`, a stable link per bus in
+link_dir); buses with ``transport = "tcp"`` are Modbus TCP ports
+(:class:`simulator.tcp.TcpBus`).
+
+Time: the site keeps a simulated clock that starts at the scenario's start
+(plus `skip` seconds, to jump into the middle of a long scenario: the models
+are first stepped coarsely through up to WARM_UP of the scenario before that
+point, so slow states such as formwork creep or soil moisture have their
+history rather than starting at equilibrium) and runs
+`speed` times faster than the monotonic clock. The firmware nodes see it in
+milliseconds since the site started, so a node's 1000 ms sample interval
+takes 1/speed real seconds. The physics and the sensor faults are a function
+of the seed and the sample times, and the nodes sample on their own
+schedule, so the ground truth of a run does not depend on the host's timing
+(as long as the host keeps up, see simulator/bus.py, and as long as no master
+switches the spray, whose effect starts when the write arrives). What a
+master reads does: the bus runs in real time.
+
+Faults: the scenario's fault plan (and any added at run time through
+:attr:`Site.faults`, e.g. by simulator/control.py) apply on the buses and in
+the sensors. Ground truth: with `truth` set, every sample is written to a
+JSON Lines file (simulator/truth.py): its epoch time, the true values, the
+active faults and the node's sample sequence number.
+
+A site can also be built from :class:`BusSpec` lists (tests, benchmarks): the
+nodes then get the default conditions (an ordinary spring day) of an ad hoc
+scenario that starts now.
 """
 
 from __future__ import annotations
 
 import math
-import random
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
 
-from firmware import regmap
 from firmware.node import Node
-from simulator.bus import PtyBus, SimNode
+from simulator.bus import PtyBus, SimBus, SimNode
+from simulator.faults import Fault, FaultKind, FaultPlan, NodeId, SensorFaults
+from simulator.physics import PARAMS_BY_KIND, Conditions, EpochSource, NodeModel, stream
+from simulator.scenario import (
+    KIND_CODES,
+    SHANGHAI,
+    Scenario,
+    ScenarioBus,
+    ScenarioNode,
+    load_builtin,
+    load_scenario,
+)
 from simulator.sensors import SimulatedSensor, TruthSource
+from simulator.tcp import TcpBus
+from simulator.truth import TruthWriter
 
-KIND_BY_NAME = {name: kind for kind, name in regmap.KIND_NAMES.items()}
+WARM_UP = 6 * 3600.0  # s of history the models get before a skipped-to start
+WARM_UP_STEP = 10.0  # s between warm-up steps
 
 
 @dataclass(frozen=True)
@@ -36,6 +78,84 @@ class BusSpec:
     name: str
     nodes: tuple[NodeSpec, ...]
     baud: int = 9600
+    transport: str = "rtu"  # "rtu" (pty) or "tcp"
+    port: int = 0  # tcp: port on 127.0.0.1, 0 for any free one
+
+
+def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
+    """The buses and nodes of a scenario, without their physics."""
+    return tuple(
+        BusSpec(
+            bus.name,
+            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms) for node in bus.nodes),
+            bus.baud,
+            bus.transport,
+            bus.port,
+        )
+        for bus in scenario.buses
+    )
+
+
+def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | None = None) -> Scenario:
+    """A scenario of these buses under the default conditions, starting at start_time (default now), endless."""
+    start = datetime.fromtimestamp(time.time() if start_time is None else start_time, SHANGHAI)
+    return Scenario(
+        name="adhoc",
+        description="buses given in code, default conditions",
+        seed=seed,
+        duration=math.inf,
+        start=start,
+        conditions=Conditions(),
+        buses=tuple(
+            ScenarioBus(
+                bus.name,
+                bus.baud,
+                tuple(
+                    ScenarioNode(n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms)
+                    for n in bus.nodes
+                ),
+                bus.transport,
+                bus.port,
+            )
+            for bus in buses
+        ),
+        source="<code>",
+    )
+
+
+def find_scenario(name_or_path: str) -> Scenario:
+    """A shipped scenario by name ("typhoon"), or a scenario file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.is_file():
+        return load_scenario(path)
+    return load_builtin(name_or_path)
+
+
+def physics_source(kind: int, unit_id: int, seed: int) -> TruthSource:
+    """One node's physics under the default conditions, on its own (for nodes built by hand).
+
+    Its time starts at the first value asked for, so any epoch clock will do.
+    """
+    kind_name = next(name for name, code in KIND_CODES.items() if code == kind)
+    scenario = adhoc_scenario((BusSpec("solo", (NodeSpec(kind_name, unit_id),)),), seed)
+    return _FirstCallEpoch(scenario.physics().model("solo", unit_id))
+
+
+class _FirstCallEpoch:
+    def __init__(self, model: NodeModel) -> None:
+        self._model = model
+        self._source: EpochSource | None = None
+        self.actuators: dict[str, bool] = {}
+
+    def values(self, t: float) -> dict[str, float]:
+        if self._source is None:
+            self._source = EpochSource(self._model, t)
+        self._source.actuators = self.actuators
+        return self._source.values(t)
+
+
+# Kept for callers written before the physics models existed: the same signature.
+smooth_sources = physics_source
 
 
 class SimClock:
@@ -53,103 +173,203 @@ class SimClock:
         return int((time.monotonic() - self._origin) * self.speed * 1000)
 
 
-class SmoothSource:
-    """A simple seeded source: each value wanders smoothly around a typical level.
+class SiteFaults:
+    """The run's fault plan, shared by the bus threads, the sensors and the control API.
 
-    Good enough for wire and pipeline tests where the physics does not matter;
-    the scenario physics (simulator/physics.py) replaces it for realistic runs.
+    Times in the plan are simulated seconds since the scenario start; the nodes
+    count ms since the site started, `skip` seconds into the scenario.
     """
 
-    TYPICAL: ClassVar[dict[str, tuple[float, float]]] = {  # name: (level, amplitude)
-        "pm25": (35.0, 15.0),
-        "pm10": (80.0, 40.0),
-        "pm1": (20.0, 8.0),
-        "temperature": (24.0, 4.0),
-        "humidity": (70.0, 15.0),
-        "pressure": (100.8, 0.4),
-        "laeq_1s": (62.0, 8.0),
-        "lamax_1s": (68.0, 8.0),
-        "lamin_1s": (55.0, 6.0),
-        "pitch": (0.0, 150.0),
-        "roll": (0.0, 150.0),
-        "slope_x": (0.0, 2.6),
-        "slope_y": (0.0, 2.6),
-        "wind_speed": (4.0, 2.5),
-        "wind_dir": (180.0, 170.0),
-        "wind_gust_3s": (6.0, 3.0),
-    }
+    def __init__(self, plan: FaultPlan, skip: float, seed: int) -> None:
+        self.plan = plan
+        self.skip = skip
+        self.seed = seed
+        self.lock = threading.Lock()
 
-    def __init__(self, kind: int, seed: int) -> None:
-        rng = random.Random(seed)
-        self.names = [row[0] for row in regmap.MEASUREMENTS[kind]]
-        self.phase = {name: rng.uniform(0, 2 * math.pi) for name in self.names}
-        self.period = {name: rng.uniform(60, 600) for name in self.names}
+    def time(self, now_ms: int) -> float:
+        return self.skip + now_ms / 1000
 
-    def values(self, t: float) -> dict[str, float]:
-        out = {}
-        for name in self.names:
-            level, amplitude = self.TYPICAL[name]
-            out[name] = level + amplitude * math.sin(2 * math.pi * t / self.period[name] + self.phase[name])
-        return out
+    def node(self, bus: str, unit_id: int, now_ms: int) -> tuple[Fault, ...]:
+        with self.lock:
+            return self.plan.active(NodeId(bus, unit_id), self.time(now_ms))
+
+    def labels(self, bus: str, unit_id: int, now_ms: int) -> list[str]:
+        with self.lock:
+            return self.plan.labels(NodeId(bus, unit_id), self.time(now_ms))
+
+    def bus_wide(self, bus: str, now_ms: int) -> tuple[Fault, ...]:
+        t = self.time(now_ms)
+        with self.lock:
+            return tuple(f for f in self.plan.faults if f.bus == bus and f.unit_id is None and f.active_at(t))
+
+    def ms(self, t: float) -> float:
+        """The node tick of scenario time t (may be infinite)."""
+        return (t - self.skip) * 1000
+
+    def reboots(self, bus: str, unit_id: int, now_ms: int) -> tuple[tuple[float, float], ...]:
+        """(start, end) in node ticks of the node's reboot faults begun by now_ms."""
+        t = self.time(now_ms)
+        node = NodeId(bus, unit_id)
+        with self.lock:
+            return tuple(
+                (self.ms(f.start), self.ms(f.end))
+                for f in self.plan.faults
+                if f.kind == FaultKind.REBOOT and f.applies_to(node) and f.start <= t
+            )
+
+    def add(self, fault: Fault) -> Fault:
+        with self.lock:
+            return self.plan.add(fault)
+
+    def clear(
+        self, t: float, *, bus: str | None = None, unit_id: int | None = None, kind: FaultKind | None = None
+    ) -> list[Fault]:
+        """End the matching faults active at t and drop those not started yet."""
+        with self.lock:
+            return self.plan.clear(t, bus=bus, unit_id=unit_id, kind=kind, future=True)
+
+    def all(self) -> tuple[Fault, ...]:
+        with self.lock:
+            return self.plan.faults
+
+    def view(self, bus: str) -> BusFaultView:
+        return BusFaultView(self, bus)
 
 
-SourceFactory = Callable[[int, int, int], TruthSource]  # (kind, unit_id, seed) -> source
+class BusFaultView:
+    """One bus's view of the site's faults (simulator.bus.BusFaults)."""
 
+    def __init__(self, faults: SiteFaults, bus: str) -> None:
+        self.faults = faults
+        self.bus = bus
+        self.rng = stream(faults.seed, f"link-faults/{bus}")
 
-def smooth_sources(kind: int, unit_id: int, seed: int) -> TruthSource:
-    return SmoothSource(kind, seed * 1000 + unit_id)
+    def node_faults(self, unit_id: int, now_ms: int) -> tuple[Fault, ...]:
+        return self.faults.node(self.bus, unit_id, now_ms)
+
+    def bus_faults(self, now_ms: int) -> tuple[Fault, ...]:
+        return self.faults.bus_wide(self.bus, now_ms)
+
+    def reboots(self, unit_id: int, now_ms: int) -> tuple[tuple[float, float], ...]:
+        return self.faults.reboots(self.bus, unit_id, now_ms)
 
 
 @dataclass
 class SiteNode:
     bus: str
     spec: NodeSpec
-    node: Node
+    sim: SimNode
     sensor: SimulatedSensor
+    name: str = ""
+
+    @property
+    def node(self) -> Node:
+        """The firmware node now on the line (a reboot replaces it)."""
+        return self.sim.node
 
 
-@dataclass
 class Site:
-    buses: tuple[BusSpec, ...]
-    link_dir: Path
-    seed: int = 1
-    speed: float = 1.0
-    start_time: float | None = None
-    source_factory: SourceFactory = smooth_sources
-    clock: SimClock = field(init=False)
-    nodes: list[SiteNode] = field(init=False, default_factory=list)
-    running: list[PtyBus] = field(init=False, default_factory=list)
+    """A scenario's buses and nodes, running; start() and stop(), or use it as a context manager.
 
-    def __post_init__(self) -> None:
-        self.clock = SimClock(self.start_time, self.speed)
+    buses: a Scenario, or BusSpecs for an ad hoc site under default conditions.
+    seed: overrides the scenario's seed (default: the scenario's; 1 for BusSpecs).
+    speed: simulated seconds per real second.
+    start_time: epoch start of an ad hoc site (default now); a scenario has its own.
+    skip: start this many simulated seconds into the scenario.
+    truth: a JSON Lines file to write the ground truth of every sample to.
+    faults: the fault plan (default: the scenario's).
+    """
 
+    def __init__(
+        self,
+        buses: Sequence[BusSpec] | Scenario,
+        link_dir: Path,
+        seed: int | None = None,
+        speed: float = 1.0,
+        start_time: float | None = None,
+        *,
+        skip: float = 0.0,
+        truth: Path | str | None = None,
+        faults: FaultPlan | None = None,
+    ) -> None:
+        if speed <= 0 or not math.isfinite(speed):
+            raise ValueError(f"speed: {speed!r} must be a positive number")
+        if skip < 0 or not math.isfinite(skip):
+            raise ValueError(f"skip: {skip!r} must be a number of seconds >= 0")
+        # An ad hoc site without a start time follows the wall clock (its simulated epoch is
+        # real time at speed 1), so timestamps a gateway derives from its own clock line up.
+        self._wall_clock = False
+        if isinstance(buses, Scenario):
+            scenario = buses if seed is None else replace(buses, seed=seed)
+        else:
+            scenario = adhoc_scenario(buses, 1 if seed is None else seed, start_time)
+            self._wall_clock = start_time is None
+        self.scenario = scenario
+        self.buses = bus_specs(scenario)
+        self.link_dir = Path(link_dir)
+        self.seed = scenario.seed
+        self.speed = speed
+        self.skip = skip
+        self.truth_path = Path(truth) if truth is not None else None
+        self.clock = SimClock(scenario.start_epoch + skip, speed)
+        self.faults = SiteFaults(faults if faults is not None else scenario.fault_plan(), skip, scenario.seed)
+        self.nodes: list[SiteNode] = []
+        self.running: list[SimBus] = []
+        self.paths: dict[str, str] = {}
+        self._truth: TruthWriter | None = None
+        self._truth_lock = threading.Lock()
+        self._physics_lock = threading.Lock()
+
+    # -- time ------------------------------------------------------------------------
+    def scenario_time(self) -> float:
+        """Simulated seconds since the scenario start."""
+        return self.skip + self.clock.ms() / 1000
+
+    def epoch_of_ms(self, now_ms: int) -> float:
+        """The simulated epoch time of a node tick."""
+        return self.clock.start_time + now_ms / 1000
+
+    @property
+    def finished(self) -> bool:
+        return self.scenario_time() >= self.scenario.duration
+
+    # -- lifecycle -------------------------------------------------------------------
     def start(self) -> dict[str, str]:
-        """Start every bus; returns bus name -> the path a master opens."""
-        paths = {}
-        for bus_spec in self.buses:
-            sims = []
-            for spec in bus_spec.nodes:
-                kind = KIND_BY_NAME[spec.kind]
-                source = self.source_factory(kind, spec.unit_id, self.seed)
-                sensor = SimulatedSensor(kind, source, self.clock.seconds)
-                node = Node(kind, sensor, self.clock.ms(), unit_id=spec.unit_id)
-                self.nodes.append(SiteNode(bus_spec.name, spec, node, sensor))
-                sims.append(SimNode(node, spec.turnaround_ms / 1000, on_sample=_remember_truth(sensor)))
-            bus = PtyBus(bus_spec.name, sims, bus_spec.baud, self.link_dir / bus_spec.name, self.clock.ms)
-            paths[bus_spec.name] = bus.start()
-            self.running.append(bus)
-        return paths
+        """Start every bus; returns bus name -> what a master opens (a pty path or tcp://host:port)."""
+        if self.running:
+            raise RuntimeError("the site is already running")
+        # The clock starts now: the nodes boot at tick 0, the scenario time is `skip`.
+        self.clock = SimClock(None if self._wall_clock else self.scenario.start_epoch + self.skip, self.speed)
+        if self.truth_path is not None:
+            self._truth = TruthWriter(self.truth_path)
+        physics = self.scenario.physics()
+        try:
+            for bus in self.scenario.buses:
+                sims = [self._make_node(bus, node, physics.model(bus.name, node.unit_id)) for node in bus.nodes]
+                for sim in sims:
+                    self._warm_up(sim)
+                view = self.faults.view(bus.name)
+                running: PtyBus | TcpBus
+                if bus.transport == "tcp":
+                    running = TcpBus(bus.name, sims, bus.port, self.clock.ms, faults=view, speed=self.speed)
+                else:
+                    link = self.link_dir / bus.name
+                    running = PtyBus(bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed)
+                self.paths[bus.name] = running.start()
+                self.running.append(running)
+        except BaseException:
+            self.stop()
+            raise
+        return dict(self.paths)
 
     def stop(self) -> None:
         for bus in self.running:
             bus.stop()
         self.running.clear()
-
-    def node(self, bus: str, unit_id: int) -> SiteNode:
-        for n in self.nodes:
-            if n.bus == bus and n.spec.unit_id == unit_id:
-                return n
-        raise KeyError(f"no node {unit_id} on bus {bus}")
+        with self._truth_lock:
+            if self._truth is not None:
+                self._truth.close()
+                self._truth = None
 
     def __enter__(self) -> Site:
         self.start()
@@ -158,18 +378,82 @@ class Site:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # -- looking things up -----------------------------------------------------------
+    def node(self, bus: str, unit_id: int) -> SiteNode:
+        for n in self.nodes:
+            if n.bus == bus and n.spec.unit_id == unit_id:
+                return n
+        raise KeyError(f"no node {unit_id} on bus {bus}")
 
-def _remember_truth(sensor: SimulatedSensor) -> Callable[[SimNode, int], None]:
-    def on_sample(sim: SimNode, now_ms: int) -> None:
-        sensor.remember(sim.node.seq)
+    def bus(self, name: str) -> SimBus:
+        for running in self.running:
+            if running.name == name:
+                return running
+        raise KeyError(f"no running bus {name!r}")
 
-    return on_sample
+    def describe(self) -> list[str]:
+        """One line per bus: "name: path (details)"."""
+        lines = []
+        for spec in self.buses:
+            units = ", ".join(f"{n.kind} {n.unit_id}" for n in spec.nodes)
+            link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8N1"
+            lines.append(f"{spec.name}: {self.paths.get(spec.name, '(not started)')} ({link}; {units})")
+        return lines
+
+    # -- building --------------------------------------------------------------------
+    def _make_node(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
+        kind = spec.kind_code
+        source = EpochSource(model, self.scenario.start_epoch)
+        sensor = SimulatedSensor(
+            kind,
+            source,
+            self.clock.seconds,
+            epoch_of_ms=self.epoch_of_ms,
+            faults=_node_faults(self.faults, bus.name, spec.unit_id),
+            sensor_faults=SensorFaults(stream(self.seed, f"sensor-faults/{bus.name}/{spec.unit_id}")),
+            lock=self._physics_lock,
+        )
+        node = Node(kind, sensor, 0, unit_id=spec.unit_id)  # boots at tick 0: see SimNode.boot
+        sim = SimNode(node, spec.turnaround_ms / 1000, unit_id=spec.unit_id)
+        site_node = SiteNode(bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms), sim, sensor, spec.name)
+        sim.on_sample = self._recorder(site_node)
+        self.nodes.append(site_node)
+        return sim
+
+    def _warm_up(self, sim: SimNode) -> None:
+        warm_up(sim.node.sensor.source, self.scenario.start_epoch, self.skip)
+
+    def _recorder(self, site_node: SiteNode) -> Callable[[SimNode, int], None]:
+        sensor = site_node.sensor
+        bus, unit, kind = site_node.bus, site_node.spec.unit_id, site_node.spec.kind
+
+        def on_sample(sim: SimNode, now_ms: int) -> None:
+            sequence = int(sim.node.seq)
+            sensor.remember(sequence)
+            if self._truth is None:
+                return
+            labels = self.faults.labels(bus, unit, now_ms)
+            with self._truth_lock:
+                if self._truth is not None:
+                    self._truth.record(self.epoch_of_ms(now_ms), bus, unit, kind, sensor.last, labels, sequence)
+
+        return on_sample
 
 
-DEMO_SITE = (
-    BusSpec(
-        "bus0",
-        (NodeSpec("dust", 1), NodeSpec("wind", 2), NodeSpec("noise", 3), NodeSpec("tilt", 4)),
-        baud=9600,
-    ),
-)
+def warm_up(source: TruthSource, start_epoch: float, skip: float) -> None:
+    """Step a source through up to WARM_UP of the scenario before `skip` (nothing to do without a skip)."""
+    t = max(0.0, skip - WARM_UP)
+    while t < skip:
+        source.values(start_epoch + t)
+        t += WARM_UP_STEP
+
+
+def _node_faults(faults: SiteFaults, bus: str, unit_id: int) -> Callable[[int], tuple[Fault, ...]]:
+    def active(now_ms: int) -> tuple[Fault, ...]:
+        return faults.node(bus, unit_id, now_ms)
+
+    return active
+
+
+DEMO_SCENARIO = "demo"
+DEMO_SITE = bus_specs(load_builtin(DEMO_SCENARIO))

@@ -9,7 +9,10 @@ One line per sample a simulated sensor produced:
   the gateway's readings), so a test can line truth up with what was stored;
 - values: true physical values by register name (firmware/regmap.py units),
   before any sensor fault; empty when the sensor produced nothing;
-- faults: labels of the faults active on that node at that time (sorted).
+- faults: labels of the faults active on that node at that time (sorted);
+- sequence (optional): the node's sample sequence number (input register
+  sample_seq) of that sample, so a reader's values line up with their truth
+  exactly; it restarts at 1 when the node reboots.
 
 :class:`TruthWriter` writes a file (flushes every line, so a crashed run still
 leaves a readable file); :func:`read_truth` reads one back and checks it.
@@ -40,6 +43,7 @@ class TruthRecord:
     kind: str
     values: Mapping[str, float] = field(default_factory=dict)
     faults: tuple[str, ...] = ()
+    sequence: int | None = None
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.time):
@@ -53,20 +57,21 @@ class TruthRecord:
         for name, value in self.values.items():
             if not math.isfinite(value):
                 raise TruthError(f"values.{name}: {value!r} is not a finite number")
+        if self.sequence is not None and not 0 <= self.sequence <= 0xFFFFFFFF:
+            raise TruthError(f"sequence: {self.sequence} is outside 0 .. 2**32 - 1")
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "time": self.time,
-                "bus": self.bus,
-                "unit_id": self.unit_id,
-                "kind": self.kind,
-                "values": dict(self.values),
-                "faults": list(self.faults),
-            },
-            allow_nan=False,
-            separators=(",", ":"),
-        )
+        record: dict[str, object] = {
+            "time": self.time,
+            "bus": self.bus,
+            "unit_id": self.unit_id,
+            "kind": self.kind,
+            "values": dict(self.values),
+            "faults": list(self.faults),
+        }
+        if self.sequence is not None:
+            record["sequence"] = self.sequence
+        return json.dumps(record, allow_nan=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> TruthRecord:
@@ -77,9 +82,10 @@ class TruthRecord:
         if not isinstance(data, dict):
             raise TruthError("a record must be a JSON object")
         expected = {"time", "bus", "unit_id", "kind", "values", "faults"}
-        if set(data) != expected:
+        optional = {"sequence"}
+        if not expected <= set(data) <= expected | optional:
             missing = sorted(expected - set(data))
-            extra = sorted(set(data) - expected)
+            extra = sorted(set(data) - expected - optional)
             raise TruthError(f"keys: missing {missing}, unexpected {extra}")
         time, bus, unit_id, kind = data["time"], data["bus"], data["unit_id"], data["kind"]
         values, faults = data["values"], data["faults"]
@@ -97,7 +103,11 @@ class TruthRecord:
             raise TruthError("values: expected an object of numbers")
         if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
             raise TruthError("faults: expected a list of strings")
-        return cls(float(time), bus, unit_id, kind, {k: float(v) for k, v in values.items()}, tuple(faults))
+        sequence = data.get("sequence")
+        if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int)):
+            raise TruthError(f"sequence: expected an integer, got {sequence!r}")
+        values_ = {k: float(v) for k, v in values.items()}
+        return cls(float(time), bus, unit_id, kind, values_, tuple(faults), sequence)
 
 
 class TruthWriter:
@@ -124,9 +134,10 @@ class TruthWriter:
         kind: str,
         values: Mapping[str, float],
         faults: Iterable[str] = (),
+        sequence: int | None = None,
     ) -> TruthRecord:
         """Build, write and return one record."""
-        entry = TruthRecord(time, bus, unit_id, kind, dict(values), tuple(sorted(faults)))
+        entry = TruthRecord(time, bus, unit_id, kind, dict(values), tuple(sorted(faults)), sequence)
         self.write(entry)
         return entry
 

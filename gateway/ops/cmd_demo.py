@@ -16,7 +16,8 @@ from gateway.acquire.poller import BusConfig, NodeConfig
 from gateway.ops.config import GatewayConfig
 from gateway.ops.live_view import LatestReadings
 from gateway.ops.service import Gateway
-from simulator.site import DEMO_SITE, Site
+from simulator.scenario import load_builtin
+from simulator.site import DEMO_SCENARIO, DEMO_SITE, Site
 
 DEFAULT_STORE = Path("var/demo.sqlite3")
 
@@ -62,7 +63,8 @@ async def _demo(duration: float | None, store: Path, seed: int) -> int:
         loop.add_signal_handler(sig, stop.set)
     latest = LatestReadings()
     with tempfile.TemporaryDirectory(prefix="sitewatch-demo-") as bus_dir:
-        site = Site(DEMO_SITE, Path(bus_dir), seed=seed)
+        # The demo scenario's site (simulator/scenarios/demo.toml): its physics, from its start time.
+        site = Site(load_builtin(DEMO_SCENARIO), Path(bus_dir), seed=seed)
         paths = site.start()
         try:
             for name, path in paths.items():
@@ -86,7 +88,8 @@ async def _demo(duration: float | None, store: Path, seed: int) -> int:
             await task
         finally:
             site.stop()
-    console.print(f"stored {gateway.stored} readings in {store.resolve()}")
+    # soft_wrap: a long path must stay on one line, copyable.
+    console.print(f"stored {gateway.stored} readings in {store.resolve()}", soft_wrap=True)
     for node, count in gateway.store_counts().items():
         console.print(f"  {node}: {count} readings in the store")
     return 0

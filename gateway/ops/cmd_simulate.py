@@ -1,13 +1,18 @@
-"""`sitewatch simulate`: run a simulated site on pseudo-terminals until stopped."""
+"""`sitewatch simulate`: run a scenario's simulated site until it ends, --duration passes or Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
+import textwrap
 import threading
+import time
 from pathlib import Path
 
-from simulator.site import DEMO_SITE, Site
+from simulator.control import ControlServer
+from simulator.scenario import Scenario, ScenarioError, builtin_names, load_builtin, parse_duration
+from simulator.site import DEMO_SCENARIO, Site, find_scenario
 
 DEFAULT_BUS_DIR = Path("/tmp/sitewatch")
 
@@ -15,34 +20,133 @@ DEFAULT_BUS_DIR = Path("/tmp/sitewatch")
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "simulate",
-        help="run a simulated site: firmware nodes answering Modbus RTU on pseudo-terminals",
+        help="run a simulated site: firmware nodes answering Modbus on pseudo-terminals and TCP ports",
         description=(
-            "Run simulated nodes (the real firmware code on simulated sensors) on pseudo-terminal buses. "
-            "Each bus gets a stable path (a symlink in --bus-dir) that a Modbus master such as the gateway "
-            "or mbpoll opens at 9600 baud 8N1."
+            "Run a scenario's simulated site: the real firmware code on every node, fed by the scenario's "
+            "physics, with its faults. Each RS-485 bus gets a stable path (a link in --bus-dir) that a Modbus "
+            "master such as the gateway or mbpoll opens at the bus's baud rate, 8N1; each Modbus TCP bus a port "
+            "on 127.0.0.1. One line per bus is printed, as 'NAME: PATH' or 'NAME: tcp://127.0.0.1:PORT'. "
+            "Runs until the scenario's end (in simulated time), --duration real seconds, or Ctrl-C."
         ),
     )
+    parser.add_argument(
+        "--scenario",
+        default=DEMO_SCENARIO,
+        metavar="NAME|FILE",
+        help=f"a shipped scenario (see --list) or a scenario file (default: {DEMO_SCENARIO})",
+    )
+    parser.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    parser.add_argument("--seed", type=int, help="random seed (default: the scenario's)")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1; e.g. 60)"
+    )
+    parser.add_argument(
+        "--skip",
+        default="0",
+        metavar="DURATION",
+        help="start this far into the scenario, e.g. 3h or 90m (default: at its start)",
+    )
     parser.add_argument("--bus-dir", type=Path, default=DEFAULT_BUS_DIR, help=f"where bus links go ({DEFAULT_BUS_DIR})")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
+    parser.add_argument("--truth", type=Path, metavar="FILE", help="write the ground truth of every sample (JSONL)")
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve the fault-control HTTP API on 127.0.0.1:N (default 0: off)",
+    )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many real seconds")
     parser.set_defaults(func=run)
     return parser
 
 
+def list_scenarios() -> int:
+    for name in builtin_names():
+        try:
+            scenario = load_builtin(name)
+        except ScenarioError as error:
+            print(f"{name}: cannot be loaded: {error}")
+            continue
+        buses = ", ".join(f"{b.name} ({len(b.nodes)} nodes{', tcp' if b.transport == 'tcp' else ''})"
+                          for b in scenario.buses)
+        print(f"{name}: {_hours(scenario.duration)} from {scenario.start:%Y-%m-%d %H:%M}; buses {buses}")
+        text = " ".join(scenario.description.split())
+        print(textwrap.indent(textwrap.fill(text, 96), "    "))
+    return 0
+
+
+def _hours(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    minutes = rest // 60
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _seconds(text: str) -> float | None:
+    """A plain number of seconds, or a duration text like "90s", "15m", "1h30m"."""
+    try:
+        value = float(text)
+    except ValueError:
+        return parse_duration(text)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _check(args: argparse.Namespace) -> tuple[Scenario, float]:
+    if not args.speed > 0 or not math.isfinite(args.speed):
+        raise SystemExit("sitewatch simulate: --speed must be a positive number")
+    if args.duration is not None and not args.duration > 0:
+        raise SystemExit("sitewatch simulate: --duration must be a positive number of seconds")
+    if not 0 <= args.control_port <= 65535:
+        raise SystemExit("sitewatch simulate: --control-port must be a port number (0: off)")
+    skip = _seconds(args.skip)
+    if skip is None:
+        raise SystemExit(f"sitewatch simulate: --skip {args.skip!r} is not a duration like 90s, 15m, 3h")
+    try:
+        scenario = find_scenario(args.scenario)
+    except ScenarioError as error:
+        raise SystemExit(f"sitewatch simulate: {error}") from None
+    if skip >= scenario.duration:
+        raise SystemExit(f"sitewatch simulate: --skip {args.skip} is past the scenario's end")
+    return scenario, skip
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.speed <= 0:
-        raise SystemExit("sitewatch simulate: --speed must be positive")
+    if args.list:
+        return list_scenarios()
+    scenario, skip = _check(args)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    site = Site(DEMO_SITE, args.bus_dir, seed=args.seed, speed=args.speed)
-    paths = site.start()
+    site = Site(scenario, args.bus_dir, seed=args.seed, speed=args.speed, skip=skip, truth=args.truth)
+    control = ControlServer(site, args.control_port) if args.control_port else None
+    started = time.monotonic()
+    site.start()
     try:
-        for spec in DEMO_SITE:
-            units = ", ".join(f"{n.kind} unit {n.unit_id}" for n in spec.nodes)
-            print(f"{spec.name}: {paths[spec.name]} ({spec.baud} baud 8N1; {units})", flush=True)
-        stop.wait(args.duration)
+        start = scenario.local_time(skip)
+        print(
+            f"simulating scenario {scenario.name!r} (seed {site.seed}) from {start:%Y-%m-%d %H:%M:%S %z} "
+            f"at {args.speed:g}x speed",
+            flush=True,
+        )
+        for line in site.describe():
+            print(line, flush=True)
+        if args.truth is not None:
+            print(f"truth: {args.truth}", flush=True)
+        if control is not None:
+            print(f"control: {control.start()}/faults", flush=True)
+        while not stop.is_set():
+            if site.finished:
+                print("the scenario has ended", flush=True)
+                break
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+            stop.wait(0.05)
     finally:
+        end = scenario.local_time(site.scenario_time())
+        counts = [(bus.name, bus.stats) for bus in site.running]
+        if control is not None:
+            control.stop()
         site.stop()
+    print(f"stopped at simulated {end:%Y-%m-%d %H:%M:%S}", flush=True)
+    for name, stats in counts:
+        print(f"  {name}: {stats.frames_in} requests, {stats.replies} replies, {stats.samples} samples", flush=True)
     return 0

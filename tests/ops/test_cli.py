@@ -77,7 +77,7 @@ def test_demo_in_a_terminal_shows_a_live_table_and_stops_cleanly_on_ctrl_c(tmp_p
     pid, fd = pty.fork()
     if pid == 0:  # child: the demo, attached to a terminal as a user would run it
         os.chdir(tmp_path)
-        os.environ["COLUMNS"] = "120"
+        os.environ["COLUMNS"] = "200"
         os.execv(SITEWATCH, [SITEWATCH, "demo", "--store", str(store)])
     output = b""
     deadline = time.monotonic() + 30
