@@ -1,17 +1,34 @@
-"""The embedded default sink: readings stored durably in SQLite (WAL mode).
+"""The embedded default sink: records stored durably in SQLite (WAL mode).
 
 WAL keeps readers (the demo table, a status page) from blocking the writer,
 and synchronous=FULL makes a committed batch survive a power cut: on a
 Raspberry Pi on a construction site, the power does fail.
+
+Tables: ``readings`` (one row per reading, as before the queue existed),
+``aggregates`` (a window's statistic with its count and validity),
+``alarms`` (raised and cleared events), ``actuations`` (spray commands, the
+reason and what came of writing the coil) and ``outages``.
+
+As a sink (``SqliteSink``, registered as "sqlite") it reads from the durable
+queue. The id of the last queue record it stored is kept in the store, in
+the same transaction as the records (table ``delivered``), so records the
+queue hands over again after a crash (delivery is at least once) are not
+stored twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from gateway.deliver.queue import Batch
+from gateway.deliver.records import Actuation, Outage
+from gateway.deliver.sinks import SINKS
 from gateway.model import Quality, Reading
+from gateway.process.aggregate import Aggregate
+from gateway.process.alarms import AlarmEvent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -26,7 +43,73 @@ CREATE TABLE IF NOT EXISTS readings (
     sequence  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_node_channel_ts ON readings (node, channel, ts);
+CREATE TABLE IF NOT EXISTS aggregates (
+    id         INTEGER PRIMARY KEY,
+    node       TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    channel    TEXT    NOT NULL,
+    source     TEXT    NOT NULL,
+    statistic  TEXT    NOT NULL,
+    window     TEXT    NOT NULL,
+    start      REAL    NOT NULL,
+    "end"      REAL    NOT NULL,
+    value      REAL,
+    unit       TEXT    NOT NULL,
+    count      INTEGER NOT NULL,
+    expected   INTEGER NOT NULL,
+    valid      INTEGER NOT NULL,
+    quality    TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aggregates_node_channel_start ON aggregates (node, channel, start);
+CREATE TABLE IF NOT EXISTS alarms (
+    id        INTEGER PRIMARY KEY,
+    alarm     TEXT NOT NULL,
+    node      TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    severity  TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    value     REAL,
+    "limit"   REAL,
+    ts        REAL NOT NULL,
+    reason    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actuations (
+    id       INTEGER PRIMARY KEY,
+    node     TEXT    NOT NULL,
+    coil     TEXT    NOT NULL,
+    "on"     INTEGER NOT NULL,
+    ts       REAL    NOT NULL,
+    mode     TEXT    NOT NULL,
+    reason   TEXT    NOT NULL,
+    value    REAL,
+    level    REAL    NOT NULL,
+    result   TEXT    NOT NULL,
+    attempt  INTEGER NOT NULL,
+    written  REAL    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outages (
+    id      INTEGER PRIMARY KEY,
+    node    TEXT    NOT NULL,
+    kind    TEXT    NOT NULL,
+    start   REAL    NOT NULL,
+    "end"   REAL    NOT NULL,
+    reason  TEXT    NOT NULL,
+    missed  INTEGER NOT NULL,
+    closed  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivered (
+    queue_id  TEXT PRIMARY KEY,
+    last_id   INTEGER NOT NULL
+);
 """
+
+_READING_SQL = (
+    "INSERT INTO readings (node, kind, channel, value, unit, quality, ts, sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _reading_row(r: Reading) -> tuple[object, ...]:
+    return (r.node, r.kind, r.channel, r.value, r.unit, r.quality.value, r.timestamp, r.sequence)
 
 
 class SqliteStore:
@@ -39,19 +122,69 @@ class SqliteStore:
         self._db.executescript(SCHEMA)
 
     def write(self, readings: Iterable[Reading]) -> int:
-        rows = [
-            (r.node, r.kind, r.channel, r.value, r.unit, r.quality.value, r.timestamp, r.sequence) for r in readings
-        ]
+        rows = [_reading_row(r) for r in readings]
         if not rows:
             return 0
         with self._db:  # one transaction per batch
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO readings (node, kind, channel, value, unit, quality, ts, sequence)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._db.executemany(_READING_SQL, rows)
         return len(rows)
+
+    def store_batch(self, batch: Batch) -> tuple[int, int]:
+        """Store a queue batch in one transaction, skipping what an earlier delivery already stored.
+
+        Returns (records delivered, readings among them newly stored).
+        """
+        if not batch.items:
+            return 0, 0
+        with self._db:
+            self._db.execute("BEGIN")
+            row = self._db.execute("SELECT last_id FROM delivered WHERE queue_id = ?", (batch.queue_id,)).fetchone()
+            done = int(row[0]) if row else 0
+            readings, aggregates, alarms, actuations, outages = [], [], [], [], []
+            for item in batch.items:
+                if item.id <= done:
+                    continue
+                r = item.record
+                if isinstance(r, Reading):
+                    readings.append(_reading_row(r))
+                elif isinstance(r, Aggregate):
+                    aggregates.append((r.node, r.kind, r.channel, r.source, r.statistic, r.window, r.start, r.end,
+                                       r.value, r.unit, r.count, r.expected, int(r.valid), r.quality.value))
+                elif isinstance(r, AlarmEvent):
+                    alarms.append((r.alarm, r.node, r.channel, r.severity.value, r.state.value, r.value, r.limit,
+                                   r.time, r.reason))
+                elif isinstance(r, Actuation):
+                    actuations.append((r.node, r.coil, int(r.on), r.time, r.mode.value, r.reason, r.value, r.level,
+                                       r.result, r.attempt, r.written))
+                elif isinstance(r, Outage):
+                    outages.append((r.node, r.kind, r.start, r.end, r.reason, r.missed, int(r.closed)))
+                # Other kinds (the bare spray commands) are not stored: their actuation is.
+            self._db.executemany(_READING_SQL, readings)
+            self._db.executemany(
+                'INSERT INTO aggregates (node, kind, channel, source, statistic, window, start, "end", value, unit,'
+                " count, expected, valid, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                aggregates,
+            )
+            self._db.executemany(
+                'INSERT INTO alarms (alarm, node, channel, severity, state, value, "limit", ts, reason)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                alarms,
+            )
+            self._db.executemany(
+                'INSERT INTO actuations (node, coil, "on", ts, mode, reason, value, level, result, attempt, written)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                actuations,
+            )
+            self._db.executemany(
+                'INSERT INTO outages (node, kind, start, "end", reason, missed, closed) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                outages,
+            )
+            self._db.execute(
+                "INSERT INTO delivered VALUES (?, ?) ON CONFLICT (queue_id) DO UPDATE SET last_id = excluded.last_id",
+                (batch.queue_id, max(done, batch.last_id)),
+            )
+        return len(batch.items), len(readings)
 
     def count_by_node(self) -> dict[str, int]:
         cur = self._db.execute("SELECT node, COUNT(*) FROM readings GROUP BY node ORDER BY node")
@@ -73,5 +206,28 @@ class SqliteStore:
             Reading(n, k, c, v, u, Quality(q), ts, seq) for n, k, c, v, u, q, ts, seq in self._db.execute(query, args)
         ]
 
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of a read-only query (for status pages and tests)."""
+        return [tuple(row) for row in self._db.execute(sql, args)]
+
     def close(self) -> None:
         self._db.close()
+
+
+@SINKS.register("sqlite")
+class SqliteSink:
+    """The local SQLite store as a sink of the queue ([store] in the configuration)."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.store = SqliteStore(path)
+        self.readings_stored = 0
+
+    async def send(self, batch: Batch) -> int:
+        # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
+        delivered, readings = await asyncio.to_thread(self.store.store_batch, batch)
+        self.readings_stored += readings
+        return delivered
+
+    def close(self) -> None:
+        self.store.close()

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_demo",
     "gateway.ops.cmd_simulate",
     "gateway.ops.cmd_run",
+    "gateway.ops.cmd_config",
     "gateway.ops.cmd_regmap",
     "gateway.ops.cmd_firmware",
 )

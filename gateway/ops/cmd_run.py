@@ -9,8 +9,12 @@ import signal
 import sys
 from pathlib import Path
 
+from gateway.deliver.queue import QueueError
+from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
 from gateway.ops.service import Gateway
+
+log = logging.getLogger("sitewatch")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -24,23 +28,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(func=run)
     check = subparsers.add_parser(
         "check-config",
-        help="validate a gateway configuration file and exit",
-        description="Validate a gateway configuration file; print what is wrong, naming the key.",
+        help="validate a gateway configuration file and exit (the same as `config check`)",
+        description="Validate a gateway configuration file; print what is wrong, naming the key. "
+        "Kept as an alias of `sitewatch config check`.",
     )
     check.add_argument("config", type=Path, help="gateway configuration (TOML)")
     check.set_defaults(func=check_config)
     return parser
-
-
-def check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    nodes = sum(len(bus.nodes) for bus in config.buses)
-    print(f"{args.config}: ok ({len(config.buses)} bus(es), {nodes} node(s), store {config.store_path})")
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,13 +44,27 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except QueueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
 async def _serve(config: GatewayConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info("%s: stopping (flushing the queue to the sinks)", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await Gateway(config).run(stop)
+        loop.add_signal_handler(sig, stopping, sig)
+    gateway = Gateway(config)
+    log.info("site %s: %d bus(es), queue %s, sinks %s", config.site.name, len(config.buses), config.queue_path,
+             ", ".join(d.name for d in gateway.deliveries) or "none")
+    await gateway.run(stop)
+    log.info("stopped")

@@ -1,9 +1,28 @@
 """Gateway configuration: one TOML file, validated with errors that name the key.
 
-Example (see docs/configuration.md for every key):
+Every key, its default and its meaning: docs/configuration.md
+(``sitewatch config defaults`` prints a complete file with every default;
+``sitewatch config check FILE`` validates one). In short:
 
-    [store]
-    path = "/var/lib/sitewatch/readings.sqlite3"
+    [site]          name of the site
+    [store]         the local SQLite store (the first sink, "sqlite")
+    [queue]         the durable queue between the pipeline and the sinks
+    [clock]         when the wall clock counts as valid
+    [processing]    stage timing, and [[processing.processor]], [[processing.aggregator]],
+                    [[processing.alarm]]: the stages by registered type, with their parameters
+    [spray]         the spray / fog-cannon linkage
+    [limits.*]      every threshold (defaults: gateway/process/limits.py)
+    [node_limits."node".*]   the same, for one node
+    [[sink]]        further sinks by registered type (gateway/deliver/sinks.py)
+    [[bus]]         a serial port (or Modbus TCP endpoint) and its [[bus.node]]s
+
+The sections other than [[bus]], [limits], [node_limits] and the stage and
+sink tables are frozen dataclasses below: their fields *are* the keys, with
+their defaults, so the parser, ``config defaults`` and the documentation
+test all read the same definitions. A field's ``check`` metadata returns
+what is wrong with a value, or None.
+
+[[bus]] example::
 
     [[bus]]
     name = "bus0"
@@ -31,30 +50,205 @@ also: timeout (its own upper bound).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+import math
 import os
+import re
 import tomllib
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.poller import BusConfig, NodeConfig
+from gateway.acquire.timestamps import DEFAULT_MAX_HELD
+from gateway.deliver.sinks import SINKS, SinkConfigError, load_builtin_sinks
+from gateway.pipeline import (
+    DEFAULT_AGGREGATORS,
+    DEFAULT_LATE_S,
+    DEFAULT_PROCESSORS,
+    DEFAULT_SPRAY_CHANNEL,
+    Pipeline,
+    SprayPlan,
+    StageError,
+    StageSpec,
+    build_pipeline,
+    default_alarms,
+)
+from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits, override
+from gateway.process.spray import SprayMode
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 COMMON_BUS_KEYS = {"name", "transport", "port", "timeout", "max_backoff", "node"}
 # Keys that only mean something on one transport ("port" is on both: a device or a TCP port).
 TRANSPORT_KEYS = {"rtu": {"baud", "parity", "stopbits", "local_echo"}, "tcp": {"host"}}
+NODE_KEYS = {"name", "kind", "unit_id", "interval", "timeout"}
 DEFAULT_STORE = "/var/lib/sitewatch/readings.sqlite3"
+SPRAY_COIL = "spray_relay"
 
 
 class ConfigError(ValueError):
     """A configuration problem, naming the file and the key."""
 
 
+# ---------------------------------------------------------------------------------------
+# Checks for the dataclass sections: value -> problem or None.
+# ---------------------------------------------------------------------------------------
+
+Check = Callable[[Any], "str | None"]
+
+
+def _between(low: float, high: float, unit: str = "") -> Check:
+    def check(value: Any) -> str | None:
+        if not (math.isfinite(value) and low <= value <= high):
+            return f"{value}{unit} is outside {low:g} .. {high:g}{unit}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"{value!r} is not one of {', '.join(map(repr, choices))}"
+
+    return check
+
+
+def _not_empty(value: Any) -> str | None:
+    return "must not be empty" if not value else None
+
+
+def _key(default: Any, check: Check | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def _table_key(doc: str = "") -> Any:
+    return field(default_factory=lambda: MappingProxyType({}), metadata={"check": None, "doc": doc})
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    name: str = _key("site", _not_empty, "the site's name, in logs and in records written by sinks that carry it")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = _key(DEFAULT_STORE, _not_empty, "SQLite file of the local store")
+    enabled: bool = _key(True, None, "false: no local store (the queue still keeps everything for the other sinks)")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    path: str = _key("", None, "SQLite file of the durable queue; empty: beside the store, <store name>-queue.sqlite3")
+    retention_days: float = _key(7.0, _between(0.0, 3650.0, " days"),
+                                 "records every sink has confirmed are pruned when older than this")
+    prune_interval_s: float = _key(600.0, _between(1.0, 86400.0, " s"), "how often pruning runs")
+    batch: int = _key(500, _between(1, 100_000), "records per delivery to a sink")
+    deliver_interval_s: float = _key(1.0, _between(0.0, 3600.0, " s"),
+                                     "a sink gets new records at most this often (fewer, larger commits)")
+    max_backoff_s: float = _key(60.0, _between(1.0, 3600.0, " s"), "longest pause between tries of a failing sink")
+    memory_limit: int = _key(100_000, _between(1000, 10_000_000),
+                             "records held in memory while the disk refuses writes (alarm events are always kept)")
+    flush_timeout_s: float = _key(10.0, _between(0.0, 600.0, " s"),
+                                  "at shutdown, time the sinks get to deliver what is pending")
+    check_on_open: bool = _key(True, None,
+                               "run SQLite's quick_check when the queue opens (a corrupt file is moved aside)")
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    require_sync: str = _key("auto", _one_of("auto", "always", "never"),
+                             "when the wall clock is valid: auto: systemd-timesyncd says synchronised where it runs; "
+                             "always: it must say so; never: a time after the build floor is enough")
+    max_held: int = _key(DEFAULT_MAX_HELD, _between(0, 10_000_000),
+                         "readings held per bus while the clock is not valid (the oldest are dropped past it)")
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    late_s: float = _key(DEFAULT_LATE_S, _between(0.0, 3600.0, " s"),
+                         "aggregation windows of a silent node close this long after their end")
+    tick_s: float = _key(1.0, _between(0.05, 60.0, " s"), "how often time-driven work runs (window ends, spray timing)")
+    processor: tuple[StageSpec, ...] = field(default=DEFAULT_PROCESSORS, metadata={"stages": "processor"})
+    aggregator: tuple[StageSpec, ...] = field(default=DEFAULT_AGGREGATORS, metadata={"stages": "aggregator"})
+    alarm: tuple[StageSpec, ...] = field(default_factory=default_alarms, metadata={"stages": "alarm"})
+
+
+@dataclass(frozen=True)
+class SprayConfig:
+    enabled: bool = _key(True, None, "false: no spray linkage (the coils are never written)")
+    channel: str = _key(DEFAULT_SPRAY_CHANNEL, _not_empty, "the mean that drives the spray (an aggregate's channel)")
+    coils: Mapping[str, str] = _table_key("dust node = node whose spray coil it drives (default: its own)")
+    mode: Mapping[str, str] = _table_key("coil node = \"auto\", \"on\" or \"off\" at start (manual override)")
+    retry_s: float = _key(10.0, _between(1.0, 3600.0, " s"), "a coil write that failed is tried again after this long")
+
+
+# Sections made of these dataclasses: TOML table name -> class.
+SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "store": StoreConfig,
+    "queue": QueueConfig,
+    "clock": ClockConfig,
+    "processing": ProcessingConfig,
+    "spray": SprayConfig,
+}
+TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
+SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    type: str
+    name: str
+    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     buses: tuple[BusConfig, ...]
-    store_path: Path
+    store_path: Path = Path(DEFAULT_STORE)
+    store_enabled: bool = True
+    site: SiteConfig = field(default_factory=SiteConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    spray: SprayConfig = field(default_factory=SprayConfig)
+    limits: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    sinks: tuple[SinkSpec, ...] = ()
+
+    @property
+    def queue_path(self) -> Path:
+        if self.queue.path:
+            return Path(self.queue.path)
+        return self.store_path.with_name(f"{self.store_path.stem}-queue.sqlite3")
+
+    def limits_resolver(self) -> LimitsResolver:
+        return LimitsResolver.from_config(self.limits, self.node_limits)
+
+    def all_sinks(self) -> tuple[SinkSpec, ...]:
+        """The local store (sink "sqlite") first, when enabled, then the [[sink]] tables."""
+        store = (SinkSpec("sqlite", "sqlite", MappingProxyType({"path": str(self.store_path)})),)
+        return (store if self.store_enabled else ()) + self.sinks
+
+    def spray_plan(self) -> SprayPlan | None:
+        if not self.spray.enabled:
+            return None
+        return SprayPlan(self.spray.channel, self.spray.coils, SPRAY_COIL)
+
+    def nodes(self) -> dict[str, tuple[BusConfig, NodeConfig]]:
+        return {node.name: (bus, node) for bus in self.buses for node in bus.nodes}
+
+    def build_pipeline(self) -> Pipeline:
+        """The pipeline this configuration describes (fresh state each time)."""
+        p = self.processing
+        return build_pipeline(self.limits_resolver(), p.processor, p.aggregator, p.alarm, self.spray_plan(), p.late_s)
 
 
 class _Checker:
@@ -93,12 +287,223 @@ def _names(kind: type | tuple[type, ...]) -> str:
                         "dict": "a table", "bool": "true or false"}.get(k.__name__, k.__name__) for k in kinds)
 
 
+# ---------------------------------------------------------------------------------------
+# Parsing.
+# ---------------------------------------------------------------------------------------
+
+
+def _toml_types(annotation: Any) -> tuple[type, ...]:
+    if annotation is bool:
+        return (bool,)
+    if annotation is int:
+        return (int,)
+    if annotation is float:
+        return (int, float)
+    if annotation is str:
+        return (str,)
+    return (dict,)  # the Mapping fields
+
+
+def section_fields(cls: type) -> list[dataclasses.Field[Any]]:
+    """The keys of a dataclass section (its fields)."""
+    return list(dataclasses.fields(cls))
+
+
+def _section(c: _Checker, data: dict[str, Any], name: str, cls: type, stages: Callable[..., Any]) -> Any:
+    table = c.get(data, name, "", dict, {})
+    hints = typing.get_type_hints(cls)
+    fields = section_fields(cls)
+    c.unknown(table, {f.name for f in fields}, name)
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f.name not in table:
+            continue
+        path = f"{name}.{f.name}"
+        if "stages" in f.metadata:
+            values[f.name] = stages(table[f.name], path, f.metadata["stages"])
+            continue
+        kinds = _toml_types(hints[f.name])
+        value = c.get(table, f.name, name, kinds[0] if len(kinds) == 1 else kinds)
+        if float in kinds:
+            value = float(value)
+        if dict in kinds:
+            for k, v in value.items():
+                if not isinstance(v, str):
+                    raise c.fail(f"{path}.{k}", f"expected a string, got {v!r}")
+            value = MappingProxyType(dict(value))
+        check = f.metadata.get("check")
+        problem = check(value) if check is not None else None
+        if problem:
+            raise c.fail(path, problem)
+        values[f.name] = value
+    return cls(**values)
+
+
+def _stage_specs(c: _Checker, raw: Any, path: str, what: str) -> tuple[StageSpec, ...]:
+    if not isinstance(raw, list):
+        raise c.fail(path, f"expected an array of tables ([[{path}]]), got {raw!r}")
+    specs = []
+    for i, entry in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(entry, dict):
+            raise c.fail(where, f"expected a table ([[{path}]])")
+        type_name = c.get(entry, "type", where, str)
+        specs.append(StageSpec(type_name, MappingProxyType({k: v for k, v in entry.items() if k != "type"})))
+    return tuple(specs)
+
+
+_UNKNOWN_SETTING = re.compile(r"^unknown setting '([A-Za-z0-9_.]+)' (.*)$")
+_SETTING_PROBLEM = re.compile(r"^([a-z0-9_]+(?:\.[a-z0-9_]+)*): (.*)$")
+
+
+def _limits_error(c: _Checker, prefix: str, error: LimitsError) -> ConfigError:
+    """A LimitsError as a ConfigError naming the full key: limits.wind.crane_gus: unknown setting ..."""
+    text = str(error)
+    match = _UNKNOWN_SETTING.match(text)
+    if match:
+        return c.fail(f"{prefix}.{match.group(1)}", f"unknown setting {match.group(2)}")
+    match = _SETTING_PROBLEM.match(text)
+    if match:
+        return c.fail(f"{prefix}.{match.group(1)}", match.group(2))
+    return c.fail(prefix, text)
+
+
+def _limits(c: _Checker, data: dict[str, Any], node_names: set[str]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    site = c.get(data, "limits", "", dict, {})
+    try:
+        override(SiteLimits(), site)
+    except LimitsError as error:
+        raise _limits_error(c, "limits", error) from error
+    nodes = c.get(data, "node_limits", "", dict, {})
+    for node, table in nodes.items():
+        where = f"node_limits.{node}"
+        if node not in node_names:
+            raise c.fail(where, f"no node {node!r} is configured (nodes: {', '.join(sorted(node_names))})")
+        if not isinstance(table, dict):
+            raise c.fail(where, "expected a table of limits")
+        try:
+            override(SiteLimits(), table)
+        except LimitsError as error:
+            raise _limits_error(c, where, error) from error
+    try:
+        LimitsResolver.from_config(site, nodes)
+    except LimitsError as error:
+        raise c.fail("node_limits", str(error)) from error
+    return MappingProxyType(site), MappingProxyType({k: MappingProxyType(v) for k, v in nodes.items()})
+
+
+def _sinks(c: _Checker, data: dict[str, Any], store_enabled: bool) -> tuple[SinkSpec, ...]:
+    load_builtin_sinks()
+    raw = c.get(data, "sink", "", list, [])
+    names = {"sqlite"} if store_enabled else set()
+    specs = []
+    for i, entry in enumerate(raw):
+        where = f"sink[{i}]"
+        if not isinstance(entry, dict):
+            raise c.fail(where, "expected a table ([[sink]])")
+        type_name = c.get(entry, "type", where, str)
+        if type_name not in SINKS:
+            raise c.fail(f"{where}.type", f"unknown sink type {type_name!r} (known: {', '.join(SINKS.names())})")
+        name = c.get(entry, "name", where, str, type_name)
+        if not name:
+            raise c.fail(f"{where}.name", "must not be empty")
+        if name in names:
+            raise c.fail(f"{where}.name", f"sink name {name!r} is used twice (it names the sink's cursor in the queue;"
+                                          " the local store's is \"sqlite\")")
+        names.add(name)
+        parameters = sink_parameters(type_name)
+        params = {k: v for k, v in entry.items() if k not in SINK_KEYS}
+        c.unknown(params, set(parameters), where)
+        for key, parameter in parameters.items():
+            if key in params and parameter.annotation in (str, int, float, bool):
+                kinds = _toml_types(parameter.annotation)
+                c.get(params, key, where, kinds[0] if len(kinds) == 1 else kinds)
+        try:
+            SINKS.check(type_name, params)
+        except SinkConfigError as error:
+            raise c.fail(where, str(error)) from error
+        specs.append(SinkSpec(type_name, name, MappingProxyType(params)))
+    return tuple(specs)
+
+
+def sink_parameters(type_name: str) -> dict[str, inspect.Parameter]:
+    """A sink type's parameters (the keys of its [[sink]] table besides type and name)."""
+    signature = inspect.signature(SINKS.get(type_name), eval_str=True)
+    return {name: p for name, p in signature.parameters.items() if name != "name"}
+
+
 def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfig:
     c = _Checker(source)
-    c.unknown(data, {"store", "bus"}, "")
-    store = c.get(data, "store", "", dict, {})
-    c.unknown(store, {"path"}, "store")
-    store_path = Path(c.get(store, "path", "store", str, DEFAULT_STORE))
+    c.unknown(data, TOP_KEYS, "")
+    buses = _parse_buses(c, data)
+    nodes = {node.name: node for bus in buses for node in bus.nodes}
+
+    def stages(raw: Any, path: str, what: str) -> tuple[StageSpec, ...]:
+        return _stage_specs(c, raw, path, what)
+
+    site = _section(c, data, "site", SiteConfig, stages)
+    store = _section(c, data, "store", StoreConfig, stages)
+    queue = _section(c, data, "queue", QueueConfig, stages)
+    clock = _section(c, data, "clock", ClockConfig, stages)
+    processing = _section(c, data, "processing", ProcessingConfig, stages)
+    spray = _section(c, data, "spray", SprayConfig, stages)
+    limits, node_limits = _limits(c, data, set(nodes))
+    _check_spray(c, spray, nodes)
+    _check_alarm_nodes(c, processing, set(nodes))
+    config = GatewayConfig(
+        buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
+        _sinks(c, data, store.enabled),
+    )
+    if config.queue_path.resolve() == config.store_path.resolve():
+        raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")
+    try:
+        config.build_pipeline()
+    except StageError as error:
+        raise c.fail(_stage_path(error.where), error.problem) from error
+    return config
+
+
+_STAGE_WHERE = re.compile(r"^(processor|aggregator|alarm)(\[\d+\])")
+
+
+def _stage_path(where: str) -> str:
+    """'processor[1] (hampel)' -> 'processing.processor[1] (hampel)'; 'spray' stays."""
+    match = _STAGE_WHERE.match(where)
+    return f"processing.{where}" if match else where
+
+
+def _check_spray(c: _Checker, spray: SprayConfig, nodes: Mapping[str, NodeConfig]) -> None:
+    def has_coil(name: str) -> bool:
+        node = nodes.get(name)
+        if node is None:
+            return False
+        return any(row[0] == SPRAY_COIL for row in regmap.coils(KIND_BY_NAME[node.kind]))
+
+    for sensor, target in spray.coils.items():
+        if sensor not in nodes or nodes[sensor].kind != "dust":
+            raise c.fail(f"spray.coils.{sensor}", f"{sensor!r} is not a configured dust node")
+        if not has_coil(target):
+            raise c.fail(f"spray.coils.{sensor}", f"{target!r} is not a configured node with a {SPRAY_COIL} coil")
+    if len(set(spray.coils.values())) != len(spray.coils):
+        raise c.fail("spray.coils", "two dust nodes drive the same coil")
+    for target, mode in spray.mode.items():
+        if not has_coil(target):
+            raise c.fail(f"spray.mode.{target}", f"{target!r} is not a configured node with a {SPRAY_COIL} coil")
+        if mode not in {m.value for m in SprayMode}:
+            raise c.fail(f"spray.mode.{target}", f"{mode!r} is not one of \"auto\", \"on\", \"off\"")
+
+
+def _check_alarm_nodes(c: _Checker, processing: ProcessingConfig, names: set[str]) -> None:
+    # A misspelt node would make an alarm that never fires: refuse it.
+    for i, spec in enumerate(processing.alarm):
+        nodes = spec.params.get("nodes", ())
+        if isinstance(nodes, list | tuple):
+            for node in nodes:
+                if node not in names:
+                    raise c.fail(f"processing.alarm[{i}].nodes", f"no node {node!r} is configured")
+
+
+def _parse_buses(c: _Checker, data: dict[str, Any]) -> tuple[BusConfig, ...]:
     buses_raw = c.get(data, "bus", "", list, [])
     if not buses_raw:
         raise c.fail("bus", "no [[bus]] configured: the gateway needs at least one bus to poll")
@@ -159,7 +564,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
             nwhere = f"{where}.node[{j}]"
             if not isinstance(node_raw, dict):
                 raise c.fail(nwhere, "expected a table ([[bus.node]])")
-            c.unknown(node_raw, {"name", "kind", "unit_id", "interval", "timeout"}, nwhere)
+            c.unknown(node_raw, NODE_KEYS, nwhere)
             kind = c.get(node_raw, "kind", nwhere, str)
             if kind not in KIND_BY_NAME:
                 raise c.fail(f"{nwhere}.kind", f"{kind!r} is not one of {', '.join(sorted(KIND_BY_NAME))}")
@@ -190,7 +595,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
                 transport=transport, host=host, tcp_port=tcp_port, max_backoff=max_backoff, local_echo=local_echo,
             )
         )
-    return GatewayConfig(tuple(buses), store_path)
+    return tuple(buses)
 
 
 def load_config(path: Path) -> GatewayConfig:
@@ -203,3 +608,138 @@ def load_config(path: Path) -> GatewayConfig:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
     return parse_config(data, str(path))
+
+
+# ---------------------------------------------------------------------------------------
+# Every default, as TOML (`sitewatch config defaults`).
+# ---------------------------------------------------------------------------------------
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML (the subset the configuration uses)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{toml_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def stage_parameters(what: str, type_name: str) -> dict[str, inspect.Parameter]:
+    """A stage type's parameters (the keys of its table besides type), from its factory's signature."""
+    from gateway.process import AGGREGATORS, ALARMS, PROCESSORS
+
+    factory: Callable[..., object]
+    if what == "processor":
+        factory = PROCESSORS.get(type_name)
+    elif what == "aggregator":
+        factory = AGGREGATORS.get(type_name)
+    else:
+        factory = ALARMS.get(type_name)
+    signature = inspect.signature(factory)
+    return {name: p for i, (name, p) in enumerate(signature.parameters.items()) if i > 0}
+
+
+def _dataclass_lines(obj: Any) -> list[str]:
+    lines = []
+    for f in dataclasses.fields(obj):
+        if "stages" in f.metadata:
+            continue
+        doc = f.metadata.get("doc")
+        if doc:
+            lines.append(f"# {doc}")
+        lines.append(f"{f.name} = {toml_value(getattr(obj, f.name))}")
+    return lines
+
+
+def _stage_lines(what: str, spec: StageSpec) -> list[str]:
+    lines = [f"[[processing.{what}]]", f"type = {toml_value(spec.type)}"]
+    for name, parameter in stage_parameters(what, spec.type).items():
+        if name in spec.params:
+            lines.append(f"{name} = {toml_value(spec.params[name])}")
+        elif parameter.default is inspect.Parameter.empty:
+            lines.append(f"# {name} = (required)")
+        elif parameter.default is None:
+            lines.append(f"# {name}: not set (see docs/configuration.md)")
+        else:
+            lines.append(f"{name} = {toml_value(parameter.default)}")
+    return lines
+
+
+def default_config_text() -> str:
+    """A complete configuration with every default (and one example bus, which has none)."""
+    out = [
+        "# sitewatch gateway configuration with every default (`sitewatch config defaults`).",
+        "# Every key is explained in docs/configuration.md. A key left out takes the value shown here;",
+        "# the thresholds under [limits] come from gateway/process/limits.py.",
+    ]
+    for name, cls in SECTIONS.items():
+        out += ["", f"[{name}]", *_dataclass_lines(cls())]
+        if cls is ProcessingConfig:
+            processing = ProcessingConfig()
+            for what in ("processor", "aggregator", "alarm"):
+                for spec in getattr(processing, what):
+                    out += ["", *_stage_lines(what, spec)]
+    limits = SiteLimits()
+    for f in dataclasses.fields(limits):
+        out += ["", f"[limits.{f.name}]"]
+        table = getattr(limits, f.name)
+        out += [f"{g.name} = {toml_value(getattr(table, g.name))}" for g in dataclasses.fields(table)]
+    out += [
+        "",
+        "# [node_limits.\"dust-1\".dust]   the tables of [limits], for one node",
+        "# pm10_1h_limit = 120.0",
+        "",
+        "# Further sinks, by registered type (the local store above is the sink \"sqlite\"):",
+        "# [[sink]]",
+        "# type = \"jsonl\"",
+        "# name = \"archive\"",
+        "# path = \"/var/lib/sitewatch/records.jsonl\"",
+        "",
+        "# At least one bus is required; this one is an example to edit (a bus has no defaults for these).",
+        "[[bus]]",
+        *_bus_lines(),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _bus_lines() -> list[str]:
+    bus = BusConfig("bus0", "/dev/ttyUSB0", ())
+    node = NodeConfig("dust-1", "dust", 1)
+    return [
+        f"name = {toml_value(bus.name)}",
+        f"transport = {toml_value(bus.transport)}",
+        f"port = {toml_value(bus.port)}",
+        f"baud = {toml_value(bus.baud)}",
+        f"parity = {toml_value(bus.parity)}",
+        f"stopbits = {toml_value(bus.stopbits)}",
+        f"timeout = {toml_value(bus.timeout)}",
+        f"max_backoff = {toml_value(bus.max_backoff)}",
+        f"local_echo = {toml_value(bus.local_echo)}",
+        "",
+        "[[bus.node]]",
+        f"name = {toml_value(node.name)}",
+        f"kind = {toml_value(node.kind)}",
+        f"unit_id = {toml_value(node.unit_id)}",
+        f"interval = {toml_value(node.interval)}",
+        "# timeout: not set (the bus's timeout)",
+    ]

@@ -1,28 +1,428 @@
-"""The running gateway: a poller per bus feeding the store, stopped by an event."""
+"""The running gateway: bus owners -> pipeline -> durable queue -> sinks, and the spray coils.
+
+Tasks, all on one event loop:
+
+* one ``BusPoller`` per bus (gateway/acquire): its readings go through the
+  pipeline (gateway/pipeline.py) at once, in the poller's own task;
+* the writer: appends what the pipeline produced to the durable queue, in a
+  worker thread (an fsync on an SD card must not stall the bus owners,
+  which time replies on this loop), and wakes the sinks;
+* one delivery per sink (gateway/deliver/dispatch.py);
+* the ticker: every ``processing.tick_s``, the time-driven work (windows a
+  silent node leaves open, the spray's minimum on-time, coil write retries);
+* the pruner: the queue's retention.
+
+Spray commands are written to the coil of their node through the bus owner
+of that node's bus (``BusPoller.execute``: one owner per bus), and each one
+is queued as an ``Actuation`` with its reason and the write's result. A
+failed write is retried every ``spray.retry_s`` until it succeeds or a newer
+command replaces it; a retry is queued when its result differs from the
+previous attempt's (so a node that stays offline is one record, not one per
+retry). ``Gateway.set_spray_mode`` is the manual override.
+
+Stopping (``stop`` set, e.g. by SIGTERM): the pollers finish their
+transaction and stop, outages still open are closed, whatever the pipeline
+produced is written to the queue, and every sink gets ``queue.flush_timeout_s``
+to deliver what is pending; a sink that is down keeps its cursor for the
+next start.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from gateway.acquire.poller import BusPoller
-from gateway.deliver.sqlite_store import SqliteStore
+from firmware import regmap
+from gateway.acquire.decode import KIND_BY_NAME
+from gateway.acquire.link import Exchange, Link, LinkStats, NoReply
+from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, _make_link
+from gateway.acquire.timestamps import Clock, ClockValidity
+from gateway.deliver.dispatch import Delivery
+from gateway.deliver.queue import DurableQueue
+from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
+from gateway.deliver.sinks import SINKS, Sink, load_builtin_sinks
+from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Reading
 from gateway.ops.config import GatewayConfig
+from gateway.process.alarms import AlarmEvent
+from gateway.process.spray import SprayCommand, SprayMode
+from gateway.protocols import modbus_rtu_master as rtu
+
+log = logging.getLogger(__name__)
+
+_SEQUENCE = regmap.find(regmap.DIAGNOSTICS, "sample_seq")
+_STATUS = regmap.find(regmap.DIAGNOSTICS, "sensor_status")
+# The gateway counts as having been down when nothing was queued for this long before it started.
+DOWN_AFTER_S = 60.0
+
+
+class StatusTap:
+    """A link that passes every transaction through and notes the sensor_status of each polled sample.
+
+    Readings carry a flag but not the node's status word, and two of its bits
+    (STATUS_STUCK, STATUS_HUMID) say more than the flag (see gateway/pipeline.py).
+    The poll is the read of input registers from address 0; its reply holds
+    the sample's sequence number and status, noted here just before the
+    poller decodes the same reply into readings.
+    """
+
+    def __init__(self, link: Link, units: Mapping[int, str], note: Callable[[str, int, int], None]) -> None:
+        self._link = link
+        self._units = dict(units)
+        self._note = note
+        self.name: str = link.name
+        self.stats: LinkStats = link.stats
+
+    @property
+    def is_open(self) -> bool:
+        return self._link.is_open
+
+    async def open(self) -> None:
+        await self._link.open()
+
+    def close(self) -> None:
+        self._link.close()
+
+    def gap(self) -> float:
+        return self._link.gap()
+
+    def request_time(self, n_bytes: int) -> float:
+        return self._link.request_time(n_bytes)
+
+    async def transact(self, request: rtu.Request, timeout: float) -> Exchange:
+        exchange = await self._link.transact(request, timeout)
+        outcome = exchange.outcome
+        if (
+            request.function == rtu.READ_INPUT_REGISTERS
+            and request.address == 0
+            and isinstance(outcome, rtu.Registers)
+            and len(outcome.values) > _STATUS[1]
+        ):
+            node = self._units.get(request.unit)
+            if node is not None:
+                sequence = regmap.words_to_raw(outcome.values, _SEQUENCE[1], _SEQUENCE[2])
+                self._note(node, sequence, outcome.values[_STATUS[1]])
+        return exchange
+
+
+def write_result(exchange: Exchange, on: bool) -> str:
+    """"ok", or what went wrong with a coil write."""
+    outcome = exchange.outcome
+    if isinstance(outcome, rtu.WriteAck):
+        return "ok" if outcome.value == (0xFF00 if on else 0) else f"acknowledged the wrong value {outcome.value:#06x}"
+    if isinstance(outcome, rtu.ExceptionReply):
+        return f"exception {outcome.code} ({outcome.name})"
+    if isinstance(outcome, NoReply):
+        return f"{outcome.reason}: {outcome.detail}"
+    if isinstance(outcome, rtu.FrameError):
+        return f"{outcome.problem}: {outcome.detail}"
+    return f"unexpected reply {outcome!r}"
+
+
+@dataclass
+class _Coil:
+    poller: BusPoller
+    unit: int
+    address: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    command: SprayCommand | None = None  # the newest command: the state the coil should have
+    confirmed: bool = True
+    attempt: int = 0
+    last_result: str = ""
+    retry_at: float = 0.0
+
+
+class CoilActuator:
+    """Writes spray commands to coils through the bus owners, queues each outcome, retries failures."""
+
+    def __init__(
+        self,
+        owners: Mapping[str, tuple[BusPoller, NodeConfig]],
+        accept: Callable[[list[Record]], None],
+        wall: Callable[[], float],
+        retry_s: float = 10.0,
+    ) -> None:
+        self._owners = dict(owners)
+        self._accept = accept
+        self._wall = wall
+        self.retry_s = retry_s
+        self._coils: dict[tuple[str, str], _Coil] = {}
+        self._tasks: set[asyncio.Task[Actuation]] = set()
+        self.running = True
+
+    def coil_of(self, node: str, coil: str = "spray_relay") -> _Coil | str:
+        """The coil a command for `node` would write, or why there is none."""
+        return self._coil(node, coil)
+
+    def _coil(self, node: str, coil: str) -> _Coil | str:
+        key = (node, coil)
+        found = self._coils.get(key)
+        if found is not None:
+            return found
+        owner = self._owners.get(node)
+        if owner is None:
+            return f"no bus owns node {node!r}"
+        poller, config = owner
+        rows = regmap.coils(KIND_BY_NAME[config.kind])
+        address = next((row[1] for row in rows if row[0] == coil), None)
+        if address is None:
+            return f"node {node!r} ({config.kind}) has no coil {coil!r}"
+        found = self._coils[key] = _Coil(poller, config.unit_id, address)
+        return found
+
+    def submit(self, command: SprayCommand) -> asyncio.Task[Actuation]:
+        task = asyncio.get_running_loop().create_task(self.apply(command))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def apply(self, command: SprayCommand) -> Actuation:
+        """Write a command to its coil now; queue and return the outcome."""
+        coil = self._coil(command.node, command.coil)
+        if isinstance(coil, str):
+            return self._record(Actuation.of(command, coil, 1, self._wall()))
+        async with coil.lock:
+            coil.command, coil.attempt = command, 1
+            result = await self._write(coil, command.on)
+            coil.confirmed, coil.last_result = result == "ok", result
+            coil.retry_at = self._wall() + self.retry_s
+            return self._record(Actuation.of(command, result, 1, self._wall()))
+
+    async def _write(self, coil: _Coil, on: bool) -> str:
+        if not self.running:
+            return "not written: the gateway is stopping"
+        request = rtu.write_coil(coil.unit, coil.address, on)
+        # The owner answers within its timeout once the request is served; the
+        # bound only guards against an owner that stopped meanwhile.
+        try:
+            exchange = await asyncio.wait_for(coil.poller.execute(request), coil.poller.bus.timeout + 30.0)
+        except TimeoutError:
+            return "not written: the bus owner did not serve the request"
+        return write_result(exchange, on)
+
+    def _record(self, actuation: Actuation) -> Actuation:
+        level = logging.INFO if actuation.ok else logging.WARNING
+        log.log(level, "spray %s %s.%s (%s, attempt %d): %s [%s]", "on" if actuation.on else "off", actuation.node,
+                actuation.coil, actuation.mode, actuation.attempt, actuation.result, actuation.reason)
+        self._accept([actuation])
+        return actuation
+
+    def retry_due(self, now: float) -> None:
+        """Start a retry of every coil whose last write failed and whose retry time has come."""
+        for coil in self._coils.values():
+            if coil.command is None or coil.confirmed or coil.lock.locked() or now < coil.retry_at:
+                continue
+            task = asyncio.get_running_loop().create_task(self._retry(coil, coil.command))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _retry(self, coil: _Coil, command: SprayCommand) -> Actuation:
+        async with coil.lock:
+            if coil.command is not command or coil.confirmed:
+                return Actuation.of(command, "superseded", coil.attempt, self._wall())
+            coil.attempt += 1
+            result = await self._write(coil, command.on)
+            coil.confirmed = result == "ok"
+            coil.retry_at = self._wall() + self.retry_s
+            actuation = Actuation.of(command, result, coil.attempt, self._wall())
+            if result != coil.last_result:
+                self._record(actuation)
+            coil.last_result = result
+            return actuation
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for writes in flight (at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, on_readings: Callable[[list[Reading]], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        on_readings: Callable[[list[Reading]], None] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
-        self.store = SqliteStore(config.store_path)
         self.on_readings = on_readings
-        self.pollers = [BusPoller(bus, self._deliver) for bus in config.buses]
-        self.stored = 0
+        load_builtin_sinks()
+        require = {"auto": None, "always": True, "never": False}[config.clock.require_sync]
+        self.clock = clock or Clock(valid=ClockValidity(require_sync=require))
+        self.pipeline = config.build_pipeline()
+        specs = config.all_sinks()
+        self.queue = DurableQueue(
+            config.queue_path,
+            [spec.name for spec in specs],
+            memory_limit=config.queue.memory_limit,
+            check_on_open=config.queue.check_on_open,
+            wall=self.clock.wall,
+        )
+        self._last_queued = self.queue.last_added()
+        self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
+        self.sinks: list[Sink] = [SINKS.create(spec.type, spec.name, spec.params) for spec in specs]
+        q = config.queue
+        self.deliveries = [
+            Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
+                     lock=self._lock, wall=self.clock.wall)
+            for sink in self.sinks
+        ]
+        self.pollers: list[BusPoller] = []
+        owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
+        for bus in config.buses:
+            link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status)
+            poller = BusPoller(bus, self._deliver, self.clock, link=link)
+            poller.stamper.max_held = config.clock.max_held
+            self.pollers.append(poller)
+            owners.update({node.name: (poller, node) for node in bus.nodes})
+        self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s)
+        self._pending: list[Record] = []
+        self._has_pending = asyncio.Event()
+        self._started = False
+        self.counts: dict[str, int] = {}
+        self.stage_errors = 0
+        self._last_stage_error = ""
 
+    # -- records -------------------------------------------------------------------------
     def _deliver(self, readings: list[Reading]) -> None:
-        self.stored += self.store.write(readings)
+        """A poller's readings (already stamped): through the pipeline, to the queue."""
+        try:
+            records = self.pipeline.feed(readings, self.clock.wall())
+        except Exception as error:  # a stage's bug must not stop the bus owner: keep the data, say so
+            self._stage_failed("processing readings", error)
+            records = list(readings)
+        self._accept(records)
         if self.on_readings is not None:
-            self.on_readings(readings)
+            self.on_readings([r for r in records if type(r) is Reading])
+
+    def _stage_failed(self, what: str, error: Exception) -> None:
+        self.stage_errors += 1
+        text = f"{type(error).__name__}: {error}"
+        if text != self._last_stage_error:  # once per distinct error, not once per poll
+            log.error("pipeline failed in %s (%s); the raw readings are queued unprocessed", what, text,
+                      exc_info=error)
+            self._last_stage_error = text
+
+    def _accept(self, records: list[Record]) -> None:
+        for r in records:
+            name = type(r).__name__
+            self.counts[name] = self.counts.get(name, 0) + 1
+            if type(r) is SprayCommand:
+                self.actuator.submit(r)  # its Actuation is what gets queued
+                continue
+            if type(r) is AlarmEvent:
+                log.warning("alarm %s %s on %s/%s: %s", r.alarm, r.state, r.node, r.channel, r.reason)
+            elif type(r) is Outage:
+                log.info("outage: %s %s for %.0f s (%s)", r.node, "closed" if r.closed else "open",
+                         r.end - r.start, r.reason)
+            self._pending.append(r)
+        if self._pending:
+            self._has_pending.set()
+
+    async def _write_pending(self) -> None:
+        self._has_pending.clear()
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        async with self._lock:
+            await asyncio.to_thread(self.queue.append, batch)
+        for delivery in self.deliveries:
+            delivery.wake.set()
+
+    async def _writer(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _wait_either(stop, self._has_pending)
+            await self._write_pending()
+
+    # -- time-driven work ----------------------------------------------------------------
+    async def _ticker(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.clock.valid():
+                now = self.clock.wall()
+                if not self._started:
+                    self._start(now)
+                try:
+                    self._accept(self.pipeline.tick(now))
+                except Exception as error:  # same as in _deliver: log, count, go on
+                    self._stage_failed("the pipeline's tick", error)
+                self.actuator.retry_due(now)
+            await _wait(stop, self.config.processing.tick_s)
+
+    def _start(self, now: float) -> None:
+        """First moment with a valid clock: the gateway's own outage, and the configured manual spray modes."""
+        self._started = True
+        last = self._last_queued
+        if last is not None and now - last > DOWN_AFTER_S:
+            self._accept([Outage(GATEWAY_NODE, "", last, now, "gateway not running", 0)])
+        for node, mode in self.config.spray.mode.items():
+            if mode != SprayMode.AUTO and self.pipeline.spray is not None:
+                self._accept(self.pipeline.set_spray_mode(node, mode, now, who="configuration"))
+
+    async def _pruner(self, stop: asyncio.Event) -> None:
+        max_age = self.config.queue.retention_days * 86400.0
+        while not stop.is_set():
+            async with self._lock:
+                pruned = await asyncio.to_thread(self.queue.prune, max_age)
+            if pruned:
+                log.info("queue: pruned %d delivered records older than %g days", pruned,
+                         self.config.queue.retention_days)
+            await _wait(stop, self.config.queue.prune_interval_s)
+
+    # -- the manual override -------------------------------------------------------------
+    async def set_spray_mode(self, node: str, mode: SprayMode | str, who: str = "operator") -> list[Actuation]:
+        """Spray of a coil node: "on" / "off" (manual, held) or "auto"; returns the queued outcomes.
+
+        Raises LookupError for a node without a spray coil (or with the spray linkage disabled).
+        """
+        coil = self.actuator.coil_of(node)
+        if isinstance(coil, str):
+            raise LookupError(coil)
+        commands = self.pipeline.set_spray_mode(node, mode, self.clock.wall(), who)
+        out = []
+        for command in commands:
+            assert isinstance(command, SprayCommand)
+            out.append(await self.actuator.apply(command))
+        return out
+
+    # -- running -------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for poller in self.pollers:
+                    group.create_task(poller.run(stop))
+                group.create_task(self._writer(stop))
+                group.create_task(self._ticker(stop))
+                group.create_task(self._pruner(stop))
+                for delivery in self.deliveries:
+                    group.create_task(delivery.run(stop))
+            await self._shutdown()
+        finally:
+            for sink in self.sinks:
+                with contextlib.suppress(Exception):
+                    sink.close()
+            self.queue.close()
+
+    async def _shutdown(self) -> None:
+        await self.actuator.drain()
+        self.actuator.running = False
+        if self.clock.valid():
+            self._accept(self.pipeline.close(self.clock.wall()))
+        await self._write_pending()
+        deadline = time.monotonic() + self.config.queue.flush_timeout_s
+        for delivery in self.deliveries:
+            if not await delivery.flush(max(0.0, deadline - time.monotonic())):
+                log.warning("sink %s: %d records not delivered at shutdown; they wait in the queue",
+                            delivery.name, self.queue.pending(delivery.name))
+
+    # -- for the demo and a status page --------------------------------------------------
+    @property
+    def stored(self) -> int:
+        """Readings the local store has written."""
+        return sum(s.readings_stored for s in self.sinks if isinstance(s, SqliteSink))
 
     def store_counts(self) -> dict[str, int]:
         reader = SqliteStore(self.config.store_path)
@@ -31,10 +431,36 @@ class Gateway:
         finally:
             reader.close()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            async with asyncio.TaskGroup() as group:
-                for poller in self.pollers:
-                    group.create_task(poller.run(stop))
-        finally:
-            self.store.close()
+    def status(self) -> dict[str, Any]:
+        return {
+            "queue": {
+                "path": str(self.queue.path),
+                "backlog_in_memory": self.queue.backlog,
+                "stats": self.queue.stats,
+            },
+            "sinks": {d.name: d.stats for d in self.deliveries},
+            "spray": self.pipeline.spray_state(),
+            "alarms": self.pipeline.alarms.active() if self.pipeline.alarms is not None else [],
+            "records": dict(self.counts),
+            "stage_errors": self.stage_errors,
+        }
+
+
+def _units(bus: BusConfig) -> dict[int, str]:
+    return {node.unit_id: node.name for node in bus.nodes}
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_either(stop: asyncio.Event, other: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -55,8 +55,16 @@ class SprayCommand:
 class SprayController:
     """The spray coil of one node."""
 
-    def __init__(self, node: str, limits: LimitsResolver, coil: str = "spray_relay", sensor: str | None = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        limits: LimitsResolver,
+        coil: str = "spray_relay",
+        sensor: str | None = None,
+        label: str = "PM10 15-min mean",
+    ) -> None:
         self.node = node
+        self.label = label  # how reasons name the mean (the linkage's channel may be another one)
         self.coil = coil
         self.sensor = sensor or node  # the dust node whose means drive it
         self._limits = limits
@@ -95,17 +103,17 @@ class SprayController:
         value = self.last_value
         if not self.on:
             if fresh and value is not None and value > level:
-                return [self._switch(True, now, f"PM10 15-min mean {value:g} ug/m3 > {level:g} ug/m3")]
+                return [self._switch(True, now, f"{self.label} {value:g} ug/m3 > {level:g} ug/m3")]
             return []
         ran = now - (self.on_since if self.on_since is not None else now)
         if ran < limits.spray.min_on_s:
             return []
         if not fresh:
             age = "ever" if self.last_time is None else f"{now - self.last_time:g} s"
-            return [self._switch(False, now, f"no valid PM10 15-min mean for {age}; ran {ran:g} s")]
+            return [self._switch(False, now, f"no valid {self.label} for {age}; ran {ran:g} s")]
         off_below = level - limits.spray.margin
         if value is not None and value < off_below:
-            reason = f"PM10 15-min mean {value:g} ug/m3 < {off_below:g} ug/m3; ran {ran:g} s"
+            reason = f"{self.label} {value:g} ug/m3 < {off_below:g} ug/m3; ran {ran:g} s"
             return [self._switch(False, now, reason)]
         return []
 
@@ -138,6 +146,7 @@ class SprayLinkage:
     ) -> None:
         self._limits = limits
         self._channel = channel
+        self._label = "PM10 15-min mean" if channel == "pm10_15min_mean" else channel
         self._coil = coil
         self._coils = dict(coils or {})
         driven = list(self._coils.values())
@@ -149,7 +158,7 @@ class SprayLinkage:
         target = self._coils.get(sensor, sensor)
         controller = self.controllers.get(target)
         if controller is None:
-            controller = SprayController(target, self._limits, self._coil, sensor)
+            controller = SprayController(target, self._limits, self._coil, sensor, self._label)
             self.controllers[target] = controller
         return controller
 

@@ -1,0 +1,144 @@
+"""Moving records from the durable queue to one sink: read past its cursor, send, confirm, repeat.
+
+One ``Delivery`` per sink, each in its own task: a sink that is down backs
+off (exponentially, from ``min_backoff`` to ``max_backoff`` seconds) and
+retries, while the others carry on. Nothing is lost while it is down: its
+cursor stays where it was, and the queue's retention never prunes past it.
+
+Queue calls run in a worker thread under one lock shared with the writer
+(the queue's SQLite connection is used by one thread at a time, and its
+fsyncs never stall the event loop the bus owners time their replies on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gateway.deliver.queue import DurableQueue
+from gateway.deliver.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0  # records confirmed
+    batches: int = 0
+    failures: int = 0  # sends that raised or delivered nothing
+    last_error: str = ""
+    last_delivery: float | None = None  # wall time of the last confirmed batch
+    down_since: float | None = None  # wall time of the first failure of the present run
+
+
+class Delivery:
+    def __init__(
+        self,
+        queue: DurableQueue,
+        sink: Sink,
+        *,
+        batch: int = 500,
+        interval: float = 1.0,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        lock: asyncio.Lock | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.sink = sink
+        self.batch = batch
+        self.interval = interval
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.lock = lock or asyncio.Lock()
+        self.wall = wall
+        self.stats = DeliveryStats()
+        self.backoff = 0.0  # 0 while the sink works
+        self.wake = asyncio.Event()  # set by whoever appends to the queue
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    async def _queue(self, call: Callable[..., T], *args: object) -> T:
+        async with self.lock:
+            return await asyncio.to_thread(call, *args)
+
+    async def pump(self, deadline: float | None = None) -> bool:
+        """Deliver until the sink has caught up (True), or it failed or the deadline passed (False)."""
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            batch = await self._queue(self.queue.read, self.sink.name, self.batch)
+            if not batch.items:
+                return True
+            try:
+                accepted = await self.sink.send(batch)
+            except Exception as error:  # a sink's failure is a value here: log, count, back off
+                self._failed(f"{type(error).__name__}: {error}")
+                return False
+            if accepted <= 0:
+                self._failed("delivered nothing")
+                return False
+            accepted = min(accepted, len(batch))
+            await self._queue(self.queue.confirm, self.sink.name, batch.items[accepted - 1].id)
+            self._succeeded(accepted)
+            if accepted < len(batch):
+                continue  # the rest again, from the new cursor
+
+    def _failed(self, error: str) -> None:
+        self.stats.failures += 1
+        if self.stats.down_since is None or error != self.stats.last_error:
+            log.warning("sink %s: cannot deliver: %s (records wait in the queue)", self.name, error)
+        if self.stats.down_since is None:
+            self.stats.down_since = self.wall()
+        self.stats.last_error = error
+        self.backoff = min(max(self.backoff * 2, self.min_backoff), self.max_backoff)
+
+    def _succeeded(self, count: int) -> None:
+        if self.stats.down_since is not None:
+            log.info("sink %s: delivering again after %.0f s", self.name, self.wall() - self.stats.down_since)
+            self.stats.down_since = None
+        self.stats.delivered += count
+        self.stats.batches += 1
+        self.stats.last_delivery = self.wall()
+        self.backoff = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver whenever woken (``wake``: new records), at most every `interval` s; back off while failing."""
+        while not stop.is_set():
+            self.wake.clear()  # before reading: a wake during the pump is not lost
+            started = time.monotonic()
+            if not await self.pump():
+                await _wait(stop, self.backoff)
+                continue
+            await _wait_either(stop, self.wake)
+            # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
+            await _wait(stop, self.interval - (time.monotonic() - started))
+
+    async def flush(self, timeout: float) -> bool:
+        """At shutdown: deliver what is pending within timeout seconds; True if the sink caught up."""
+        return await self.pump(time.monotonic() + timeout)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _wait_either(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,382 @@
+"""The durable queue: every record appended once, a cursor per sink.
+
+One SQLite file in WAL mode holds the records in the order they were
+appended (``records``, ids that only grow: AUTOINCREMENT, so an id is never
+reused even after pruning has emptied the table) and one cursor per sink
+(``cursors``: the id of the last record that sink confirmed). A sink reads
+what lies beyond its cursor, delivers it, and confirms; so a sink that is
+down only falls behind, blocks no other sink and loses nothing, and after a
+restart every sink resumes from its own cursor. Delivery is at least once:
+a sink that delivered but crashed before confirming sees those records
+again (the SQLite store sink skips them, see sqlite_store.py).
+
+Durability: synchronous=FULL, one transaction per append, so a record the
+queue accepted survives a power cut (a Raspberry Pi on a construction site
+does lose power).
+
+Retention (``prune``): a record is deleted only when every configured sink
+has confirmed it *and* it was appended more than the retention age ago. An
+undelivered record is never pruned, however old. The cursor of a sink that
+is no longer configured is dropped when the queue opens (said in the log),
+otherwise it would hold every record forever.
+
+A disk that refuses writes (full, or an I/O error): the append is logged
+and counted (``stats.append_errors``) and its records are kept in memory and
+written first at the next append. Memory is bounded by ``memory_limit``
+records: past it the oldest records that are *not* alarm events are dropped,
+counted (``stats.dropped``) and logged as an error. Alarm events are never
+dropped.
+
+A corrupt queue file (not a database, or a failed integrity check when it
+opens, or corruption found while running): the file (with its -wal and -shm
+files) is renamed aside to ``<name>.corrupt-<UTC time>``, a new empty queue
+is started in its place, and an error says so, naming both files and what to
+do with the old one. The gateway keeps running rather than failing at every
+restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.deliver.records import Record, RecordError, from_json, kind_of, record_node, record_time, to_json
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    ts     REAL NOT NULL,
+    added  REAL NOT NULL,
+    body   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    sink      TEXT PRIMARY KEY,
+    position  INTEGER NOT NULL,
+    updated   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"""
+SCHEMA_VERSION = "1"
+PRUNE_CHUNK = 10_000  # rows per delete transaction: the writer never waits long
+
+_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+_Row = tuple[str, str, float, float, str]  # kind, node, ts, added, body
+
+
+class QueueError(RuntimeError):
+    """The queue cannot go on (it could not even move a corrupt file aside)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    id: int
+    kind: str
+    record: Record
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records for one sink, oldest first; queue_id tells which queue file the ids belong to."""
+
+    queue_id: str
+    items: tuple[Queued, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def last_id(self) -> int:
+        return self.items[-1].id if self.items else 0
+
+
+@dataclass
+class QueueStats:
+    appended: int = 0  # records written to the file
+    append_errors: int = 0  # appends the disk refused
+    dropped: int = 0  # records dropped from the memory backlog (never alarm events)
+    pruned: int = 0
+    undecodable: int = 0  # bodies that did not decode (skipped, counted)
+    corrupt_files: list[str] = field(default_factory=list)  # where corrupt files were moved
+
+
+class DurableQueue:
+    def __init__(
+        self,
+        path: Path | str,
+        sinks: Sequence[str],
+        *,
+        memory_limit: int = 100_000,
+        check_on_open: bool = True,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if len(set(sinks)) != len(sinks):
+            raise ValueError(f"sink names repeat: {list(sinks)}")
+        self.path = Path(path)
+        self.sinks = tuple(sinks)
+        self.memory_limit = memory_limit
+        self.check_on_open = check_on_open
+        self.wall = wall
+        self.stats = QueueStats()
+        self.queue_id = ""
+        self._backlog: list[_Row] = []
+        self._failing_since: float | None = None
+        self._db = self._open()
+
+    # -- opening ---------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as error:
+            if not _is_corrupt(error):
+                raise QueueError(f"{self.path}: cannot open the queue: {error}") from error
+            self._move_aside(str(error))
+            try:
+                return self._connect()
+            except sqlite3.DatabaseError as again:
+                raise QueueError(f"{self.path}: cannot start a new queue: {again}") from again
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            if self.check_on_open:
+                problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    raise _corrupt_error("; ".join(problems))
+            db.executescript(SCHEMA)
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
+                if "queue_id" not in stored:
+                    db.execute("INSERT INTO meta VALUES ('queue_id', ?)", (uuid.uuid4().hex,))
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif stored.get("schema") != SCHEMA_VERSION:
+                    raise QueueError(
+                        f"{self.path}: queue schema {stored.get('schema')!r}, this gateway writes {SCHEMA_VERSION!r}"
+                    )
+                known = {sink for (sink,) in db.execute("SELECT sink FROM cursors")}
+                for sink in sorted(known - set(self.sinks)):
+                    log.warning("queue %s: sink %r is no longer configured: its cursor is dropped", self.path, sink)
+                    db.execute("DELETE FROM cursors WHERE sink = ?", (sink,))
+                for sink in self.sinks:
+                    if sink not in known:
+                        # A new sink gets what the queue still holds.
+                        db.execute("INSERT INTO cursors VALUES (?, 0, ?)", (sink, self.wall()))
+            self.queue_id = db.execute("SELECT value FROM meta WHERE key = 'queue_id'").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _move_aside(self, problem: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.wall()))
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():  # never overwrite an earlier corrupt file
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                source = Path(str(self.path) + suffix)
+                if source.exists():
+                    source.rename(Path(str(aside) + suffix))
+        except OSError as error:
+            raise QueueError(
+                f"queue file {self.path} is corrupt ({problem}) and could not be moved aside ({error.strerror}): "
+                f"move or delete it by hand, then start the gateway again"
+            ) from error
+        self.stats.corrupt_files.append(str(aside))
+        log.error(
+            "queue file %s is corrupt (%s): moved it to %s and started a new, empty queue. Records in the old file "
+            "that a sink had not confirmed were not delivered: recover them with `sqlite3 %s .recover` if needed, "
+            "then delete that file.",
+            self.path, problem, aside, aside,
+        )
+
+    def _recover(self, error: sqlite3.DatabaseError) -> None:
+        """Corruption found while running: move the file aside and go on with a new one."""
+        self._db.close()
+        self._move_aside(str(error))
+        self._db = self._open()
+
+    # -- writing ---------------------------------------------------------------------
+    def append(self, records: Iterable[Record]) -> int:
+        """Append records (one transaction). Returns how many reached the file, backlog included.
+
+        Never raises for a refusing disk: see the module docstring.
+        """
+        now = self.wall()
+        rows = [(kind_of(r), record_node(r), record_time(r), now, to_json(r)) for r in records]
+        if self._backlog:
+            rows = self._backlog + rows
+            self._backlog = []
+        if not rows:
+            return 0
+        try:
+            self._insert(rows)
+        except sqlite3.DatabaseError as error:
+            if _is_corrupt(error):
+                self._recover(error)
+                try:
+                    self._insert(rows)
+                except sqlite3.DatabaseError as again:
+                    self._refused(rows, again, now)
+                    return 0
+            else:
+                self._refused(rows, error, now)
+                return 0
+        if self._failing_since is not None:
+            log.warning("queue %s: writing again after %.0f s; %d records kept in memory were written",
+                        self.path, now - self._failing_since, len(rows))
+            self._failing_since = None
+        self.stats.appended += len(rows)
+        return len(rows)
+
+    def _insert(self, rows: list[_Row]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO records (kind, node, ts, added, body) VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _refused(self, rows: list[_Row], error: sqlite3.DatabaseError, now: float) -> None:
+        self.stats.append_errors += 1
+        if self._failing_since is None:
+            self._failing_since = now
+            log.error("queue %s: cannot write (%s): keeping records in memory (at most %d) and retrying",
+                      self.path, error, self.memory_limit)
+        excess = len(rows) - self.memory_limit
+        if excess > 0:
+            kept: list[_Row] = []
+            dropped = 0
+            for row in rows:
+                if dropped < excess and row[0] != "alarm":
+                    dropped += 1
+                else:
+                    kept.append(row)
+            rows = kept
+            self.stats.dropped += dropped
+            log.error("queue %s: memory backlog full: dropped the %d oldest records (alarm events are kept); "
+                      "%d dropped in all", self.path, dropped, self.stats.dropped)
+        self._backlog = rows
+
+    @property
+    def backlog(self) -> int:
+        """Records held in memory because the disk refused them."""
+        return len(self._backlog)
+
+    # -- reading and confirming ------------------------------------------------------
+    def cursor(self, sink: str) -> int:
+        row = self._db.execute("SELECT position FROM cursors WHERE sink = ?", (sink,)).fetchone()
+        if row is None:
+            raise KeyError(f"no sink {sink!r} in queue {self.path}")
+        return int(row[0])
+
+    def read(self, sink: str, limit: int = 500) -> Batch:
+        """Up to `limit` records after the sink's cursor, oldest first."""
+        position = self.cursor(sink)
+        rows = self._db.execute(
+            "SELECT id, kind, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
+        ).fetchall()
+        items: list[Queued] = []
+        for qid, kind, body in rows:
+            try:
+                items.append(Queued(qid, kind, from_json(kind, body)))
+            except RecordError as error:
+                # Written by a newer or broken gateway: skip it, but say so.
+                self.stats.undecodable += 1
+                log.error("queue %s: record %d skipped: %s", self.path, qid, error)
+        if rows and not items:
+            # Nothing decodable in this stretch: let the sink move past it.
+            self.confirm(sink, int(rows[-1][0]))
+            return self.read(sink, limit)
+        return Batch(self.queue_id, tuple(items))
+
+    def confirm(self, sink: str, upto: int) -> None:
+        """The sink delivered every record up to id `upto`. Cursors only move forward."""
+        with self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute(
+                "UPDATE cursors SET position = max(position, ?), updated = ? WHERE sink = ?", (upto, self.wall(), sink)
+            )
+            if cur.rowcount != 1:
+                raise KeyError(f"no sink {sink!r} in queue {self.path}")
+
+    def pending(self, sink: str) -> int:
+        position = self.cursor(sink)
+        return int(self._db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (position,)).fetchone()[0])
+
+    def last_id(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        return int(row[0]) if row else 0
+
+    def last_added(self) -> float | None:
+        """When the newest record still in the queue was appended."""
+        row = self._db.execute("SELECT added FROM records ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
+    def latest_sequence(self, node: str) -> int | None:
+        """The node sample sequence of the newest reading of `node` still in the queue (None: none).
+
+        Where the acquisition resumes after a restart (the queue, not the store,
+        holds everything the pipeline produced, delivered or not). The newest,
+        not the highest: a node that rebooted counts from 1 again.
+        """
+        row = self._db.execute(
+            "SELECT json_extract(body, '$.seq') FROM records WHERE kind = 'reading' AND node = ?"
+            " AND json_extract(body, '$.seq') > 0 ORDER BY id DESC LIMIT 1",
+            (node,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    # -- retention -------------------------------------------------------------------
+    def prune(self, max_age_s: float, now: float | None = None) -> int:
+        """Delete records every sink confirmed that were appended more than max_age_s ago."""
+        now = self.wall() if now is None else now
+        row = self._db.execute("SELECT min(position) FROM cursors").fetchone()
+        delivered = 0 if row is None or row[0] is None else int(row[0])
+        cutoff = now - max_age_s
+        total = 0
+        while True:
+            with self._db:
+                self._db.execute("BEGIN")
+                cur = self._db.execute(
+                    "DELETE FROM records WHERE id IN "
+                    "(SELECT id FROM records WHERE id <= ? AND added < ? ORDER BY id LIMIT ?)",
+                    (delivered, cutoff, PRUNE_CHUNK),
+                )
+            total += cur.rowcount
+            if cur.rowcount < PRUNE_CHUNK:
+                break
+        self.stats.pruned += total
+        return total
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    name = getattr(error, "sqlite_errorname", "")
+    if name in _CORRUPT:
+        return True
+    text = str(error)
+    return "malformed" in text or "not a database" in text or text.startswith("integrity check:")
+
+
+def _corrupt_error(detail: str) -> sqlite3.DatabaseError:
+    return sqlite3.DatabaseError(f"integrity check: {detail}")

@@ -1,0 +1,220 @@
+"""Every kind of record the pipeline produces, and their durable form (JSON) in the queue.
+
+The pipeline's stages pass these along (gateway/pipeline.py), the durable
+queue stores them (gateway/deliver/queue.py) and the sinks receive them
+back, typed, in the order they were appended:
+
+========== ============================================ =========================================
+kind       record                                       made by
+========== ============================================ =========================================
+reading    gateway.model.Reading                        the bus pollers, then the processors
+aggregate  gateway.process.aggregate.Aggregate          the aggregators, as their windows close
+alarm      gateway.process.alarms.AlarmEvent            the alarm stage (raised / cleared)
+spray      SprayCommand                                 the spray linkage (the pipeline's output;
+                                                        the service writes the coil)
+actuation  Actuation                                    the service: a command and what came of
+                                                        writing it to the coil (this is what is
+                                                        queued, with the command's reason)
+outage     Outage                                       the outage stage: a node (or the gateway)
+                                                        that delivered no values for a while
+========== ============================================ =========================================
+
+The name "gap" is left to the acquisition's lost-sample records
+(gateway.model.Gap, made by the history backfill), which say which samples
+are gone for good; an Outage says when a node's values did not arrive live,
+whether or not a backfill fetched them later.
+
+The JSON body of each kind is a flat object of the record's fields (enums by
+value), so a queue file can be read with nothing but ``sqlite3`` and
+``json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.model import Quality, Reading
+from gateway.process.aggregate import Aggregate
+from gateway.process.alarms import AlarmEvent, EventState, Severity
+from gateway.process.spray import SprayCommand, SprayMode
+
+
+@dataclass(frozen=True, slots=True)
+class Actuation:
+    """A spray command and the result of writing it to the node's coil (what the queue logs)."""
+
+    node: str  # the node whose coil was written
+    coil: str
+    on: bool
+    time: float  # when the command was decided
+    mode: SprayMode
+    reason: str  # the command's reason, as the controller gave it
+    value: float | None  # the PM10 mean behind the decision, if one was
+    level: float  # the switch-on level in force
+    result: str  # "ok", or what went wrong: "timeout", "exception 4", "no bus owns the node" ...
+    attempt: int  # 1 for the command's first write; retries count up
+    written: float  # wall time the write finished (or failed)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    @classmethod
+    def of(cls, command: SprayCommand, result: str, attempt: int, written: float) -> Actuation:
+        return cls(
+            command.node, command.coil, command.on, command.time, command.mode, command.reason,
+            command.value, command.level, result, attempt, written,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A stretch of time a node (or, with node "gateway", the whole gateway) delivered no values.
+
+    start: timestamp of the first missing reading (or the last record before
+    the gateway stopped); end: the first good reading after it (or when the
+    gateway was up again). ``closed`` is False for an outage still open when the
+    gateway stopped: its end is then the stop time, not a recovery.
+    """
+
+    node: str
+    kind: str
+    start: float
+    end: float
+    reason: str  # e.g. "B: no reply", "D: device fault", "gateway not running"
+    missed: int  # failed samples counted in the outage (0 for the gateway's own outage)
+    closed: bool = True
+
+
+GATEWAY_NODE = "gateway"
+
+Record = Reading | Aggregate | AlarmEvent | SprayCommand | Actuation | Outage
+
+KINDS: dict[type, str] = {
+    Reading: "reading",
+    Aggregate: "aggregate",
+    AlarmEvent: "alarm",
+    SprayCommand: "spray",
+    Actuation: "actuation",
+    Outage: "outage",
+}
+
+
+class RecordError(ValueError):
+    """A queued body that does not decode to its kind."""
+
+
+def kind_of(record: Record) -> str:
+    return KINDS[type(record)]
+
+
+def record_time(record: Record) -> float:
+    """The time a record is about: a sample, a window's start, an event, a command, an outage's start."""
+    if isinstance(record, Reading):
+        return record.timestamp
+    if isinstance(record, Aggregate | Outage):
+        return record.start
+    return record.time
+
+
+def record_node(record: Record) -> str:
+    return record.node
+
+
+def _number(value: float | None) -> float | str | None:
+    # JSON has no NaN or infinity; the standard library writes them anyway
+    # (non-standard). Keep the body strict JSON: spell them as strings.
+    if value is None or math.isfinite(value):
+        return value
+    return repr(value)
+
+
+def _float(value: Any) -> float | None:
+    # float() reads both numbers and the spelt-out "nan", "inf", "-inf".
+    return None if value is None else float(value)
+
+
+def to_json(record: Record) -> str:
+    """The record's body as compact JSON."""
+    body: dict[str, Any]
+    if isinstance(record, Reading):
+        body = {
+            "node": record.node, "kind": record.kind, "channel": record.channel, "value": _number(record.value),
+            "unit": record.unit, "quality": record.quality.value, "ts": record.timestamp, "seq": record.sequence,
+        }
+    elif isinstance(record, Aggregate):
+        body = {
+            "node": record.node, "kind": record.kind, "channel": record.channel, "source": record.source,
+            "statistic": record.statistic, "window": record.window, "start": record.start, "end": record.end,
+            "value": _number(record.value), "unit": record.unit, "count": record.count,
+            "expected": record.expected, "valid": record.valid, "quality": record.quality.value,
+        }
+    elif isinstance(record, AlarmEvent):
+        body = {
+            "alarm": record.alarm, "node": record.node, "channel": record.channel,
+            "severity": record.severity.value, "state": record.state.value, "value": _number(record.value),
+            "limit": _number(record.limit), "time": record.time, "reason": record.reason,
+        }
+    elif isinstance(record, SprayCommand):
+        body = {
+            "node": record.node, "coil": record.coil, "on": record.on, "time": record.time,
+            "mode": record.mode.value, "reason": record.reason, "value": _number(record.value),
+            "level": record.level,
+        }
+    elif isinstance(record, Actuation):
+        body = {
+            "node": record.node, "coil": record.coil, "on": record.on, "time": record.time,
+            "mode": record.mode.value, "reason": record.reason, "value": _number(record.value),
+            "level": record.level, "result": record.result, "attempt": record.attempt, "written": record.written,
+        }
+    elif isinstance(record, Outage):
+        body = {
+            "node": record.node, "kind": record.kind, "start": record.start, "end": record.end,
+            "reason": record.reason, "missed": record.missed, "closed": record.closed,
+        }
+    else:  # pragma: no cover - Record is closed
+        raise TypeError(f"not a record: {record!r}")
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def from_json(kind: str, text: str) -> Record:
+    """The record a body of `kind` describes."""
+    try:
+        b = json.loads(text)
+        if kind == "reading":
+            return Reading(
+                b["node"], b["kind"], b["channel"], _float(b["value"]), b["unit"], Quality(b["quality"]),
+                float(b["ts"]), int(b["seq"]),
+            )
+        if kind == "aggregate":
+            return Aggregate(
+                b["node"], b["kind"], b["channel"], b["source"], b["statistic"], b["window"], float(b["start"]),
+                float(b["end"]), _float(b["value"]), b["unit"], int(b["count"]), int(b["expected"]),
+                bool(b["valid"]), Quality(b["quality"]),
+            )
+        if kind == "alarm":
+            return AlarmEvent(
+                b["alarm"], b["node"], b["channel"], Severity(b["severity"]), EventState(b["state"]),
+                float(b["value"]), float(b["limit"]), float(b["time"]), b["reason"],
+            )
+        if kind == "spray":
+            return SprayCommand(
+                b["node"], b["coil"], bool(b["on"]), float(b["time"]), SprayMode(b["mode"]), b["reason"],
+                _float(b["value"]), float(b["level"]),
+            )
+        if kind == "actuation":
+            return Actuation(
+                b["node"], b["coil"], bool(b["on"]), float(b["time"]), SprayMode(b["mode"]), b["reason"],
+                _float(b["value"]), float(b["level"]), b["result"], int(b["attempt"]), float(b["written"]),
+            )
+        if kind == "outage":
+            return Outage(
+                b["node"], b["kind"], float(b["start"]), float(b["end"]), b["reason"], int(b["missed"]),
+                bool(b["closed"]),
+            )
+    except (KeyError, TypeError, ValueError) as error:
+        raise RecordError(f"{kind} record {text[:200]!r}: {error}") from error
+    raise RecordError(f"unknown record kind {kind!r}")

@@ -1,0 +1,96 @@
+"""Sinks: where records go from the durable queue. They register by name, like the pipeline's stages.
+
+A sink is one module plus a registration::
+
+    @SINKS.register("mqtt")
+    class MqttSink:
+        def __init__(self, name: str, broker: str, topic: str = "sitewatch") -> None: ...
+        async def send(self, batch: Batch) -> int: ...
+        def close(self) -> None: ...
+
+and the configuration asks for it by that name (``[[sink]] type = "mqtt"``;
+the other keys of the table are the factory's parameters, checked against
+its signature so that a misspelt key is an error naming the sink). Every
+factory takes the sink's ``name`` (its cursor in the queue) first.
+
+``send`` gets the records after the sink's cursor, oldest first, and returns
+how many of them, from the front, it delivered for good; the queue then
+moves the sink's cursor past those. Raising (or returning 0) means "nothing
+delivered, try again later": the dispatcher (dispatch.py) backs off and
+retries, and no other sink waits for it. A sink that cannot use a kind of
+record (an HJ 212 uplink and an outage record, say) counts it as delivered.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from gateway.deliver.queue import Batch
+
+
+class SinkError(RuntimeError):
+    """A sink could not deliver (the dispatcher logs it, backs off and retries)."""
+
+
+class SinkConfigError(LookupError):
+    """Unknown sink type, or parameters the sink does not take."""
+
+
+class Sink(Protocol):
+    name: str
+
+    async def send(self, batch: Batch) -> int: ...
+
+    def close(self) -> None: ...
+
+
+SinkFactory = Callable[..., Sink]
+
+
+class SinkRegistry:
+    def __init__(self) -> None:
+        self._factories: dict[str, SinkFactory] = {}
+
+    def register(self, name: str) -> Callable[[SinkFactory], SinkFactory]:
+        def decorate(factory: SinkFactory) -> SinkFactory:
+            if name in self._factories:
+                raise SinkConfigError(f"sink {name!r} is registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return decorate
+
+    def get(self, name: str) -> SinkFactory:
+        try:
+            return self._factories[name]
+        except KeyError:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise SinkConfigError(f"unknown sink type {name!r} (known: {known})") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._factories
+
+    def check(self, type_name: str, params: Mapping[str, object]) -> SinkFactory:
+        """The factory of `type_name`, after checking that it takes `params` (and a name)."""
+        factory = self.get(type_name)
+        try:
+            inspect.signature(factory).bind("name", **params)
+        except TypeError as error:
+            raise SinkConfigError(f"sink {type_name!r}: {error}") from None
+        return factory
+
+    def create(self, type_name: str, name: str, params: Mapping[str, object]) -> Sink:
+        return self.check(type_name, params)(name, **params)
+
+
+SINKS = SinkRegistry()
+
+
+def load_builtin_sinks() -> None:
+    """Import the modules whose sinks register themselves."""
+    from gateway.deliver import jsonl, sqlite_store  # noqa: F401 - imported for their registrations

@@ -1,0 +1,422 @@
+"""The gateway pipeline: pure stages on synthetic readings, then the whole gateway on a simulated site."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar, cast
+
+import pytest
+
+from firmware import regmap
+from gateway.acquire.link import Exchange, NoReply, Outcome
+from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
+from gateway.deliver.queue import DurableQueue
+from gateway.deliver.records import Actuation, Outage, Record
+from gateway.deliver.sqlite_store import SqliteStore
+from gateway.model import Quality, Reading
+from gateway.ops.config import GatewayConfig, parse_config
+from gateway.ops.service import CoilActuator, Gateway
+from gateway.pipeline import SprayPlan, StageError, StageSpec, build_pipeline
+from gateway.process.aggregate import Aggregate
+from gateway.process.alarms import AlarmEvent, EventState, Severity
+from gateway.process.limits import LimitsResolver
+from gateway.process.spray import SprayCommand, SprayMode
+from gateway.protocols import modbus_rtu_master as rtu
+from simulator.site import BusSpec, NodeSpec, Site
+from tests.gateway.process.support import local, reading
+
+OK = regmap.STATUS_OK
+T0 = local(9, 0)  # a clock-aligned start: 15-min and 1-h windows begin here
+
+
+def limits(**tables: dict[str, object]) -> LimitsResolver:
+    return LimitsResolver.from_config(tables)
+
+
+def pm10(value: float | None, t: float, quality: Quality = Quality.NORMAL, seq: int = 0) -> Reading:
+    return reading("pm10", value, t, node="dust-1", kind="dust", unit="ug/m3", quality=quality, sequence=seq)
+
+
+R = TypeVar("R")
+
+
+def of(records: list[Record], cls: type[R]) -> list[R]:
+    return [r for r in records if isinstance(r, cls)]
+
+
+def aggregate(records: list[Record], channel: str) -> Aggregate:
+    (found,) = [r for r in records if isinstance(r, Aggregate) and r.channel == channel]
+    return found
+
+
+# -- pure: processors, aggregators, alarms, spray -------------------------------------------------
+
+
+def test_an_hour_of_dusty_air_raises_the_dust_alarm_and_switches_the_spray_on() -> None:
+    pipeline = build_pipeline(LimitsResolver(), spray=SprayPlan())
+    out: list[Record] = []
+    for i in range(3601):  # 09:00:00 .. 10:00:00 inclusive: the last reading closes the hour
+        out += pipeline.feed([pm10(200.0, T0 + i, seq=i + 1)], now=T0 + i + 0.5)
+    # Every reading comes through, once, in order.
+    readings = of(out, Reading)
+    assert [r.timestamp for r in readings] == [T0 + i for i in range(3601)]
+    quarter = aggregate(out, "pm10_1h_mean")
+    assert (quarter.value, quarter.count, quarter.expected, quarter.valid) == (200.0, 3600, 3600, True)
+    # The first 15-min mean switches the spray on, right behind the aggregate that caused it.
+    first_quarter = next(i for i, r in enumerate(out) if isinstance(r, Aggregate) and r.channel == "pm10_15min_mean")
+    command = out[first_quarter + 1]
+    assert isinstance(command, SprayCommand)
+    assert (command.node, command.coil, command.on, command.mode) == ("dust-1", "spray_relay", True, SprayMode.AUTO)
+    assert command.reason == "PM10 15-min mean 200 ug/m3 > 150 ug/m3"
+    assert command.time == T0 + 900 + 0.5  # the `now` of the feed that closed the window
+    assert len(of(out, SprayCommand)) == 1  # on, and it stays on
+    # The hourly mean above the dust setting raises the dust alarm, stamped with the window start.
+    (event,) = [e for e in of(out, AlarmEvent) if e.alarm == "dust"]
+    assert (event.severity, event.state, event.value, event.limit, event.time) == (
+        Severity.ALARM, EventState.RAISED, 200.0, 150.0, T0
+    )
+
+
+def test_processors_flag_readings_before_aggregation_and_flagged_values_stay_out_of_the_means() -> None:
+    pipeline = build_pipeline(LimitsResolver(), processors=[StageSpec("range")],
+                              aggregators=[StageSpec("pm", {"windows": ["1min"]})], alarms=[])
+    out: list[Record] = []
+    for i in range(60):
+        value = 5000.0 if i % 4 == 0 else 40.0  # every 4th is beyond the sensor's 1000 ug/m3
+        out += pipeline.feed([pm10(value, T0 + i)], T0 + i)
+    out += pipeline.feed([pm10(40.0, T0 + 60)], T0 + 60)
+    flagged = [r for r in of(out, Reading) if r.value == 5000.0]
+    assert len(flagged) == 15 and all(r.quality is Quality.OVER_RANGE for r in flagged)
+    mean = aggregate(out, "pm10_1min_mean")
+    assert (mean.value, mean.count, mean.valid) == (40.0, 45, True)
+
+
+def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reaches_alarms_and_spray() -> None:
+    pipeline = build_pipeline(limits(dust={"pm10_1h_limit": 100.0}), spray=SprayPlan(), late_s=5.0)
+    for i in range(900):
+        pipeline.feed([pm10(300.0, T0 + i)], T0 + i)
+    # The node goes quiet: nothing closes the 09:00-09:15 window but time.
+    assert pipeline.tick(T0 + 900 + 4.9) == []  # still within the grace for late readings
+    out = pipeline.tick(T0 + 905.0)
+    assert aggregate(out, "pm10_15min_mean").value == 300.0
+    (command,) = of(out, SprayCommand)
+    assert command.on and command.time == T0 + 905.0
+    # A reading for the closed window that arrives now is late: no second aggregate.
+    assert of(pipeline.feed([pm10(300.0, T0 + 899.5)], T0 + 906), Aggregate) == []
+
+
+def test_missing_readings_make_an_outage_record_closed_by_the_next_good_one() -> None:
+    pipeline = build_pipeline(LimitsResolver(), alarms=[])
+    out: list[Record] = []
+    out += pipeline.feed([pm10(40.0, T0)], T0)
+    for i in range(1, 4):  # three failed polls: every channel of a poll misses, each counted once
+        missing = [
+            reading(c, None, T0 + i, node="dust-1", kind="dust", quality=Quality.COMMUNICATION_FAILURE)
+            for c in ("pm25", "pm10", "pm1")
+        ]
+        out += pipeline.feed(missing, T0 + i)
+    assert of(out, Outage) == []
+    out += pipeline.feed([pm10(41.0, T0 + 4)], T0 + 4)
+    (outage,) = of(out, Outage)
+    assert outage == Outage("dust-1", "dust", T0 + 1, T0 + 4, "B: communication failure", 3)
+    assert out[-1] is outage  # right after the reading that closed it
+    # An outage still open when the gateway stops is reported, marked open.
+    pipeline.feed([pm10(None, T0 + 5, Quality.DEVICE_FAULT)], T0 + 5)
+    (open_outage,) = pipeline.close(T0 + 9)
+    assert open_outage == Outage("dust-1", "dust", T0 + 5, T0 + 9, "D: device fault", 1, closed=False)
+    assert pipeline.close(T0 + 10) == []
+
+
+def sample(seq: int, t: float, humidity: float = 50.0) -> list[Reading]:
+    return [
+        reading("pm25", 20.0, t, node="dust-1", kind="dust", unit="ug/m3", sequence=seq),
+        reading("pm10", 35.0, t, node="dust-1", kind="dust", unit="ug/m3", sequence=seq),
+        reading("humidity", humidity, t, node="dust-1", kind="dust", unit="%", sequence=seq),
+    ]
+
+
+def humid_flags(records: list[Record]) -> list[tuple[int, float | None]]:
+    return [(r.sequence, r.value) for r in records if isinstance(r, Reading) and r.channel == "pm_humid"]
+
+
+def test_node_humid_bit_gives_one_pm_humid_reading_per_sample() -> None:
+    # Without the humidity processor, the node's bit is the only source of the flag.
+    pipeline = build_pipeline(LimitsResolver(), processors=[StageSpec("range")], aggregators=[], alarms=[])
+    pipeline.note_status("dust-1", 1, OK | regmap.STATUS_HUMID)
+    pipeline.note_status("dust-1", 2, OK)
+    pipeline.note_status("dust-1", 3, regmap.STATUS_ABSENT)  # not a valid sample: no flag at all
+    out = pipeline.feed(sample(1, T0) + sample(2, T0 + 1) + sample(3, T0 + 2), T0 + 3)
+    assert humid_flags(out) == [(1, 1.0), (2, 0.0)]
+    assert [r.channel for r in of(out[:4], Reading)] == ["pm25", "pm10", "humidity", "pm_humid"]
+    # With the humidity processor (gateway threshold 75 % RH) there is still one per sample:
+    # humid if either the node or the gateway says so.
+    pipeline = build_pipeline(LimitsResolver(), aggregators=[], alarms=[])
+    pipeline.note_status("dust-1", 1, OK | regmap.STATUS_HUMID)  # node threshold lower than the gateway's
+    pipeline.note_status("dust-1", 2, OK)  # node threshold higher
+    pipeline.note_status("dust-1", 3, OK)
+    out = pipeline.feed(sample(1, T0, 70.0) + sample(2, T0 + 1, 80.0) + sample(3, T0 + 2, 50.0), T0 + 3)
+    assert humid_flags(out) == [(1, 1.0), (2, 1.0), (3, 0.0)]
+    # Samples whose status was never noted pass unchanged (the processor's flag alone).
+    assert humid_flags(pipeline.feed(sample(4, T0 + 3, 80.0), T0 + 4)) == [(4, 1.0)]
+    # A sample that ends an outage: the outage record comes after the whole sample, which keeps one flag.
+    pipeline.feed([pm10(None, T0 + 4, Quality.COMMUNICATION_FAILURE)], T0 + 4)
+    pipeline.note_status("dust-1", 5, OK | regmap.STATUS_HUMID)
+    out = pipeline.feed(sample(5, T0 + 5, 50.0), T0 + 5)
+    assert humid_flags(out) == [(5, 1.0)] and isinstance(out[-1], Outage)
+
+
+def test_node_stuck_bit_flags_the_sample_d_and_keeps_its_values() -> None:
+    pipeline = build_pipeline(LimitsResolver(), processors=[], aggregators=[], alarms=[])
+    pipeline.note_status("dust-1", 7, OK | regmap.STATUS_STUCK)
+    out = pipeline.feed(sample(7, T0) + sample(8, T0 + 1), T0 + 2)
+    stuck = [r for r in of(out, Reading) if r.sequence == 7 and r.channel != "pm_humid"]
+    assert [(r.quality, r.value) for r in stuck] == [
+        (Quality.DEVICE_FAULT, 20.0), (Quality.DEVICE_FAULT, 35.0), (Quality.DEVICE_FAULT, 50.0)
+    ]
+    assert all(r.quality is Quality.NORMAL for r in of(out, Reading) if r.sequence == 8)
+
+
+def test_manual_spray_override_through_the_pipeline() -> None:
+    pipeline = build_pipeline(LimitsResolver(), spray=SprayPlan())
+    (on,) = pipeline.set_spray_mode("dust-1", "on", T0, who="safety officer")
+    assert isinstance(on, SprayCommand) and on.on and on.reason == "manual on by safety officer"
+    assert pipeline.spray_state() == {"dust-1": (SprayMode.ON, True)}
+    (back,) = pipeline.set_spray_mode("dust-1", SprayMode.AUTO, T0 + 1)
+    assert isinstance(back, SprayCommand) and back.reason.startswith("auto mode set by operator")
+    with pytest.raises(LookupError):
+        build_pipeline(LimitsResolver()).set_spray_mode("dust-1", "on", T0)
+
+
+def test_a_stage_that_cannot_be_built_is_named() -> None:
+    with pytest.raises(StageError) as raised:
+        build_pipeline(LimitsResolver(), processors=[StageSpec("range"), StageSpec("hampel", {"flag": "Q"})])
+    assert raised.value.where == "processor[1] (hampel)" and "'Q' is not an HJ 212 flag" in raised.value.problem
+    with pytest.raises(StageError, match=r"aggregator\[0\] \(pmm\): unknown aggregator 'pmm'"):
+        build_pipeline(LimitsResolver(), aggregators=[StageSpec("pmm")])
+    with pytest.raises(StageError, match="alarm names repeat: dust"):
+        build_pipeline(LimitsResolver(), alarms=[StageSpec("dust"), StageSpec("dust")])
+
+
+def test_pipeline_is_fast_enough_for_a_big_site() -> None:
+    # 32 dust nodes at 1 Hz is ~200 readings/s; the pipeline must not be anywhere near its limit.
+    pipeline = build_pipeline(LimitsResolver(), spray=SprayPlan())
+    batches = [
+        [reading(c, 30.0 + (i % 7), T0 + i, node=f"dust-{n}", kind="dust", sequence=i + 1)
+         for c in ("pm25", "pm10", "pm1", "temperature", "humidity", "pressure")]
+        for i in range(300) for n in range(4)
+    ]
+    started = time.perf_counter()
+    for batch in batches:
+        pipeline.feed(batch, batch[0].timestamp)
+    rate = sum(map(len, batches)) / (time.perf_counter() - started)
+    assert rate > 2000, rate
+
+
+# -- the whole gateway on a simulated site -----------------------------------------------------------
+
+
+def site_config(tmp_path: Path, port: Path, extra: str = "") -> GatewayConfig:
+    text = f"""
+[store]
+path = "{tmp_path / 'store.sqlite3'}"
+[queue]
+deliver_interval_s = 0.2
+[clock]
+require_sync = "never"
+[processing]
+tick_s = 0.2
+late_s = 0.5
+[[processing.aggregator]]
+type = "pm"
+windows = ["5s"]
+[spray]
+channel = "pm10_5s_mean"
+[limits.dust]
+pm10_1h_limit = 1.0       # far below any real air: the simulated dust switches the spray on
+[limits.sampling]
+validity_fraction = 0.5
+{extra}
+[[bus]]
+name = "bus0"
+port = "{port}"
+[[bus.node]]
+name = "dust-1"
+kind = "dust"
+unit_id = 1
+interval = 0.5
+"""
+    return parse_config(tomllib.loads(text), "test.toml")
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node(tmp_path: Path) -> None:
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
+    config = site_config(tmp_path, tmp_path / "buses" / "bus0")
+    with site:
+        coils = site.node("bus0", 1).node.bank.coils
+        assert coils[0] == 0
+        gateway = Gateway(config)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        try:
+            assert await until(lambda: site.node("bus0", 1).node.bank.coils[0] == 1, 25), gateway.status()
+            # The manual override switches it off again, whatever the dust does.
+            (off,) = await gateway.set_spray_mode("dust-1", "off", who="test")
+            assert (off.on, off.result, off.reason) == (False, "ok", "manual off by test")
+            assert site.node("bus0", 1).node.bank.coils[0] == 0
+            with pytest.raises(LookupError, match="no bus owns node 'dust-7'"):
+                await gateway.set_spray_mode("dust-7", "on")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 30)
+    store = SqliteStore(config.store_path)
+    try:
+        rows = store.query('SELECT "on", result, mode, reason, value, level FROM actuations ORDER BY id')
+        readings = store.readings(node="dust-1")
+        means = store.query("SELECT value, valid FROM aggregates WHERE channel = 'pm10_5s_mean'")
+    finally:
+        store.close()
+    assert rows[0][:3] == (1, "ok", "auto") and rows[-1][:3] == (0, "ok", "off")
+    on_reason, on_value, level = rows[0][3], rows[0][4], rows[0][5]
+    assert isinstance(on_value, float) and on_value > 1.0 and level == 1.0
+    assert on_reason == f"pm10_5s_mean {on_value:g} ug/m3 > 1 ug/m3"
+    assert (on_value, 1) in means  # the valid mean behind the decision is in the store too
+    # One pm_humid reading per valid dust sample, from the node's status word.
+    samples = {r.sequence for r in readings if r.channel == "pm10"}
+    good = {r.sequence for r in readings if r.channel == "pm10" and r.quality is Quality.NORMAL}
+    flags = [r.sequence for r in readings if r.channel == "pm_humid"]
+    assert good and good <= set(flags) <= samples
+    assert len(flags) == len(set(flags))
+
+
+def test_sitewatch_run_resumes_the_queue_and_stops_on_sigterm_with_every_record_delivered(tmp_path: Path) -> None:
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1), NodeSpec("wind", 2))),), tmp_path / "buses", seed=5)
+    store = tmp_path / "store.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[store]\npath = "{store}"\n[queue]\ndeliver_interval_s = 5.0\n[clock]\nrequire_sync = "never"\n'
+        '[spray]\nmode = { "dust-1" = "on" }\n'
+        f'[[bus]]\nport = "{tmp_path / "buses" / "bus0"}"\n'
+        '[[bus.node]]\nkind = "dust"\nunit_id = 1\n[[bus.node]]\nkind = "wind"\nunit_id = 2\n'
+    )
+    # A queue left by an earlier run, an hour ago, with a record the store never got.
+    earlier = time.time() - 3600
+    queue = DurableQueue(tmp_path / "store-queue.sqlite3", ["sqlite"], wall=lambda: earlier)
+    queue.append([pm10(77.0, earlier)])
+    queue.close()
+    sitewatch = Path(sys.executable).with_name("sitewatch")
+    with site:
+        proc = subprocess.Popen([str(sitewatch), "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4.0)
+            coil = site.node("bus0", 1).node.bank.coils[0]
+            os.kill(proc.pid, signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert "SIGTERM: stopping" in err and "stopped" in err
+    assert coil == 1  # the configured manual mode, applied at start
+    # deliver_interval_s = 5 means the store had not been written yet: the flush at stop did it.
+    db = sqlite3.connect(tmp_path / "store-queue.sqlite3")
+    try:
+        (last,) = db.execute("SELECT max(id) FROM records").fetchone()
+        (cursor,) = db.execute("SELECT position FROM cursors WHERE sink = 'sqlite'").fetchone()
+    finally:
+        db.close()
+    assert last > 1 and cursor == last
+    reader = SqliteStore(store)
+    try:
+        counts = reader.count_by_node()
+        first = reader.readings()[0]
+        outages = reader.query("SELECT start, \"end\" - start, reason FROM outages WHERE node = 'gateway'")
+        actuations = reader.query('SELECT "on", mode, reason, result FROM actuations')
+    finally:
+        reader.close()
+    assert (first.value, first.timestamp) == (77.0, earlier)  # delivery resumed where the last run left off
+    assert counts.get("dust-1", 0) >= 7 * 2 and counts.get("wind-2", 0) >= 3 * 2, counts
+    ((start, down, reason),) = outages
+    assert start == earlier and reason == "gateway not running"
+    assert isinstance(down, float) and 3600 <= down < 3700
+    assert actuations == [(1, "on", "manual on by configuration", "ok")]
+
+
+class ScriptedOwner:
+    """Stands in for a bus owner: answers each request with the next outcome of a script."""
+
+    def __init__(self, *outcomes: Outcome) -> None:
+        self.bus = BusConfig("bus0", "/dev/null", ())
+        self.outcomes = list(outcomes)
+        self.requests: list[rtu.Request] = []
+
+    async def execute(self, request: rtu.Request, timeout: float | None = None) -> Exchange:
+        self.requests.append(request)
+        return Exchange(self.outcomes.pop(0), 0.0, 0.0, 0.0)
+
+
+async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_result() -> None:
+    no_reply = NoReply("timeout", "no reply within 0.5 s")
+    owner = ScriptedOwner(no_reply, no_reply, rtu.WriteAck(0, 0xFF00))
+    queued: list[Record] = []
+    wall = [1000.0]
+    actuator = CoilActuator(
+        {"dust-1": (cast(BusPoller, owner), NodeConfig("dust-1", "dust", 1))}, queued.extend, lambda: wall[0], 10.0
+    )
+    command = SprayCommand("dust-1", "spray_relay", True, 1000.0, SprayMode.AUTO, "PM10 high", 200.0, 150.0)
+    first = await actuator.apply(command)
+    assert (first.result, first.attempt, first.reason) == ("timeout: no reply within 0.5 s", 1, "PM10 high")
+    assert owner.requests == [rtu.write_coil(1, 0, True)]
+    actuator.retry_due(1009.0)
+    await actuator.drain()
+    assert len(owner.requests) == 1  # not before retry_s
+    wall[0] = 1010.0
+    actuator.retry_due(wall[0])
+    await actuator.drain()
+    assert len(owner.requests) == 2 and queued == [first]  # the same failure again is not queued again
+    wall[0] = 1020.0
+    actuator.retry_due(wall[0])
+    await actuator.drain()
+    assert [(a.result, a.attempt) for a in of(queued, Actuation)] == [("timeout: no reply within 0.5 s", 1), ("ok", 3)]
+    actuator.retry_due(2000.0)
+    await actuator.drain()
+    assert len(owner.requests) == 3  # confirmed: no more writes
+    lost = await actuator.apply(dataclasses.replace(command, node="dust-9"))
+    assert lost.result == "no bus owns node 'dust-9'" and lost in queued
+
+
+def test_a_stage_that_fails_at_run_time_costs_no_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = site_config(tmp_path, tmp_path / "nowhere", extra='[[processing.processor]]\ntype = "units"\n'
+                                                               'to = { pm10 = "mg/m3" }\n')
+    gateway = Gateway(config)
+    try:
+        odd = [reading("pm10", 3.0, T0, node="dust-1", kind="dust", unit="ppm")]  # no ppm -> mg/m3 conversion
+        with caplog.at_level(logging.ERROR):
+            gateway._deliver(odd)
+            gateway._deliver(odd)
+        assert gateway.stage_errors == 2 and caplog.text.count("pipeline failed") == 1
+        assert "no conversion from 'ppm' to 'mg/m3'" in caplog.text
+        assert gateway._pending == odd + odd  # queued as they came
+    finally:
+        gateway.queue.close()
+        for sink in gateway.sinks:
+            sink.close()
