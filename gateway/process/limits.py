@@ -11,7 +11,7 @@ config, and a node overrides the site::
     [limits.wind]              # site-wide
     crane_gust = 8.0
 
-    [nodes."crane-top".limits.wind]   # just this node
+    [node_limits."crane-top".wind]    # just this node
     crane_gust = 7.5
 
 ``LimitsResolver.from_config(site_table, {node: node_table})`` merges both
