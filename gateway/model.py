@@ -37,3 +37,37 @@ class Reading:
 
     def with_quality(self, quality: Quality) -> Reading:
         return replace(self, quality=quality)
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Samples of a node that are lost for good: taken (or due) on the node, never to be delivered.
+
+    Made by the acquisition (gateway/acquire/backfill.py) when a backfill
+    cannot fetch them from the node's history ring:
+
+    * reason "overwritten": the ring no longer held them (an outage longer
+      than the ring);
+    * "reboot": the node restarted before handing them over; last_sequence
+      is None when how many it took is unknown (those after the last sample
+      the gateway saw); the sequence numbers are the old boot's;
+    * "unavailable": the node refused its history window.
+
+    start: when the sample before the gap was taken (estimated from the
+    sample interval when the gateway does not know it, e.g. after resuming
+    from a store; equal to end when there is no estimate); end: when the
+    sample after it was taken. Seconds since the epoch, like Reading.timestamp.
+    """
+
+    node: str
+    kind: str
+    start: float
+    end: float
+    first_sequence: int  # the first missing sample
+    last_sequence: int | None  # the last missing sample (inclusive); None: unknown
+    reason: str
+
+    @property
+    def missing(self) -> int | None:
+        """How many samples are lost, if known."""
+        return None if self.last_sequence is None else self.last_sequence - self.first_sequence + 1

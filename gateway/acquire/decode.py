@@ -1,4 +1,4 @@
-"""Register words -> readings, through the register map. Pure functions."""
+"""Register words -> readings, through the register map: the poll's input block and history records. Pure."""
 
 from __future__ import annotations
 
@@ -33,10 +33,15 @@ class Sample:
         return self.diagnostics["sensor_status"]
 
 
-def _value(words: Sequence[int], row: tuple[Any, ...]) -> float:
-    address, fmt, scale = row[1], row[2], row[3]
-    raw = regmap.decode_raw(regmap.words_to_raw(words, address, fmt), fmt)
+def _value_at(words: Sequence[int], row: tuple[Any, ...], shift: int) -> float:
+    """The value of a register map row whose first word is at words[row address + shift]."""
+    fmt, scale = row[2], row[3]
+    raw = regmap.decode_raw(regmap.words_to_raw(words, row[1] + shift, fmt), fmt)
     return raw / scale if scale != 1 else float(raw)
+
+
+def _value(words: Sequence[int], row: tuple[Any, ...]) -> float:
+    return _value_at(words, row, 0)
 
 
 def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
@@ -52,6 +57,47 @@ def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
     values = {row[0]: _value(words, row) for row in regmap.MEASUREMENTS[code]}
     units = {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
     return Sample(diagnostics, values, units)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One record of the history window: a past sample and its age when the window was read."""
+
+    age_ms: int
+    sample: Sample
+
+    @property
+    def sequence(self) -> int:
+        return self.sample.sequence
+
+
+def decode_history(kind: str, words: Sequence[int]) -> list[HistoryRecord | None]:
+    """Decode a read of whole records of the history window (regmap.HISTORY_BASE); None for an empty record.
+
+    Record layout (regmap): sequence u32 | age ms u32 | sensor_status u16 |
+    the kind's measurement words as at MEASUREMENT_BASE. A record whose
+    sequence is 0 is empty (the ring does not hold that sample).
+    """
+    code = KIND_BY_NAME[kind]
+    size = regmap.history_record_words(code)
+    if not words or len(words) % size:
+        raise DecodeError(f"{kind} node: {len(words)} registers are not whole history records of {size}")
+    rows = regmap.MEASUREMENTS[code]
+    units = {row[0]: row[4] for row in rows}
+    header = regmap.HISTORY_HEADER_WORDS
+    records: list[HistoryRecord | None] = []
+    for base in range(0, len(words), size):
+        sequence = (words[base] << 16) | words[base + 1]
+        if sequence == 0:
+            records.append(None)
+            continue
+        age = (words[base + 2] << 16) | words[base + 3]
+        # The measurement words sit as in the input registers: shift the rows' addresses onto the record.
+        shift = base + header - regmap.MEASUREMENT_BASE
+        values = {row[0]: _value_at(words, row, shift) for row in rows}
+        diagnostics = {"sample_seq": sequence, "sensor_status": words[base + 4]}
+        records.append(HistoryRecord(age, Sample(diagnostics, values, units)))
+    return records
 
 
 def quality_of(status: int) -> Quality:

@@ -21,6 +21,28 @@ frame) or D (the node reported a fault), never a repeat of an old value.
 Errors are values: a CRC failure or a timeout is counted in the node's
 health and the loop goes on; so does a port that fails (reopened with
 backoff).
+
+Backfill (backfill.py). The poller remembers, per node, the last sample it
+delivered (across gateway restarts through ``resume_from``: the sequence
+number of the newest sample the store holds). A poll that finds a newer sample than the next
+one (an outage of the bus or the node, a restart of the gateway, a failed
+poll) fetches the missed ones from the node's history window: one FC 16
+write of "history_seq", then FC 4 reads of the window (a window shows as
+many records as one read can carry; reads within it need no new write).
+Each record is decoded through the register map and timed at its own age,
+so it arrives with its original time; samples are delivered in sequence
+order, so the polled sample waits until the older ones are in. The history
+reads use bus time nobody else wants: when no node is due, a read is sized
+to end before the next one is (at most ``BusConfig.backfill_records``
+records, by default a whole window; sized on the node's usual turnaround,
+with its reply timeout cut to end there too), and only a backfill that
+found no such time for _BACKFILL_STARVE_AFTER seconds (a bus loaded to the
+brim) makes one read anyway. A node that is not answering its polls is
+not asked for its history. Samples the ring no longer holds, or that a
+restarted node took with it, are reported as ``Gap`` records through
+``on_gap`` (not through ``deliver``: the pipeline's consumers take
+readings, and its queue has a gap record of its own; the owner of the
+poller converts).
 """
 
 from __future__ import annotations
@@ -28,12 +50,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from firmware import regmap
-from gateway.acquire.decode import KIND_BY_NAME, DecodeError, decode_inputs, missing_readings, to_readings
+from gateway.acquire.backfill import UNAVAILABLE, Backfill, BackfillStats, Lost, Sampled
+from gateway.acquire.decode import (
+    KIND_BY_NAME,
+    DecodeError,
+    decode_history,
+    decode_inputs,
+    missing_readings,
+    to_readings,
+)
 from gateway.acquire.health import (
     MIN_SLACK,
     AdaptiveTimeout,
@@ -43,12 +74,12 @@ from gateway.acquire.health import (
     backoff_delay,
     choose,
 )
-from gateway.acquire.link import Exchange, Link, NoReply, RtuLink, TcpLink
+from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpLink
 from gateway.acquire.timestamps import Clock, Stamper
-from gateway.model import Quality, Reading
+from gateway.model import Gap, Quality, Reading
 from gateway.protocols import modbus_rtu_master as rtu
 
-__all__ = ["BusConfig", "BusPoller", "NodeConfig", "NodeHealth", "PollRecord"]
+__all__ = ["BackfillStats", "BusConfig", "BusPoller", "NodeConfig", "NodeHealth", "PollRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +89,15 @@ log = logging.getLogger(__name__)
 # node cannot deliver the sample (flag D).
 _COMMUNICATION_EXCEPTIONS = (6, 10, 11)
 _REOPEN_MAX = 30.0  # seconds between attempts to reopen a failed port, at most
+
+_HISTORY_SEQ = regmap.find(regmap.COMMON_HOLDING, "history_seq")[1]
+# Exceptions to a history request that mean the node has no history window (older firmware).
+_NO_HISTORY_EXCEPTIONS = (1, 2, 3)
+_BACKFILL_MAX_FAILURES = 5  # history transactions in a row that bring nothing: give the backfill up
+_BACKFILL_MARGIN = 0.005  # s kept free before the next node is due (event loop wake-up jitter)
+# A backfill that found no free bus time for this long makes one read anyway (a bus loaded to the brim).
+_BACKFILL_STARVE_AFTER = 10.0
+_MAX_HELD_GAPS = 10_000  # gaps held while the wall clock is not valid
 
 
 @dataclass(frozen=True)
@@ -83,6 +123,7 @@ class BusConfig:
     tcp_port: int = 502
     max_backoff: float = 60.0  # longest pause between tries of a failing node, seconds
     local_echo: bool = False  # the RS-485 adapter hands back what it sends
+    backfill_records: int = 0  # most history records fetched in one scheduling slot; 0: a whole window
 
     @property
     def address(self) -> str:
@@ -104,17 +145,27 @@ class PollRecord:
 
 
 Deliver = Callable[[list[Reading]], None]
+OnGap = Callable[[list[Gap]], None]
+ResumeFrom = Callable[[str], int | None]
 Trace = Callable[[PollRecord], None]
 
 
 class _Node:
-    """Per-node schedule state kept by the poller."""
+    """Per-node schedule and backfill state kept by the poller."""
 
     def __init__(self, config: NodeConfig, request: rtu.Request, timeout: AdaptiveTimeout, due: float) -> None:
         self.config = config
         self.request = request
         self.timeout = timeout
         self.due = due
+        self.code = KIND_BY_NAME[config.kind]
+        self.backfill: Backfill[list[Reading]] = Backfill()
+        self.window: int | None = None  # the history_seq the node holds, as far as the poller knows
+        self.history = True  # False once the node refused its history window
+        self.rebooted = False  # seen restarting; the backfill is told with the next sample
+        self.backfill_since = 0.0  # when its backlog last moved (for the starvation rule)
+        self.backfill_after = 0.0  # no history transaction before this (after a failure)
+        self.backfill_failures = 0  # history transactions in a row that brought nothing
 
 
 class BusPoller:
@@ -125,9 +176,21 @@ class BusPoller:
         clock: Clock | None = None,
         link: Link | None = None,
         trace: Trace | None = None,
+        resume_from: ResumeFrom | None = None,
+        on_gap: OnGap | None = None,
     ) -> None:
+        """deliver: takes the readings of each poll (stamped, oldest first).
+
+        resume_from: node name -> the sequence number of the last sample
+        delivered before (the newest sample the store holds: the newest, not
+        the highest number, which after a node restart belongs to its old
+        boot), or None; asked once, when run() first starts. on_gap: takes
+        the Gap records of lost samples (None: they are only logged).
+        """
         self.bus = bus
         self.deliver = deliver
+        self.resume_from = resume_from
+        self.on_gap = on_gap
         self.clock = clock or Clock()
         self.stamper = Stamper(self.clock)
         self.trace = trace
@@ -148,6 +211,13 @@ class BusPoller:
         self._wake = asyncio.Event()
         self._reopen_at = 0.0
         self._reopen_delay = 0.5
+        self._resumed = False
+        self._held_gaps: list[tuple[NodeConfig, Lost]] = []
+
+    @property
+    def backfill(self) -> dict[str, BackfillStats]:
+        """Per node: what the backfill fetched, lost and cost."""
+        return {n.config.name: n.backfill.stats for n in self._nodes}
 
     # -- the owner's loop ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -157,17 +227,32 @@ class BusPoller:
         now = time.monotonic()
         for n in self._nodes:
             n.due = now
+        self._resume()
         await self._ensure_open()
         try:
             while not stop.is_set():
                 if not self._adhoc.empty():
                     await self._serve_adhoc()
                     continue
-                decision = choose(self._slots(), time.monotonic(), starve_after=self.bus.max_backoff)
+                now = time.monotonic()
+                decision = choose(self._slots(), now, starve_after=self.bus.max_backoff)
                 if isinstance(decision, Poll):
+                    starving = self._backfill_candidate(now, starving=True)
+                    if starving is not None:  # a bus without free time: one read goes before the poll
+                        await self._backfill(starving, None)
+                        continue
                     await self._poll(self._by_name(decision.name), decision.timeout)
                     continue
-                wait = decision.until - time.monotonic()
+                # Bus time nobody wants until decision.until: history reads that fit in it.
+                candidate = self._backfill_candidate(now)
+                budget = decision.until - now - _BACKFILL_MARGIN
+                if candidate is not None and await self._backfill(candidate, budget):
+                    continue
+                starving = self._backfill_candidate(now, starving=True)
+                if starving is not None:
+                    await self._backfill(starving, None)
+                    continue
+                wait = min(decision.until, self._backfill_retry(now)) - time.monotonic()
                 if wait > 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -246,7 +331,7 @@ class BusPoller:
         else:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
-        outcome_name, readings, taken = self._account(node, health, exchange, timeout)
+        outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
         now = time.monotonic()
         if health.consecutive_failures:
             delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
@@ -255,9 +340,10 @@ class BusPoller:
             # From the due time, not from now: the interval does not drift.
             node.due = max(due + config.interval, now)
         health.timeout = node.timeout.current
-        ready = self.stamper.stamp(taken, readings)
-        if ready:
-            self.deliver(ready)
+        if fresh is not None:
+            self._new_sample(node, fresh[0], fresh[1], taken, readings, now)
+        else:
+            self._emit(node, [Sampled(0, taken, readings)])
         if self.trace is not None:
             self.trace(
                 PollRecord(
@@ -268,8 +354,9 @@ class BusPoller:
 
     def _account(
         self, node: _Node, health: NodeHealth, exchange: Exchange, timeout: float
-    ) -> tuple[str, list[Reading], float]:
-        """Count what happened; return the outcome's name, the readings and their monotonic time."""
+    ) -> tuple[str, list[Reading], float, tuple[int, int] | None]:
+        """Count what happened; return the outcome's name, the readings, their monotonic time and,
+        for a new sample, its sequence number and the node's history_oldest."""
         config = node.config
         outcome = exchange.outcome
         # The node answers from the sample it has when the request has reached it
@@ -292,14 +379,17 @@ class BusPoller:
             if health.observe_diagnostics(sample.sequence, diag["uptime"], diag["boot_count"]):
                 log.warning("bus %s node %s: restarted (sequence, uptime or boot count went back)",
                             self.bus.name, config.name)
+                node.rebooted = True
+                node.window = None  # history_seq is not kept across a restart
             if sample.sequence == 0 or sample.sequence == health.last_sequence:
                 health.last_sequence = sample.sequence
                 health.stale_polls += 1
-                return "no new sample", [], heard
+                return "no new sample", [], heard, None
             health.last_sequence = sample.sequence
             health.new_samples += 1
             taken = heard - diag["sample_age"] / 1000
-            return "sample", to_readings(config.name, config.kind, sample, 0.0), taken
+            readings = to_readings(config.name, config.kind, sample, 0.0)
+            return "sample", readings, taken, (sample.sequence, diag["history_oldest"])
         if isinstance(outcome, rtu.ExceptionReply):
             # The node is there and answering; it just cannot deliver.
             health.answered_at(exchange.completed, exchange.response_time)
@@ -341,12 +431,242 @@ class BusPoller:
         heard: float,
         quality: Quality,
         answered: bool = False,
-    ) -> tuple[str, list[Reading], float]:
+    ) -> tuple[str, list[Reading], float, None]:
         # Log the first of a run of the same problem, and the node going offline; not every poll.
         if detail != health.last_error or health.consecutive_failures + 1 == 3:
             log.warning("bus %s node %s: %s: %s", self.bus.name, config.name, name, detail)
         health.failed(detail, answered)
-        return name, missing_readings(config.name, config.kind, 0.0, quality), heard
+        return name, missing_readings(config.name, config.kind, 0.0, quality), heard, None
+
+    # -- backfill -----------------------------------------------------------------------------
+    def _resume(self) -> None:
+        """Once per poller: where each node's deliveries stopped last time (see resume_from)."""
+        if self._resumed or self.resume_from is None:
+            self._resumed = True
+            return
+        self._resumed = True
+        for n in self._nodes:
+            try:
+                last = self.resume_from(n.config.name)
+            except Exception:  # a store that cannot answer costs the backfill, not the polling
+                log.exception("bus %s node %s: cannot tell where to resume", self.bus.name, n.config.name)
+                last = None
+            n.backfill = Backfill(last)
+            if last is not None:
+                log.info("bus %s node %s: resuming after sample %d", self.bus.name, n.config.name, last)
+
+    def _new_sample(
+        self, node: _Node, sequence: int, oldest: int, taken: float, readings: list[Reading], now: float
+    ) -> None:
+        cursor = node.backfill
+        was_busy = cursor.busy
+        rebooted, node.rebooted = node.rebooted, False
+        items = cursor.sample(sequence, oldest, taken, readings, rebooted)
+        if cursor.busy and not node.history:
+            items.extend(cursor.abandon(UNAVAILABLE))
+        if cursor.busy and not was_busy:
+            node.backfill_since = now
+            log.info("bus %s node %s: %d samples missed, fetching them from its history",
+                     self.bus.name, node.config.name, cursor.waiting)
+        self._emit(node, items)
+
+    def _emit(self, node: _Node, items: list[Sampled[list[Reading]] | Lost]) -> None:
+        """Deliver in order: readings stamped at their sample's time, lost samples as gaps."""
+        self._release_gaps()
+        ready: list[Reading] = []
+        for item in items:
+            if isinstance(item, Lost):
+                if ready:
+                    self.deliver(ready)
+                    ready = []
+                self._lost(node.config, item)
+            else:
+                ready.extend(self.stamper.stamp(item.taken, item.payload))
+        if not items:
+            ready = self.stamper.stamp(time.monotonic(), [])  # what the stamper held, once the clock is valid
+        if ready:
+            self.deliver(ready)
+
+    def _lost(self, config: NodeConfig, lost: Lost) -> None:
+        count = "an unknown number of" if lost.count is None else str(lost.count)
+        log.warning("bus %s node %s: %s samples from %d on are lost (%s)", self.bus.name, config.name,
+                    count, lost.first, lost.reason)
+        self._held_gaps.append((config, lost))
+        if len(self._held_gaps) > _MAX_HELD_GAPS:
+            del self._held_gaps[0]
+        self._release_gaps()
+
+    def _release_gaps(self) -> None:
+        """Gaps with wall-clock times, once the clock is valid (as the Stamper does for readings)."""
+        if not self._held_gaps or not self.clock.valid():
+            return
+        offset = self.clock.wall() - self.clock.mono()
+        gaps = [
+            Gap(c.name, c.kind, lost.start + offset, lost.end + offset, lost.first, lost.last, lost.reason)
+            for c, lost in self._held_gaps
+        ]
+        self._held_gaps.clear()
+        if self.on_gap is not None:
+            self.on_gap(gaps)
+
+    def _backfill_candidate(self, now: float, starving: bool = False) -> _Node | None:
+        """The node whose backlog waited longest, among those that answer; with starving, only one that
+        found no free bus time for _BACKFILL_STARVE_AFTER seconds."""
+        best: _Node | None = None
+        for n in self._nodes:
+            if not n.backfill.busy:
+                continue
+            health = self.health[n.config.name]
+            if health.consecutive_failures or not health.answered:
+                # Not answering its polls: no use asking for its history; and the time it
+                # is away does not count as waiting for bus time.
+                n.backfill_since = now
+                continue
+            if now < n.backfill_after:
+                continue
+            if starving and now - n.backfill_since < _BACKFILL_STARVE_AFTER:
+                continue
+            if best is None or n.backfill_since < best.backfill_since:
+                best = n
+        return best
+
+    def _backfill_retry(self, now: float) -> float:
+        """When a backfill that is pausing after a failure may try again (inf: none is)."""
+        return min((n.backfill_after for n in self._nodes if n.backfill.busy and n.backfill_after > now),
+                   default=math.inf)
+
+    def _reply_timeout(self, node: _Node, reply_length: int) -> float:
+        """The node's adaptive timeout, for a reply of another length than its poll's."""
+        wire = self.link.request_time
+        extra = wire(reply_length) - wire(node.request.reply_length)
+        return max(node.timeout.current + extra, wire(reply_length) + MIN_SLACK)
+
+    def _expected(self, node: _Node, request: rtu.Request) -> float:
+        """Bus time a transaction of a node that answers takes: request, turnaround, reply, silence."""
+        wire = self.link.request_time
+        srtt = node.timeout.srtt
+        turnaround = MIN_SLACK if srtt is None else max(0.0, srtt - wire(node.request.reply_length))
+        return wire(len(request.frame)) + turnaround + wire(request.reply_length) + self.link.gap()
+
+    async def _backfill(self, node: _Node, budget: float | None) -> bool:
+        """Fetch the next history records of node, in budget seconds of bus time (None: no limit).
+
+        Returns False when nothing was sent (nothing fits the budget).
+        """
+        cursor = node.backfill
+        config = node.config
+        per_window = regmap.history_records(node.code)
+        size = regmap.history_record_words(node.code)
+        want = cursor.fetch(self.bus.backfill_records or per_window)
+        if want is None:
+            return False
+        start = want.start
+        window = node.window
+        write: rtu.Request | None = None
+        if window is not None and window <= start < window + per_window:
+            offset = start - window
+        else:
+            offset = 0
+            write = rtu.write_registers(config.unit_id, _HISTORY_SEQ, [start >> 16, start & 0xFFFF])
+        count = min(len(want), per_window - offset)
+
+        def read(n: int) -> rtu.Request:
+            return rtu.read_registers(
+                config.unit_id, rtu.READ_INPUT_REGISTERS, regmap.HISTORY_BASE + offset * size, n * size
+            )
+
+        # Sized on the time a node that answers takes; the timeouts end at the deadline, so a
+        # node that does not answer costs the next poll nothing either.
+        deadline = math.inf if budget is None else time.monotonic() + budget
+
+        def fitting(count: int, spent: float) -> int:
+            left = deadline - time.monotonic() - spent
+            while count and self._expected(node, read(count)) > left:
+                count -= 1
+            return count
+
+        count = fitting(count, self._expected(node, write) if write is not None else 0.0)
+        if not count:
+            return False
+        if write is not None:
+            outcome = (await self._history_transact(node, write, "history_seq", deadline)).outcome
+            if isinstance(outcome, rtu.WriteAck):
+                node.window = start
+            else:
+                self._history_failed(node, outcome)
+                return True
+            count = fitting(count, 0.0)  # the write may have taken longer than expected
+            if not count:
+                return True
+        exchange = await self._history_transact(node, read(count), f"history {count}", deadline)
+        outcome = exchange.outcome
+        if not isinstance(outcome, rtu.Registers):
+            self._history_failed(node, outcome)
+            return True
+        try:
+            records = decode_history(config.kind, outcome.values)
+        except DecodeError as error:
+            self._history_failed(node, rtu.FrameError("content", str(error)))
+            return True
+        # Each record's age is counted when the node handles the request, as for a poll.
+        heard = exchange.request_end + self.link.gap()
+        items = [
+            None if r is None else Sampled(
+                r.sequence, heard - r.age_ms / 1000, to_readings(config.name, config.kind, r.sample, 0.0)
+            )
+            for r in records
+        ]
+        emitted = cursor.records(start, items)
+        if emitted is None:
+            # Not the window we asked for (the node restarted?): write history_seq again.
+            node.window = None
+            self._history_failed(node, rtu.FrameError("content", "history records out of place"))
+            return True
+        node.backfill_failures = 0
+        node.backfill_since = time.monotonic()
+        self._emit(node, emitted)
+        if not cursor.busy:
+            log.info("bus %s node %s: backfill done (%d fetched so far)", self.bus.name, config.name,
+                     cursor.stats.fetched)
+        return True
+
+    async def _history_transact(self, node: _Node, request: rtu.Request, what: str, deadline: float) -> Exchange:
+        node.backfill.stats.requests += 1
+        timeout = self._reply_timeout(node, request.reply_length)
+        if deadline < math.inf:
+            wire = self.link.request_time
+            ends = time.monotonic() + wire(len(request.frame)) + self.link.gap()
+            timeout = max(min(timeout, deadline - ends), wire(request.reply_length) + MIN_SLACK / 2)
+        exchange = await self.link.transact(request, timeout)
+        if self.trace is not None:
+            outcome = exchange.outcome
+            ok = isinstance(outcome, rtu.Registers | rtu.WriteAck)
+            name = what if ok else f"{what}: {_outcome_name(outcome)}"
+            self.trace(
+                PollRecord(
+                    node.config.name, exchange.sent, exchange.sent, exchange.completed, name, timeout,
+                    len(request.frame), request.reply_length,
+                )
+            )
+        return exchange
+
+    def _history_failed(self, node: _Node, outcome: Outcome) -> None:
+        config = node.config
+        cursor = node.backfill
+        cursor.stats.failures += 1
+        if isinstance(outcome, rtu.ExceptionReply) and outcome.code in _NO_HISTORY_EXCEPTIONS:
+            log.warning("bus %s node %s: no history window (%s): missed samples cannot be fetched",
+                        self.bus.name, config.name, outcome.name)
+            node.history = False
+            self._emit(node, cursor.abandon(UNAVAILABLE))
+            return
+        node.backfill_failures += 1
+        node.backfill_after = time.monotonic() + config.interval
+        if node.backfill_failures >= _BACKFILL_MAX_FAILURES:
+            log.warning("bus %s node %s: history reads keep failing (%s): giving up this backfill",
+                        self.bus.name, config.name, _outcome_name(outcome))
+            node.backfill_failures = 0
+            self._emit(node, cursor.abandon(UNAVAILABLE))
 
 
 def _make_link(bus: BusConfig) -> Link:
@@ -355,3 +675,13 @@ def _make_link(bus: BusConfig) -> Link:
     if bus.transport != "rtu":
         raise ValueError(f"bus {bus.name}: unknown transport {bus.transport!r}")
     return RtuLink(bus.port, bus.baud, bus.parity, bus.stopbits, local_echo=bus.local_echo)
+
+
+def _outcome_name(outcome: Outcome) -> str:
+    if isinstance(outcome, NoReply):
+        return outcome.reason if outcome.reason == "timeout" else f"io: {outcome.detail}"
+    if isinstance(outcome, rtu.ExceptionReply):
+        return f"exception {outcome.code}"
+    if isinstance(outcome, rtu.FrameError):
+        return outcome.problem
+    return type(outcome).__name__

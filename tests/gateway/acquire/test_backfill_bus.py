@@ -1,0 +1,299 @@
+"""Backfill on real bytes: simulated firmware nodes on a pseudo-terminal, outages made on the node itself.
+
+An outage is made where it happens on a site: the node's transceiver goes
+deaf and mute (its firmware keeps sampling into the history ring), or the
+node loses power and boots again (sequence from 1, an empty ring, boot count
++ 1). The nodes sample every 200 ms so that a few seconds of outage miss
+more samples than one history read carries. Every sample's true time and
+values are taken from the firmware as it samples, and what the gateway
+delivered is checked against them: every sample exactly once, in order,
+with its original time, or inside a Gap record.
+
+Time tolerance: a delivered timestamp is within TOLERANCE of the moment the
+node took the sample, backfilled or polled (the node counts ages in whole
+milliseconds, the simulator's bus thread notices a request's end a few
+milliseconds late; without the record's age the error would be seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from firmware import regmap
+from firmware.history import History
+from firmware.node import Node
+from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
+from gateway.model import Gap, Quality, Reading
+from simulator.site import BusSpec, NodeSpec, Site, SiteNode
+
+BAUD = 19200
+SAMPLE_MS = 200
+TOLERANCE = 0.010  # s (measured: 3.5 .. 5.5 ms late, as for polled samples)
+SCALE = {row[0]: row[3] for rows in regmap.MEASUREMENTS.values() for row in rows}
+
+
+@contextmanager
+def simulated(tmp_path: Path, *nodes: NodeSpec) -> Iterator[tuple[Site, str]]:
+    with Site((BusSpec("bus0", nodes, baud=BAUD),), tmp_path / "buses", seed=11) as site:
+        yield site, str(tmp_path / "buses" / "bus0")
+
+
+class Rig:
+    """Hooks on one simulated node's firmware: what it sampled when, a mute transceiver, a power cut.
+
+    The hooks run in the simulator's bus thread, where the firmware runs.
+    """
+
+    def __init__(self, site_node: SiteNode, interval_ms: int = SAMPLE_MS) -> None:
+        self.node: Node = site_node.node
+        self.sensor = site_node.sensor
+        # As if it had booted with this interval configured: the next sample one interval after the first.
+        self.node.bank.set_holding_raw("sample_interval", interval_ms)
+        self.node.next_sample_ms = self.node.sample_ms + interval_ms
+        self.boot = 0
+        self.taken: dict[tuple[int, int], tuple[float, dict[str, float]]] = {}  # (boot, seq) -> time, truth
+        if self.node.seq:  # the sample of the boot self-test, taken as the site started
+            self.taken[(0, self.node.seq)] = (self.sensor.last_time, dict(self.sensor.last))
+        self.mute = False  # the transceiver neither hears nor answers
+        self.powered = True
+        self.restart = False  # boot again at the next sample when power is back
+        self._sample, self._handle = self.node.sample, self.node.handle
+        self.node.sample = self._sampled
+        self.node.handle = self._handled
+
+    def _sampled(self, now_ms: int) -> None:
+        node = self.node
+        if not self.powered:
+            # Nothing is measured, but the bus must not catch up on the missed slots later.
+            node.next_sample_ms = now_ms + node.bank.get_holding_raw("sample_interval")
+            return
+        if self.restart:
+            # What a restart does to the node's memory: the sequence starts again, the ring is
+            # empty, the persisted boot counter goes up (the holding registers are on flash).
+            self.restart = False
+            self.boot += 1
+            node.seq = 0
+            node.history = History(node.history.capacity, node.history.width)
+            node.bank.set_input_raw("boot_count", node.bank.get_input("boot_count") + 1)
+        self._sample(now_ms)
+        self.taken[(self.boot, node.seq)] = (self.sensor.last_time, dict(self.sensor.last))
+
+    def _handled(self, frame: bytes, length: int, now_ms: int) -> int:
+        if self.mute or not self.powered:
+            return 0
+        n: int = self._handle(frame, length, now_ms)
+        return n
+
+
+def config(port: str, *nodes: tuple[str, int, float]) -> BusConfig:
+    # A node that stops answering is tried less and less often, up to max_backoff apart: short
+    # here, so that the gateway notices within the test that the node is back.
+    return BusConfig(
+        "bus0", port, tuple(NodeConfig(f"{kind}-{unit}", kind, unit, interval) for kind, unit, interval in nodes),
+        baud=BAUD, timeout=0.3, max_backoff=0.4,
+    )
+
+
+async def run(poller: BusPoller, plan: list[tuple[float, Callable[[], None]]], until: float) -> None:
+    """Run the poller; at each (second, action) of plan do the action; stop at `until` seconds."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    start = asyncio.get_running_loop().time()
+    for at, action in plan:
+        await asyncio.sleep(max(0.0, start + at - asyncio.get_running_loop().time()))
+        action()
+    await asyncio.sleep(max(0.0, start + until - asyncio.get_running_loop().time()))
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+def samples(records: list[Reading | Gap], node: str) -> list[Reading]:
+    """One reading per sample delivered (the first channel), in delivery order."""
+    first: dict[str, Reading] = {}
+    for r in records:
+        if isinstance(r, Reading) and r.node == node and r.sequence:
+            first.setdefault(r.channel, r)
+    channel = next(iter(first))
+    return [r for r in records if isinstance(r, Reading) and r.node == node and r.sequence and r.channel == channel]
+
+
+def check_against_truth(rig: Rig, readings: list[Reading], boot: int = 0) -> None:
+    """Every reading carries the value the sensor measured for its sample, and the sample's time."""
+    for r in readings:
+        when, truth = rig.taken[(boot, r.sequence)]
+        if boot == rig.boot:  # the simulator's own ground truth (keyed by sequence: the latest boot's)
+            truth = rig.sensor.truth[r.sequence]
+        assert r.quality is Quality.NORMAL and r.value is not None, r
+        assert abs(r.value - truth[r.channel]) <= 0.5 / SCALE[r.channel] + 1e-9, (r, truth)
+        assert abs(r.timestamp - when) <= TOLERANCE, (r, when, r.timestamp - when)
+
+
+def consecutive(sequences: list[int]) -> bool:
+    return sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+
+
+def history_fits_the_gaps(trace: list[PollRecord]) -> None:
+    """No history transaction ran into a poll's due time: backfill only uses bus time nobody wanted."""
+    polls = [p for p in trace if not p.outcome.startswith("history")]
+    history = [h for h in trace if h.outcome.startswith("history")]
+    assert history
+    for h in history:
+        for p in polls:
+            if p.due > h.sent:
+                assert h.completed <= p.due + 0.003, (h, p)
+
+
+async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_path: Path) -> None:
+    delivered: list[Reading | Gap] = []
+    trace: list[PollRecord] = []
+    with simulated(tmp_path, NodeSpec("dust", 1), NodeSpec("wind", 2)) as (site, port):
+        dust = Rig(site.node("bus0", 1))
+        poller = BusPoller(config(port, ("dust", 1, 0.1), ("wind", 2, 0.2)), delivered.extend,
+                           trace=trace.append, on_gap=delivered.extend)
+
+        def cut() -> None:
+            dust.mute = True
+
+        def mend() -> None:
+            dust.mute = False
+
+        await run(poller, [(1.2, cut), (3.6, mend)], until=5.0)
+    got = samples(delivered, "dust-1")
+    sequences = [r.sequence for r in got]
+    # Every sample from the first to the last, each once, in order, with the sensor's values
+    # and their own times, including the dozen taken while the node was silent.
+    assert consecutive(sequences), sequences
+    assert sequences[-1] - sequences[0] >= 18
+    check_against_truth(dust, [r for r in delivered if isinstance(r, Reading) and r.node == "dust-1" and r.sequence])
+    assert not [g for g in delivered if isinstance(g, Gap)]
+    stats = poller.backfill["dust-1"]
+    assert stats.fetched >= 10 and stats.lost == 0
+    # While silent, its polls gave "no value, flag B" readings (sequence 0), never an old value.
+    silent = [r for r in delivered if isinstance(r, Reading) and r.node == "dust-1" and not r.sequence]
+    assert silent and all(r.value is None and r.quality is Quality.COMMUNICATION_FAILURE for r in silent)
+    # Few requests: history_seq written once per window (11 dust records), not once per read.
+    writes = [h for h in trace if h.outcome.startswith("history_seq")]
+    assert len(writes) <= math.ceil(stats.fetched / regmap.history_records(regmap.KIND_DUST)) + 1, writes
+    assert stats.requests < stats.fetched
+    # The other node kept its schedule: every poll on time, the backfill used the gaps.
+    history_fits_the_gaps(trace)
+    wind = [p for p in trace if p.node == "wind-2"]
+    gaps = [b.sent - a.sent for a, b in itertools.pairwise(wind)]
+    assert abs(sum(gaps) / len(gaps) - 0.2) < 0.002 and max(p.sent - p.due for p in wind) < 0.05
+    assert poller.health["wind-2"].failures == 0
+
+
+async def test_a_gateway_restart_resumes_where_the_store_stopped(tmp_path: Path) -> None:
+    first: list[Reading | Gap] = []
+    second: list[Reading | Gap] = []
+    with simulated(tmp_path, NodeSpec("wind", 4)) as (site, port):
+        rig = Rig(site.node("bus0", 4))
+        bus = config(port, ("wind", 4, 0.1))
+        await run(BusPoller(bus, first.extend, on_gap=first.extend), [], until=1.6)
+        stored = max(r.sequence for r in samples(first, "wind-4"))
+        await asyncio.sleep(1.6)  # the gateway is down; the node samples on (eight samples)
+        asked: list[str] = []
+
+        def resume_from(node: str) -> int | None:
+            asked.append(node)
+            return stored
+
+        again = BusPoller(bus, second.extend, resume_from=resume_from, on_gap=second.extend)
+        await run(again, [], until=1.2)
+    assert asked == ["wind-4"]
+    before = [r.sequence for r in samples(first, "wind-4")]
+    after = [r.sequence for r in samples(second, "wind-4")]
+    # Nothing missing, nothing twice: the second run starts right after the last stored sample.
+    assert after[0] == stored + 1 and consecutive(before) and consecutive(after), (before, after)
+    assert after[-1] - stored >= 10
+    assert again.backfill["wind-4"].fetched >= 6
+    check_against_truth(rig, [r for r in second if isinstance(r, Reading) and r.sequence])
+    assert not [g for g in second if isinstance(g, Gap)]
+
+
+async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences(tmp_path: Path) -> None:
+    delivered: list[Reading | Gap] = []
+    with simulated(tmp_path, NodeSpec("tilt", 3)) as (site, port):
+        rig = Rig(site.node("bus0", 3))
+        # A ring of six samples (1.2 s) instead of ten minutes: the firmware's own History,
+        # smaller, so that a 2.4 s outage outlasts it.
+        rig.node.history = History(6, rig.node.history.width)
+        poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend)
+
+        def cut() -> None:
+            rig.mute = True
+
+        def mend() -> None:
+            rig.mute = False
+
+        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6)
+    gaps = [g for g in delivered if isinstance(g, Gap)]
+    assert len(gaps) == 1, gaps
+    gap = gaps[0]
+    got = samples(delivered, "tilt-3")
+    sequences = [r.sequence for r in got]
+    assert gap.node == "tilt-3" and gap.kind == "tilt" and gap.reason == "overwritten"
+    assert gap.last_sequence is not None and gap.missing is not None
+    # The gap sits exactly between the last sample before it and the first after it ...
+    before = [r for r in got if r.sequence < gap.first_sequence]
+    after = [r for r in got if r.sequence > gap.last_sequence]
+    assert before[-1].sequence == gap.first_sequence - 1 and after[0].sequence == gap.last_sequence + 1
+    assert delivered.index(before[-1]) < delivered.index(gap) < delivered.index(after[0])
+    # ... so that samples and gap together hold every sequence exactly once.
+    assert consecutive(sequences[: len(before)]) and consecutive(sequences[len(before) :])
+    assert len(before) + len(after) == len(sequences)
+    assert 5 <= gap.missing <= 12
+    # Its times are those of the samples around it.
+    assert abs(gap.start - rig.taken[(0, gap.first_sequence - 1)][0]) <= TOLERANCE
+    assert abs(gap.end - rig.taken[(0, gap.last_sequence + 1)][0]) <= TOLERANCE
+    # What the ring still held was fetched, with its values and times.
+    stats = poller.backfill["tilt-3"]
+    assert stats.fetched >= 3 and stats.lost == gap.missing and stats.gaps == 1
+    check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence])
+
+
+async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(tmp_path: Path) -> None:
+    delivered: list[Reading | Gap] = []
+    with simulated(tmp_path, NodeSpec("noise", 5)) as (site, port):
+        rig = Rig(site.node("bus0", 5))
+        poller = BusPoller(config(port, ("noise", 5, 0.1)), delivered.extend, on_gap=delivered.extend)
+
+        def power_cut() -> None:
+            rig.powered = False
+
+        def power_back() -> None:
+            # It boots, but its transceiver is not up yet: the first samples wait in its ring.
+            rig.restart = True
+            rig.mute = True
+            rig.powered = True
+
+        def transceiver_up() -> None:
+            rig.mute = False
+
+        await run(poller, [(1.2, power_cut), (2.0, power_back), (3.0, transceiver_up)], until=4.0)
+    assert poller.health["noise-5"].reboots == 1
+    gaps = [g for g in delivered if isinstance(g, Gap)]
+    assert len(gaps) == 1, gaps
+    gap = gaps[0]
+    got = samples(delivered, "noise-5")
+    restart = delivered.index(gap)
+    old = [r for r in got if delivered.index(r) < restart]
+    new = [r for r in got if delivered.index(r) > restart]
+    # The old boot: everything up to the last sample read; what it took after that went with
+    # its memory (how many is unknown: it might have been one, or none before the power cut).
+    assert consecutive([r.sequence for r in old]) and old[-1].sequence >= 4
+    assert (gap.reason, gap.first_sequence, gap.last_sequence) == ("reboot", old[-1].sequence + 1, None)
+    assert abs(gap.start - rig.taken[(0, old[-1].sequence)][0]) <= TOLERANCE
+    # The new boot, from its first sample on, including the ones taken while it was mute.
+    assert [r.sequence for r in new] == list(range(1, len(new) + 1)) and len(new) >= 8
+    assert abs(gap.end - rig.taken[(1, 1)][0]) <= TOLERANCE
+    assert poller.backfill["noise-5"].fetched >= 3
+    check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence
+                              and delivered.index(r) < restart], boot=0)
+    check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence
+                              and delivered.index(r) > restart], boot=1)
