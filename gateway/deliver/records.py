@@ -17,12 +17,12 @@ actuation  Actuation                                    the service: a command a
                                                         queued, with the command's reason)
 outage     Outage                                       the outage stage: a node (or the gateway)
                                                         that delivered no values for a while
+gap        gateway.model.Gap                            the history backfill: samples lost for good
 ========== ============================================ =========================================
 
-The name "gap" is left to the acquisition's lost-sample records
-(gateway.model.Gap, made by the history backfill), which say which samples
-are gone for good; an Outage says when a node's values did not arrive live,
-whether or not a backfill fetched them later.
+A gap says which samples are gone for good (the node's ring was overwritten,
+the node rebooted before handing them over); an Outage says when a node's
+values did not arrive live, whether or not a backfill fetched them later.
 
 The JSON body of each kind is a flat object of the record's fields (enums by
 value), so a queue file can be read with nothing but ``sqlite3`` and
@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import Quality, Reading
+from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from gateway.process.spray import SprayCommand, SprayMode
@@ -91,7 +91,7 @@ class Outage:
 
 GATEWAY_NODE = "gateway"
 
-Record = Reading | Aggregate | AlarmEvent | SprayCommand | Actuation | Outage
+Record = Reading | Aggregate | AlarmEvent | SprayCommand | Actuation | Outage | Gap
 
 KINDS: dict[type, str] = {
     Reading: "reading",
@@ -100,6 +100,7 @@ KINDS: dict[type, str] = {
     SprayCommand: "spray",
     Actuation: "actuation",
     Outage: "outage",
+    Gap: "gap",
 }
 
 
@@ -115,7 +116,7 @@ def record_time(record: Record) -> float:
     """The time a record is about: a sample, a window's start, an event, a command, an outage's start."""
     if isinstance(record, Reading):
         return record.timestamp
-    if isinstance(record, Aggregate | Outage):
+    if isinstance(record, Aggregate | Outage | Gap):
         return record.start
     return record.time
 
@@ -175,6 +176,11 @@ def to_json(record: Record) -> str:
             "node": record.node, "kind": record.kind, "start": record.start, "end": record.end,
             "reason": record.reason, "missed": record.missed, "closed": record.closed,
         }
+    elif isinstance(record, Gap):
+        body = {
+            "node": record.node, "kind": record.kind, "start": record.start, "end": record.end,
+            "first": record.first_sequence, "last": record.last_sequence, "reason": record.reason,
+        }
     else:  # pragma: no cover - Record is closed
         raise TypeError(f"not a record: {record!r}")
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -214,6 +220,12 @@ def from_json(kind: str, text: str) -> Record:
             return Outage(
                 b["node"], b["kind"], float(b["start"]), float(b["end"]), b["reason"], int(b["missed"]),
                 bool(b["closed"]),
+            )
+        if kind == "gap":
+            last = b["last"]
+            return Gap(
+                b["node"], b["kind"], float(b["start"]), float(b["end"]), int(b["first"]),
+                None if last is None else int(last), b["reason"],
             )
     except (KeyError, TypeError, ValueError) as error:
         raise RecordError(f"{kind} record {text[:200]!r}: {error}") from error

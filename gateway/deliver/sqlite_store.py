@@ -7,7 +7,8 @@ Raspberry Pi on a construction site, the power does fail.
 Tables: ``readings`` (one row per reading, as before the queue existed),
 ``aggregates`` (a window's statistic with its count and validity),
 ``alarms`` (raised and cleared events), ``actuations`` (spray commands, the
-reason and what came of writing the coil) and ``outages``.
+reason and what came of writing the coil), ``outages`` and ``gaps`` (samples
+lost for good, from the history backfill).
 
 As a sink (``SqliteSink``, registered as "sqlite") it reads from the durable
 queue. The id of the last queue record it stored is kept in the store, in
@@ -26,7 +27,7 @@ from pathlib import Path
 from gateway.deliver.queue import Batch
 from gateway.deliver.records import Actuation, Outage
 from gateway.deliver.sinks import SINKS
-from gateway.model import Quality, Reading
+from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
 
@@ -97,6 +98,16 @@ CREATE TABLE IF NOT EXISTS outages (
     missed  INTEGER NOT NULL,
     closed  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gaps (
+    id        INTEGER PRIMARY KEY,
+    node      TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,
+    start     REAL    NOT NULL,
+    "end"     REAL    NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER,
+    reason    TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS delivered (
     queue_id  TEXT PRIMARY KEY,
     last_id   INTEGER NOT NULL
@@ -141,7 +152,7 @@ class SqliteStore:
             self._db.execute("BEGIN")
             row = self._db.execute("SELECT last_id FROM delivered WHERE queue_id = ?", (batch.queue_id,)).fetchone()
             done = int(row[0]) if row else 0
-            readings, aggregates, alarms, actuations, outages = [], [], [], [], []
+            readings, aggregates, alarms, actuations, outages, gaps = [], [], [], [], [], []
             for item in batch.items:
                 if item.id <= done:
                     continue
@@ -159,6 +170,8 @@ class SqliteStore:
                                        r.result, r.attempt, r.written))
                 elif isinstance(r, Outage):
                     outages.append((r.node, r.kind, r.start, r.end, r.reason, r.missed, int(r.closed)))
+                elif isinstance(r, Gap):
+                    gaps.append((r.node, r.kind, r.start, r.end, r.first_sequence, r.last_sequence, r.reason))
                 # Other kinds (the bare spray commands) are not stored: their actuation is.
             self._db.executemany(_READING_SQL, readings)
             self._db.executemany(
@@ -179,6 +192,10 @@ class SqliteStore:
             self._db.executemany(
                 'INSERT INTO outages (node, kind, start, "end", reason, missed, closed) VALUES (?, ?, ?, ?, ?, ?, ?)',
                 outages,
+            )
+            self._db.executemany(
+                'INSERT INTO gaps (node, kind, start, "end", first_seq, last_seq, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                gaps,
             )
             self._db.execute(
                 "INSERT INTO delivered VALUES (?, ?) ON CONFLICT (queue_id) DO UPDATE SET last_id = excluded.last_id",

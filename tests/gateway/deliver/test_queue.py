@@ -14,7 +14,7 @@ import pytest
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import Batch, DurableQueue, QueueError
 from gateway.deliver.records import Actuation, Outage, Record, from_json, kind_of, to_json
-from gateway.model import Quality, Reading
+from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from gateway.process.spray import SprayCommand, SprayMode
@@ -57,6 +57,8 @@ def test_every_kind_of_record_survives_the_trip_through_json() -> None:
         SprayCommand("n", "spray_relay", True, 1e9, SprayMode.ON, "manual on by x", None, 150.0),
         Actuation("n", "spray_relay", False, 1e9, SprayMode.AUTO, "r", 12.0, 150.0, "timeout: no reply", 2, 1e9 + 1),
         Outage("gateway", "", 1e9, 1e9 + 60, "gateway not running", 0, closed=True),
+        Gap("n", "dust", 1e9, 1e9 + 700, 12, 650, "overwritten"),
+        Gap("n", "dust", 1e9, 1e9, 40, None, "reboot"),
     ]
     for record in records:
         text = to_json(record)

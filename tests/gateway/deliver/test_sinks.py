@@ -11,7 +11,7 @@ from gateway.deliver.queue import Batch, DurableQueue, Queued
 from gateway.deliver.records import Actuation, Outage, Record, kind_of
 from gateway.deliver.sinks import SINKS, SinkConfigError, SinkError, SinkRegistry, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
-from gateway.model import Quality, Reading
+from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from gateway.process.spray import SprayMode
@@ -27,6 +27,7 @@ RECORDS: list[Record] = [
     Actuation("dust-1", "spray_relay", True, 1e9, SprayMode.AUTO, "PM10 15-min mean 160 ug/m3 > 150 ug/m3", 160.0,
               150.0, "ok", 1, 1e9 + 0.2),
     Outage("dust-1", "dust", 1e9, 1e9 + 30, "B: communication failure", 30),
+    Gap("dust-1", "dust", 1e9, 1e9 + 900, 100, 130, "overwritten"),
 ]
 
 
@@ -90,6 +91,9 @@ async def test_the_store_keeps_each_kind_in_its_table_and_never_stores_a_record_
             (1, "auto", "ok", "PM10 15-min mean 160 ug/m3 > 150 ug/m3")
         ]
         assert store.query("SELECT node, missed, closed FROM outages") == [("dust-1", 30, 1)]
+        assert store.query("SELECT node, first_seq, last_seq, reason FROM gaps") == [
+            ("dust-1", 100, 130, "overwritten")
+        ]
     finally:
         store.close()
 
