@@ -9,8 +9,10 @@ Stages, in order; each takes the batch of records and returns a batch, and
 passes on every record it does not handle:
 
 1. ``OutageStage``: a node whose readings come without a value (flag B: no
-   reply; D: device fault) opens an outage; its next good reading closes it
-   and an ``Outage`` record follows the batch. It looks at the readings as
+   reply; D: device fault) opens an outage; its next good reading taken after
+   the last failed poll closes it (samples the backfill fetches later from the
+   node's history were taken earlier: they do not) and an ``Outage`` record
+   follows the batch. It looks at the readings as
    acquired, before any processor adds readings of its own.
 2. ``ProcessStage``: the configured processors (gateway.process registry,
    by name: range, hampel, stuck, humidity, units ...) on every reading.
@@ -161,8 +163,12 @@ class OutageStage(Stage):
                     outage.missed += 1
                     outage.last = r.timestamp
             else:
-                outage = self.open.pop(r.node, None)
-                if outage is not None:
+                outage = self.open.get(r.node)
+                # A sample taken before the last failed poll does not say the node answers again:
+                # the backfill fetches such samples from the node's history once it does, with
+                # their own (earlier) times. The first one taken after it ends the outage.
+                if outage is not None and r.timestamp > outage.last:
+                    del self.open[r.node]
                     out.append(Outage(r.node, outage.kind, outage.start, r.timestamp, outage.reason,
                                       outage.missed))
         return out

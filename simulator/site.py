@@ -167,7 +167,11 @@ class SimClock:
         self._origin = time.monotonic()
 
     def seconds(self) -> float:
-        return self.start_time + (time.monotonic() - self._origin) * self.speed
+        return self.at(time.monotonic())
+
+    def at(self, monotonic: float) -> float:
+        """The simulated epoch time of a time.monotonic() instant (e.g. when a master's request ended)."""
+        return self.start_time + (monotonic - self._origin) * self.speed
 
     def ms(self) -> int:
         return int((time.monotonic() - self._origin) * self.speed * 1000)

@@ -69,12 +69,29 @@ class StatusTap:
     The poll is the read of input registers from address 0; its reply holds
     the sample's sequence number and status, noted here just before the
     poller decodes the same reply into readings.
+
+    link_time (None: the links' own time): maps the time.monotonic() instants
+    the link stamps an exchange with to the gateway clock's ``mono`` time, for
+    a clock that does not run at the rate of time.monotonic (the simulator's
+    accelerated time). The poller times a sample at the moment the node handled
+    the request (the request's end plus the line's silence) minus the sample's
+    age, which the node counts in its own clock; both must be in one time for
+    the timestamps (and the backfill's order checks) to be right. That moment is
+    mapped exactly; the durations around it (the reply time that drives the
+    adaptive timeouts) stay real seconds, as the bus runs in real time.
     """
 
-    def __init__(self, link: Link, units: Mapping[int, str], note: Callable[[str, int, int], None]) -> None:
+    def __init__(
+        self,
+        link: Link,
+        units: Mapping[int, str],
+        note: Callable[[str, int, int], None],
+        link_time: Callable[[float], float] | None = None,
+    ) -> None:
         self._link = link
         self._units = dict(units)
         self._note = note
+        self._time = link_time
         self.name: str = link.name
         self.stats: LinkStats = link.stats
 
@@ -96,6 +113,8 @@ class StatusTap:
 
     async def transact(self, request: rtu.Request, timeout: float) -> Exchange:
         exchange = await self._link.transact(request, timeout)
+        if self._time is not None:
+            exchange = self._retime(exchange)
         outcome = exchange.outcome
         if (
             request.function == rtu.READ_INPUT_REGISTERS
@@ -108,6 +127,14 @@ class StatusTap:
                 sequence = regmap.words_to_raw(outcome.values, _SEQUENCE[1], _SEQUENCE[2])
                 self._note(node, sequence, outcome.values[_STATUS[1]])
         return exchange
+
+    def _retime(self, exchange: Exchange) -> Exchange:
+        assert self._time is not None
+        gap = self._link.gap()
+        end = self._time(exchange.request_end + gap) - gap
+        return Exchange(
+            exchange.outcome, end - (exchange.request_end - exchange.sent), end, end + exchange.response_time
+        )
 
 
 def write_result(exchange: Exchange, on: bool) -> str:
@@ -247,7 +274,11 @@ class Gateway:
         config: GatewayConfig,
         on_readings: Callable[[list[Reading]], None] | None = None,
         clock: Clock | None = None,
+        link_time: Callable[[float], float] | None = None,
     ) -> None:
+        """clock: wall, monotonic and validity (default: the machine's). link_time: see StatusTap; with a
+        simulated clock (wall and mono both the simulated time), the simulator's mapping of
+        time.monotonic() to it, so that samples, windows and events follow simulated time."""
         self.config = config
         self.on_readings = on_readings
         load_builtin_sinks()
@@ -274,7 +305,7 @@ class Gateway:
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
         for bus in config.buses:
-            link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status)
+            link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status, link_time)
             poller = BusPoller(bus, self._deliver, self.clock, link=link)
             poller.stamper.max_held = config.clock.max_held
             self.pollers.append(poller)

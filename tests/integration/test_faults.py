@@ -1,0 +1,201 @@
+"""faults.toml through the real gateway: a silent node, a stuck sensor, spikes, a reboot.
+
+Three runs of the scenario, each where its faults are (times are into the scenario, which starts
+at 09:00 local):
+
+* 04:30-07:45 at 30x: the noise node (boundary bus, unit 2) does not answer from 05:00 to 07:00;
+  the gateway polls the three boundary nodes every 0.5 real seconds (15 simulated seconds), the
+  nodes sample every 30 simulated seconds;
+* 49:30-54:30 at 40x: the dust node's PM10 (boundary, unit 1) has been stuck since 40:00, and from
+  50:00 the mast anemometer's speed (tower, unit 1) spikes (x5, one sample in twenty); the dust
+  node samples every 10 s, the anemometer every 2 s, both polled back to back;
+* 1:14:40-1:15:30 at 10x: boundary unit 3 (dust) reboots at 1:15:00 (a 2-s boot); it samples
+  every 4 s and is polled every 0.2 real seconds (2 s simulated), which leaves the line free time
+  to fetch from the node's history a first sample after the restart that no poll caught.
+
+Numbers changed for speed, and why: the sample intervals above (holding register sample_interval,
+and per node limits.sampling.interval_s) let a 9600- or 19200-baud line follow minutes of scenario
+in seconds; the stuck check's time for PM10 is 60 s instead of 3600 (limits.quality.stuck_s; the
+fault lasts 15 minutes and the run 5); wind speed gets a spike filter floor of 3 m/s
+(limits.quality.hampel_floor; the default filters PM only); buses time out after 0.2 s and back
+off at most 0.3 s (real seconds), so that a silent node is tried again within a few samples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.deliver.records import Outage, Record
+from gateway.model import Quality, Reading
+from gateway.pipeline import OutageStage
+from tests.integration.support import Polled, Run, run_scenario, usable
+
+POLL_S = 0.5  # real seconds between polls of a node, in the silent-node run
+
+
+@pytest.fixture(scope="module")
+def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    yield asyncio.run(
+        run_scenario(
+            tmp_path_factory.mktemp("silent"), "faults", skip=4 * 60 + 30, until=7 * 60 + 45, speed=30.0,
+            polled=[Polled("boundary", unit, 30.0) for unit in (1, 2, 3)], poll_interval=POLL_S,
+        )
+    )
+
+
+SENSORS_EXTRA = """
+[limits.quality]
+stuck_s = { pm10 = 60.0 }
+hampel_floor = { wind_speed = 3.0 }
+[node_limits."dust-1".sampling]
+interval_s = 10.0
+"""
+
+
+@pytest.fixture(scope="module")
+def sensors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    yield asyncio.run(
+        run_scenario(
+            tmp_path_factory.mktemp("sensors"), "faults", skip=49 * 60 + 30, until=54 * 60 + 30, speed=40.0,
+            polled=[Polled("boundary", 1, 10.0), Polled("tower", 1, 2.0)], extra=SENSORS_EXTRA,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def reboot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    yield asyncio.run(
+        run_scenario(
+            tmp_path_factory.mktemp("reboot"), "faults", skip=3600 + 14 * 60 + 40, until=3600 + 15 * 60 + 30,
+            speed=10.0, polled=[Polled("boundary", 3, 4.0)], poll_interval=0.2,
+        )
+    )
+
+
+def scenario_time(run: Run, r: Reading) -> float:
+    return run.scenario_seconds(r.timestamp)
+
+
+def test_a_silent_node_gets_flag_b_readings_and_an_outage(silent: Run) -> None:
+    assert silent.started < 300.0  # the gateway was up before the node fell silent
+    noise = silent.readings("noise-2", "laeq_1s")
+    missing = [r for r in noise if r.value is None]
+    assert missing, "no reading marked for the silent node"
+    assert all(r.quality is Quality.COMMUNICATION_FAILURE for r in missing)  # B, never a repeat of a value
+    assert all(300.0 <= scenario_time(silent, r) <= 420.0 + 30.0 for r in missing)
+    (outage,) = silent.outages("noise-2")
+    assert outage.closed and outage.kind == "noise" and outage.missed >= 3
+    assert outage.reason == "B: communication failure"
+    assert 300.0 <= silent.scenario_seconds(outage.start) <= 300.0 + 30.0  # the first poll after 05:00 failed
+    # From the first failed poll to the first sample taken after the last one (samples fetched later
+    # from the node's history, taken before that, do not end it).
+    assert outage.start == missing[0].timestamp and outage.end > missing[-1].timestamp
+    # Answering again after 07:00, with values.
+    assert any(r.value is not None and scenario_time(silent, r) >= 420.0 for r in noise)
+    health = silent.gateway.pollers[0].health["noise-2"]
+    assert health.timeouts >= 3 and health.consecutive_failures == 0  # failed, then answered again
+
+
+def test_the_other_nodes_keep_their_poll_interval_meanwhile(silent: Run) -> None:
+    # Every sample, none missing, none failed, polled at their interval throughout.
+    real_seconds = (silent.ended - silent.started) / silent.site.speed
+    for node in ("dust-1", "dust-3"):
+        pm10 = silent.readings(node, "pm10")
+        assert all(r.value is not None and r.quality is not Quality.COMMUNICATION_FAILURE for r in pm10), node
+        sequences = [r.sequence for r in pm10]
+        assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), node
+        during = [r for r in pm10 if 300.0 <= scenario_time(silent, r) < 420.0]
+        assert len(during) >= 3, node
+        health = silent.gateway.pollers[0].health[node]
+        assert health.failures == 0 and health.polls >= 0.85 * real_seconds / POLL_S, (node, health.polls)
+    assert silent.outages("dust-1") == silent.outages("dust-3") == []
+
+
+def test_the_silent_nodes_samples_are_fetched_from_its_history_afterwards(silent: Run) -> None:
+    # The node kept sampling while it did not answer; the gateway reads them back from its history
+    # window once it answers again, each with its own time (gateway/acquire/backfill.py).
+    noise = [r for r in silent.readings("noise-2", "laeq_1s") if r.value is not None]
+    sequences = sorted(r.sequence for r in noise)
+    assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    during = [r for r in noise if 300.0 <= scenario_time(silent, r) < 420.0]
+    assert len(during) >= 3 and all(r.quality is Quality.NORMAL for r in during)
+    times = {r.sequence: scenario_time(silent, r) for r in noise}
+    assert all(abs(times[s + 1] - times[s] - 30.0) < 3.0 for s in sequences[:-1])  # 30 s apart, as sampled
+
+
+def test_a_stuck_sensor_is_flagged_once_it_has_held_its_value_too_long(sensors: Run) -> None:
+    # (A poll that fails on a busy host gives a reading without a value, flag B: left out here.)
+    pm10 = [r for r in sensors.readings("dust-1", "pm10") if r.value is not None]
+    assert len(pm10) >= 20
+    assert len({r.value for r in pm10}) == 1  # the sensor repeats itself
+    first = pm10[0].timestamp
+    early = [r for r in pm10 if r.timestamp - first < 60.0]
+    late = [r for r in pm10 if r.timestamp - first >= 60.0]
+    assert early and all(r.quality is Quality.NORMAL for r in early)
+    assert late and all(r.quality is Quality.DEVICE_FAULT for r in late)
+    # Flagged, never dropped or replaced: the value is kept for the uplink to send with its flag.
+    assert all(r.value == pm10[0].value for r in late)
+    # The other channels of the same node move, and are not flagged as stuck.
+    pm25 = sensors.readings("dust-1", "pm25")
+    assert len({r.value for r in pm25}) > 1
+
+
+def test_spikes_are_flagged_by_the_spike_filter(sensors: Run) -> None:
+    speeds = [r for r in sensors.readings("wind-1", "wind_speed") if r.value is not None]
+    assert len(speeds) >= 100
+    flagged = [i for i, r in enumerate(speeds) if r.quality is Quality.DEVICE_FAULT]
+    assert len(flagged) >= 3
+    assert sensors.started < 50 * 60
+    assert all(scenario_time(sensors, speeds[i]) >= 50 * 60 for i in flagged)  # the spikes start at 50:00
+    for i, r in enumerate(speeds):
+        neighbours = [v for v in map(usable, speeds[max(0, i - 7) : i + 8]) if v is not None]
+        median = statistics.median(neighbours)
+        assert r.value is not None
+        if i in flagged:
+            assert r.value > 2.5 * median, (i, r.value, median)  # a spike, far above its neighbours
+        elif i >= 7:  # (the filter needs its window full)
+            assert r.value < 2.5 * median + 1.0, (i, r.value, median)  # no spike slipped through
+    # The wind statistics leave the flagged samples out: no 2-min mean is pulled up by a spike.
+    for mean in sensors.aggregates("wind-1", "wind_2min_speed_mean"):
+        inside = [v for r in speeds if mean.start <= r.timestamp < mean.end if (v := usable(r)) is not None]
+        assert mean.count == len(inside)
+        if inside:
+            assert mean.value == pytest.approx(sum(inside) / len(inside))
+
+
+def test_a_reboot_is_seen_as_the_sequence_going_back(reboot: Run) -> None:
+    assert reboot.started < 3600 + 15 * 60  # the gateway was up before the reboot
+    readings = [r for r in reboot.readings("dust-3", "pm10") if r.value is not None]
+    sequences = [r.sequence for r in readings]
+    back = [i for i in range(1, len(sequences)) if sequences[i] < sequences[i - 1]]
+    assert len(back) == 1, sequences
+    restart = back[0]
+    assert sequences[restart] == 1 and sequences[restart - 1] >= 4
+    assert sequences[restart:] == list(range(sequences[restart], sequences[restart] + len(sequences) - restart))
+    assert 15 * 60 <= reboot.scenario_seconds(readings[restart].timestamp) - 3600 <= 15 * 60 + 10
+    health = reboot.gateway.pollers[0].health["dust-3"]
+    assert health.reboots == 1 and health.last_boot_count == 2
+    # Its values go on after the restart, in time order.
+    times = [r.timestamp for r in readings if r.value is not None]
+    assert times == sorted(times)
+
+
+def test_an_outage_ends_with_a_sample_taken_after_the_last_failed_poll() -> None:
+    """The outage stage alone: backfilled samples arrive after the node answers again, with older times."""
+
+    def sample(t: float, value: float | None, seq: int = 0) -> Reading:
+        quality = Quality.NORMAL if value is not None else Quality.COMMUNICATION_FAILURE
+        return Reading("noise-2", "noise", "laeq_1s", value, "dB(A)", quality, t, seq)
+
+    stage = OutageStage()
+    assert stage([sample(100.0, 60.0, 1)], 100.0) == [sample(100.0, 60.0, 1)]
+    stage([sample(133.0, None), sample(163.0, None)], 163.0)  # two failed polls
+    # It answers again: first the samples it took meanwhile (from its history), then the newest.
+    late: list[Record] = [sample(130.0, 61.0, 2), sample(160.0, 62.0, 3)]
+    assert stage(late, 200.0) == late  # taken before the last failed poll: still out
+    out = stage([sample(190.0, 63.0, 4)], 200.0)
+    assert out[-1] == Outage("noise-2", "noise", 133.0, 190.0, "B: communication failure", 2)
