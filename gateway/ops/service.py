@@ -47,7 +47,7 @@ from gateway.deliver.queue import DurableQueue
 from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
 from gateway.deliver.sinks import SINKS, Sink, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
-from gateway.model import Reading
+from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
@@ -304,9 +304,16 @@ class Gateway:
         ]
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
+        # Where each node's data stopped before this start: the pollers backfill
+        # from there out of the nodes' history rings, so a restart loses nothing.
+        self.resume_points = {
+            node.name: self.queue.latest_sequence(node.name) for bus in config.buses for node in bus.nodes
+        }
         for bus in config.buses:
             link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status, link_time)
-            poller = BusPoller(bus, self._deliver, self.clock, link=link)
+            poller = BusPoller(
+                bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap
+            )
             poller.stamper.max_held = config.clock.max_held
             self.pollers.append(poller)
             owners.update({node.name: (poller, node) for node in bus.nodes})
@@ -329,6 +336,13 @@ class Gateway:
         self._accept(records)
         if self.on_readings is not None:
             self.on_readings([r for r in records if type(r) is Reading])
+
+    def _gap(self, gaps: list[Gap]) -> None:
+        """Samples the backfill could not fetch (ring overwritten, node rebooted): queued, never just logged."""
+        for gap in gaps:
+            log.warning("%s: samples %s..%s lost for good (%s)", gap.node, gap.first_sequence,
+                        "?" if gap.last_sequence is None else gap.last_sequence, gap.reason)
+        self._accept(list(gaps))
 
     def _stage_failed(self, what: str, error: Exception) -> None:
         self.stage_errors += 1
