@@ -517,10 +517,15 @@ class BusPoller:
             if not n.backfill.busy:
                 continue
             health = self.health[n.config.name]
-            if health.consecutive_failures or not health.answered:
-                # Not answering its polls: no use asking for its history; and the time it
-                # is away does not count as waiting for bus time.
+            if not health.answered or not health.online:
+                # Offline: no use asking for its history; and the time it is away does
+                # not count as waiting for bus time.
                 n.backfill_since = now
+                continue
+            if health.consecutive_failures:
+                # One failed poll just now (a CRC error, say): not this moment, but the
+                # wait keeps counting, or a node with intermittent errors would never
+                # get its history read on a busy bus.
                 continue
             if now < n.backfill_after:
                 continue
