@@ -113,13 +113,13 @@ def gateway_toml(site: Site, polled: Sequence[Polled], queue: Path, extra: str, 
         units = [p.unit_id for p in polled if p.bus == bus.name]
         if not units:
             continue
-        lines += [
-            "[[bus]]",
-            f'name = "{bus.name}"',
-            f'port = "{site.paths[bus.name]}"',
-            f"baud = {bus.baud}",
-            "timeout = 0.2",
-        ]
+        path = site.paths[bus.name]
+        if path.startswith("tcp://"):  # a Wi-Fi bus: Modbus TCP
+            host, port = path.removeprefix("tcp://").rsplit(":", 1)
+            link = ['transport = "tcp"', f'host = "{host}"', f"port = {port}"]
+        else:
+            link = [f'port = "{path}"', f"baud = {bus.baud}"]
+        lines += ["[[bus]]", f'name = "{bus.name}"', *link, "timeout = 0.2"]
         for node in bus.nodes:
             if node.unit_id in units:
                 lines += ["[[bus.node]]", f'name = "{node.name}"', f'kind = "{node.kind}"', f"unit_id = {node.unit_id}"]
