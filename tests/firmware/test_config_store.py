@@ -7,9 +7,9 @@ import os
 
 from firmware import config_store, regmap
 from firmware.config_store import ConfigStore, write_atomic
-from firmware.modbus_rtu import crc16
 from firmware.node import BOOT_CONFIG, Node
 from firmware.regbank import RegisterBank
+from tests.firmware.mp_support import with_crc
 
 _dirs = [0]
 
@@ -43,12 +43,6 @@ def read(path):
         return f.read()
 
 
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
 
 
 def reply(node, request):

@@ -6,14 +6,7 @@
 from firmware import regmap
 from firmware.modbus_rtu import RtuSlave, crc16, crc_ok
 from firmware.regbank import RegisterBank
-
-
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
+from tests.firmware.mp_support import with_crc
 
 
 def reply(slave, request):

@@ -2,11 +2,9 @@
 # firmware/main.py on fake hardware. MicroPython-compatible (no pytest).
 
 import json
-import os
 
 from firmware import hal, main, regmap
 from firmware.hal import FakeClock, FakePin, FakeUART, FakeWDT
-from firmware.modbus_rtu import crc16
 from firmware.node import (
     BOOT_REGMAP,
     BOOT_SENSOR,
@@ -16,34 +14,7 @@ from firmware.node import (
     regmap_problems,
     rows_problems,
 )
-
-_dirs = [0]
-
-
-def fresh_dir():
-    try:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="sitewatch-node-")
-    except ImportError:
-        _dirs[0] += 1
-        path = "/nodetest" + str(_dirs[0])
-        os.mkdir(path)
-        return path
-
-
-def remove_dir(path):
-    for name in os.listdir(path):
-        os.remove(path + "/" + name)
-    os.rmdir(path)
-
-
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
+from tests.firmware.mp_support import fresh_dir, remove_dir, with_crc
 
 
 def reply(node, request, now_ms):
@@ -264,7 +235,7 @@ def steps(board, clock, count, step_us=200):
 
 
 def test_board_boots_relay_first_and_answers_requests():
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         clock = FakeClock(5000000)
         io = FakeIO(clock)
@@ -291,7 +262,7 @@ def test_board_boots_relay_first_and_answers_requests():
 
 
 def test_board_persists_settings_and_uses_the_stored_baud_rate():
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         clock = FakeClock()
         io = FakeIO(clock)
@@ -315,7 +286,7 @@ def test_board_persists_settings_and_uses_the_stored_baud_rate():
 
 
 def test_board_relay_follows_the_coil_and_times_out():
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         clock = FakeClock()
         io = FakeIO(clock)
@@ -333,7 +304,7 @@ def test_board_relay_follows_the_coil_and_times_out():
 
 
 def test_board_with_missing_driver_keeps_answering_and_reports_absent():
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         clock = FakeClock()
         io = FakeIO(clock, reset=hal.WDT_RESET)
@@ -353,7 +324,7 @@ def test_board_with_missing_driver_keeps_answering_and_reports_absent():
 
 
 def test_board_stops_feeding_the_watchdog_when_nothing_progresses():
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         clock = FakeClock()
         io = FakeIO(clock)
@@ -381,7 +352,7 @@ def test_node_config_helpers():
         pass
     else:
         raise AssertionError("unknown kind accepted")
-    root = fresh_dir()
+    root = fresh_dir("node")
     try:
         messages = []
         assert main.read_node_config(root + "/node.json", messages.append) == {}

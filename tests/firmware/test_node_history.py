@@ -5,46 +5,16 @@
 # MicroPython-compatible (no pytest).
 
 import gc
-import os
 import sys
 
 from firmware import regmap
 from firmware.config_store import ConfigStore
-from firmware.modbus_rtu import crc16
 from firmware.node import Node
+from tests.firmware.mp_support import fresh_dir, remove_dir, with_crc
 
 MICROPYTHON = sys.implementation.name == "micropython"
 KINDS = (regmap.KIND_DUST, regmap.KIND_NOISE, regmap.KIND_TILT, regmap.KIND_WIND)
 UNIT = 7
-
-_dirs = [0]
-
-
-def fresh_dir():
-    try:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="sitewatch-history-")
-    except ImportError:
-        _dirs[0] += 1
-        path = "/histtest" + str(_dirs[0])
-        os.mkdir(path)
-        return path
-
-
-def remove_dir(path):
-    for name in os.listdir(path):
-        os.remove(path + "/" + name)
-    os.rmdir(path)
-
-
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
-
 
 def read_inputs(address, count, unit=UNIT):
     return with_crc(unit, 4, address >> 8, address & 0xFF, count >> 8, count & 0xFF)
@@ -207,7 +177,7 @@ def test_a_read_inside_the_window_and_reads_outside_it():
 
 
 def test_history_seq_is_working_state_not_configuration():
-    root = fresh_dir()
+    root = fresh_dir("hist")
     try:
         node = Node(regmap.KIND_NOISE, CountingSensor(regmap.KIND_NOISE), 0, unit_id=UNIT, store=ConfigStore(root))
         node.store.save(node.bank)

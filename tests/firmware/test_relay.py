@@ -2,19 +2,13 @@
 
 from firmware import regmap
 from firmware.hal import FakePin
-from firmware.modbus_rtu import crc16
 from firmware.node import Node
 from firmware.relay import DEFAULT_MAX_ON_MS, Relay
+from tests.firmware.mp_support import with_crc
 
 MINUTE = 60 * 1000
 
 
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
 
 
 def reply(node, request, now_ms):

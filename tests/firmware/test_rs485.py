@@ -4,17 +4,9 @@
 
 from firmware import regmap
 from firmware.hal import FakeClock, FakePin, FakeUART
-from firmware.modbus_rtu import crc16
 from firmware.node import Node
 from firmware.rs485 import FrameAssembler, Rs485Port, char_us, find_tail_request, t15_us, t35_us
-
-
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
+from tests.firmware.mp_support import with_crc
 
 
 class GoodSensor:

@@ -4,45 +4,15 @@
 # status bits. Only the buses are faked. MicroPython-compatible (no pytest).
 
 import math
-import os
 
 from firmware import adxl355, main, regmap, scl3300, tilt_sensor
 from firmware.config_store import ConfigStore
 from firmware.fakes import FakeIO, FakeSPI, RegisterChip
-from firmware.modbus_rtu import crc16
 from firmware.node import Node
+from tests.firmware.mp_support import fresh_dir, remove_dir, with_crc
 
 OK = regmap.STATUS_OK
 G = 256000  # ADXL355 counts per g at +-2 g
-
-_dirs = [0]
-
-
-def fresh_dir():
-    try:
-        import tempfile
-
-        return tempfile.mkdtemp(prefix="sitewatch-tilt-")
-    except ImportError:
-        _dirs[0] += 1
-        path = "/tilttest" + str(_dirs[0])
-        os.mkdir(path)
-        return path
-
-
-def remove_dir(path):
-    for name in os.listdir(path):
-        os.remove(path + "/" + name)
-    os.rmdir(path)
-
-
-def with_crc(*body):
-    buf = bytearray(body)
-    crc = crc16(buf, len(buf))
-    buf.append(crc & 0xFF)
-    buf.append(crc >> 8)
-    return bytes(buf)
-
 
 # -- ADXL355 --------------------------------------------------------------------------------
 def axis_bytes(v):
@@ -125,7 +95,7 @@ def test_level_and_tilted_attitudes():
 
 
 def test_zero_baseline_over_modbus_is_persisted():
-    root = fresh_dir()
+    root = fresh_dir("tilt")
     try:
         _io, chip, sensor = i2c_tilt()
         node = Node(regmap.KIND_TILT, sensor, 0, unit_id=5, store=ConfigStore(root))

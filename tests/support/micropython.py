@@ -65,6 +65,9 @@ def run_test_module(relative_path: str) -> tuple[str, dict[str, str]]:
     files["/tests/__init__.py"] = ""
     files[f"/{Path(relative_path).parent}/__init__.py"] = ""
     files[f"/{relative_path}"] = path.read_text()
+    # Helper modules shared by the MicroPython-compatible tests travel with them.
+    for helper in sorted(path.parent.glob("mp_*.py")):
+        files[f"/{helper.relative_to(ROOT)}"] = helper.read_text()
     proc = run_micropython(_DRIVER.replace("{module}", module), files)
     if proc.returncode != 0:
         raise AssertionError(f"MicroPython failed to run {relative_path}:\n{proc.stdout}\n{proc.stderr}")
