@@ -316,78 +316,56 @@ def _wind_levels(pick: Callable[[SiteLimits], float]) -> LevelsFunction:
     return levels
 
 
-@ALARMS.register("crane_wind")
-def crane_wind(
-    limits: LimitsResolver,
-    name: str = "crane_wind",
-    channels: Sequence[str] = ("wind_gust_3s",),
-    nodes: Sequence[str] = (),
-) -> list[AlarmDefinition]:
-    """Stop crane installation / dismantling / jacking. Meant for the anemometer at the crane's top: set `nodes`."""
-    return _definition(
-        name,
-        channels,
-        nodes,
-        _wind_levels(lambda s: s.wind.crane_gust),
-        "GB 55034-2022 3.4.7; JGJ 33-2012 4.1.14",
-        "m/s",
+@dataclass(frozen=True)
+class _WindAlarm:
+    """One of the wind alarms: they differ only in limit, default input and source."""
+
+    name: str
+    channel: str  # the default input
+    limit: Callable[[SiteLimits], float]
+    source: str
+    description: str
+    note: str = ""
+
+
+WIND_ALARMS = (
+    _WindAlarm(
+        "crane_wind", "wind_gust_3s", lambda s: s.wind.crane_gust, "GB 55034-2022 3.4.7; JGJ 33-2012 4.1.14",
         "stop crane installation, dismantling and jacking",
-    )
-
-
-@ALARMS.register("lifting_wind")
-def lifting_wind(
-    limits: LimitsResolver,
-    name: str = "lifting_wind",
-    channels: Sequence[str] = ("wind_gust_3s",),
-    nodes: Sequence[str] = (),
-) -> list[AlarmDefinition]:
-    return _definition(
-        name,
-        channels,
-        nodes,
-        _wind_levels(lambda s: s.wind.lifting_gust),
-        "JGJ 33-2012 4.1.15; JGJ 196-2010 4.0.9",
-        "m/s",
+        "Meant for the anemometer at the crane's top: set `nodes`.",
+    ),
+    _WindAlarm(
+        "lifting_wind", "wind_gust_3s", lambda s: s.wind.lifting_gust, "JGJ 33-2012 4.1.15; JGJ 196-2010 4.0.9",
         "stop open-air lifting",
-    )
-
-
-@ALARMS.register("work_at_height_wind")
-def work_at_height_wind(
-    limits: LimitsResolver,
-    name: str = "work_at_height_wind",
-    channels: Sequence[str] = ("wind_2min_speed_mean",),
-    nodes: Sequence[str] = (),
-) -> list[AlarmDefinition]:
-    """Beaufort 6 is defined on a mean wind: the default input is the 2-min mean (a gust channel is stricter)."""
-    return _definition(
-        name,
-        channels,
-        nodes,
-        _wind_levels(lambda s: s.wind.work_at_height),
-        "JGJ 80-2016 3.0.8, Beaufort 6",
-        "m/s",
-        "no work at height or climbing",
-    )
-
-
-@ALARMS.register("placing_boom_wind")
-def placing_boom_wind(
-    limits: LimitsResolver,
-    name: str = "placing_boom_wind",
-    channels: Sequence[str] = ("wind_gust_3s",),
-    nodes: Sequence[str] = (),
-) -> list[AlarmDefinition]:
-    return _definition(
-        name,
-        channels,
-        nodes,
-        _wind_levels(lambda s: s.wind.placing_boom),
-        "JGJ 33-2012 8.10.8",
-        "m/s",
+    ),
+    _WindAlarm(
+        "work_at_height_wind", "wind_2min_speed_mean", lambda s: s.wind.work_at_height,
+        "JGJ 80-2016 3.0.8, Beaufort 6", "no work at height or climbing",
+        "Beaufort 6 is defined on a mean wind: the default input is the 2-min mean (a gust channel is stricter).",
+    ),
+    _WindAlarm(
+        "placing_boom_wind", "wind_gust_3s", lambda s: s.wind.placing_boom, "JGJ 33-2012 8.10.8",
         "concrete placing boom stops",
-    )
+    ),
+)
+
+
+def _register_wind_alarm(spec: _WindAlarm) -> None:
+    def factory(
+        limits: LimitsResolver,
+        name: str = spec.name,
+        channels: Sequence[str] = (spec.channel,),
+        nodes: Sequence[str] = (),
+    ) -> list[AlarmDefinition]:
+        return _definition(name, channels, nodes, _wind_levels(spec.limit), spec.source, "m/s", spec.description)
+
+    factory.__name__ = spec.name
+    factory.__doc__ = f"{spec.description[0].upper()}{spec.description[1:]}. {spec.note}".strip()
+    ALARMS.register(spec.name)(factory)
+
+
+for _spec in WIND_ALARMS:
+    _register_wind_alarm(_spec)
 
 
 def _noise_channel(limits: LimitsResolver, statistic: str) -> tuple[str, ...]:
