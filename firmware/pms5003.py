@@ -26,6 +26,7 @@ from array import array
 
 from firmware import regmap
 from firmware.clock import ticks_diff
+from firmware.frame_parser import HeaderFrameParser
 
 FRAME_LEN = 32
 WORDS = 13
@@ -65,17 +66,7 @@ SLEEP = command(CMD_POWER, 0)
 WAKE = command(CMD_POWER, 1)
 
 
-def _is_header_prefix(buf, start, end):
-    """True when buf[start:end] agrees with the frame header as far as it goes."""
-    k = 0
-    while k < 4 and start + k < end:
-        if buf[start + k] != _HEADER[k]:
-            return False
-        k += 1
-    return True
-
-
-class Pms5003Parser:
+class Pms5003Parser(HeaderFrameParser):
     """Feed it bytes; it keeps the words of the newest valid frame.
 
     Invariant (checked by the property tests):
@@ -83,13 +74,8 @@ class Pms5003Parser:
     """
 
     def __init__(self):
-        self.buf = bytearray(FRAME_LEN)
-        self.pending = 0  # bytes of a possible frame held in buf
+        HeaderFrameParser.__init__(self, FRAME_LEN, _HEADER)
         self.words = array("H", [0] * WORDS)
-        self.frames = 0  # valid frames (wraps only as a Python int does)
-        self.checksum_errors = 0
-        self.skipped = 0  # bytes dropped while looking for a frame
-        self.last_failed = False  # the last complete frame failed its checksum
 
     # Values of the newest frame, in ug/m3.
     @property
@@ -125,36 +111,8 @@ class Pms5003Parser:
             words = self.words
             for i in range(WORDS):
                 words[i] = (buf[4 + 2 * i] << 8) | buf[5 + 2 * i]
-            self.frames += 1
-            self.last_failed = False
-            self.pending = 0
-            return True
-        self.checksum_errors += 1
-        self.last_failed = True
-        self.pending = self._resync(n)
-        return False
-
-    def feed_buffer(self, data, length):
-        """data[0:length] in (e.g. what uart.readinto() gave); frames completed."""
-        done = 0
-        for i in range(length):
-            if self.feed(data[i]):
-                done += 1
-        return done
-
-    def _resync(self, n):
-        # The candidate in buf[0:n] is dead. Keep the earliest later start
-        # that still looks like a header and shift it to the front; the
-        # bytes before it are dropped.
-        buf = self.buf
-        start = 1
-        while start < n and not _is_header_prefix(buf, start, n):
-            start += 1
-        keep = n - start
-        for j in range(keep):
-            buf[j] = buf[start + j]
-        self.skipped += start
-        return keep
+            return self._accept()
+        return self._reject(n)
 
 
 class Pms5003:

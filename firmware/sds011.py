@@ -16,7 +16,10 @@
 # byte that rescans the bytes it holds after a failure, so a real frame that
 # starts inside garbage is still found.
 
+from firmware.frame_parser import HeaderFrameParser
+
 FRAME_LEN = 10
+_HEADER = b"\xaa\xc0"  # the data frame's first two bytes
 
 CMD_REPORTING_MODE = 2  # D1 = 1 (set), D2 = 0 active reporting / 1 query mode
 CMD_QUERY = 4  # ask for one data frame
@@ -67,22 +70,17 @@ SLEEP = sleep_command()
 WORK = work_command()
 
 
-class Sds011Parser:
+class Sds011Parser(HeaderFrameParser):
     """Feed it bytes; it keeps the values of the newest valid frame.
 
     Invariant: bytes fed = FRAME_LEN * frames + skipped + pending.
     """
 
     def __init__(self):
-        self.buf = bytearray(FRAME_LEN)
-        self.pending = 0
+        HeaderFrameParser.__init__(self, FRAME_LEN, _HEADER)
         self.pm25_x10 = 0  # tenths of ug/m3, as on the wire
         self.pm10_x10 = 0
         self.device_id = 0  # ID1 * 256 + ID2, the order command() takes it
-        self.frames = 0
-        self.checksum_errors = 0
-        self.skipped = 0
-        self.last_failed = False
 
     @property
     def pm25(self):
@@ -118,35 +116,8 @@ class Sds011Parser:
             self.pm25_x10 = buf[2] | (buf[3] << 8)
             self.pm10_x10 = buf[4] | (buf[5] << 8)
             self.device_id = (buf[6] << 8) | buf[7]
-            self.frames += 1
-            self.last_failed = False
-            self.pending = 0
-            return True
-        self.checksum_errors += 1
-        self.last_failed = True
-        self.pending = self._resync(n)
-        return False
-
-    def feed_buffer(self, data, length):
-        done = 0
-        for i in range(length):
-            if self.feed(data[i]):
-                done += 1
-        return done
-
-    def _resync(self, n):
-        # Keep the earliest later byte that could start a frame.
-        buf = self.buf
-        start = 1
-        while start < n:
-            if buf[start] == 0xAA and (start + 1 >= n or buf[start + 1] == 0xC0):
-                break
-            start += 1
-        keep = n - start
-        for j in range(keep):
-            buf[j] = buf[start + j]
-        self.skipped += start
-        return keep
+            return self._accept()
+        return self._reject(n)
 
 
 def make_sensor(settings, io):
