@@ -154,9 +154,6 @@ class _FirstCallEpoch:
         return self._source.values(t)
 
 
-# Kept for callers written before the physics models existed: the same signature.
-smooth_sources = physics_source
-
 
 class SimClock:
     """Simulated time: start_time + speed * (monotonic time since creation)."""

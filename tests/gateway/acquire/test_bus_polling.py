@@ -26,7 +26,7 @@ from gateway.model import Quality, Reading
 from gateway.protocols import modbus_rtu_master as rtu
 from simulator.bus import PtyBus, SimNode
 from simulator.sensors import SimulatedSensor
-from simulator.site import BusSpec, NodeSpec, SimClock, Site, smooth_sources
+from simulator.site import BusSpec, NodeSpec, SimClock, Site, physics_source
 
 BAUD = 19200
 
@@ -337,7 +337,7 @@ async def test_rtu_and_tcp_buses_are_polled_concurrently(tmp_path: Path) -> None
     nodes = {}
     for unit, kind in ((7, "dust"), (8, "tilt")):
         code = KIND_BY_NAME[kind]
-        sensor = SimulatedSensor(code, smooth_sources(code, unit, 1), clock.seconds)
+        sensor = SimulatedSensor(code, physics_source(code, unit, 1), clock.seconds)
         nodes[unit] = Node(code, sensor, clock.ms(), unit_id=unit)
     server = await asyncio.start_server(TcpNodes(nodes, clock).serve, "127.0.0.1", 0)
     tcp_port = server.sockets[0].getsockname()[1]
