@@ -28,7 +28,7 @@ what is wrong with a value, or None.
     name = "bus0"
     port = "/dev/ttyUSB0"
     baud = 9600
-    parity = "E"
+    parity = "N"
 
     [[bus.node]]
     name = "dust-1"
