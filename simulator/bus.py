@@ -32,7 +32,9 @@ was writing a reply, or the clock runs many times faster than real time),
 the missed samples are taken at their scheduled moments, oldest first, so
 the sequence of samples and their values depend only on the seed, not on
 how busy the host was; beyond MAX_CATCH_UP samples in one go the bus gives
-up on the backlog and samples now (counted in BusStats.skipped_samples).
+up on the backlog and samples now (counted in BusStats.skipped_samples),
+unless it is lossless (``Site(lossless=True)``): then it takes the rest on
+its next turns, however late.
 
 Faults (simulator/faults.py) come from a :class:`BusFaults` view of the
 run's fault plan, asked at every request and every sample:
@@ -239,6 +241,10 @@ class SimBus:
         self.faults: BusFaults = faults if faults is not None else NoFaults()
         self.speed = speed
         self.stats = BusStats()
+        # Lossless: never give up a backlog; a host that falls behind takes every sample late
+        # (in turns of MAX_CATCH_UP, answering requests between them). Tests that count samples
+        # use it, so a busy CPU makes them slower, never different.
+        self.lossless = False
 
     def start(self) -> str:
         """Start serving; returns what a master opens."""
@@ -283,6 +289,8 @@ class SimBus:
         taken = 0
         while node.sample_due(now_ms):
             if taken == MAX_CATCH_UP:
+                if self.lossless:
+                    break  # the rest on the next turn
                 interval = max(1, int(node.bank.get_holding_raw("sample_interval")))
                 self.stats.skipped_samples += (now_ms - node.next_sample_ms) // interval
                 sim.sample(now_ms)

@@ -279,6 +279,8 @@ class Site:
     skip: start this many simulated seconds into the scenario.
     truth: a JSON Lines file to write the ground truth of every sample to.
     faults: the fault plan (default: the scenario's).
+    lossless: when the host falls behind, take every sample late rather than give up a backlog
+        (what tests that count samples need; see simulator/bus.py).
     """
 
     def __init__(
@@ -292,6 +294,7 @@ class Site:
         skip: float = 0.0,
         truth: Path | str | None = None,
         faults: FaultPlan | None = None,
+        lossless: bool = False,
     ) -> None:
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError(f"speed: {speed!r} must be a positive number")
@@ -313,6 +316,7 @@ class Site:
         self.skip = skip
         self.truth_path = Path(truth) if truth is not None else None
         self.clock = SimClock(scenario.start_epoch + skip, speed)
+        self.lossless = lossless
         self.faults = SiteFaults(faults if faults is not None else scenario.fault_plan(), skip, scenario.seed)
         self.nodes: list[SiteNode] = []
         self.running: list[SimBus] = []
@@ -329,6 +333,12 @@ class Site:
     def epoch_of_ms(self, now_ms: int) -> float:
         """The simulated epoch time of a node tick."""
         return self.clock.start_time + now_ms / 1000
+
+    def sampled_until(self) -> float:
+        """Scenario seconds up to which every running node has taken its samples (a lossless site
+        that fell behind is later than scenario_time())."""
+        due = [sim.node.next_sample_ms for bus in self.running for sim in bus.nodes if sim.booted and not sim.down]
+        return self.skip + (min(due) if due else self.clock.ms()) / 1000
 
     @property
     def finished(self) -> bool:
@@ -356,6 +366,7 @@ class Site:
                 else:
                     link = self.link_dir / bus.name
                     running = PtyBus(bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed)
+                running.lossless = self.lossless
                 self.paths[bus.name] = running.start()
                 self.running.append(running)
         except BaseException:

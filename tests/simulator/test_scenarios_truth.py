@@ -23,6 +23,7 @@ from simulator.site import Site, warm_up
 from simulator.truth import TruthRecord, read_truth
 from tests.simulator.test_bus_timing import RawMaster, read_request
 from tests.simulator.test_site import decode
+from tests.support.waiting import wait_until
 
 KIND = {"dust": regmap.KIND_DUST, "noise": regmap.KIND_NOISE, "tilt": regmap.KIND_TILT, "wind": regmap.KIND_WIND}
 SPRAY = regmap.find(regmap.COILS[regmap.KIND_DUST], "spray_relay")[1]
@@ -70,12 +71,23 @@ async def read(client: Client, unit: int, kind: str) -> dict[str, float]:
 Reads = list[tuple[int, dict[str, float]]]  # (unit id, decoded input registers)
 
 
+def run_for(site: Site, seconds: float) -> float:
+    """The scenario time `seconds` of real time after the start, were the host fast enough."""
+    return site.skip + seconds * site.speed
+
+
+def wait_for_samples(site: Site, until: float) -> None:
+    """Wait until every node has sampled up to scenario time `until` (a lossless site: however late)."""
+    wait_until(lambda: site.sampled_until() >= until, timeout=600)
+
+
 async def poll(site: Site, bus: str, nodes: Sequence[tuple[int, str]], seconds: float) -> Reads:
+    """Read the nodes over and over until the site has sampled `seconds` of real time's worth of scenario."""
     client = await connect(site, bus)
     reads: Reads = []
+    until = run_for(site, seconds)
     try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while site.sampled_until() < until:
             for unit, kind in nodes:
                 reads.append((unit, await read(client, unit, kind)))
     finally:
@@ -144,7 +156,7 @@ def circular_mean(degrees: Sequence[float]) -> float:
 async def test_demo_every_node_is_read_as_its_truth(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     kinds = {1: "dust", 2: "wind", 3: "noise", 4: "tilt"}
-    with Site(load_builtin("demo"), tmp_path / "buses", speed=60, truth=truth) as site:
+    with Site(load_builtin("demo"), tmp_path / "buses", speed=60, lossless=True, truth=truth) as site:
         reads = await poll(site, "bus0", list(kinds.items()), 2.0)
     assert {unit for unit, _ in reads} == set(kinds)
     assert_reads_match_truth(reads, truth, "bus0", kinds)
@@ -152,7 +164,8 @@ async def test_demo_every_node_is_read_as_its_truth(tmp_path: Path) -> None:
 
 async def test_normal_day_work_starts_at_seven_and_the_wifi_anemometers_answer(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    with Site(load_builtin("normal_day"), tmp_path / "buses", speed=600, skip=50 * 60, truth=truth) as site:
+    normal_day = load_builtin("normal_day")
+    with Site(normal_day, tmp_path / "buses", speed=600, lossless=True, skip=50 * 60, truth=truth) as site:
         assert site.paths["tower"].startswith("tcp://127.0.0.1:")
         reads = await poll(site, "tower", [(1, "wind"), (2, "wind")], 2.8)
     assert_reads_match_truth(reads, truth, "tower", {1: "wind", 2: "wind"})
@@ -168,18 +181,18 @@ async def test_dust_episode_pm10_rises_and_falls_once_a_master_switches_the_spra
     truth = tmp_path / "truth.jsonl"
     scenario = load_builtin("dust_episode")
     seen: list[float] = []
-    with Site(scenario, tmp_path / "buses", speed=600, skip=55 * 60, truth=truth) as site:
+    with Site(scenario, tmp_path / "buses", speed=600, lossless=True, skip=55 * 60, truth=truth) as site:
         client = await connect(site, "boundary")
         try:
             switched = None
-            deadline = time.monotonic() + 6.0
-            while time.monotonic() < deadline:
+            until = run_for(site, 6.0)
+            while site.sampled_until() < until:
                 seen.append((await read(client, 1, "dust"))["pm10"])
                 # A spray linkage: the mean of the last five readings above 150 ug/m3.
                 if switched is None and len(seen) >= 5 and sum(seen[-5:]) / 5 > 150.0:
                     assert not (await client.write_coil(SPRAY, True, device_id=1)).isError()
                     switched = site.scenario_time()
-                    deadline = time.monotonic() + 2.5  # 25 simulated minutes more
+                    until = switched + 25 * 60  # 25 simulated minutes more
         finally:
             client.close()
     assert switched is not None, f"PM10 never rose above 150 ug/m3: {seen}"
@@ -201,7 +214,8 @@ async def test_dust_episode_pm10_rises_and_falls_once_a_master_switches_the_spra
 
 async def test_typhoon_mean_wind_reaches_beaufort_8_gusts_above_it_and_the_wind_veers(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    with Site(load_builtin("typhoon"), tmp_path / "buses", speed=4800, skip=6 * 3600, truth=truth) as site:
+    typhoon = load_builtin("typhoon")
+    with Site(typhoon, tmp_path / "buses", speed=4800, lossless=True, skip=6 * 3600, truth=truth) as site:
         reads = await poll(site, "tower", [(1, "wind")], 3.0)  # 06:00 .. 10:00 into the typhoon
     assert_reads_match_truth(reads, truth, "tower", {1: "wind"})
     mast = series(truth, "tower", 1)
@@ -219,8 +233,9 @@ async def test_typhoon_mean_wind_reaches_beaufort_8_gusts_above_it_and_the_wind_
 
 def test_night_work_laeq_is_over_55_after_22(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    with Site(load_builtin("night_work"), tmp_path / "buses", speed=600, skip=2 * 3600 + 50 * 60, truth=truth) as site:
-        time.sleep(3.0)  # 21:50 .. 22:20
+    night = load_builtin("night_work")
+    with Site(night, tmp_path / "buses", speed=600, lossless=True, skip=2 * 3600 + 50 * 60, truth=truth) as site:
+        wait_for_samples(site, run_for(site, 3.0))  # 21:50 .. 22:20
     pump = [r for r in series(truth, "boundary", 1) if local_hour(site, r) >= 22.0]
     assert len(pump) >= 900
     assert leq(r.values["laeq_1s"] for r in pump) > 55.0  # GB 12523-2011 night limit
@@ -229,8 +244,9 @@ def test_night_work_laeq_is_over_55_after_22(tmp_path: Path) -> None:
 
 def test_formwork_pour_slope_crosses_the_prewarning_then_the_alarm(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    with Site(load_builtin("formwork_pour"), tmp_path / "buses", speed=4800, skip=4.25 * 3600, truth=truth):
-        time.sleep(2.5)  # 11:15 .. 14:35
+    with Site(load_builtin("formwork_pour"), tmp_path / "buses", speed=4800, lossless=True, skip=4.25 * 3600,
+              truth=truth) as site:
+        wait_for_samples(site, run_for(site, 2.5))  # 11:15 .. 14:35
     bay_a = series(truth, "formwork", 1)
     slope = [(r.time, math.hypot(r.values["slope_x"], r.values["slope_y"])) for r in bay_a]
     assert len(slope) >= 2000  # 12000 when the host keeps up with 5 nodes at 4800x
