@@ -156,22 +156,64 @@ class _FirstCallEpoch:
 
 
 class SimClock:
-    """Simulated time: start_time + speed * (monotonic time since creation)."""
+    """Simulated time: start_time + speed * (monotonic time since creation), unless held back.
+
+    A gate (``gate``: a function returning the tick, in ms, the clock may not pass, or None) holds
+    simulated time back while something that follows it has not caught up: a test harness uses it
+    so that a gateway on a busy CPU sees the same samples as on an idle one (tests/integration).
+    Held time is not made up afterwards: the clock goes on from where it was held, at its speed, so
+    it never jumps and never runs backwards. ``at`` maps past instants through the same history.
+    """
 
     def __init__(self, start_time: float | None = None, speed: float = 1.0) -> None:
         self.start_time = time.time() if start_time is None else start_time
         self.speed = speed
         self._origin = time.monotonic()
+        self.gate: Callable[[], int | None] | None = None
+        self.held = 0.0  # real seconds the gate held the clock back, in total
+        self._lock = threading.Lock()
+        # Piecewise-linear history, newest last: (monotonic instant, simulated ms, ms per real second).
+        self._segments: list[tuple[float, float, float]] = [(self._origin, 0.0, speed * 1000)]
+
+    def _ms_at(self, monotonic: float) -> float:
+        segments = self._segments
+        for real, sim, rate in reversed(segments):
+            if monotonic >= real:
+                return sim + (monotonic - real) * rate
+        real, sim, rate = segments[0]
+        return sim + (monotonic - real) * rate
+
+    def _now_ms(self) -> float:
+        now = time.monotonic()
+        if self.gate is None:
+            return self._ms_at(now)
+        with self._lock:
+            cap = self.gate()
+            real, sim, rate = self._segments[-1]
+            if rate == 0.0:  # held: go on once the gate lets the clock pass
+                if cap is None or cap > sim:
+                    self.held += now - real
+                    self._segments.append((now, sim, self.speed * 1000))
+                    del self._segments[:-256]
+                return self._ms_at(now)
+            free = sim + (now - real) * rate
+            if cap is not None and free > cap:
+                stop = max(sim, float(cap))
+                crossed = real + (stop - sim) / rate  # when the clock reached the gate
+                self._segments.append((crossed, stop, 0.0))
+                del self._segments[:-256]
+                return stop
+            return free
 
     def seconds(self) -> float:
-        return self.at(time.monotonic())
+        return self.start_time + self._now_ms() / 1000
 
     def at(self, monotonic: float) -> float:
         """The simulated epoch time of a time.monotonic() instant (e.g. when a master's request ended)."""
-        return self.start_time + (monotonic - self._origin) * self.speed
+        return self.start_time + self._ms_at(monotonic) / 1000
 
     def ms(self) -> int:
-        return int((time.monotonic() - self._origin) * self.speed * 1000)
+        return int(self._now_ms())
 
 
 class SiteFaults:
@@ -334,10 +376,15 @@ class Site:
         """The simulated epoch time of a node tick."""
         return self.clock.start_time + now_ms / 1000
 
-    def sampled_until(self) -> float:
-        """Scenario seconds up to which every running node has taken its samples (a lossless site
-        that fell behind is later than scenario_time())."""
-        due = [sim.node.next_sample_ms for bus in self.running for sim in bus.nodes if sim.booted and not sim.down]
+    def sampled_until(self, bus: str | None = None, unit_id: int | None = None) -> float:
+        """Scenario seconds up to which every running node (or the one named) has taken its samples
+        (a lossless site that fell behind is later than scenario_time())."""
+        due = [
+            sim.node.next_sample_ms
+            for running in self.running
+            for sim in running.nodes
+            if sim.booted and not sim.down and bus in (None, running.name) and unit_id in (None, sim.ident)
+        ]
         return self.skip + (min(due) if due else self.clock.ms()) / 1000
 
     @property

@@ -16,7 +16,15 @@ below the 0.1 s a configuration file allows: a test is in a hurry), so that it s
 A sample it misses waits to be fetched from the node's history until the line has free time,
 and a line polled back to back has none for 10 real seconds (gateway/acquire/poller.py), so these
 runs need a host that keeps up; a run that needs the history (a silent node, a reboot) polls at
-an interval that leaves free time. ``processing.late_s`` is in simulated seconds: at these speeds
+an interval that leaves free time.
+
+Simulated time waits for the gateway (``follow_gateway``): the site's clock may not pass a polled node's
+next sample while the gateway has not yet read the present one from a node that answers. On an idle
+host the gate never closes (a back-to-back poll reads a sample long before the next one is due); on a
+busy one, where the bus threads and the gateway get the CPU late, simulated time slows down instead of
+samples going by unread, so a loaded CI machine runs the same scenario, just slower. It never holds
+time for a node that is failing (a dead node, a reboot: those are the backfill's to recover), nor for
+longer than ``MAX_HOLD`` real seconds for one sample. ``processing.late_s`` is in simulated seconds: at these speeds
 a reading can spend many simulated seconds on its way, so the windows of a node wait 30 simulated
 minutes (a few real seconds) for it before the clock alone closes them.
 
@@ -119,11 +127,48 @@ def gateway_toml(site: Site, polled: Sequence[Polled], queue: Path, extra: str, 
             link = ['transport = "tcp"', f'host = "{host}"', f"port = {port}"]
         else:
             link = [f'port = "{path}"', f"baud = {bus.baud}"]
-        lines += ["[[bus]]", f'name = "{bus.name}"', *link, "timeout = 0.2"]
+        lines += ["[[bus]]", f'name = "{bus.name}"', *link, f"timeout = {REPLY_TIMEOUT}"]
         for node in bus.nodes:
             if node.unit_id in units:
                 lines += ["[[bus.node]]", f'name = "{node.name}"', f'kind = "{node.kind}"', f"unit_id = {node.unit_id}"]
     return "\n".join(lines) + "\n"
+
+
+# The simulated nodes share this process (and its GIL) with the gateway: on a busy host a reply can
+# start late. A generous ceiling costs nothing when replies are prompt and keeps a late one from
+# colliding with the next request.
+REPLY_TIMEOUT = 1.0
+MAX_HOLD = 3.0  # real seconds the clock waits for the gateway to read one sample of one node
+
+
+def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
+    """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled."""
+    by_name = {n.name: n for n in site.nodes}
+    watched = [
+        (health, by_name[name].sim)
+        for poller in gateway.pollers
+        for name, health in poller.health.items()
+        if name in by_name
+    ]
+    holding_since: dict[int, float] = {}  # id(health) -> when it began to hold the clock for its current sample
+
+    def gate() -> int | None:
+        cap: int | None = None
+        now = time.monotonic()
+        for health, sim in watched:
+            key = id(health)
+            unread = sim.booted and not sim.down and health.last_sequence < sim.node.seq
+            if not unread or health.consecutive_failures >= 2:
+                holding_since.pop(key, None)
+                continue
+            since = holding_since.setdefault(key, now)
+            if now - since > MAX_HOLD:
+                continue  # the gateway will not read this one live: let the backfill have it
+            tick = int(sim.node.next_sample_ms) - 1
+            cap = tick if cap is None else min(cap, tick)
+        return cap
+
+    return gate
 
 
 def poll_every(config: GatewayConfig, interval: float, max_backoff: float = 0.3) -> GatewayConfig:
@@ -177,7 +222,7 @@ async def run_scenario(
     watch: Callable[[Site], object] | None = None,
     truth: Path | None = None,
     poll_interval: float = 0.0,
-    real_limit: float = 40.0,
+    real_limit: float = 300.0,
 ) -> Run:
     """Run `scenario` from `skip` to `until` (scenario seconds) at `speed` with the gateway polling `polled`.
 
@@ -201,6 +246,7 @@ async def run_scenario(
         clock = Clock(wall=site.clock.seconds, mono=site.clock.seconds, valid=lambda: True)
         # Site.start() made the clock the gateway must follow: look it up now, not before.
         gateway = Gateway(config, clock=clock, link_time=site.clock.at)
+        site.clock.gate = follow_gateway(site, gateway)
         stop = asyncio.Event()
         started = site.scenario_time()
         run = Run(site, gateway, [], started, started)
@@ -225,6 +271,7 @@ async def run_scenario(
             run.ended = site.scenario_time()
             stop.set()
             await asyncio.wait_for(task, 30)
+            site.clock.gate = None
     run.records = reader.read()
     return run
 

@@ -37,7 +37,7 @@ def pour(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     yield asyncio.run(
         run_scenario(
             tmp_path_factory.mktemp("formwork"), "formwork_pour", skip=4.1 * 3600, until=7.5 * 3600, speed=SPEED,
-            polled=BAYS, stop_when=alarm_raised, real_limit=40.0,
+            polled=BAYS, stop_when=alarm_raised,
         )
     )
 
