@@ -297,3 +297,17 @@ def test_bad_settings_are_config_errors() -> None:
         SINKS.create("hj212", "h", {"host": "x", "port": 1, "mn": MN, "rtd_interval": 0})
     with pytest.raises(SinkConfigError, match="mn"):
         SINKS.create("hj212", "h", {"host": "x", "port": 1, "mn": "a;b"})
+
+
+def test_the_configuration_takes_an_hj212_sink() -> None:
+    import tomllib
+
+    from gateway.ops.config import ConfigError, parse_config
+
+    bus = '[[bus]]\nport = "/dev/ttyUSB0"\n[[bus.node]]\nkind = "dust"\nunit_id = 1\n'
+    sink = '[[sink]]\ntype = "hj212"\nhost = "platform.example"\nport = 9212\nmn = "M1"\nreply = true\n'
+    config = parse_config(tomllib.loads(sink + bus), "site.toml")
+    (spec,) = config.sinks
+    assert (spec.type, spec.name, spec.params["port"]) == ("hj212", "hj212", 9212)
+    with pytest.raises(ConfigError, match="rtd_intervall"):
+        parse_config(tomllib.loads(sink + "rtd_intervall = 60\n" + bus), "site.toml")
