@@ -286,23 +286,28 @@ class StreamParser:
         if len(buf) < 6:
             return None
         length_text = bytes(buf[2:6])
+        # After an error the parser resumes one byte on: in "###0101..." the packet starts at the second '#'.
         if not _LENGTH.match(length_text):
-            return self._error(FrameError("bad_length", f"length field {length_text!r} is not 4 digits"), 2)
+            return self._error(FrameError("bad_length", f"length field {length_text!r} is not 4 digits"), 1)
         length = int(length_text)
         if length > MAX_SEGMENT:
-            return self._error(FrameError("too_long", f"length {length} over {MAX_SEGMENT}"), 2)
+            return self._error(FrameError("too_long", f"length {length} over {MAX_SEGMENT}"), 1)
         end = 6 + length + 4 + len(TRAILER)
+        # A data segment holds no CR LF: one before the end the length gives means the length is wrong
+        # (or this was no header), and the packets behind it must not wait for `end` bytes to arrive.
+        if buf.find(TRAILER, 6, end - 2) >= 0:
+            return self._error(FrameError("bad_length", f"CR LF before the end the length {length} gives"), 1)
         if len(buf) < end:
-            # A wrong length only delays: once `end` bytes are in, the CR LF check fails and the
-            # parser resumes two bytes on, so the packets that arrived meanwhile are still found.
             return None
         if bytes(buf[end - 2 : end]) != TRAILER:
-            return self._error(FrameError("bad_length", f"no CR LF where the length {length} puts the end"), 2)
+            return self._error(FrameError("bad_length", f"no CR LF where the length {length} puts the end"), 1)
         data, crc_text = bytes(buf[6 : 6 + length]), bytes(buf[6 + length : end - 2])
         try:
             packet = _checked(data, crc_text)
         except FrameError as error:
-            return self._error(error, end)
+            # Skip the bad packet, but not a header inside it: garbage may have looked like a packet around one.
+            inner = buf.find(HEADER, 1, end)
+            return self._error(error, inner if inner > 0 else end)
         del buf[:end]
         self.packets += 1
         return packet

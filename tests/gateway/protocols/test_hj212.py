@@ -217,3 +217,21 @@ def test_a_big_snapshot_is_split_and_joined() -> None:
     results = [joiner.add(hj212.decode(p.encode())) for p in reversed(parts)]  # out of order
     assert results[:-1] == [None] * (len(parts) - 1)
     assert results[-1] == packet
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(max_size=30) | st.sampled_from([b"#", b"##", b"##0012", b"##0900", b"##00", b"\r\n"]),
+                       st.booleans()), min_size=1, max_size=8),
+    st.integers(min_value=1, max_value=64),
+)
+def test_the_stream_parser_finds_every_packet_between_garbage(pieces: list[tuple[bytes, bool]], chunk: int) -> None:
+    # Garbage (even with '#' next to a packet's '##') never costs a packet that follows it.
+    stream = b"".join(garbage + (STANDARD if packet else b"") for garbage, packet in pieces)
+    parser = hj212.StreamParser()
+    out: list[Packet | FrameError] = []
+    for i in range(0, len(stream), chunk):
+        out += parser.feed(stream[i : i + chunk])
+    found = [p for p in out if isinstance(p, Packet)]
+    assert len(found) == sum(packet for _, packet in pieces)
+    assert all(p.cn == "1062" for p in found)
