@@ -160,6 +160,13 @@ async def test_no_reply_retries_then_fails_and_counts() -> None:
         assert sink.counts["reply_timeouts"] == 3 and sink.counts["reply_failures"] == 1
         await until(lambda: len(p.received) == 3, "three copies of the packet")
         assert len({r.packet.qn for r in p.received}) == 1  # the same packet again, same QN
+        # A failed batch leaves the real-time snapshot as it was: the batch's readings count again next time.
+        readings: list[Record] = [reading("pm10", 80.0, T0), reading("pm10", 81.0, T0 + 31)]
+        with pytest.raises(SinkError):
+            await sink.send(batch(readings))
+        (again,) = sink.uplink.records(readings, T0)
+        assert again.cn == "2011" and again.factors()["a34002"]["Rtd"] == "80.000"
+        assert sink.counts["late_realtime"] == 0
     finally:
         await aclose(sink)
         await p.receiver.close()
