@@ -134,6 +134,7 @@ class Uplink:
         self.clock_offset: float | None = None  # platform time minus ours, from the last 1012
         self._snapshot = _Snapshot()
         self._last_qn_ms = 0
+        self._owners: dict[str, str] = {}  # factor -> the node that gave it last
 
     # -- state that a failed delivery rolls back -----------------------------------------
     def save(self) -> tuple[float | None, dict[str, tuple[float | None, str]] | None]:
@@ -201,6 +202,15 @@ class Uplink:
             self._snapshot = _Snapshot(slot, {})
         values = self._snapshot.values
         assert values is not None
+        owner = self._owners.setdefault(code, reading.node)
+        if owner != reading.node:
+            # Two nodes feeding one factor of one MN: the latest wins, and the operator is told (configure
+            # one sink per monitoring point with `nodes`).
+            if not self.counts["factor_from_two_nodes"]:
+                log.warning("hj212: %s and %s both give %s for MN %s; set `nodes` per sink", owner, reading.node,
+                            code, self.settings.mn)
+            self.counts["factor_from_two_nodes"] += 1
+            self._owners[code] = reading.node
         flag = reading.quality.value
         if reading.value is None and reading.quality is Quality.NORMAL:
             flag = Quality.COMMUNICATION_FAILURE.value  # no value is never "normal"

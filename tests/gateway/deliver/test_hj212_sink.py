@@ -93,6 +93,13 @@ def test_aggregates_become_minute_hour_day_data_and_the_pm_factor_applies() -> N
     assert len({minute.qn, hour.qn, day.qn}) == 3  # distinct QNs: the replies name them
 
 
+def test_two_nodes_giving_one_factor_are_counted() -> None:
+    up = Uplink(Settings(mn=MN))
+    other = Reading("dust-2", "dust", "pm10", 90.0, "ug/m3", Quality.NORMAL, T0 + 1, 1)
+    up.records([reading("pm10", 80.0, T0), other, reading("pm10", 81.0, T0 + 2)], T0)
+    assert up.counts["factor_from_two_nodes"] == 2
+
+
 def test_only_the_configured_nodes_are_sent() -> None:
     up = Uplink(Settings(mn=MN, nodes=frozenset({"dust-2"})))
     up.records([reading("pm10", 80.0, T0)], T0)
