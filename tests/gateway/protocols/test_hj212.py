@@ -17,7 +17,7 @@ SEGMENT = STANDARD[6:-6]
 
 
 def test_the_standards_example_verifies() -> None:
-    assert hj212.crc16(SEGMENT) == 0x1C80
+    assert hj212.crc16(SEGMENT) == hj212.crc16_bitwise(SEGMENT) == 0x1C80
     packet = hj212.decode(STANDARD)
     assert (packet.qn, packet.st, packet.cn, packet.pw, packet.mn, packet.flag) == (
         "20160801085857223", "32", "1062", "100000", "010000A8900016F000169DC0", 5,
@@ -25,6 +25,11 @@ def test_the_standards_example_verifies() -> None:
     assert packet.wants_reply and packet.version == 1
     assert packet.cp_fields() == {"RtdInterval": "30"}
     assert packet.encode() == STANDARD
+
+
+@given(st.binary(max_size=1100))
+def test_the_table_crc_is_the_standards_bitwise_crc(data: bytes) -> None:
+    assert hj212.crc16(data) == hj212.crc16_bitwise(data)
 
 
 def test_the_crc_is_not_modbus() -> None:
