@@ -325,3 +325,32 @@ def test_the_configuration_takes_an_hj212_sink() -> None:
     assert (spec.type, spec.name, spec.params["port"]) == ("hj212", "hj212", 9212)
     with pytest.raises(ConfigError, match="rtd_intervall"):
         parse_config(tomllib.loads(sink + "rtd_intervall = 60\n" + bus), "site.toml")
+
+
+async def test_from_the_durable_queue_through_the_dispatcher_while_the_platform_comes_and_goes(tmp_path: Path) -> None:
+    from gateway.deliver.dispatch import Delivery
+    from gateway.deliver.queue import DurableQueue
+
+    queue = DurableQueue(tmp_path / "queue.db", ["hj212"])
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # the platform is down
+    sink = make_sink(port, reply=True, reply_timeout=20.0)
+    delivery = Delivery(queue, sink, min_backoff=0.01, max_backoff=0.05)
+    queue.append([aggregate("pm10", "mean", "1min", T0 + 60 * i, float(i)) for i in range(3)])
+    try:
+        assert not await delivery.pump()
+        assert queue.pending("hj212") == 3 and delivery.stats.failures == 1
+        p = Platform()
+        await p.receiver.start("127.0.0.1", port)  # the platform is back, same address
+        try:
+            assert await delivery.pump()
+            assert queue.pending("hj212") == 0
+            await until(lambda: len(p.received) == 3, "three minute packets")
+            assert [r.factors["a34002"].value for r in p.received] == [0.0, 1.0, 2.0]
+        finally:
+            await p.receiver.close()
+    finally:
+        await aclose(sink)
+        queue.close()
