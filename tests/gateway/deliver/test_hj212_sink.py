@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.deliver.hj212 import Hj212Sink, aclose
+from gateway.deliver.hj212 import Hj212Sink, aclose, store_history
 from gateway.deliver.hj212_listen import Received, Receiver
 from gateway.deliver.hj212_session import Settings, Uplink
 from gateway.deliver.queue import Batch, Queued
@@ -285,6 +285,8 @@ async def test_history_request_is_answered_from_the_store_with_revisions(platfor
     ]
     store.store_batch(batch(records))
     store.close()
+    latest = store_history(tmp_path / "store.db")("1h", hour, T0)
+    assert [(a.start, a.value) for a in latest] == [(hour, 70.0), (T0, 85.0)]  # one row per window: the last
     sink = await connected_sink(platform, store=str(tmp_path / "store.db"))
     try:
         await platform.receiver.send(request("2061", ("BeginTime", "20240105110000"), ("EndTime", "20240105120000")))
