@@ -92,7 +92,7 @@ class Hj212Sink:
             nodes=frozenset(n.strip() for n in nodes.split(",") if n.strip()),
         )
         try:
-            self.uplink = Uplink(settings, store_history(store) if store else None)
+            self.uplink = Uplink(settings)
         except SettingsError as error:
             raise SinkConfigError(str(error)) from None
         self.name = name
@@ -100,6 +100,7 @@ class Hj212Sink:
         self.reply_timeout, self.retries, self.connect_timeout = reply_timeout, retries, connect_timeout
         self.wall: Callable[[], float] = time.time  # injectable for tests
         self.counts = self.uplink.counts
+        self.history: History | None = store_history(store) if store else None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._receiving: asyncio.Task[None] | None = None
@@ -163,7 +164,13 @@ class Hj212Sink:
         if packet.cn.startswith("9"):
             self.counts["unexpected_replies"] += 1
             return
-        answers = await asyncio.to_thread(self.uplink.handle, packet, self.wall())
+        # The store query runs in a worker thread (it must not stall the bus owners' event loop); the
+        # session itself only ever runs on the loop.
+        rows: list[Aggregate] = []
+        span = self.uplink.history_span(packet)
+        if span is not None and self.history is not None:
+            rows = list(await asyncio.to_thread(self.history, *span))
+        answers = self.uplink.handle(packet, self.wall(), lambda window, begin, end: rows)
         for answer in answers:
             for part in hj212.split(answer):
                 writer.write(part.encode())

@@ -250,8 +250,31 @@ class Uplink:
         return groups
 
     # -- downlink -------------------------------------------------------------------------
-    def handle(self, request: Packet, now: float) -> list[Packet]:
-        """What to write back for a packet from the platform (replies to our uploads are not handled here)."""
+    def history_span(self, request: Packet) -> tuple[str, float, float] | None:
+        """(window, begin, end) of a well-formed history request, else None (``handle`` says what is wrong).
+
+        Lets the I/O side run the store query off the event loop and pass the rows to ``handle``.
+        """
+        if request.cn not in CN_WINDOW:
+            return None
+        try:
+            return (CN_WINDOW[request.cn], *self._span(request))
+        except FrameError:
+            return None
+
+    def _span(self, request: Packet) -> tuple[float, float]:
+        offset = self.settings.utc_offset_s
+        begin = hj212.parse_time(self._field(request, "BeginTime"), offset, "BeginTime")
+        end = hj212.parse_time(self._field(request, "EndTime"), offset, "EndTime")
+        if end < begin:
+            raise FrameError("bad_field", "EndTime is before BeginTime")
+        return begin, end
+
+    def handle(self, request: Packet, now: float, history: History | None = None) -> list[Packet]:
+        """What to write back for a packet from the platform (replies to our uploads are not handled here).
+
+        `history` answers a history request instead of the session's own (rows fetched beforehand).
+        """
         s = self.settings
         self.counts[f"request_{request.cn}"] += 1
         if request.mn != s.mn:
@@ -272,7 +295,7 @@ class Uplink:
                 data = self._packet(hj212.CN_GET_TIME, [(("SystemTime", system_time),)], now, request.qn)
                 return self._done(request, [data])
             if request.cn in CN_WINDOW:
-                return self._history(request, now)
+                return self._history(request, history or self.history)
         except FrameError as error:
             return self._refuse(request, hj212.QN_REJECTED, str(error))
         return self._refuse(request, hj212.QN_BAD_CN, f"CN {request.cn} is not served here")
@@ -311,13 +334,9 @@ class Uplink:
         )
         return self._done(request, [])
 
-    def _history(self, request: Packet, now: float) -> list[Packet]:
-        offset = self.settings.utc_offset_s
-        begin = hj212.parse_time(self._field(request, "BeginTime"), offset, "BeginTime")
-        end = hj212.parse_time(self._field(request, "EndTime"), offset, "EndTime")
-        if end < begin:
-            raise FrameError("bad_field", "EndTime is before BeginTime")
-        found = [a for a in (self.history(CN_WINDOW[request.cn], begin, end) if self.history else ())
+    def _history(self, request: Packet, history: History | None) -> list[Packet]:
+        begin, end = self._span(request)
+        found = [a for a in (history(CN_WINDOW[request.cn], begin, end) if history else ())
                  if self._wanted(a.node) and (a.source, a.statistic) in AGGREGATE_FACTORS]
         by_start: dict[float, list[Aggregate]] = {}
         for agg in found:
