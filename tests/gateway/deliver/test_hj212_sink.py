@@ -356,3 +356,28 @@ async def test_from_the_durable_queue_through_the_dispatcher_while_the_platform_
     finally:
         await aclose(sink)
         queue.close()
+
+
+def test_requests_the_session_refuses_or_answers_without_a_store() -> None:
+    up = Uplink(Settings(mn=MN, rtd_interval=45))
+    now = T0 + 100
+
+    def cp(packets: list[Packet]) -> list[tuple[str, dict[str, str]]]:
+        return [(p.cn, p.cp_fields()) for p in packets]
+
+    assert cp(up.handle(request("1061"), now)) == [("9011", {"QnRtn": "1"}), ("1061", {"RtdInterval": "45"}),
+                                                   ("9012", {"ExeRtn": "1"})]
+    assert cp(up.handle(request("1011"), now)) == [("9011", {"QnRtn": "1"}), ("1011", {"SystemTime": "20240105120140"}),
+                                                   ("9012", {"ExeRtn": "1"})]
+    assert cp(up.handle(request("1072", ("NewPW", "1")), now)) == [("9011", {"QnRtn": "8"})]
+    assert cp(up.handle(request("1062", ("RtdInterval", "60"), mn="OTHER"), now)) == [("9011", {"QnRtn": "4"})]
+    assert cp(up.handle(request("2051", ("BeginTime", "20240105120000")), now)) == [("9011", {"QnRtn": "2"})]
+    assert cp(up.handle(request("2051", ("BeginTime", "20240105120000"), ("EndTime", "20240105110000")), now)) == [
+        ("9011", {"QnRtn": "2"})]
+    assert cp(up.handle(request("2051", ("BeginTime", "20240105110000"), ("EndTime", "20240105120000")), now)) == [
+        ("9011", {"QnRtn": "1"}), ("9012", {"ExeRtn": "100"})]
+    assert up.counts["requests_refused"] == 4 and up.rtd_interval == 45
+    # Without the reply bit, no 9011: only the result.
+    quiet = Packet(cn="1062", mn=MN, st="22", pw="123456", qn="20240105120500123", flag=4,
+                   cp=((("RtdInterval", "120"),),))
+    assert cp(up.handle(quiet, now)) == [("9012", {"ExeRtn": "1"})] and up.rtd_interval == 120
