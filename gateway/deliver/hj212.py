@@ -144,7 +144,14 @@ class Hj212Sink:
                     if isinstance(item, hj212.FrameError):
                         log.warning("hj212 sink %s: from the platform: %s", self.name, item)
                         continue
-                    await self._incoming(item, writer)
+                    try:
+                        await self._incoming(item, writer)
+                    except (ConnectionError, OSError):
+                        raise
+                    except Exception as error:  # a request we fail to answer must not make the sink deaf to replies
+                        self.counts["downlink_errors"] += 1
+                        log.error("hj212 sink %s: CN %s QN %s from the platform: %s", self.name, item.cn, item.qn,
+                                  error, exc_info=True)
         except (ConnectionError, OSError) as error:
             log.warning("hj212 sink %s: connection lost: %s", self.name, error)
         if self._writer is writer:

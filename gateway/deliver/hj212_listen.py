@@ -168,7 +168,11 @@ class Receiver:
                         self._error(peer, error)
                         continue
                     if whole is not None:
-                        self.on_packet(structured(whole, peer))
+                        try:
+                            self.on_packet(structured(whole, peer))
+                        except Exception as error:  # a writer's failure (disk full ...) must not end the connection
+                            self.errors["writer"] += 1
+                            log.error("hj212 listen: %s: packet QN %s not written: %s", peer, whole.qn, error)
                 await writer.drain()
         except (ConnectionError, OSError) as error:
             log.info("hj212 listen: %s: %s", peer, error)

@@ -382,3 +382,40 @@ def test_requests_the_session_refuses_or_answers_without_a_store() -> None:
     quiet = Packet(cn="1062", mn=MN, st="22", pw="123456", qn="20240105120500123", flag=4,
                    cp=((("RtdInterval", "120"),),))
     assert cp(up.handle(quiet, now)) == [("9012", {"ExeRtn": "1"})] and up.rtd_interval == 120
+
+
+async def test_a_failing_writer_is_counted_and_the_receiver_goes_on() -> None:
+    got: list[Received] = []
+
+    def write(received: Received) -> None:
+        if not got and received.cn == "2051":
+            got.append(received)
+            raise OSError("disk full")
+        got.append(received)
+
+    receiver = Receiver(write)
+    _, port = await receiver.start()
+    sink = make_sink(port, reply=True, reply_timeout=20.0)
+    try:
+        await sink.send(batch([aggregate("pm10", "mean", "1min", T0 + 60 * i, float(i)) for i in range(2)]))
+        await until(lambda: len(got) == 2, "both packets")
+        assert receiver.errors["writer"] == 1 and sink.counts["replies"] == 2
+    finally:
+        await aclose(sink)
+        await receiver.close()
+
+
+async def test_a_request_the_session_fails_on_does_not_make_the_sink_deaf(platform: Platform) -> None:
+    sink = await connected_sink(platform, reply=True, reply_timeout=20.0)
+
+    def broken(request: Packet, now: float, history: object = None) -> list[Packet]:
+        raise RuntimeError("bug")
+
+    sink.uplink.handle = broken  # type: ignore[method-assign]
+    try:
+        await platform.receiver.send(request("1061"))
+        await until(lambda: sink.counts["downlink_errors"] == 1, "the failure to be counted")
+        assert await sink.send(batch([aggregate("pm10", "mean", "1min", T0, 1.0)], first=5)) == 1
+        assert sink.counts["replies"] >= 1
+    finally:
+        await aclose(sink)
