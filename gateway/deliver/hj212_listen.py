@@ -162,11 +162,14 @@ class Receiver:
                     if ack is not None:
                         writer.write(ack.encode())
                         self.counts["acknowledged"] += 1
+                    evicted = joiner.evicted
                     try:
                         whole = joiner.add(item)
                     except FrameError as error:
                         self._error(peer, error)
                         continue
+                    if joiner.evicted > evicted:
+                        self._error(peer, FrameError("incomplete", "a split packet's parts never all arrived"))
                     if whole is not None:
                         try:
                             self.on_packet(structured(whole, peer))

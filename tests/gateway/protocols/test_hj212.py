@@ -240,3 +240,12 @@ def test_the_stream_parser_finds_every_packet_between_garbage(pieces: list[tuple
     found = [p for p in out if isinstance(p, Packet)]
     assert len(found) == sum(packet for _, packet in pieces)
     assert all(p.cn == "1062" for p in found)
+
+
+def test_the_reassembler_is_bounded_and_counts_what_it_gives_up() -> None:
+    joiner = hj212.Reassembler(max_pending=2)
+    for i in range(3):
+        assert joiner.add(Packet(cn="2011", mn="M", qn=f"{i:017d}", flag=6, pnum=2, pno=1)) is None
+    assert joiner.pending == 2 and joiner.evicted == 1
+    with pytest.raises(FrameError, match="bad_pno"):
+        joiner.add(Packet(cn="2011", mn="M", qn="1", flag=6, pnum=2, pno=3))
