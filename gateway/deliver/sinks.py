@@ -93,4 +93,5 @@ SINKS = SinkRegistry()
 
 def load_builtin_sinks() -> None:
     """Import the modules whose sinks register themselves."""
+    import gateway.deliver.hj212  # noqa: F401 - imported for its registration
     from gateway.deliver import jsonl, sqlite_store  # noqa: F401 - imported for their registrations

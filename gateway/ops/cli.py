@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_config",
     "gateway.ops.cmd_regmap",
     "gateway.ops.cmd_firmware",
+    "gateway.ops.cmd_hj212",
 )
 
 
