@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sinks import Sink
+from gateway.deliver.sinks import Lane, Sink
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ class Delivery:
         max_backoff: float = 60.0,
         lock: asyncio.Lock | None = None,
         wall: Callable[[], float] = time.time,
+        lane: Lane | None = None,
     ) -> None:
         self.queue = queue
         self.sink = sink
+        self.lane = lane or Lane(sink.name)  # the cursor, and the kinds it reads
         self.batch = batch
         self.interval = interval
         self.min_backoff = min_backoff
@@ -65,7 +67,7 @@ class Delivery:
 
     @property
     def name(self) -> str:
-        return self.sink.name
+        return self.lane.cursor
 
     async def _queue(self, call: Callable[..., T], *args: object) -> T:
         async with self.lock:
@@ -76,7 +78,8 @@ class Delivery:
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            batch = await self._queue(self.queue.read, self.sink.name, self.batch)
+            lane = self.lane
+            batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
             if not batch.items:
                 return True
             try:
@@ -88,7 +91,7 @@ class Delivery:
                 self._failed("delivered nothing")
                 return False
             accepted = min(accepted, len(batch))
-            await self._queue(self.queue.confirm, self.sink.name, batch.items[accepted - 1].id)
+            await self._queue(self.queue.confirm, lane.cursor, batch.items[accepted - 1].id)
             self._succeeded(accepted)
             if accepted < len(batch):
                 continue  # the rest again, from the new cursor
