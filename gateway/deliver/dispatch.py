@@ -73,10 +73,12 @@ class Delivery:
         async with self.lock:
             return await asyncio.to_thread(call, *args)
 
-    async def pump(self, deadline: float | None = None) -> bool:
-        """Deliver until the sink has caught up (True), or it failed or the deadline passed (False)."""
+    async def pump(self, deadline: float | None = None, stop: asyncio.Event | None = None) -> bool:
+        """Deliver until the sink has caught up (True), or it failed, the deadline passed or stop was set (False)."""
         while True:
             if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if stop is not None and stop.is_set():  # a long backlog must not hold up the shutdown
                 return False
             lane = self.lane
             batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
@@ -119,7 +121,7 @@ class Delivery:
         while not stop.is_set():
             self.wake.clear()  # before reading: a wake during the pump is not lost
             started = time.monotonic()
-            if not await self.pump():
+            if not await self.pump(stop=stop):
                 await _wait(stop, self.backoff)
                 continue
             await _wait_either(stop, self.wake)

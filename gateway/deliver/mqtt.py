@@ -139,7 +139,7 @@ class MqttSink:
         password = None
         if self.password_file:
             password = read_credential(self.password_file, f"sink {self.name}: password_file").decode("utf-8")
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             username=self.username or None,
@@ -153,6 +153,8 @@ class MqttSink:
             max_inflight_messages=self.inflight,
             timeout=self.publish_timeout_s,
         )
+        client.pending_calls_threshold = 2 * self.inflight + 10  # aiomqtt warns past it; we bound it ourselves
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected until `stop`: publish the online status, serve commands, reconnect with backoff."""
