@@ -261,3 +261,12 @@ def broker() -> Iterator[Mosquitto]:
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def operator(broker: Mosquitto) -> Iterator[Listener]:
+    """The municipal platform's client, subscribed to everything under sitewatch/."""
+    listener = broker.client(OPERATOR_USER)
+    listener.subscribe(f"{PREFIX}/#")
+    yield listener
+    listener.close()
