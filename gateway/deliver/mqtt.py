@@ -224,6 +224,7 @@ class MqttSink:
         else:
             log.info("command %s: %s %s", command.id, command.name, dict(command.args))
             reply = await execute(command, target, now)
+            verifier.seen.settle(command.id, reply.to_json())
             log.log(logging.INFO if reply.ok else logging.WARNING, "command %s %s: %s", command.id,
                     "applied" if reply.ok else f"failed ({reply.error})", reply.message)
         await client.publish(tree.reply, reply.to_json().encode("utf-8"), qos=1)

@@ -22,7 +22,8 @@ with a code at the first failure:
    several gateways: a command cannot be replayed to a sibling);
 4. ``stale``: ``ts`` farther than ``window_s`` from the gateway's clock;
 5. ``unknown_command`` / ``invalid``: the command and its arguments;
-6. ``replayed``: the id was accepted before. Accepted ids are stored
+6. ``replayed``: the id was accepted before (the reply then carries the
+   first reply as ``result.original``, when there was one). Accepted ids are stored
    durably (``SeenIds``, SQLite beside the queue: command_store.py) for at
    least twice the window, so a replay after a restart is refused too; a
    replay older than that is already ``stale``.
@@ -60,11 +61,12 @@ _SIG = re.compile(r"^[0-9a-f]{64}$")
 class Rejected(Exception):
     """A command the gateway refuses: code (see the module docstring) and a message for the reply."""
 
-    def __init__(self, code: str, message: str, command_id: str | None = None) -> None:
+    def __init__(self, code: str, message: str, command_id: str | None = None, original: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.command_id = command_id
+        self.original = original  # for "replayed": the reply the command got the first time (JSON), if known
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ class SeenIds(Protocol):
     def first_seen(self, command_id: str, now: float) -> float | None:
         """Record `command_id` as accepted at `now`; return when it was first accepted if it already was."""
         ...
+
+    def settle(self, command_id: str, reply: str) -> None:
+        """Keep the reply (JSON) an accepted command got."""
+        ...
+
+    def reply_of(self, command_id: str) -> str | None: ...
 
 
 class CommandTarget(Protocol):
@@ -178,7 +186,7 @@ class CommandVerifier:
         earlier = self.seen.first_seen(command_id, now)
         if earlier is not None:
             raise Rejected("replayed", f"command {command_id} was already received at {earlier:.3f}; "
-                                       "it is not applied again", command_id)
+                                       "it is not applied again", command_id, self.seen.reply_of(command_id))
         return Command(command_id, name, float(ts), args)
 
 
@@ -280,7 +288,8 @@ async def execute(command: Command, target: CommandTarget, now: float) -> Reply:
 
 
 def rejection(error: Rejected, now: float) -> Reply:
-    return Reply(error.command_id, False, error.message, error.code, time=now)
+    result = {"original": json.loads(error.original)} if error.original else {}
+    return Reply(error.command_id, False, error.message, error.code, result=result, time=now)
 
 
 def _text(error: Exception) -> str:

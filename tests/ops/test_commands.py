@@ -18,6 +18,7 @@ from gateway.ops.commands import (
     canonical,
     execute,
     make_command,
+    rejection,
     signature,
 )
 
@@ -111,6 +112,19 @@ def test_a_replay_is_refused_also_after_a_restart(tmp_path: Path) -> None:
     assert code_of(first, payload(spray()), NOW + 1) == "replayed"
     first.seen.close()  # type: ignore[attr-defined]
     assert code_of(verifier(tmp_path), payload(spray()), NOW + 2) == "replayed"
+
+
+async def test_a_replay_carries_the_first_reply(tmp_path: Path) -> None:
+    v, target = verifier(tmp_path), Target()
+    first = await execute(v.verify(payload(spray()), NOW), target, NOW)
+    v.seen.settle("c-1", first.to_json())
+    with pytest.raises(Rejected) as caught:
+        v.verify(payload(spray()), NOW + 5)
+    reply = rejection(caught.value, NOW + 5)
+    assert (reply.ok, reply.error) == (False, "replayed")
+    assert reply.result["original"]["ok"] is True and reply.result["original"]["result"] == {"node": "dust-1",
+                                                                                              "mode": "on"}
+    assert target.calls == [("spray", "dust-1", "on", "command c-1")]
 
 
 def test_rejected_commands_do_not_burn_their_id(tmp_path: Path) -> None:
