@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -151,6 +152,8 @@ class MqttSink:
             will=aiomqtt.Will(tree.status, status_payload(tree, "offline", self.wall(), "connection lost"),
                               qos=1, retain=True),
             max_inflight_messages=self.inflight,
+            # Small QoS 1 messages: without it Nagle holds each one back for the previous PUBACK.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             timeout=self.publish_timeout_s,
         )
         client.pending_calls_threshold = 2 * self.inflight + 10  # aiomqtt warns past it; we bound it ourselves

@@ -137,6 +137,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {self.folder / 'data'}/\n"
             "autosave_interval 1\n"
+            "set_tcp_nodelay true\n"
             f"log_dest file {self.log}\n"
             "log_type all\n"
             f"listener {self.port} {self.host}\n"
