@@ -31,7 +31,6 @@ from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from tests.support.mosquitto import GATEWAY, GATEWAY_USER, PASSWORDS, SITE, Mosquitto
 
-
 INFLIGHT = 50
 
 
