@@ -6,6 +6,8 @@ set -euo pipefail
 needed=(
   "mbpoll:mbpoll"
   "mosquitto:mosquitto"
+  "mosquitto_passwd:mosquitto"
+  "openssl:openssl"
   "influxd:influxdb"
   "victoria-metrics:victoria-metrics"
   "node:nodejs"

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -213,6 +214,15 @@ class BusPoller:
         self._reopen_delay = 0.5
         self._resumed = False
         self._held_gaps: list[tuple[NodeConfig, Lost]] = []
+
+    def set_interval(self, seconds: float, node: str | None = None) -> list[str]:
+        """A new poll interval for one node (or every node of the bus); the names of the nodes changed."""
+        changed = []
+        for n in self._nodes:
+            if node is None or n.config.name == node:
+                n.config = dataclasses.replace(n.config, interval=seconds)
+                changed.append(n.config.name)
+        return changed
 
     @property
     def backfill(self) -> dict[str, BackfillStats]:

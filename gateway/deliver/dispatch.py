@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sinks import Sink
+from gateway.deliver.sinks import Lane, Sink
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ class Delivery:
         max_backoff: float = 60.0,
         lock: asyncio.Lock | None = None,
         wall: Callable[[], float] = time.time,
+        lane: Lane | None = None,
     ) -> None:
         self.queue = queue
         self.sink = sink
+        self.lane = lane or Lane(sink.name)  # the cursor, and the kinds it reads
         self.batch = batch
         self.interval = interval
         self.min_backoff = min_backoff
@@ -65,18 +67,21 @@ class Delivery:
 
     @property
     def name(self) -> str:
-        return self.sink.name
+        return self.lane.cursor
 
     async def _queue(self, call: Callable[..., T], *args: object) -> T:
         async with self.lock:
             return await asyncio.to_thread(call, *args)
 
-    async def pump(self, deadline: float | None = None) -> bool:
-        """Deliver until the sink has caught up (True), or it failed or the deadline passed (False)."""
+    async def pump(self, deadline: float | None = None, stop: asyncio.Event | None = None) -> bool:
+        """Deliver until the sink has caught up (True), or it failed, the deadline passed or stop was set (False)."""
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            batch = await self._queue(self.queue.read, self.sink.name, self.batch)
+            if stop is not None and stop.is_set():  # a long backlog must not hold up the shutdown
+                return False
+            lane = self.lane
+            batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
             if not batch.items:
                 return True
             try:
@@ -88,7 +93,7 @@ class Delivery:
                 self._failed("delivered nothing")
                 return False
             accepted = min(accepted, len(batch))
-            await self._queue(self.queue.confirm, self.sink.name, batch.items[accepted - 1].id)
+            await self._queue(self.queue.confirm, lane.cursor, batch.items[accepted - 1].id)
             self._succeeded(accepted)
             if accepted < len(batch):
                 continue  # the rest again, from the new cursor
@@ -116,7 +121,7 @@ class Delivery:
         while not stop.is_set():
             self.wake.clear()  # before reading: a wake during the pump is not lost
             started = time.monotonic()
-            if not await self.pump():
+            if not await self.pump(stop=stop):
                 await _wait(stop, self.backoff)
                 continue
             await _wait_either(stop, self.wake)

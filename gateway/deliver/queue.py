@@ -284,12 +284,28 @@ class DurableQueue:
             raise KeyError(f"no sink {sink!r} in queue {self.path}")
         return int(row[0])
 
-    def read(self, sink: str, limit: int = 500) -> Batch:
-        """Up to `limit` records after the sink's cursor, oldest first."""
+    def read(
+        self, sink: str, limit: int = 500, kinds: frozenset[str] | None = None, skip: frozenset[str] | None = None
+    ) -> Batch:
+        """Up to `limit` records after the sink's cursor, oldest first.
+
+        kinds / skip: only records of these kinds / not of these (a sink's lane,
+        sinks.Lane). A filtered cursor with nothing of its kinds left moves to
+        the last record, so it never holds back retention.
+        """
         position = self.cursor(sink)
+        where, args = "id > ?", list[object]([position])
+        for members, test in ((kinds, "IN"), (skip, "NOT IN")):
+            if members is not None:
+                where += f" AND kind {test} ({', '.join('?' * len(members))})"
+                args += sorted(members)
         rows = self._db.execute(
-            "SELECT id, kind, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
+            f"SELECT id, kind, body FROM records WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
+        if not rows and (kinds is not None or skip is not None):
+            last = self.last_id()
+            if last > position:
+                self.confirm(sink, last)
         items: list[Queued] = []
         for qid, kind, body in rows:
             try:
@@ -301,7 +317,7 @@ class DurableQueue:
         if rows and not items:
             # Nothing decodable in this stretch: let the sink move past it.
             self.confirm(sink, int(rows[-1][0]))
-            return self.read(sink, limit)
+            return self.read(sink, limit, kinds, skip)
         return Batch(self.queue_id, tuple(items))
 
     def confirm(self, sink: str, upto: int) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.deliver.queue import Batch
@@ -93,5 +94,25 @@ SINKS = SinkRegistry()
 
 def load_builtin_sinks() -> None:
     """Import the modules whose sinks register themselves."""
-    import gateway.deliver.hj212  # noqa: F401 - imported for its registration
-    from gateway.deliver import jsonl, sqlite_store  # noqa: F401 - imported for their registrations
+    from gateway.deliver import hj212, jsonl, mqtt, sqlite_store  # noqa: F401 - imported for their registrations
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One cursor of a sink in the queue, and the record kinds it reads (None: all; skip: all but these).
+
+    Most sinks have one lane, named after the sink. A sink may declare
+    ``lanes`` to get several, each delivered by its own task: the MQTT sink
+    reads alarm events on a lane of their own, so an alarm is published at
+    once, not behind a backlog of readings. Each lane is a cursor in the queue,
+    so this survives restarts like any cursor.
+    """
+
+    cursor: str
+    kinds: frozenset[str] | None = None
+    skip: frozenset[str] | None = None
+
+
+def lanes_of(sink: Sink) -> tuple[Lane, ...]:
+    lanes: tuple[Lane, ...] | None = getattr(sink, "lanes", None)
+    return lanes if lanes else (Lane(sink.name),)

@@ -45,7 +45,7 @@ from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import DurableQueue
 from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
-from gateway.deliver.sinks import SINKS, Sink, load_builtin_sinks
+from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
@@ -286,21 +286,22 @@ class Gateway:
         self.clock = clock or Clock(valid=ClockValidity(require_sync=require))
         self.pipeline = config.build_pipeline()
         specs = config.all_sinks()
+        self.sinks: list[Sink] = [SINKS.create(spec.type, spec.name, spec.params) for spec in specs]
         self.queue = DurableQueue(
             config.queue_path,
-            [spec.name for spec in specs],
+            [lane.cursor for sink in self.sinks for lane in lanes_of(sink)],
             memory_limit=config.queue.memory_limit,
             check_on_open=config.queue.check_on_open,
             wall=self.clock.wall,
         )
         self._last_queued = self.queue.last_added()
         self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
-        self.sinks: list[Sink] = [SINKS.create(spec.type, spec.name, spec.params) for spec in specs]
         q = config.queue
         self.deliveries = [
             Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
-                     lock=self._lock, wall=self.clock.wall)
+                     lock=self._lock, wall=self.clock.wall, lane=lane)
             for sink in self.sinks
+            for lane in lanes_of(sink)
         ]
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
@@ -324,6 +325,10 @@ class Gateway:
         self.counts: dict[str, int] = {}
         self.stage_errors = 0
         self._last_stage_error = ""
+        for sink in self.sinks:  # sinks that need the service (the MQTT sink's commands, site, clock)
+            attach = getattr(sink, "attach", None)
+            if attach is not None:
+                attach(self)
 
     # -- records -------------------------------------------------------------------------
     def _deliver(self, readings: list[Reading]) -> None:
@@ -433,8 +438,48 @@ class Gateway:
             out.append(await self.actuator.apply(command))
         return out
 
+    # -- downlink commands (gateway/ops/commands.py: CommandTarget) ------------------------
+    async def command_spray(self, node: str, mode: str, who: str) -> dict[str, Any]:
+        actuations = await self.set_spray_mode(node, mode, who)
+        return {"node": node, "mode": mode, "writes": [a.result for a in actuations]}
+
+    def command_threshold(self, setting: str, value: float, node: str | None) -> dict[str, Any]:
+        """Change one [limits] setting of the running alarms (site-wide, or one node's); not saved to the config."""
+        alarms = self.pipeline.alarms
+        if alarms is None:
+            raise LookupError("no alarms are configured")
+        if node is not None and node not in self.config.nodes():
+            raise LookupError(f"no node {node!r} is configured")
+        before = alarms.limits.for_node(node) if node is not None else alarms.limits.site
+        alarms.limits = alarms.limits.changed(setting, value, node)
+        old = before
+        for part in setting.split("."):
+            old = getattr(old, part)
+        log.warning("limits: %s%s changed from %s to %g by a command", setting, f" of {node}" if node else "", old,
+                    value)
+        return {"setting": setting, "node": node, "old": old, "new": value}
+
+    def command_poll_interval(self, seconds: float, node: str | None, bus: str | None) -> dict[str, Any]:
+        changed: list[str] = []
+        for poller in self.pollers:
+            if bus is not None and poller.bus.name != bus:
+                continue
+            changed += poller.set_interval(seconds, node)
+        if not changed:
+            raise LookupError(f"no node {node!r} is configured" if node else f"no bus {bus!r} is configured")
+        log.warning("poll interval of %s set to %g s by a command", ", ".join(changed), seconds)
+        return {"seconds": seconds, "nodes": changed}
+
+    def command_time_sync(self, sent: float) -> dict[str, Any]:
+        """The gateway's clock against the command's: the gateway never sets the system clock (NTP does)."""
+        now = self.clock.wall()
+        return {"gateway_time": now, "command_time": sent, "offset_s": now - sent, "clock_valid": self.clock.valid()}
+
     # -- running -------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        # Sinks with a connection of their own (MQTT) keep it until the shutdown's flush is over.
+        sinks_stop = asyncio.Event()
+        sink_tasks = [asyncio.create_task(sink.run(sinks_stop)) for sink in self.sinks if hasattr(sink, "run")]
         try:
             async with asyncio.TaskGroup() as group:
                 for poller in self.pollers:
@@ -446,6 +491,9 @@ class Gateway:
                     group.create_task(delivery.run(stop))
             await self._shutdown()
         finally:
+            sinks_stop.set()
+            if sink_tasks:
+                await asyncio.wait(sink_tasks, timeout=10.0)
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()

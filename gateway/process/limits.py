@@ -451,6 +451,21 @@ class LimitsResolver:
         site = override(SiteLimits(), site_table or {})
         return cls(site, node_tables)
 
+    def changed(self, setting: str, value: object, node: str | None = None) -> LimitsResolver:
+        """A resolver with one setting ("wind.crane_gust") changed, site-wide or for one node (checked)."""
+        *tables, key = setting.split(".")
+        table: dict[str, object] = {key: value}
+        for name in reversed(tables):
+            table = {name: table}
+        nodes = dict(self._node_tables)
+        if node is None:
+            resolver = LimitsResolver(override(self.site, table), nodes)
+        else:
+            override(self.for_node(node), table)  # the error names the setting if it is wrong
+            nodes[node] = _merge(nodes.get(node, {}), table)
+            resolver = LimitsResolver(self.site, nodes)
+        return resolver
+
     def for_node(self, node: str) -> SiteLimits:
         limits = self._cache.get(node)
         if limits is None:
@@ -458,3 +473,14 @@ class LimitsResolver:
             limits = self.site if table is None else override(self.site, table)
             self._cache[node] = limits
         return limits
+
+
+def _merge(base: Mapping[str, object], extra: Mapping[str, object]) -> dict[str, object]:
+    out = dict(base)
+    for key, value in extra.items():
+        current = out.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            out[key] = _merge(current, value)
+        else:
+            out[key] = value
+    return out

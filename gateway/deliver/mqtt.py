@@ -1,0 +1,266 @@
+"""The MQTT uplink to the municipal construction safety system, and its downlink commands.
+
+Registered as sink ``mqtt``. One connection (aiomqtt) per sink, kept by
+``run`` (the service starts it; it reconnects with backoff) and shared by
+the sink's two lanes (sinks.Lane): alarm events on ``<name>.alarms``, every
+other record on ``<name>``; each lane is a cursor in the queue, so an alarm
+is published at once even behind a backlog of readings, and after a restart
+too.
+
+* QoS 1 throughout. ``send`` returns how many records, from the front, the
+  broker acknowledged (PUBACK), so the queue's cursor moves only past
+  acknowledged records; whatever was in flight when the connection dropped
+  is sent again (same message id: docs/mqtt.md).
+* TLS (``ca_file``; ``cert_file``/``key_file`` for a client certificate).
+* ``username`` with ``password_file``: a credential file (also looked up in
+  ``$CREDENTIALS_DIRECTORY``, for systemd's ``LoadCredential=``), read at
+  each connection, never logged.
+* A persistent session (``clean_session`` false, a fixed client id): the
+  command subscription, and commands sent while the gateway was away,
+  survive a disconnection.
+* Retained status: ``online`` when connected, ``offline`` as the last will
+  (connection lost) and when the gateway stops.
+* Commands on ``<base>/cmd`` (only when ``command_key_file`` is set): checked
+  by gateway/ops/commands.py, applied to the service, answered on
+  ``<base>/cmd/reply``, logged (without secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from gateway.deliver.credentials import read_credential
+from gateway.deliver.mqtt_topics import TopicTree, status_payload
+from gateway.deliver.queue import Batch, Queued
+from gateway.deliver.sinks import SINKS, Lane, SinkError
+from gateway.ops.command_store import SqliteSeenIds
+from gateway.ops.commands import CommandTarget, CommandVerifier, Rejected, execute, rejection
+
+log = logging.getLogger(__name__)
+
+ALARM_KINDS = frozenset({"alarm"})
+
+
+@SINKS.register("mqtt")
+class MqttSink:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        gateway: str,
+        site: str = "",
+        port: int = 8883,
+        topic_prefix: str = "sitewatch",
+        client_id: str = "",
+        tls: bool = True,
+        ca_file: str = "",
+        cert_file: str = "",
+        key_file: str = "",
+        username: str = "",
+        password_file: str = "",
+        command_key_file: str = "",
+        command_window_s: float = 300.0,
+        keepalive: int = 30,
+        inflight: int = 50,
+        publish_timeout_s: float = 30.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.gateway = gateway
+        self.site = site
+        self.topic_prefix = topic_prefix
+        self.client_id = client_id
+        self.tls = tls
+        self.ca_file = ca_file
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.username = username
+        self.password_file = password_file
+        self.command_key_file = command_key_file
+        self.command_window_s = command_window_s
+        self.keepalive = keepalive
+        self.inflight = max(1, inflight)
+        self.publish_timeout_s = publish_timeout_s
+        self.max_backoff_s = max_backoff_s
+        self.lanes = (Lane(f"{name}.alarms", kinds=ALARM_KINDS), Lane(name, skip=ALARM_KINDS))
+        self.wall: Callable[[], float] = time.time
+        self.tree: TopicTree | None = TopicTree(topic_prefix, site, gateway) if site else None
+        self.commands: tuple[CommandVerifier, CommandTarget] | None = None
+        self.published = 0
+        self.connections = 0
+        self.replies = 0
+        self.last_error = ""
+        self._client: aiomqtt.Client | None = None
+        self._ready = asyncio.Event()
+
+    # -- wiring ----------------------------------------------------------------------
+    def attach(self, service: Any) -> None:
+        """Called by the Gateway: the site's name (unless set), the clock, and the command target."""
+        if not self.site:
+            self.site = service.config.site.name
+        self.tree = TopicTree(self.topic_prefix, self.site, self.gateway)
+        self.wall = service.clock.wall
+        if self.command_key_file:
+            queue_path = Path(service.queue.path)
+            self.serve_commands(service, queue_path.with_name(f"{queue_path.stem}-{self.name}-commands.sqlite3"))
+
+    def serve_commands(self, target: CommandTarget, seen_path: Path) -> None:
+        key = read_credential(self.command_key_file, f"sink {self.name}: command_key_file")
+        seen = SqliteSeenIds(seen_path, 2 * self.command_window_s)
+        assert self.tree is not None, "the site is needed first (attach, or the site parameter)"
+        self.commands = (CommandVerifier(key, self.tree.site, self.tree.gateway, seen, self.command_window_s), target)
+
+    def _topics(self) -> TopicTree:
+        if self.tree is None:
+            raise SinkError(f"sink {self.name}: no site name (set `site`, or run it inside the gateway)")
+        return self.tree
+
+    # -- the connection --------------------------------------------------------------
+    def _tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file or None)
+        return context
+
+    def _client_for(self, tree: TopicTree) -> aiomqtt.Client:
+        password = None
+        if self.password_file:
+            password = read_credential(self.password_file, f"sink {self.name}: password_file").decode("utf-8")
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self.username or None,
+            password=password,
+            identifier=self.client_id or f"sitewatch-{tree.site}-{tree.gateway}",
+            clean_session=False,
+            keepalive=self.keepalive,
+            tls_context=self._tls_context(),
+            will=aiomqtt.Will(tree.status, status_payload(tree, "offline", self.wall(), "connection lost"),
+                              qos=1, retain=True),
+            max_inflight_messages=self.inflight,
+            # Small QoS 1 messages: without it Nagle holds each one back for the previous PUBACK.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            timeout=self.publish_timeout_s,
+        )
+        client.pending_calls_threshold = 2 * self.inflight + 10  # aiomqtt warns past it; we bound it ourselves
+        return client
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until `stop`: publish the online status, serve commands, reconnect with backoff."""
+        tree = self._topics()
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                async with self._client_for(tree) as client:
+                    await client.publish(tree.status, status_payload(tree, "online", self.wall(), "connected"),
+                                         qos=1, retain=True)
+                    if self.commands is not None:
+                        await client.subscribe(tree.command, qos=1)
+                    self.connections += 1
+                    if self.last_error:
+                        log.info("sink %s: connected to %s:%d again", self.name, self.host, self.port)
+                    self.last_error = ""
+                    backoff = 1.0
+                    self._client = client
+                    self._ready.set()
+                    if await self._serve(client, stop):
+                        self._ready.clear()
+                        self._client = None
+                        await client.publish(tree.status, status_payload(tree, "offline", self.wall(), "stopped"),
+                                             qos=1, retain=True)
+                        return
+            except (aiomqtt.MqttError, OSError, ssl.SSLError) as error:
+                self._lost(f"{type(error).__name__}: {error}")
+            finally:
+                self._ready.clear()
+                self._client = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _lost(self, error: str) -> None:
+        if error != self.last_error:  # once per distinct error, not once per retry
+            log.warning("sink %s: no connection to %s:%d: %s", self.name, self.host, self.port, error)
+        self.last_error = error
+
+    async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> bool:
+        """Handle commands until stop (True) or the connection drops (raises MqttError)."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            messages = aiter(client.messages)
+            while True:
+                incoming = asyncio.ensure_future(anext(messages))
+                done, _ = await asyncio.wait({incoming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if incoming not in done:
+                    incoming.cancel()
+                    return True
+                await self._command(client, incoming.result())
+        finally:
+            stopping.cancel()
+
+    async def _command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        tree = self._topics()
+        if self.commands is None or str(message.topic) != tree.command:
+            return  # not subscribed to anything else
+        verifier, target = self.commands
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        now = self.wall()
+        try:
+            command = verifier.verify(payload, now)
+        except Rejected as error:
+            reply = rejection(error, now)
+            log.warning("command %s refused: %s: %s", error.command_id or "(no id)", error.code, error.message)
+        else:
+            log.info("command %s: %s %s", command.id, command.name, dict(command.args))
+            reply = await execute(command, target, now)
+            verifier.seen.settle(command.id, reply.to_json())
+            log.log(logging.INFO if reply.ok else logging.WARNING, "command %s %s: %s", command.id,
+                    "applied" if reply.ok else f"failed ({reply.error})", reply.message)
+        await client.publish(tree.reply, reply.to_json().encode("utf-8"), qos=1)
+        self.replies += 1
+
+    # -- delivering ------------------------------------------------------------------
+    async def send(self, batch: Batch) -> int:
+        tree = self._topics()
+        client = self._client
+        if client is None:
+            raise SinkError(f"not connected to {self.host}:{self.port}" + (f" ({self.last_error})"
+                                                                           if self.last_error else ""))
+        delivered = 0
+        for start in range(0, len(batch.items), self.inflight):
+            chunk = batch.items[start : start + self.inflight]
+            results = await asyncio.gather(*(self._publish(client, tree, item) for item in chunk),
+                                           return_exceptions=True)
+            for result in results:  # acknowledged from the front only: the cursor never skips a record
+                if isinstance(result, BaseException):
+                    if delivered:
+                        return delivered
+                    raise SinkError(f"publish failed: {type(result).__name__}: {result}")
+                delivered += 1
+                self.published += 1
+        return delivered
+
+    async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:
+        topic = tree.topic(item.record)
+        assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
+        await client.publish(topic, tree.payload(item.record), qos=1, timeout=self.publish_timeout_s)
+
+    def close(self) -> None:
+        if self.commands is not None:
+            seen = self.commands[0].seen
+            if isinstance(seen, SqliteSeenIds):
+                seen.close()

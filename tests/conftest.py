@@ -1,0 +1,3 @@
+"""Shared pytest plugins: service fixtures the tests start themselves."""
+
+pytest_plugins = ["tests.support.mosquitto"]
