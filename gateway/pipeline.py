@@ -341,7 +341,7 @@ class AggregateStage(Stage):
                 aggregator.replay(reading)
         out: list[Record] = []
         for aggregator in self.windowed:
-            out.extend(aggregator.finish_replay(now))
+            out.extend(aggregator.finish_replay(now - self.late_s))  # what tick(now) would close
         return out
 
     def _log_dropped(self, now: float) -> None:
