@@ -345,18 +345,25 @@ class AggregateStage(Stage):
         return out
 
     def _log_dropped(self, now: float) -> None:
+        """Say which nodes' readings revised windows (info) or were too old for that (warning), once a minute."""
         if now - self._dropped_log_at < DROP_LOG_INTERVAL_S:
             return
-        dropped = self.counts()["dropped"]
-        news = {node: n - self._dropped_logged.get(node, 0) for node, n in dropped.items()}
-        news = {node: n for node, n in news.items() if n > 0}
+        counts = self.counts()
+        news = {
+            (what, node): n - self._dropped_logged.get(f"{what}:{node}", 0)
+            for what in ("late", "dropped") for node, n in counts[what].items()
+        }
+        news = {key: n for key, n in news.items() if n > 0}
         if not news:
             return
         self._dropped_log_at = now
-        self._dropped_logged = dropped
-        for node, n in news.items():
-            log.warning("%s: %d readings older than the revision horizon dropped from aggregation (%d in all)",
-                        node, n, dropped[node])
+        self._dropped_logged = {f"{what}:{node}": n for what in ("late", "dropped") for node, n in counts[what].items()}
+        for (what, node), n in sorted(news.items()):
+            if what == "dropped":
+                log.warning("%s: %d readings older than the revision horizon dropped from aggregation (%d in all)",
+                            node, n, counts[what][node])
+            else:
+                log.info("%s: %d late readings revised closed windows (%d in all)", node, n, counts[what][node])
 
 
 class AlarmStage(Stage):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from firmware import node as firmware_node
-from gateway.model import Reading
+from gateway.model import Quality, Reading
 from gateway.pipeline import AggregateStage, build_pipeline
 from gateway.process.aggregate import Aggregate
 from gateway.process.limits import (
@@ -82,7 +86,7 @@ def test_the_stage_emits_revisions_after_the_batch_and_alarms_ignore_them() -> N
     stage = pipeline.aggregation
     assert isinstance(stage, AggregateStage)
     assert all(a.revision_horizon_s == 900.0 for a in stage.windowed)
-    live = [Reading("d", "dust", "pm10", 10.0, "ug/m3", reading("x", 0, 0).quality, local(9, 0, s), s)
+    live = [Reading("d", "dust", "pm10", 10.0, "ug/m3", Quality.NORMAL, local(9, 0, s), s)
             for s in range(30)]
     pipeline.feed(live, local(9, 0, 30))
     pipeline.tick(local(9, 1, 10))  # closes the minute with 30 of 60
@@ -92,3 +96,22 @@ def test_the_stage_emits_revisions_after_the_batch_and_alarms_ignore_them() -> N
     assert [(a.count, a.valid, a.revision) for a in revisions] == [(60, True, 1)]
     assert out[: len(backfill)] == backfill  # the readings first, the revisions after the batch
     assert pipeline.window_counts() == {"late": {"d": 30}, "dropped": {}}
+
+
+def test_dropped_readings_are_logged_per_node_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    pipeline = build_pipeline(LimitsResolver(), processors=(), alarms=[], revision_horizon_s=60.0)
+
+    def pm10(t: float) -> Reading:
+        return Reading("d", "dust", "pm10", 10.0, "ug/m3", Quality.NORMAL, t, 0)
+
+    pipeline.feed([pm10(local(9, 0)), pm10(local(9, 5))], local(9, 5))
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline"):
+        pipeline.feed([pm10(local(9, 0, 30))], local(9, 5, 1))  # 4.5 min old: too old
+        pipeline.feed([pm10(local(9, 0, 31))], local(9, 5, 2))  # within the minute: counted, not logged
+        pipeline.feed([pm10(local(9, 0, 32))], local(9, 6, 2))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "d: 1 readings older than the revision horizon dropped from aggregation (1 in all)",
+        "d: 2 readings older than the revision horizon dropped from aggregation (3 in all)",
+    ]
+    assert pipeline.window_counts() == {"late": {}, "dropped": {"d": 3}}
