@@ -442,7 +442,7 @@ class Pipeline:
         """At shutdown: what the stages still hold that must not be lost (open outages).
 
         Open aggregation windows are not emitted: a partial window would pass
-        for a whole one.
+        for a whole one. The next start rebuilds them from the queue (`restore`).
         """
         out: list[Record] = []
         for i, stage in enumerate(self.stages):
