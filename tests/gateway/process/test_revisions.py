@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware import node as firmware_node
 from gateway.model import Quality, Reading
@@ -115,3 +117,39 @@ def test_dropped_readings_are_logged_per_node_at_most_once_a_minute(caplog: pyte
         "d: 2 readings older than the revision horizon dropped from aggregation (3 in all)",
     ]
     assert pipeline.window_counts() == {"late": {}, "dropped": {"d": 3}}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=500.0, allow_nan=False), min_size=240, max_size=240),
+    st.lists(st.integers(min_value=0, max_value=120), min_size=240, max_size=240),
+    st.integers(min_value=1, max_value=30),
+)
+def test_the_highest_revisions_equal_the_windows_of_samples_in_order(
+    values: list[float], delays: list[int], batch: int
+) -> None:
+    """Whatever the order samples arrive in (within the horizon), the last revision of each window is right."""
+    samples = [reading("pm10", v, local(9, 0, i), unit="ug/m3") for i, v in enumerate(values)]
+    in_order = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min", "2min"))
+    truth = {(a.channel, a.start): a for r in samples for a in in_order.feed(r)}
+    truth.update({(a.channel, a.start): a for a in in_order.advance(local(10))})
+
+    shuffled = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min", "2min"))
+    arrival = [r for _, _, r in sorted((i + d, i, r) for i, (r, d) in enumerate(zip(samples, delays, strict=True)))]
+    latest: dict[tuple[str, float], Aggregate] = {}
+    emitted: list[Aggregate] = []
+    for k in range(0, len(arrival), batch):
+        for r in arrival[k : k + batch]:
+            emitted += shuffled.feed(r)
+        emitted += shuffled.flush()
+    emitted += shuffled.advance(local(10))
+    for a in emitted:
+        key = (a.channel, a.start)
+        assert key not in latest or a.revision == latest[key].revision + 1  # revisions count up one by one
+        latest[key] = a
+    assert latest.keys() == truth.keys()
+    for key, a in latest.items():
+        t = truth[key]
+        assert (a.count, a.expected, a.valid, a.quality, a.end) == (t.count, t.expected, t.valid, t.quality, t.end)
+        assert a.value == pytest.approx(t.value, rel=1e-12, abs=1e-9)
+    assert shuffled.dropped == 0
