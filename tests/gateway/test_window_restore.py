@@ -138,3 +138,19 @@ def test_revisions_go_on_counting_across_a_restart(tmp_path: Path) -> None:
     assert (mean.count, mean.valid, mean.revision) == (60, True, 2)
     assert mean.value == sum(r.value or 0.0 for r in pm10) / 60
     queue.close()
+
+
+def test_a_body_that_does_not_decode_is_counted_and_skipped_by_the_replay(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["s"])
+    queue.append(sample(0))
+    queue._db.execute(  # a reading written by a newer, or broken, gateway
+        "INSERT INTO records (kind, node, ts, added, body) VALUES ('reading', ?, ?, 0, '{\"node\": 1}')", (NODE, T0 + 1)
+    )
+    queue.append(sample(2))
+    replay = QueueReplay(queue.path)
+    try:
+        assert [r.sequence for r in replay.readings_since(T0)] == [1, 1, 3, 3]
+        assert (replay.readings, replay.undecodable) == (4, 1)
+    finally:
+        replay.close()
+        queue.close()
