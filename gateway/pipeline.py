@@ -22,7 +22,9 @@ passes on every record it does not handle:
    each reading is followed by the aggregates of the windows it closed.
    ``tick(now)`` closes windows a silent node leaves open, ``late_s``
    seconds after their end (a reading polled just after a boundary still
-   counts).
+   counts). A reading for a window already closed (backfilled) revises it:
+   the window is emitted again with a higher ``revision`` after the batch
+   (docs/revisions.md); the alarm and spray stages act on first emissions only.
 5. ``AlarmStage``: the configured alarm definitions watch readings and
    aggregates; each is followed by the alarm events it caused.
 6. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
@@ -56,7 +58,9 @@ hands them to ``NodeStatusStage.note`` for each polled sample:
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
+import math
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -66,11 +70,13 @@ from firmware import regmap
 from gateway.deliver.records import Outage, Record
 from gateway.model import Quality, Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
-from gateway.process.aggregate import Aggregate
+from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator
 from gateway.process.alarms import AlarmDefinition, AlarmSet
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
+
+log = logging.getLogger(__name__)
 
 HUMID_FLAG_CHANNEL = "pm_humid"  # the humidity processor's default flag channel
 STATUS_MEMORY = 16_384  # samples whose status is remembered until their readings arrive
@@ -96,6 +102,7 @@ class StageSpec:
 DEFAULT_PROCESSORS = (StageSpec("range"), StageSpec("hampel"), StageSpec("stuck"), StageSpec("humidity"))
 DEFAULT_AGGREGATORS = (StageSpec("pm"), StageSpec("noise"), StageSpec("wind"), StageSpec("tilt"))
 DEFAULT_LATE_S = 5.0
+DROP_LOG_INTERVAL_S = 60.0  # readings too old to revise a window: one log line per this long at most
 DEFAULT_SPRAY_CHANNEL = "pm10_15min_mean"
 
 
@@ -269,19 +276,39 @@ class NodeStatusStage(Stage):
 
 
 class AggregateStage(Stage):
-    def __init__(self, aggregators: Sequence[Aggregator], late_s: float = DEFAULT_LATE_S) -> None:
+    """The aggregators; late readings revise their closed windows (docs/revisions.md).
+
+    The revisions a batch causes follow the batch, one per window however
+    many late readings it held. Readings too old to revise their window are
+    counted per node and logged at most once per DROP_LOG_INTERVAL_S.
+    """
+
+    def __init__(
+        self, aggregators: Sequence[Aggregator], late_s: float = DEFAULT_LATE_S, revision_horizon_s: float = 0.0
+    ) -> None:
         self.aggregators = tuple(aggregators)
         self.late_s = late_s
+        self.windowed = tuple(a for a in self.aggregators if isinstance(a, WindowedAggregator))
+        for aggregator in self.windowed:
+            aggregator.revision_horizon_s = revision_horizon_s
+        self._dropped_logged: dict[str, int] = {}
+        self._dropped_log_at = -math.inf
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
+        fed = False
         for r in records:
             out.append(r)
             if type(r) is Reading:
+                fed = True
                 for aggregator in self.aggregators:
                     made = aggregator.feed(r)
                     if made:
                         out.extend(made)
+        if fed:
+            for windowed in self.windowed:
+                out.extend(windowed.flush())
+            self._log_dropped(now)
         return out
 
     def tick(self, now: float) -> list[Record]:
@@ -289,6 +316,54 @@ class AggregateStage(Stage):
         for aggregator in self.aggregators:
             out.extend(aggregator.advance(now - self.late_s))
         return out
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per node: readings that revised a closed window ("late"), readings too old for that ("dropped")."""
+        late: Counter[str] = Counter()
+        dropped: Counter[str] = Counter()
+        for aggregator in self.windowed:
+            late.update(aggregator.late_by_node())
+            dropped.update(aggregator.dropped_by_node())
+        return {"late": dict(sorted(late.items())), "dropped": dict(sorted(dropped.items()))}
+
+    def replay_since(self, nodes: Iterable[str], now: float) -> float:
+        """Where a replay must start to rebuild every window open or revisable at `now` (now: no windows)."""
+        return min((a.replay_since(node, now) for a in self.windowed for node in nodes), default=now)
+
+    def restore(
+        self, readings: Iterable[Reading], known: Mapping[KnownKey, Aggregate], since: float, now: float
+    ) -> list[Record]:
+        """Rebuild the windows from the readings of the last run (see WindowedAggregator.restore)."""
+        for aggregator in self.windowed:
+            aggregator.start_replay(known, since)
+        for reading in readings:
+            for aggregator in self.windowed:
+                aggregator.replay(reading)
+        out: list[Record] = []
+        for aggregator in self.windowed:
+            out.extend(aggregator.finish_replay(now - self.late_s))  # what tick(now) would close
+        return out
+
+    def _log_dropped(self, now: float) -> None:
+        """Say which nodes' readings revised windows (info) or were too old for that (warning), once a minute."""
+        if now - self._dropped_log_at < DROP_LOG_INTERVAL_S:
+            return
+        counts = self.counts()
+        news = {
+            (what, node): n - self._dropped_logged.get(f"{what}:{node}", 0)
+            for what in ("late", "dropped") for node, n in counts[what].items()
+        }
+        news = {key: n for key, n in news.items() if n > 0}
+        if not news:
+            return
+        self._dropped_log_at = now
+        self._dropped_logged = {f"{what}:{node}": n for what in ("late", "dropped") for node, n in counts[what].items()}
+        for (what, node), n in sorted(news.items()):
+            if what == "dropped":
+                log.warning("%s: %d readings older than the revision horizon dropped from aggregation (%d in all)",
+                            node, n, counts[what][node])
+            else:
+                log.info("%s: %d late readings revised closed windows (%d in all)", node, n, counts[what][node])
 
 
 class AlarmStage(Stage):
@@ -301,7 +376,8 @@ class AlarmStage(Stage):
             out.append(r)
             if type(r) is Reading:
                 events = self.alarms.feed(r)
-            elif type(r) is Aggregate:
+            elif type(r) is Aggregate and r.revision == 0:
+                # A revision corrects a window that already acted (docs/revisions.md): it raises nothing.
                 events = self.alarms.feed(r.to_reading())
             else:
                 continue
@@ -319,7 +395,7 @@ class SprayStage(Stage):
         out: list[Record] = []
         for r in records:
             out.append(r)
-            if type(r) is Aggregate and r.channel == self.channel:
+            if type(r) is Aggregate and r.channel == self.channel and r.revision == 0:
                 out.extend(self.linkage.feed(r.to_reading(), now))
             elif type(r) is Reading and r.channel == self.channel:
                 out.extend(self.linkage.feed(r, now))
@@ -366,7 +442,7 @@ class Pipeline:
         """At shutdown: what the stages still hold that must not be lost (open outages).
 
         Open aggregation windows are not emitted: a partial window would pass
-        for a whole one.
+        for a whole one. The next start rebuilds them from the queue (`restore`).
         """
         out: list[Record] = []
         for i, stage in enumerate(self.stages):
@@ -374,6 +450,34 @@ class Pipeline:
             if made:
                 out.extend(self._after(i, made, now))
         return out
+
+    @property
+    def aggregation(self) -> AggregateStage | None:
+        return next((s for s in self.stages if isinstance(s, AggregateStage)), None)
+
+    def window_counts(self) -> dict[str, dict[str, int]]:
+        """Per node: readings that revised a closed window ("late") and readings too old for that ("dropped")."""
+        stage = self.aggregation
+        return {"late": {}, "dropped": {}} if stage is None else stage.counts()
+
+    def replay_since(self, nodes: Iterable[str], now: float) -> float:
+        """The oldest sample time a restart must replay to rebuild the windows open or revisable at `now`."""
+        stage = self.aggregation
+        return now if stage is None else stage.replay_since(nodes, now)
+
+    def restore(
+        self, readings: Iterable[Reading], known: Mapping[KnownKey, Aggregate], since: float, now: float
+    ) -> list[Record]:
+        """At start: rebuild the windows from the last run's readings (oldest first, as they were fed).
+
+        Only the aggregators see them: nothing is emitted again, no alarm is
+        raised again. What comes out are the windows whose emission the last
+        run lost (see WindowedAggregator.restore), run through the later stages.
+        """
+        for i, stage in enumerate(self.stages):
+            if isinstance(stage, AggregateStage):
+                return self._after(i, stage.restore(readings, known, since, now), now)
+        return []
 
     def note_status(self, node: str, sequence: int, status: int) -> None:
         if self.status is not None:
@@ -417,6 +521,7 @@ def build_pipeline(
     alarms: Sequence[StageSpec] | None = None,
     spray: SprayPlan | None = None,
     late_s: float = DEFAULT_LATE_S,
+    revision_horizon_s: float = 0.0,
 ) -> Pipeline:
     """The pipeline a configuration describes. Raises StageError naming the stage that cannot be built.
 
@@ -439,7 +544,7 @@ def build_pipeline(
         OutageStage(),
         ProcessStage(procs),
         NodeStatusStage(flag_channel),
-        AggregateStage(aggs, late_s),
+        AggregateStage(aggs, late_s, revision_horizon_s),
         AlarmStage(alarm_set),
     ]
     if spray is not None:

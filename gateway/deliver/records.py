@@ -24,6 +24,9 @@ A gap says which samples are gone for good (the node's ring was overwritten,
 the node rebooted before handing them over); an Outage says when a node's
 values did not arrive live, whether or not a backfill fetched them later.
 
+An aggregate's body carries its ``revision`` (docs/revisions.md); a body
+without one (queued by an older gateway) reads as revision 0.
+
 The JSON body of each kind is a flat object of the record's fields (enums by
 value), so a queue file can be read with nothing but ``sqlite3`` and
 ``json``.
@@ -152,6 +155,7 @@ def to_json(record: Record) -> str:
             "statistic": record.statistic, "window": record.window, "start": record.start, "end": record.end,
             "value": _number(record.value), "unit": record.unit, "count": record.count,
             "expected": record.expected, "valid": record.valid, "quality": record.quality.value,
+            "revision": record.revision,
         }
     elif isinstance(record, AlarmEvent):
         body = {
@@ -200,6 +204,7 @@ def from_json(kind: str, text: str) -> Record:
                 b["node"], b["kind"], b["channel"], b["source"], b["statistic"], b["window"], float(b["start"]),
                 float(b["end"]), _float(b["value"]), b["unit"], int(b["count"]), int(b["expected"]),
                 bool(b["valid"]), Quality(b["quality"]),
+                int(b.get("revision", 0)),  # bodies queued before revisions existed: the first emission
             )
         if kind == "alarm":
             return AlarmEvent(

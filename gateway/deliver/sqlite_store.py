@@ -5,7 +5,9 @@ and synchronous=FULL makes a committed batch survive a power cut: on a
 Raspberry Pi on a construction site, the power does fail.
 
 Tables: ``readings`` (one row per reading, as before the queue existed),
-``aggregates`` (a window's statistic with its count and validity),
+``aggregates`` (a window's statistic with its count and validity: one row per
+node, channel, source, statistic, window and start, holding the highest
+revision that arrived, see docs/revisions.md),
 ``alarms`` (raised and cleared events), ``actuations`` (spray commands, the
 reason and what came of writing the coil), ``outages`` and ``gaps`` (samples
 lost for good, from the history backfill).
@@ -59,7 +61,8 @@ CREATE TABLE IF NOT EXISTS aggregates (
     count      INTEGER NOT NULL,
     expected   INTEGER NOT NULL,
     valid      INTEGER NOT NULL,
-    quality    TEXT    NOT NULL
+    quality    TEXT    NOT NULL,
+    revision   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS aggregates_node_channel_start ON aggregates (node, channel, start);
 CREATE TABLE IF NOT EXISTS alarms (
@@ -114,6 +117,37 @@ CREATE TABLE IF NOT EXISTS delivered (
 );
 """
 
+# A window's statistic is one row: a revision replaces it, a lower (older) revision arriving later is ignored.
+_AGGREGATE_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS aggregates_window"
+    " ON aggregates (node, channel, source, statistic, window, start)"
+)
+_AGGREGATE_SQL = (
+    'INSERT INTO aggregates (node, kind, channel, source, statistic, window, start, "end", value, unit,'
+    " count, expected, valid, quality, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (node, channel, source, statistic, window, start) DO UPDATE SET"
+    ' kind = excluded.kind, "end" = excluded."end", value = excluded.value, unit = excluded.unit,'
+    " count = excluded.count, expected = excluded.expected, valid = excluded.valid, quality = excluded.quality,"
+    " revision = excluded.revision"
+    " WHERE excluded.revision > aggregates.revision"
+)
+
+
+def _upgrade_aggregates(db: sqlite3.Connection) -> None:
+    """A store written before revisions: add the column, keep the newest row of each window, index it."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(aggregates)")}
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        if "revision" not in columns:
+            db.execute("ALTER TABLE aggregates ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+            # Before revisions a window was emitted once; rows repeated by a re-delivery are the same.
+            db.execute(
+                "DELETE FROM aggregates WHERE id NOT IN"
+                " (SELECT max(id) FROM aggregates GROUP BY node, channel, source, statistic, window, start)"
+            )
+        db.execute(_AGGREGATE_INDEX)
+
+
 _READING_SQL = (
     "INSERT INTO readings (node, kind, channel, value, unit, quality, ts, sequence) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -131,6 +165,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        _upgrade_aggregates(self._db)
 
     def write(self, readings: Iterable[Reading]) -> int:
         rows = [_reading_row(r) for r in readings]
@@ -161,7 +196,8 @@ class SqliteStore:
                     readings.append(_reading_row(r))
                 elif isinstance(r, Aggregate):
                     aggregates.append((r.node, r.kind, r.channel, r.source, r.statistic, r.window, r.start, r.end,
-                                       r.value, r.unit, r.count, r.expected, int(r.valid), r.quality.value))
+                                       r.value, r.unit, r.count, r.expected, int(r.valid), r.quality.value,
+                                       r.revision))
                 elif isinstance(r, AlarmEvent):
                     alarms.append((r.alarm, r.node, r.channel, r.severity.value, r.state.value, r.value, r.limit,
                                    r.time, r.reason))
@@ -174,11 +210,7 @@ class SqliteStore:
                     gaps.append((r.node, r.kind, r.start, r.end, r.first_sequence, r.last_sequence, r.reason))
                 # Other kinds (the bare spray commands) are not stored: their actuation is.
             self._db.executemany(_READING_SQL, readings)
-            self._db.executemany(
-                'INSERT INTO aggregates (node, kind, channel, source, statistic, window, start, "end", value, unit,'
-                " count, expected, valid, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                aggregates,
-            )
+            self._db.executemany(_AGGREGATE_SQL, aggregates)
             self._db.executemany(
                 'INSERT INTO alarms (alarm, node, channel, severity, state, value, "limit", ts, reason)'
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -175,6 +175,10 @@ class ProcessingConfig:
     late_s: float = _key(DEFAULT_LATE_S, _between(0.0, 3600.0, " s"),
                          "aggregation windows of a silent node close this long after their end")
     tick_s: float = _key(1.0, _between(0.05, 60.0, " s"), "how often time-driven work runs (window ends, spray timing)")
+    revision_horizon_s: float = _key(0.0, _between(0.0, 7 * 86400.0, " s"),
+                                     "a closed aggregation window takes late (backfilled) samples and is emitted again "
+                                     "as a revision for this long; 0: the nodes' history depth (600 samples) times "
+                                     "their sample interval, plus 300 s")
     processor: tuple[StageSpec, ...] = field(default=DEFAULT_PROCESSORS, metadata={"stages": "processor"})
     aggregator: tuple[StageSpec, ...] = field(default=DEFAULT_AGGREGATORS, metadata={"stages": "aggregator"})
     alarm: tuple[StageSpec, ...] = field(default_factory=default_alarms, metadata={"stages": "alarm"})
@@ -248,7 +252,8 @@ class GatewayConfig:
     def build_pipeline(self) -> Pipeline:
         """The pipeline this configuration describes (fresh state each time)."""
         p = self.processing
-        return build_pipeline(self.limits_resolver(), p.processor, p.aggregator, p.alarm, self.spray_plan(), p.late_s)
+        return build_pipeline(self.limits_resolver(), p.processor, p.aggregator, p.alarm, self.spray_plan(), p.late_s,
+                              p.revision_horizon_s)
 
 
 class _Checker:

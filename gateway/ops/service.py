@@ -12,6 +12,13 @@ Tasks, all on one event loop:
   silent node leaves open, the spray's minimum on-time, coil write retries);
 * the pruner: the queue's retention.
 
+Starting: before the first reading is processed (at the first moment the
+clock is valid), the aggregation windows open or still revisable are rebuilt
+from the readings in the durable queue (``Pipeline.restore``,
+gateway/deliver/replay.py), so a restart, even ``kill -9``, loses no window
+and emits none twice (docs/revisions.md). The pruner keeps at least what
+that replay needs (the longest window plus the revision horizon).
+
 Spray commands are written to the coil of their node through the bus owner
 of that node's bus (``BusPoller.execute``: one owner per bus), and each one
 is queued as an ``Actuation`` with its reason and the write's result. A
@@ -45,6 +52,7 @@ from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import DurableQueue
 from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
+from gateway.deliver.replay import REPLAY_LEAD_S, QueueReplay
 from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Gap, Reading
@@ -329,10 +337,14 @@ class Gateway:
             attach = getattr(sink, "attach", None)
             if attach is not None:
                 attach(self)
+        self._restored = False
+        self.restored: dict[str, Any] = {}  # what the start's window rebuild replayed (see _restore)
 
     # -- records -------------------------------------------------------------------------
     def _deliver(self, readings: list[Reading]) -> None:
         """A poller's readings (already stamped): through the pipeline, to the queue."""
+        if not self._restored:
+            self._restore(self.clock.wall())
         try:
             records = self.pipeline.feed(readings, self.clock.wall())
         except Exception as error:  # a stage's bug must not stop the bus owner: keep the data, say so
@@ -405,6 +417,7 @@ class Gateway:
     def _start(self, now: float) -> None:
         """First moment with a valid clock: the gateway's own outage, and the configured manual spray modes."""
         self._started = True
+        self._restore(now)
         last = self._last_queued
         if last is not None and now - last > DOWN_AFTER_S:
             self._accept([Outage(GATEWAY_NODE, "", last, now, "gateway not running", 0)])
@@ -412,9 +425,43 @@ class Gateway:
             if mode != SprayMode.AUTO and self.pipeline.spray is not None:
                 self._accept(self.pipeline.set_spray_mode(node, mode, now, who="configuration"))
 
+    def _node_names(self) -> list[str]:
+        return [node.name for bus in self.config.buses for node in bus.nodes]
+
+    def _restore(self, now: float) -> None:
+        """Once, before the first reading: rebuild the windows from the queue (a restart loses no window)."""
+        if self._restored:
+            return
+        self._restored = True
+        began = time.monotonic()
+        since = self.pipeline.replay_since(self._node_names(), now)
+        replay = QueueReplay(self.queue.path)
+        try:
+            try:
+                known = replay.emitted(since)
+                made = self.pipeline.restore(replay.readings_since(since), known, since, now)
+            finally:
+                replay.close()
+        except Exception as error:  # a broken replay must not keep the gateway from running
+            self._stage_failed("rebuilding the windows from the queue", error)
+            return
+        self.restored = {
+            "since": since, "readings": replay.readings, "known_aggregates": len(known),
+            "emitted": len(made), "undecodable": replay.undecodable, "seconds": time.monotonic() - began,
+        }
+        if replay.readings:
+            log.info("windows rebuilt from %d queued readings since %.0f in %.1f s; %d aggregates the last run "
+                     "had not emitted", replay.readings, since, self.restored["seconds"], len(made))
+        self._accept(made)
+
+    def replay_keep_s(self, now: float) -> float:
+        """How far back the queue must keep readings for the start's window rebuild."""
+        return now - self.pipeline.replay_since(self._node_names(), now) + REPLAY_LEAD_S
+
     async def _pruner(self, stop: asyncio.Event) -> None:
-        max_age = self.config.queue.retention_days * 86400.0
         while not stop.is_set():
+            # Never prune what rebuilding the windows at the next start needs.
+            max_age = max(self.config.queue.retention_days * 86400.0, self.replay_keep_s(self.clock.wall()))
             async with self._lock:
                 pruned = await asyncio.to_thread(self.queue.prune, max_age)
             if pruned:
@@ -480,6 +527,8 @@ class Gateway:
         # Sinks with a connection of their own (MQTT) keep it until the shutdown's flush is over.
         sinks_stop = asyncio.Event()
         sink_tasks = [asyncio.create_task(sink.run(sinks_stop)) for sink in self.sinks if hasattr(sink, "run")]
+        if self.clock.valid():
+            self._restore(self.clock.wall())  # before any poller runs
         try:
             async with asyncio.TaskGroup() as group:
                 for poller in self.pollers:
@@ -536,6 +585,8 @@ class Gateway:
             "alarms": self.pipeline.alarms.active() if self.pipeline.alarms is not None else [],
             "records": dict(self.counts),
             "stage_errors": self.stage_errors,
+            # Per node: readings that revised a closed window, readings too old for that (docs/revisions.md).
+            "windows": {**self.pipeline.window_counts(), "restored": dict(self.restored)},
         }
 
 

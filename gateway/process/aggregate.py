@@ -29,11 +29,23 @@ UTC offset, default +08:00): a 15-min window starts at :00, :15, :30, :45; a
 A window closes when a reading at or after its end arrives for the same node,
 or when ``advance(now)`` passes its end (a silent sensor must still close its
 windows). A window that received no reading at all is not emitted: there is
-nothing to report, and the uplink sees the gap. Readings older than the open
-window, or than the end of a window already closed, are dropped and counted
-in ``late``: a window is emitted once. A caller that polls slowly should
-advance to ``now`` minus its polling delay, so that a sample taken just
+nothing to report, and the uplink sees the gap. A caller that polls slowly
+should advance to ``now`` minus its polling delay, so that a sample taken just
 before a boundary is not late when it arrives.
+
+Late samples and revisions (docs/revisions.md)
+----------------------------------------------
+A closed window stays *revisable* for the node's revision horizon (by
+default the nodes' history depth times the sample interval, plus a margin:
+as far back as a backfill can reach). A sample that arrives for a closed but
+revisable window (a backfilled one) is added to it and counted ``late``; the
+window's aggregates are emitted again with ``revision`` one higher (same
+window, same start) when the batch ends (``flush``), so a backfill of forty
+samples makes one revision, not forty. A sample for a revisable window that
+was never opened (the node was silent all through it) opens it closed and
+it is emitted with revision 0. A sample older than the horizon is counted
+``dropped`` (per node) and goes nowhere. Closed windows are kept only while
+they are revisable; the revisable state of a 24-h window is its open state.
 """
 
 from __future__ import annotations
@@ -41,12 +53,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
 
 from gateway.model import Quality, Reading
-from gateway.process.limits import SECONDS_PER_DAY, LimitsError, LimitsResolver, SiteLimits
+from gateway.process.limits import (
+    SECONDS_PER_DAY,
+    LimitsError,
+    LimitsResolver,
+    SiteLimits,
+    default_revision_horizon_s,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +83,9 @@ class Aggregate:
     expected: int  # samples the window should have held at the configured interval
     valid: bool  # count >= validity fraction * expected
     quality: Quality
+    # 0 when the window is first emitted; each re-emission after late samples
+    # counts up. Sinks keep the highest revision of a window (docs/revisions.md).
+    revision: int = 0
 
     def to_reading(self) -> Reading:
         return Reading(
@@ -187,7 +208,10 @@ def window_specs(labels: Iterable[str], limits: SiteLimits) -> tuple[WindowSpec,
 A = TypeVar("A")
 
 
-@dataclass
+WindowKey = tuple[str, str, float]  # (node, window label, start)
+
+
+@dataclass(eq=False)
 class Window(Generic[A]):
     node: str
     kind: str
@@ -195,53 +219,139 @@ class Window(Generic[A]):
     start: float
     end: float
     acc: A
+    # How many times the window was emitted: the revision of its next emission.
+    emitted: int = 0
+
+    @property
+    def key(self) -> WindowKey:
+        return (self.node, self.label, self.start)
+
+
+def no_horizon(node: str) -> float:
+    return 0.0
 
 
 class WindowSet(Generic[A]):
-    """The open window of each (node, window label), each with an accumulator made by `make`."""
+    """The open window of each (node, window label), and the closed ones that are still revisable.
 
-    def __init__(self, specs: Callable[[str], Sequence[WindowSpec]], make: Callable[[str, str], A]) -> None:
+    `horizon(node)`: how far behind the node's newest time (its newest sample,
+    or the last `advance`) a sample may lie and still revise its window.
+    """
+
+    def __init__(
+        self,
+        specs: Callable[[str], Sequence[WindowSpec]],
+        make: Callable[[str, str], A],
+        horizon: Callable[[str], float] = no_horizon,
+    ) -> None:
         # specs(node) -> the node's windows (the tz offset may differ per node);
         # make(node, label) -> a fresh accumulator.
         self._specs = specs
         self._make = make
+        self._horizon = horizon
         self._open: dict[tuple[str, str], Window[A]] = {}
-        # End of the last window closed per key: a reading before it would
-        # reopen a window that was already emitted.
+        # End of the last window closed per key: a reading before it belongs to a
+        # closed window (revisable or too old), never to a new open one.
         self._closed_until: dict[tuple[str, str], float] = {}
-        self.late = 0
+        # Closed windows still within the horizon, per (node, label).
+        self._closed: dict[tuple[str, str], dict[float, Window[A]]] = {}
+        # Closed windows that took late samples since they were last emitted.
+        self._dirty: dict[WindowKey, Window[A]] = {}
+        self._now = -math.inf  # the last advance()
+        self._newest: dict[str, float] = {}  # newest sample time per node
+        self.late: Counter[str] = Counter()  # per node: samples that went into a closed window
+        self.dropped: Counter[str] = Counter()  # per node: samples older than the revision horizon
+
+    def floor(self, node: str) -> float:
+        """Samples before this time no longer revise a closed window of `node`."""
+        return max(self._now, self._newest.get(node, -math.inf)) - self._horizon(node)
 
     def route(self, node: str, kind: str, t: float) -> tuple[list[Window[A]], list[A]]:
-        """Close what `t` ends, open what it starts; returns (closed windows, accumulators to feed)."""
+        """Close what `t` ends, open what it starts; returns (closed windows, accumulators to feed).
+
+        A sample for a closed window within the horizon is added to it (and the
+        window is marked for `take_dirty`); an older one is counted in `dropped`.
+        """
         closed: list[Window[A]] = []
         targets: list[A] = []
+        floor = self.floor(node)
+        late = dropped = False
         for spec in self._specs(node):
             key = (node, spec.label)
             current = self._open.get(key)
-            if t < self._closed_until.get(key, -math.inf) or (current is not None and t < current.start):
-                self.late += 1
-                continue
             if current is not None and t >= current.end:
                 closed.append(self._close(key))
                 current = None
-            if current is None:
-                bounds = spec.bounds(t)
-                if bounds is None:
-                    continue
+            if current is not None and t >= current.start:
+                targets.append(current.acc)
+                continue
+            bounds = spec.bounds(t)
+            if bounds is None:
+                continue
+            if current is None and t >= self._closed_until.get(key, -math.inf):
                 current = Window(node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label))
                 self._open[key] = current
-            targets.append(current.acc)
+                targets.append(current.acc)
+                continue
+            # Before the open window, or before the end of one already closed.
+            if t < floor:
+                dropped = True
+                continue
+            kept = self._closed.setdefault(key, {})
+            window = kept.get(bounds[0])
+            if window is None:  # never opened: the node was silent all through it until now
+                window = kept[bounds[0]] = Window(
+                    node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label)
+                )
+            self._dirty[window.key] = window
+            targets.append(window.acc)
+            late = True
+        if late:
+            self.late[node] += 1
+        if dropped:
+            self.dropped[node] += 1
+        if t > self._newest.get(node, -math.inf):
+            self._newest[node] = t
         return closed, targets
 
     def advance(self, now: float) -> list[Window[A]]:
-        """Close every window that ended at or before `now`."""
+        """Close every window that ended at or before `now`; forget closed ones past the horizon."""
+        self._now = max(self._now, now)
         done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
-        return [self._close(key) for _, key in done]
+        out = [self._close(key) for _, key in done]
+        for key in list(self._closed):
+            self._prune(key)
+        return out
+
+    def take_dirty(self) -> list[Window[A]]:
+        """Closed windows that took late samples since their last emission (each once), oldest first."""
+        dirty = sorted(self._dirty.values(), key=lambda w: (w.start, w.node, w.label))
+        self._dirty.clear()
+        return dirty
+
+    def open_windows(self) -> list[Window[A]]:
+        return list(self._open.values())
+
+    def revisable(self) -> int:
+        """Closed windows kept because they can still be revised."""
+        return sum(len(kept) for kept in self._closed.values())
 
     def _close(self, key: tuple[str, str]) -> Window[A]:
         window = self._open.pop(key)
         self._closed_until[key] = window.end
+        self._closed.setdefault(key, {})[window.start] = window
+        self._prune(key)
         return window
+
+    def _prune(self, key: tuple[str, str]) -> None:
+        kept = self._closed.get(key)
+        if not kept:
+            return
+        floor = self.floor(key[0])
+        for start in [s for s, w in kept.items() if w.end <= floor and w.key not in self._dirty]:
+            del kept[start]
+        if not kept:
+            del self._closed[key]
 
 
 # ---------------------------------------------------------------------------
@@ -358,12 +468,36 @@ def str_tuple(value: object, what: str) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+KnownKey = tuple[str, str, float]  # (node, channel, start) of an aggregate already emitted
+
+
+def same_content(a: Aggregate, b: Aggregate) -> bool:
+    """Whether two emissions of a window's statistic say the same (the revision aside)."""
+    return (a.value, a.unit, a.count, a.expected, a.valid, a.quality, a.end) == (
+        b.value, b.unit, b.count, b.expected, b.valid, b.quality, b.end
+    )
+
+
+@dataclass
+class _Replay(Generic[A]):
+    known: Mapping[KnownKey, Aggregate]
+    since: float
+    late: Counter[str]  # the counts before the replay, put back after it
+    dropped: Counter[str]
+    differing: dict[WindowKey, Window[A]] = field(default_factory=dict)  # closed, not (yet) as emitted
+
+
 class WindowedAggregator(Generic[A]):
     """Shared plumbing: route each reading to its node's open windows, finish closed ones.
 
     A subclass says which readings it takes (`_accepts`), how to make an
     accumulator (`_make`), how to add a reading to one (`_add`) and how to turn
     a closed window into aggregates (`_finish`).
+
+    Late samples (see the module docstring): `feed` adds them to their closed
+    window; `flush` emits the revisions of the windows they changed.
+    `revision_horizon_s` (0: from the node's history depth, see
+    limits.default_revision_horizon_s) is how long a closed window stays revisable.
     """
 
     def __init__(self, limits: LimitsResolver, windows: Sequence[str]) -> None:
@@ -371,12 +505,31 @@ class WindowedAggregator(Generic[A]):
         self._labels = str_tuple(windows, "windows")
         window_specs(self._labels, limits.site)  # refuse bad labels now, not at the first reading
         self._specs: dict[str, tuple[WindowSpec, ...]] = {}
-        self._set: WindowSet[A] = WindowSet(self._specs_for, self._make)
+        self.revision_horizon_s = 0.0
+        self._set: WindowSet[A] = WindowSet(self._specs_for, self._make, self.horizon_s)
+        self._replay: _Replay[A] | None = None
+
+    def horizon_s(self, node: str) -> float:
+        """How long after the node's newest time a closed window of it can still be revised."""
+        if self.revision_horizon_s > 0.0:
+            return self.revision_horizon_s
+        return default_revision_horizon_s(self._limits.for_node(node).sampling.interval_s)
 
     @property
     def late(self) -> int:
-        """Readings dropped because they were older than their open window."""
-        return self._set.late
+        """Readings that arrived after their window closed and revised it."""
+        return sum(self._set.late.values())
+
+    @property
+    def dropped(self) -> int:
+        """Readings too old to revise their window (older than the revision horizon)."""
+        return sum(self._set.dropped.values())
+
+    def late_by_node(self) -> dict[str, int]:
+        return dict(self._set.late)
+
+    def dropped_by_node(self) -> dict[str, int]:
+        return dict(self._set.dropped)
 
     def feed(self, reading: Reading) -> list[Aggregate]:
         if not self._accepts(reading):
@@ -387,14 +540,101 @@ class WindowedAggregator(Generic[A]):
             self._add(acc, reading)
         return out
 
+    def flush(self) -> list[Aggregate]:
+        """The revisions of the closed windows that late readings changed since the last flush."""
+        return self._close(self._set.take_dirty())
+
     def advance(self, now: float) -> list[Aggregate]:
-        return self._close(self._set.advance(now))
+        return self.flush() + self._close(self._set.advance(now))
+
+    def replay_since(self, node: str, now: float) -> float:
+        """Where a replay must start so that every window of `node` open or revisable at `now` is whole."""
+        floor = now - self.horizon_s(node)
+        starts = [floor]
+        for spec in self._specs_for(node):
+            bounds = spec.bounds(floor)
+            if bounds is not None:
+                starts.append(bounds[0])
+        return min(starts)
+
+    def restore(
+        self, readings: Iterable[Reading], known: Mapping[KnownKey, Aggregate], since: float, now: float
+    ) -> list[Aggregate]:
+        """Rebuild the windows from readings fed before a restart, in their original order.
+
+        known: the aggregates emitted before the restart (the highest revision of
+        each), from `since` on. Windows are rebuilt without emitting; then every
+        window that closed (or closes at `now`) is compared with what was emitted:
+        the same content is not emitted again (its revisions go on counting from
+        the known one); a window whose emission was lost, or whose last revision
+        was, is emitted now with the next revision. Windows starting before
+        `since` are partial here and never emitted. The late / dropped counts are
+        those of this run: the replay leaves them as they were.
+        """
+        self.start_replay(known, since)
+        for reading in readings:
+            self.replay(reading)
+        return self.finish_replay(now)
+
+    def start_replay(self, known: Mapping[KnownKey, Aggregate], since: float) -> None:
+        """`restore` in steps, for a caller that feeds one stream of readings to several aggregators."""
+        self._replay = _Replay(known, since, Counter(self._set.late), Counter(self._set.dropped))
+
+    def replay(self, reading: Reading) -> None:
+        state = self._replay
+        if state is None:
+            raise RuntimeError("replay() outside start_replay() / finish_replay()")
+        if not self._accepts(reading):
+            return
+        closed, targets = self._set.route(reading.node, reading.kind, reading.timestamp)
+        self._settle(closed)
+        for acc in targets:
+            self._add(acc, reading)
+        self._settle(self._set.take_dirty())
+
+    def finish_replay(self, now: float) -> list[Aggregate]:
+        state = self._replay
+        if state is None:
+            raise RuntimeError("finish_replay() without start_replay()")
+        self._settle(self._set.advance(now))
+        self._set.late, self._set.dropped = state.late, state.dropped
+        self._replay = None
+        out: list[Aggregate] = []
+        for window in sorted(state.differing.values(), key=lambda w: (w.start, w.node, w.label)):
+            if not self._reconcile(window, state.known):
+                out.extend(self._emit(window))
+        return out
+
+    def _settle(self, windows: Iterable[Window[A]]) -> None:
+        state = self._replay
+        assert state is not None
+        for window in windows:
+            if window.start < state.since:
+                window.emitted = max(window.emitted, 1)  # emitted before the restart; partial here
+            elif self._reconcile(window, state.known):
+                state.differing.pop(window.key, None)
+            else:
+                state.differing[window.key] = window
+
+    def _reconcile(self, window: Window[A], known: Mapping[KnownKey, Aggregate]) -> bool:
+        """Set the window's revision count from its known emission; whether that says the same."""
+        made = self._finish(window)
+        found = [known.get((a.node, a.channel, a.start)) for a in made]
+        revisions = [k.revision for k in found if k is not None]
+        window.emitted = max(revisions) + 1 if revisions else 0
+        return bool(made) and all(k is not None and same_content(a, k) for a, k in zip(made, found, strict=True))
 
     def _close(self, windows: Sequence[Window[A]]) -> list[Aggregate]:
         out: list[Aggregate] = []
         for window in windows:
-            out.extend(self._finish(window))
+            out.extend(self._emit(window))
         return out
+
+    def _emit(self, window: Window[A]) -> list[Aggregate]:
+        revision = window.emitted
+        window.emitted += 1
+        made = self._finish(window)
+        return made if revision == 0 else [replace(a, revision=revision) for a in made]
 
     def _specs_for(self, node: str) -> tuple[WindowSpec, ...]:
         specs = self._specs.get(node)

@@ -484,3 +484,18 @@ def _merge(base: Mapping[str, object], extra: Mapping[str, object]) -> dict[str,
         else:
             out[key] = value
     return out
+# ---------------------------------------------------------------------------
+# Revision horizon of aggregation windows (docs/revisions.md).
+# ---------------------------------------------------------------------------
+
+# Samples a node keeps in its history ring for the gateway's backfill
+# (firmware/node.py HISTORY_CAPACITY; a test keeps the two equal).
+NODE_HISTORY_SAMPLES = 600
+# A backfill fetches a sample some time after the ring could still hold it:
+# the outage must first be noticed and the bus have time for it (project choice).
+REVISION_MARGIN_S = 300.0
+
+
+def default_revision_horizon_s(interval_s: float) -> float:
+    """How long a closed window stays revisable: as far back as a backfill can reach, plus a margin."""
+    return NODE_HISTORY_SAMPLES * interval_s + REVISION_MARGIN_S

@@ -112,8 +112,12 @@ def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reache
     assert aggregate(out, "pm10_15min_mean").value == 300.0
     (command,) = of(out, SprayCommand)
     assert command.on and command.time == T0 + 905.0
-    # A reading for the closed window that arrives now is late: no second aggregate.
-    assert of(pipeline.feed([pm10(300.0, T0 + 899.5)], T0 + 906), Aggregate) == []
+    # A reading for the closed window that arrives now is late: it revises the window, and the
+    # revision neither drives the spray again nor raises an alarm (docs/revisions.md).
+    late = pipeline.feed([pm10(300.0, T0 + 899.5)], T0 + 906)
+    revised = aggregate(late, "pm10_15min_mean")
+    assert (revised.start, revised.count, revised.revision) == (T0, 901, 1)
+    assert of(late, SprayCommand) == [] and of(late, AlarmEvent) == []
 
 
 def test_missing_readings_make_an_outage_record_closed_by_the_next_good_one() -> None:

@@ -84,23 +84,27 @@ def test_validity_rule_and_the_flag_of_an_invalid_window() -> None:
     assert validity(Tally(count=10), 0.0, 60.0, 1.0, 0.75).quality is Quality.COMMUNICATION_FAILURE
 
 
-def test_windows_close_on_a_later_reading_or_on_advance_and_late_readings_are_dropped() -> None:
+def test_windows_close_on_a_later_reading_or_on_advance_and_late_readings_revise_them() -> None:
     pm = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min",))
     assert pm.feed(reading("pm10", 10.0, local(9, 0, 5))) == []
     assert pm.feed(reading("pm10", 20.0, local(9, 0, 59.9))) == []
     closed = pm.feed(reading("pm10", 30.0, local(9, 1)))
     mean = next(a for a in closed if a.statistic == "mean")
-    assert (mean.value, mean.count, mean.start, mean.end) == (15.0, 2, local(9), local(9, 1))
+    assert (mean.value, mean.count, mean.start, mean.end, mean.revision) == (15.0, 2, local(9), local(9, 1), 0)
     assert mean.to_reading().timestamp == local(9)
-    assert pm.feed(reading("pm10", 99.0, local(9, 0, 30))) == []  # older than the open window
-    assert pm.late == 1
+    # Older than the open window: it revises the closed one (emitted at the end of the batch).
+    assert pm.feed(reading("pm10", 99.0, local(9, 0, 30))) == []
+    revised = next(a for a in pm.flush() if a.statistic == "mean")
+    assert (revised.value, revised.count, revised.start, revised.revision) == (43.0, 3, local(9), 1)
+    assert (pm.late, pm.dropped) == (1, 0)
     assert pm.advance(local(9, 1, 59)) == []
     closed = pm.advance(local(9, 2))
     assert [a.value for a in closed if a.statistic == "mean"] == [30.0]
     # Nothing open, nothing to emit: the silent minutes are not invented.
-    assert pm.advance(local(12)) == []
-    # A sample of a window that advance() already closed does not reopen it.
+    assert pm.advance(local(9, 3)) == []
+    # A sample of a window that advance() already closed revises it rather than reopening it.
     assert pm.feed(reading("pm10", 5.0, local(9, 1, 30))) == []
+    assert [(a.value, a.revision) for a in pm.advance(local(9, 3)) if a.statistic == "mean"] == [(17.5, 1)]
     assert pm.late == 2
     assert pm.advance(local(13)) == []
 
