@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -281,7 +282,7 @@ async def test_history_request_is_answered_from_the_store_with_revisions(platfor
     records: list[Record] = [
         aggregate("pm10", "mean", "1h", hour, 70.0),
         aggregate("pm10", "mean", "1h", T0, 80.0),
-        aggregate("pm10", "mean", "1h", T0, 85.0),  # the window revised after a late sample: a later row
+        dataclasses.replace(aggregate("pm10", "mean", "1h", T0, 85.0), revision=1),  # revised after a late sample
         aggregate("pm10", "mean", "1min", T0, 1.0),  # another window
     ]
     store.store_batch(batch(records))
