@@ -12,6 +12,8 @@
 
 import time
 
+from firmware import clock as ticks
+
 MICROPYTHON = hasattr(time, "ticks_us")
 
 # machine.reset_cause() values (the same on every MicroPython port that has them).
@@ -34,17 +36,16 @@ class Clock:
         if MICROPYTHON:
             return time.ticks_us()
         # getattr: the ESP32 stubs rightly say MicroPython's time has no monotonic_ns().
-        return getattr(time, "monotonic_ns")() // 1000
+        return (getattr(time, "monotonic_ns")() // 1000) & ticks.TICKS_MAX
 
     def ticks_ms(self):
-        if MICROPYTHON:
-            return time.ticks_ms()
-        return getattr(time, "monotonic_ns")() // 1000000
+        return ticks.ticks_ms()
+
+    def ticks_add(self, t, delta):
+        return ticks.ticks_add(t, delta)
 
     def ticks_diff(self, a, b):
-        if MICROPYTHON:
-            return time.ticks_diff(a, b)
-        return a - b
+        return ticks.ticks_diff(a, b)
 
     def sleep_us(self, us):
         if us <= 0:
@@ -58,21 +59,26 @@ class Clock:
 class FakeClock:
     """A clock that stands still until advanced; sleeping advances it.
 
-    Ticks never wrap here (plain ints), so ticks_diff is a subtraction.
+    now_us is the true time (a plain int that never wraps); ticks_us() and
+    ticks_ms() wrap at TICKS_PERIOD as the board's do, so a test can start
+    just before a wrap (start_ms) and run code across it.
     """
 
-    def __init__(self, start_us=0):
-        self.now_us = start_us
+    def __init__(self, start_us=0, start_ms=None):
+        self.now_us = start_us if start_ms is None else start_ms * 1000
         self.slept_us = 0
 
     def ticks_us(self):
-        return self.now_us
+        return self.now_us & ticks.TICKS_MAX
 
     def ticks_ms(self):
-        return self.now_us // 1000
+        return (self.now_us // 1000) & ticks.TICKS_MAX
+
+    def ticks_add(self, t, delta):
+        return (t + delta) & ticks.TICKS_MAX
 
     def ticks_diff(self, a, b):
-        return a - b
+        return ticks.ticks_diff(a, b)
 
     def sleep_us(self, us):
         if us > 0:
@@ -236,7 +242,7 @@ class FakePin:
 
     def _log(self):
         if self.trace is not None:
-            t = self.clock.ticks_us() if self.clock is not None else 0
+            t = self.clock.now_us if self.clock is not None else 0
             self.trace.append((t, self.name, self.level))
 
     def value(self, level=None):
@@ -261,7 +267,8 @@ class FakeUART:
     one has left the shift register, by advancing the fake clock to that
     moment, as the ESP32's uart.flush() blocks until then. Received bytes are
     handed in with deliver(data, at_us) and become readable at their arrival
-    tick. trace gets ("write", n) and ("flush",) events, timestamped.
+    time. trace gets ("write", n) and ("flush",) events, timestamped. Times
+    here are the fake clock's true time (now_us), which never wraps.
     """
 
     def __init__(self, clock, baud=9600, bits_per_char=10, trace=None):
@@ -278,7 +285,7 @@ class FakeUART:
         return (self.bits_per_char * 1000000 + self.baud - 1) // self.baud
 
     def write(self, buf):
-        now = self.clock.ticks_us()
+        now = self.clock.now_us
         start = self.tx_done_us if self.tx_done_us > now else now
         n = len(buf)
         self.sent.extend(buf)
@@ -289,25 +296,25 @@ class FakeUART:
 
     def flush(self):
         self.flushes += 1
-        now = self.clock.ticks_us()
+        now = self.clock.now_us
         if self.tx_done_us > now:
             self.clock.sleep_us(self.tx_done_us - now)
         if self.trace is not None:
-            self.trace.append((self.clock.ticks_us(), "flush"))
+            self.trace.append((self.clock.now_us, "flush"))
 
     def txdone(self):
-        return self.clock.ticks_us() >= self.tx_done_us
+        return self.clock.now_us >= self.tx_done_us
 
     def deliver(self, data, at_us=None, gap_us=None):
         """Bytes that reach the RX pin: the first at at_us (default now), then one per gap_us."""
-        t = self.clock.ticks_us() if at_us is None else at_us
+        t = self.clock.now_us if at_us is None else at_us
         step = self.char_us() if gap_us is None else gap_us
         for b in data:
             self._rx.append((t, b))
             t += step
 
     def any(self):
-        now = self.clock.ticks_us()
+        now = self.clock.now_us
         n = 0
         for t, _ in self._rx:
             if t > now:
@@ -346,4 +353,4 @@ class FakeWDT:
         self.last_feed_ms = self.clock.ticks_ms()
 
     def expired(self):
-        return self.clock.ticks_ms() - self.last_feed_ms > self.timeout_ms
+        return self.clock.ticks_diff(self.clock.ticks_ms(), self.last_feed_ms) > self.timeout_ms

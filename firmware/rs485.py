@@ -21,6 +21,7 @@
 # fails its CRC is searched for a valid request at its tail
 # (find_tail_request) before it is given up.
 
+from firmware import clock
 from firmware.modbus_rtu import MAX_FRAME, crc_ok
 
 BITS_PER_CHAR = 11
@@ -46,10 +47,6 @@ def t15_us(baud):
     return 750
 
 
-def _ticks_diff(a, b):
-    return a - b
-
-
 class FrameAssembler:
     """Splits a byte stream into frames at silences of at least gap_us.
 
@@ -64,7 +61,7 @@ class FrameAssembler:
     def __init__(self, gap_us, size=MAX_FRAME, ticks_diff=None):
         self.gap_us = gap_us
         self.size = size
-        self.ticks_diff = ticks_diff if ticks_diff is not None else _ticks_diff
+        self.ticks_diff = ticks_diff if ticks_diff is not None else clock.ticks_diff
         self._cur = bytearray(size)
         self._n = 0
         self._last = 0
