@@ -189,9 +189,9 @@ _UNSET = memoryview(bytearray(0))
 class Rs485Port:
     """A half-duplex RS-485 port: a UART plus the transceiver's DE/RE pin.
 
-    uart: machine.UART or hal.FakeUART (any, readinto, write, flush).
+    uart: machine.UART or fakes.FakeUART (any, readinto, write, flush).
     de: the driver-enable pin (DE tied to /RE): high = transmit, low = listen.
-    clock: hal.Clock or hal.FakeClock (ticks_us, ticks_diff, sleep_us).
+    clock: hal.Clock or fakes.FakeClock (ticks_us, ticks_diff, sleep_us).
     """
 
     def __init__(self, uart, de, baud, clock, size=MAX_FRAME, chunk=64):

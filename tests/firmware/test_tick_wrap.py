@@ -6,8 +6,7 @@
 # CPython by pytest and under real MicroPython by test_under_micropython.py.
 
 from firmware import clock, main, noise_sensor, regmap, wind_sensor
-from firmware.fakes import FakeIO
-from firmware.hal import FakeClock
+from firmware.fakes import FakeClock, FakeIO
 from firmware.node import Node
 from firmware.relay import Relay
 from firmware.rs485 import FrameAssembler
