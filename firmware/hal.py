@@ -17,11 +17,19 @@ from firmware import clock as ticks
 
 MICROPYTHON = hasattr(time, "ticks_us")
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
 # machine.reset_cause() values (the same on every MicroPython port that has them).
 PWRON_RESET = 1
-HARD_RESET = 2
+_HARD_RESET = const(2)
 WDT_RESET = 3
-DEEPSLEEP_RESET = 4
+_DEEPSLEEP_RESET = const(4)
 SOFT_RESET = 5
 
 # Holding register "parity" -> the parity argument of machine.UART.

@@ -5,10 +5,18 @@
 # built in the preallocated self.tx and its length returned (0 = stay silent),
 # so the node's request path is allocation-free.
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
 ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
-DEVICE_FAILURE = 4
+_DEVICE_FAILURE = const(4)
 
 BROADCAST = 0
 MAX_FRAME = 256
@@ -217,4 +225,3 @@ class RtuSlave:
         for i in range(count):
             self.bank.write_holding(address + i, (f[7 + 2 * i] << 8) | f[8 + 2 * i])
         return self._echo(f)
-

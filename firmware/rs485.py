@@ -24,26 +24,34 @@
 from firmware import clock
 from firmware.modbus_rtu import MAX_FRAME, crc_ok
 
-BITS_PER_CHAR = 11
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+_BITS_PER_CHAR = const(11)
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)  # holding register baud_code -> baud
 
 
 def char_us(baud):
     """One character time in microseconds, rounded up."""
-    return (BITS_PER_CHAR * 1000000 + baud - 1) // baud
+    return (_BITS_PER_CHAR * 1000000 + baud - 1) // baud
 
 
 def t35_us(baud):
     """Inter-frame silence in microseconds."""
     if baud <= 19200:
-        return (35 * BITS_PER_CHAR * 100000 + baud - 1) // baud
+        return (35 * _BITS_PER_CHAR * 100000 + baud - 1) // baud
     return 1750
 
 
 def t15_us(baud):
     """Longest silence allowed inside a frame, in microseconds."""
     if baud <= 19200:
-        return (15 * BITS_PER_CHAR * 100000 + baud - 1) // baud
+        return (15 * _BITS_PER_CHAR * 100000 + baud - 1) // baud
     return 750
 
 
@@ -183,9 +191,6 @@ def _crc_ok_at(frame, start, end):
     return crc_ok(memoryview(frame)[start:end], end - start)
 
 
-_UNSET = memoryview(bytearray(0))
-
-
 class Rs485Port:
     """A half-duplex RS-485 port: a UART plus the transceiver's DE/RE pin.
 
@@ -204,11 +209,12 @@ class Rs485Port:
         self.assembler = FrameAssembler(self.gap_us, size, clock.ticks_diff)
         self._chunk = bytearray(chunk)
         # memoryview slices are objects: make each length once, on first use,
-        # so steady-state reads and replies allocate nothing. _UNSET marks a
-        # length not made yet.
-        self._chunk_views = [_UNSET] * (chunk + 1)
+        # so steady-state reads and replies allocate nothing. Dicts, not lists
+        # indexed by length: a node uses a handful of lengths, and a list for
+        # every possible one would hold a kilobyte of heap for nothing.
+        self._chunk_views = {}
         self._tx_buffer = bytearray(0)
-        self._tx_views = [_UNSET] * (size + 1)
+        self._tx_views = {}
         self.replies = 0
         self.resyncs = 0
         self.echoes = 0
@@ -218,8 +224,8 @@ class Rs485Port:
         de.value(0)  # listen
 
     def _chunk_view(self, n):
-        v = self._chunk_views[n]
-        if v is _UNSET:
+        v = self._chunk_views.get(n)
+        if v is None:
             v = memoryview(self._chunk)[:n]
             self._chunk_views[n] = v
         return v
@@ -227,10 +233,9 @@ class Rs485Port:
     def _tx_view(self, buf, n):
         if buf is not self._tx_buffer:
             self._tx_buffer = buf
-            for i in range(len(self._tx_views)):
-                self._tx_views[i] = _UNSET
-        v = self._tx_views[n]
-        if v is _UNSET:
+            self._tx_views = {}
+        v = self._tx_views.get(n)
+        if v is None:
             v = memoryview(buf)[:n]
             self._tx_views[n] = v
         return v
