@@ -23,7 +23,7 @@ CHIP_BME280 = 0x60
 CHIP_BMP280 = 0x58
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):

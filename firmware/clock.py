@@ -12,7 +12,7 @@
 import time
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython: const() is MicroPython's compile-time constant marker
 
     def const(value):

@@ -18,7 +18,7 @@ from firmware import clock as ticks
 MICROPYTHON = hasattr(time, "ticks_us")
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):

@@ -6,7 +6,7 @@
 # so the node's request path is allocation-free.
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):
@@ -17,6 +17,9 @@ ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
 _DEVICE_FAILURE = const(4)
+# Counters wrap inside MicroPython's small-int range (a node sees every frame
+# on its bus for months): past it each increment would allocate a long int.
+COUNT_MASK = const(0x3FFFFFFF)
 
 BROADCAST = 0
 MAX_FRAME = 256
@@ -82,16 +85,16 @@ class RtuSlave:
         if unit != self.unit_id and unit != BROADCAST:
             # Not ours: stay silent, and do not count a CRC error on traffic
             # meant for another node (we cannot know its framing).
-            self.other_unit += 1
+            self.other_unit = (self.other_unit + 1) & COUNT_MASK
             return 0
         if not crc_ok(frame, length):
-            self.crc_errors += 1
+            self.crc_errors = (self.crc_errors + 1) & COUNT_MASK
             return 0
         n = self._dispatch(frame, length - 2)
         if unit == BROADCAST:
             # Writes are carried out, but nobody answers a broadcast.
             return 0
-        self.frames_ok += 1
+        self.frames_ok = (self.frames_ok + 1) & COUNT_MASK
         return n
 
     # -- replies ---------------------------------------------------------------

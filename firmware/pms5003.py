@@ -29,7 +29,7 @@ from firmware.clock import ticks_diff
 from firmware.frame_parser import HeaderFrameParser
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):

@@ -22,10 +22,10 @@
 # (find_tail_request) before it is given up.
 
 from firmware import clock
-from firmware.modbus_rtu import MAX_FRAME, crc_ok
+from firmware.modbus_rtu import COUNT_MASK, MAX_FRAME, crc_ok
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):
@@ -100,7 +100,7 @@ class FrameAssembler:
             self._cur = self.frame
             self.frame = cur
             self.ready = self._n
-            self.frames += 1
+            self.frames = (self.frames + 1) & COUNT_MASK
         self._n = 0
         self._overflow = False
 

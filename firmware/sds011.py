@@ -22,7 +22,7 @@ FRAME_LEN = 10
 _HEADER = b"\xaa\xc0"  # the data frame's first two bytes
 
 try:
-    from micropython import const
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
 except ImportError:  # CPython
 
     def const(value):

@@ -29,6 +29,7 @@ SHARED_MODULES = [
     "tests/firmware/test_node_history.py",
     "tests/firmware/test_fuzz_slave.py",
     "tests/firmware/test_tick_wrap.py",
+    "tests/firmware/test_long_run.py",
 ]
 
 
