@@ -22,23 +22,31 @@ ADDRESS = 0x76  # SDO low; 0x77 with SDO high
 CHIP_BME280 = 0x60
 CHIP_BMP280 = 0x58
 
-REG_CALIB_TP = 0x88
-REG_CALIB_H1 = 0xA1
-REG_CALIB_H = 0xE1
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+_REG_CALIB_TP = const(0x88)
+_REG_CALIB_H1 = const(0xA1)
+_REG_CALIB_H = const(0xE1)
 REG_CHIP_ID = 0xD0
 REG_RESET = 0xE0
 REG_CTRL_HUM = 0xF2
 REG_CTRL_MEAS = 0xF4
-REG_CONFIG = 0xF5
-REG_DATA = 0xF7
+_REG_CONFIG = const(0xF5)
+_REG_DATA = const(0xF7)
 
-CTRL_HUM_X1 = 0x01  # humidity oversampling x1
+_CTRL_HUM_X1 = const(0x01)  # humidity oversampling x1
 CTRL_MEAS_FORCED = 0x25  # temperature x1, pressure x1, forced mode
-CONFIG_NO_FILTER = 0x00
+_CONFIG_NO_FILTER = const(0x00)
 
 # The value a skipped (not yet measured) channel reads.
-SKIPPED_TP = 0x80000
-SKIPPED_H = 0x8000
+_SKIPPED_TP = const(0x80000)
+_SKIPPED_H = const(0x8000)
 
 T_MIN = -40.0
 T_MAX = 85.0
@@ -178,19 +186,19 @@ class Bme280:
                 return False
             self.has_humidity = self.chip_id == CHIP_BME280
             tp = bytearray(26)
-            self.i2c.readfrom_mem_into(self.address, REG_CALIB_TP, tp)
+            self.i2c.readfrom_mem_into(self.address, _REG_CALIB_TP, tp)
             h1 = 0
             h = None
             if self.has_humidity:
-                self.i2c.readfrom_mem_into(self.address, REG_CALIB_H1, self._one)
+                self.i2c.readfrom_mem_into(self.address, _REG_CALIB_H1, self._one)
                 h1 = self._one[0]
                 h = bytearray(7)
-                self.i2c.readfrom_mem_into(self.address, REG_CALIB_H, h)
+                self.i2c.readfrom_mem_into(self.address, _REG_CALIB_H, h)
             self.cal = Calibration(tp, h1, h)
-            self._write(REG_CONFIG, CONFIG_NO_FILTER)
+            self._write(_REG_CONFIG, _CONFIG_NO_FILTER)
             if self.has_humidity:
                 # ctrl_hum takes effect only after the next write of ctrl_meas.
-                self._write(REG_CTRL_HUM, CTRL_HUM_X1)
+                self._write(REG_CTRL_HUM, _CTRL_HUM_X1)
             self._write(REG_CTRL_MEAS, CTRL_MEAS_FORCED)
         except OSError:
             self.bus_errors += 1
@@ -206,13 +214,13 @@ class Bme280:
                 return False
             cal = self.cal
         try:
-            self.i2c.readfrom_mem_into(self.address, REG_DATA, self.buf)
+            self.i2c.readfrom_mem_into(self.address, _REG_DATA, self.buf)
             self._write(REG_CTRL_MEAS, CTRL_MEAS_FORCED)
         except OSError:
             self.bus_errors += 1
             return False
         adc_p, adc_t, adc_h = parse_data(self.buf)
-        if adc_t == SKIPPED_TP or adc_p == SKIPPED_TP or (self.has_humidity and adc_h == SKIPPED_H):
+        if adc_t == _SKIPPED_TP or adc_p == _SKIPPED_TP or (self.has_humidity and adc_h == _SKIPPED_H):
             # No measurement finished yet (the first read after a reset).
             self.skipped += 1
             return False

@@ -33,7 +33,15 @@ from firmware.bme280 import Bme280
 from firmware.clock import ticks_diff
 from firmware.sht3x import Sht3x
 
-PMS_MAX = 1000  # ug/m3: the PMS5003's maximum range (effective range 0-500)
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+_PMS_MAX = const(1000)  # ug/m3: the PMS5003's maximum range (effective range 0-500)
 SDS_MAX = 999.9  # ug/m3: the SDS011's range
 ABSENT_RESTART = 5
 
@@ -63,7 +71,7 @@ class DustSensor:
             self.pms = pms5003.Pms5003Parser()
             self.parser = self.pms
             self.request = pms5003.READ
-            self.max_ug = PMS_MAX
+            self.max_ug = _PMS_MAX
         else:
             self.sds = sds011.Sds011Parser()
             self.parser = self.sds

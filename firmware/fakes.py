@@ -4,15 +4,180 @@
 #
 # Only the peripheral is faked, never the driver: a fake I2C bus moves bytes
 # to and from a model of the chip's registers or commands that the test
-# fills in, the way the real chip would answer. UART, output pin, clock and
-# watchdog fakes are in firmware/hal.py. The board never imports this module
-# (it is compiled and flashed with the rest, and costs flash, not RAM).
+# fills in, the way the real chip would answer. The board's own services are
+# faked here too: a clock that only moves when told to (and wraps like the
+# board's ticks), an output pin, a UART whose wire takes time, a watchdog.
+# The board never imports this module and `sitewatch firmware build` does
+# not ship it.
 #
 # MicroPython-compatible, so the same tests run under both interpreters.
 
+from firmware import clock as ticks
 from firmware import hal
 
 ENODEV = 19  # MicroPython raises OSError(ENODEV) when an I2C address does not acknowledge
+
+
+class FakeClock:
+    """A clock that stands still until advanced; sleeping advances it.
+
+    now_us is the true time (a plain int that never wraps); ticks_us() and
+    ticks_ms() wrap at TICKS_PERIOD as the board's do, so a test can start
+    just before a wrap (start_ms) and run code across it.
+    """
+
+    def __init__(self, start_us=0, start_ms=None):
+        self.now_us = start_us if start_ms is None else start_ms * 1000
+        self.slept_us = 0
+
+    def ticks_us(self):
+        return self.now_us & ticks.TICKS_MAX
+
+    def ticks_ms(self):
+        return (self.now_us // 1000) & ticks.TICKS_MAX
+
+    def ticks_add(self, t, delta):
+        return (t + delta) & ticks.TICKS_MAX
+
+    def ticks_diff(self, a, b):
+        return ticks.ticks_diff(a, b)
+
+    def sleep_us(self, us):
+        if us > 0:
+            self.now_us += us
+            self.slept_us += us
+
+    def advance_us(self, us):
+        self.now_us += us
+
+    def advance_ms(self, ms):
+        self.now_us += ms * 1000
+
+
+class FakePin:
+    """An output line. Every level change is logged as (tick_us, name, level) in trace."""
+
+    def __init__(self, name="pin", value=0, clock=None, trace=None):
+        self.name = name
+        self.level = 1 if value else 0
+        self.clock = clock
+        self.trace = trace
+        self._log()
+
+    def _log(self):
+        if self.trace is not None:
+            t = self.clock.now_us if self.clock is not None else 0
+            self.trace.append((t, self.name, self.level))
+
+    def value(self, level=None):
+        if level is None:
+            return self.level
+        self.level = 1 if level else 0
+        self._log()
+        return None
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+class FakeUART:
+    """A UART with a wire that takes time.
+
+    write() queues bytes; they leave one character time (bits_per_char / baud)
+    each, back to back, starting at the write. flush() returns once the last
+    one has left the shift register, by advancing the fake clock to that
+    moment, as the ESP32's uart.flush() blocks until then. Received bytes are
+    handed in with deliver(data, at_us) and become readable at their arrival
+    time. trace gets ("write", n) and ("flush",) events, timestamped. Times
+    here are the fake clock's true time (now_us), which never wraps.
+    """
+
+    def __init__(self, clock, baud=9600, bits_per_char=10, trace=None):
+        self.clock = clock
+        self.baud = baud
+        self.bits_per_char = bits_per_char
+        self.trace = trace
+        self.sent = bytearray()
+        self.tx_done_us = 0
+        self.flushes = 0
+        self._rx = []  # (arrival_us, byte), in arrival order
+
+    def char_us(self):
+        return (self.bits_per_char * 1000000 + self.baud - 1) // self.baud
+
+    def write(self, buf):
+        now = self.clock.now_us
+        start = self.tx_done_us if self.tx_done_us > now else now
+        n = len(buf)
+        self.sent.extend(buf)
+        self.tx_done_us = start + n * self.char_us()
+        if self.trace is not None:
+            self.trace.append((now, "write", n))
+        return n
+
+    def flush(self):
+        self.flushes += 1
+        now = self.clock.now_us
+        if self.tx_done_us > now:
+            self.clock.sleep_us(self.tx_done_us - now)
+        if self.trace is not None:
+            self.trace.append((self.clock.now_us, "flush"))
+
+    def txdone(self):
+        return self.clock.now_us >= self.tx_done_us
+
+    def deliver(self, data, at_us=None, gap_us=None):
+        """Bytes that reach the RX pin: the first at at_us (default now), then one per gap_us."""
+        t = self.clock.now_us if at_us is None else at_us
+        step = self.char_us() if gap_us is None else gap_us
+        for b in data:
+            self._rx.append((t, b))
+            t += step
+
+    def any(self):
+        now = self.clock.now_us
+        n = 0
+        for t, _ in self._rx:
+            if t > now:
+                break
+            n += 1
+        return n
+
+    def readinto(self, buf, nbytes=-1):
+        if nbytes < 0:
+            nbytes = len(buf)
+        n = self.any()
+        if n > nbytes:
+            n = nbytes
+        for i in range(n):
+            buf[i] = self._rx[i][1]
+        del self._rx[:n]
+        return n if n else None
+
+    def take_sent(self):
+        out = bytes(self.sent)
+        self.sent = bytearray()
+        return out
+
+
+class FakeWDT:
+    """A watchdog that records feeds; expired() says whether the board would have reset."""
+
+    def __init__(self, clock, timeout_ms=5000):
+        self.clock = clock
+        self.timeout_ms = timeout_ms
+        self.feeds = 0
+        self.last_feed_ms = clock.ticks_ms()
+
+    def feed(self):
+        self.feeds += 1
+        self.last_feed_ms = self.clock.ticks_ms()
+
+    def expired(self):
+        return self.clock.ticks_diff(self.clock.ticks_ms(), self.last_feed_ms) > self.timeout_ms
 
 
 class RegisterChip:
@@ -214,11 +379,11 @@ class FakeIO:
 
     Put chips on io.i2c_buses[bus_id] (a FakeI2C), a device on
     io.spi_buses[bus_id] (a FakeSPI), ADC readings in io.adcs[pin]; UARTs
-    are hal.FakeUARTs made on demand in io.uarts[uart_id].
+    are FakeUARTs made on demand in io.uarts[uart_id].
     """
 
     def __init__(self, clock=None):
-        self._clock = clock if clock is not None else hal.FakeClock()
+        self._clock = clock if clock is not None else FakeClock()
         self.uarts = {}
         self.uart_settings = {}
         self.pins = {}
@@ -248,18 +413,18 @@ class FakeIO:
         pass
 
     def watchdog(self, timeout_ms):
-        return hal.FakeWDT(self._clock, timeout_ms)
+        return FakeWDT(self._clock, timeout_ms)
 
     def uart(self, uart_id, baud, parity_code, tx, rx, rxbuf=512):
         port = self.uarts.get(uart_id)
         if port is None:
-            port = hal.FakeUART(self._clock, baud, 11 if parity_code else 10)
+            port = FakeUART(self._clock, baud, 11 if parity_code else 10)
             self.uarts[uart_id] = port
         self.uart_settings[uart_id] = (baud, parity_code, tx, rx)
         return port
 
     def output_pin(self, number, value):
-        pin = hal.FakePin("gpio" + str(number), value, self._clock)
+        pin = FakePin("gpio" + str(number), value, self._clock)
         self.pins[number] = pin
         return pin
 

@@ -2,23 +2,34 @@
 #
 # On the ESP32 these are machine.UART, machine.Pin, machine.WDT and the
 # time.ticks_* functions. Under CPython (the simulator, the tests) and under
-# the MicroPython WebAssembly build there is no `machine` module, so this file
-# also holds fakes of exactly those: a pin, a UART, a watchdog and a clock
-# that only moves when told to. Nothing else is faked: the file system, JSON
-# and the protocol code are the real ones everywhere.
+# the MicroPython WebAssembly build there is no `machine` module: the fakes of
+# exactly those (a pin, a UART, a watchdog, a clock that only moves when told
+# to) are in firmware/fakes.py, which the build does not ship. Nothing else is
+# faked: the file system, JSON and the protocol code are the real ones
+# everywhere.
 #
 # `machine` is imported inside the functions that need it, so importing this
 # module never fails on a host without it.
 
 import time
 
+from firmware import clock as ticks
+
 MICROPYTHON = hasattr(time, "ticks_us")
+
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
 
 # machine.reset_cause() values (the same on every MicroPython port that has them).
 PWRON_RESET = 1
-HARD_RESET = 2
+_HARD_RESET = const(2)
 WDT_RESET = 3
-DEEPSLEEP_RESET = 4
+_DEEPSLEEP_RESET = const(4)
 SOFT_RESET = 5
 
 # Holding register "parity" -> the parity argument of machine.UART.
@@ -34,17 +45,16 @@ class Clock:
         if MICROPYTHON:
             return time.ticks_us()
         # getattr: the ESP32 stubs rightly say MicroPython's time has no monotonic_ns().
-        return getattr(time, "monotonic_ns")() // 1000
+        return (getattr(time, "monotonic_ns")() // 1000) & ticks.TICKS_MAX
 
     def ticks_ms(self):
-        if MICROPYTHON:
-            return time.ticks_ms()
-        return getattr(time, "monotonic_ns")() // 1000000
+        return ticks.ticks_ms()
+
+    def ticks_add(self, t, delta):
+        return ticks.ticks_add(t, delta)
 
     def ticks_diff(self, a, b):
-        if MICROPYTHON:
-            return time.ticks_diff(a, b)
-        return a - b
+        return ticks.ticks_diff(a, b)
 
     def sleep_us(self, us):
         if us <= 0:
@@ -53,37 +63,6 @@ class Clock:
             time.sleep_us(us)
         else:
             time.sleep(us / 1000000)
-
-
-class FakeClock:
-    """A clock that stands still until advanced; sleeping advances it.
-
-    Ticks never wrap here (plain ints), so ticks_diff is a subtraction.
-    """
-
-    def __init__(self, start_us=0):
-        self.now_us = start_us
-        self.slept_us = 0
-
-    def ticks_us(self):
-        return self.now_us
-
-    def ticks_ms(self):
-        return self.now_us // 1000
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def sleep_us(self, us):
-        if us > 0:
-            self.now_us += us
-            self.slept_us += us
-
-    def advance_us(self, us):
-        self.now_us += us
-
-    def advance_ms(self, ms):
-        self.now_us += ms * 1000
 
 
 _CLOCK = Clock()
@@ -221,129 +200,3 @@ def idle():
     except ImportError:
         return
     machine.idle()
-
-
-# -- fakes -------------------------------------------------------------------------
-class FakePin:
-    """An output line. Every level change is logged as (tick_us, name, level) in trace."""
-
-    def __init__(self, name="pin", value=0, clock=None, trace=None):
-        self.name = name
-        self.level = 1 if value else 0
-        self.clock = clock
-        self.trace = trace
-        self._log()
-
-    def _log(self):
-        if self.trace is not None:
-            t = self.clock.ticks_us() if self.clock is not None else 0
-            self.trace.append((t, self.name, self.level))
-
-    def value(self, level=None):
-        if level is None:
-            return self.level
-        self.level = 1 if level else 0
-        self._log()
-        return None
-
-    def on(self):
-        self.value(1)
-
-    def off(self):
-        self.value(0)
-
-
-class FakeUART:
-    """A UART with a wire that takes time.
-
-    write() queues bytes; they leave one character time (bits_per_char / baud)
-    each, back to back, starting at the write. flush() returns once the last
-    one has left the shift register, by advancing the fake clock to that
-    moment, as the ESP32's uart.flush() blocks until then. Received bytes are
-    handed in with deliver(data, at_us) and become readable at their arrival
-    tick. trace gets ("write", n) and ("flush",) events, timestamped.
-    """
-
-    def __init__(self, clock, baud=9600, bits_per_char=10, trace=None):
-        self.clock = clock
-        self.baud = baud
-        self.bits_per_char = bits_per_char
-        self.trace = trace
-        self.sent = bytearray()
-        self.tx_done_us = 0
-        self.flushes = 0
-        self._rx = []  # (arrival_us, byte), in arrival order
-
-    def char_us(self):
-        return (self.bits_per_char * 1000000 + self.baud - 1) // self.baud
-
-    def write(self, buf):
-        now = self.clock.ticks_us()
-        start = self.tx_done_us if self.tx_done_us > now else now
-        n = len(buf)
-        self.sent.extend(buf)
-        self.tx_done_us = start + n * self.char_us()
-        if self.trace is not None:
-            self.trace.append((now, "write", n))
-        return n
-
-    def flush(self):
-        self.flushes += 1
-        now = self.clock.ticks_us()
-        if self.tx_done_us > now:
-            self.clock.sleep_us(self.tx_done_us - now)
-        if self.trace is not None:
-            self.trace.append((self.clock.ticks_us(), "flush"))
-
-    def txdone(self):
-        return self.clock.ticks_us() >= self.tx_done_us
-
-    def deliver(self, data, at_us=None, gap_us=None):
-        """Bytes that reach the RX pin: the first at at_us (default now), then one per gap_us."""
-        t = self.clock.ticks_us() if at_us is None else at_us
-        step = self.char_us() if gap_us is None else gap_us
-        for b in data:
-            self._rx.append((t, b))
-            t += step
-
-    def any(self):
-        now = self.clock.ticks_us()
-        n = 0
-        for t, _ in self._rx:
-            if t > now:
-                break
-            n += 1
-        return n
-
-    def readinto(self, buf, nbytes=-1):
-        if nbytes < 0:
-            nbytes = len(buf)
-        n = self.any()
-        if n > nbytes:
-            n = nbytes
-        for i in range(n):
-            buf[i] = self._rx[i][1]
-        del self._rx[:n]
-        return n if n else None
-
-    def take_sent(self):
-        out = bytes(self.sent)
-        self.sent = bytearray()
-        return out
-
-
-class FakeWDT:
-    """A watchdog that records feeds; expired() says whether the board would have reset."""
-
-    def __init__(self, clock, timeout_ms=5000):
-        self.clock = clock
-        self.timeout_ms = timeout_ms
-        self.feeds = 0
-        self.last_feed_ms = clock.ticks_ms()
-
-    def feed(self):
-        self.feeds += 1
-        self.last_feed_ms = self.clock.ticks_ms()
-
-    def expired(self):
-        return self.clock.ticks_ms() - self.last_feed_ms > self.timeout_ms

@@ -5,10 +5,21 @@
 # built in the preallocated self.tx and its length returned (0 = stay silent),
 # so the node's request path is allocation-free.
 
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
 ILLEGAL_FUNCTION = 1
 ILLEGAL_ADDRESS = 2
 ILLEGAL_VALUE = 3
-DEVICE_FAILURE = 4
+_DEVICE_FAILURE = const(4)
+# Counters wrap inside MicroPython's small-int range (a node sees every frame
+# on its bus for months): past it each increment would allocate a long int.
+COUNT_MASK = const(0x3FFFFFFF)
 
 BROADCAST = 0
 MAX_FRAME = 256
@@ -74,16 +85,16 @@ class RtuSlave:
         if unit != self.unit_id and unit != BROADCAST:
             # Not ours: stay silent, and do not count a CRC error on traffic
             # meant for another node (we cannot know its framing).
-            self.other_unit += 1
+            self.other_unit = (self.other_unit + 1) & COUNT_MASK
             return 0
         if not crc_ok(frame, length):
-            self.crc_errors += 1
+            self.crc_errors = (self.crc_errors + 1) & COUNT_MASK
             return 0
         n = self._dispatch(frame, length - 2)
         if unit == BROADCAST:
             # Writes are carried out, but nobody answers a broadcast.
             return 0
-        self.frames_ok += 1
+        self.frames_ok = (self.frames_ok + 1) & COUNT_MASK
         return n
 
     # -- replies ---------------------------------------------------------------
@@ -217,4 +228,3 @@ class RtuSlave:
         for i in range(count):
             self.bank.write_holding(address + i, (f[7 + 2 * i] << 8) | f[8 + 2 * i])
         return self._echo(f)
-

@@ -28,7 +28,7 @@
 # at that moment. Nothing in the request path allocates.
 
 from firmware import config_store, hal, regmap
-from firmware.clock import ticks_diff
+from firmware.clock import ticks_add, ticks_diff
 from firmware.config_store import ConfigStore
 from firmware.history import History
 from firmware.modbus_rtu import RtuSlave
@@ -219,7 +219,7 @@ class Node:
         history = self.history
         history.push(self.seq, now_ms & TICKS_MASK, bank.inputs, regmap.MEASUREMENT_BASE, status)
         bank.set_input_raw("history_oldest", history.oldest())
-        self.next_sample_ms = now_ms + bank.get_holding_raw("sample_interval")
+        self.next_sample_ms = ticks_add(now_ms, bank.get_holding_raw("sample_interval"))
 
     # -- the bus -------------------------------------------------------------------
     def handle(self, frame, length, now_ms):

@@ -40,8 +40,8 @@ from array import array
 
 from firmware import regmap, sensing
 from firmware.aweight import LeqAggregator, SoundLevelMeter
-from firmware.clock import ticks_diff
-from firmware.modbus_rtu import crc16, crc_ok
+from firmware.clock import ticks_add, ticks_diff
+from firmware.modbus_rtu import COUNT_MASK, crc16, crc_ok
 from firmware.rs485 import Rs485Port
 
 BLOCK_MS = 125
@@ -173,7 +173,7 @@ class I2sSource:
         floats = self.floats
         for i in range(n):
             floats[i] = ints[i] / FULL_SCALE_32
-        self.samples += n
+        self.samples = (self.samples + n) & COUNT_MASK  # 16000 a second: wrap inside the small-int range
         self.meter.feed(floats, n)
         return None
 
@@ -201,10 +201,10 @@ class NoiseSensor:
             return
         if ticks_diff(now_ms, self.next_ms) < 0:
             return
-        self.next_ms += self.block_ms
+        self.next_ms = ticks_add(self.next_ms, self.block_ms)
         if ticks_diff(now_ms, self.next_ms) >= 0:
             # Fell behind by more than a block (a long flash write): restart the schedule.
-            self.next_ms = now_ms + self.block_ms
+            self.next_ms = ticks_add(now_ms, self.block_ms)
         level = source.poll(now_ms)
         if level is not None:
             self.aggregator.add_level(level)

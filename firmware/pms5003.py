@@ -13,7 +13,7 @@
 #
 # Command frame, 7 bytes: 0x42 0x4D CMD DATAH DATAL, then the u16 sum of those
 # five bytes (big-endian). In passive mode the sensor sends a data frame only
-# when asked with CMD_READ. Sensors are reported to answer mode and sleep
+# when asked with _CMD_READ. Sensors are reported to answer mode and sleep
 # commands with a short frame of length 4 (42 4D 00 04 CMD DATA SUM); the
 # parser skips it like any other non-data bytes.
 #
@@ -28,14 +28,22 @@ from firmware import regmap
 from firmware.clock import ticks_diff
 from firmware.frame_parser import HeaderFrameParser
 
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
 FRAME_LEN = 32
-WORDS = 13
+_WORDS = const(13)
 _HEADER = b"\x42\x4d\x00\x1c"
 
 # Command codes and their data values.
-CMD_READ = 0xE2  # passive mode: send one data frame now
-CMD_MODE = 0xE1  # data 0: passive, 1: active
-CMD_POWER = 0xE4  # data 0: sleep (fan off), 1: wake
+_CMD_READ = const(0xE2)  # passive mode: send one data frame now
+_CMD_MODE = const(0xE1)  # data 0: passive, 1: active
+_CMD_POWER = const(0xE4)  # data 0: sleep (fan off), 1: wake
 
 # The datasheet asks for at least 30 s after waking before the readings are
 # stable (the fan has to flush the chamber). A setting, this is its default.
@@ -59,11 +67,11 @@ def command(cmd, data):
 
 
 # Built once at import: sending a command then allocates nothing.
-PASSIVE_MODE = command(CMD_MODE, 0)
-ACTIVE_MODE = command(CMD_MODE, 1)
-READ = command(CMD_READ, 0)
-SLEEP = command(CMD_POWER, 0)
-WAKE = command(CMD_POWER, 1)
+PASSIVE_MODE = command(_CMD_MODE, 0)
+ACTIVE_MODE = command(_CMD_MODE, 1)
+READ = command(_CMD_READ, 0)
+SLEEP = command(_CMD_POWER, 0)
+WAKE = command(_CMD_POWER, 1)
 
 
 class Pms5003Parser(HeaderFrameParser):
@@ -75,7 +83,7 @@ class Pms5003Parser(HeaderFrameParser):
 
     def __init__(self):
         HeaderFrameParser.__init__(self, FRAME_LEN, _HEADER)
-        self.words = array("H", [0] * WORDS)
+        self.words = array("H", [0] * _WORDS)
 
     # Values of the newest frame, in ug/m3.
     @property
@@ -109,7 +117,7 @@ class Pms5003Parser(HeaderFrameParser):
             total += buf[i]
         if total == (buf[FRAME_LEN - 2] << 8) | buf[FRAME_LEN - 1]:
             words = self.words
-            for i in range(WORDS):
+            for i in range(_WORDS):
                 words[i] = (buf[4 + 2 * i] << 8) | buf[5 + 2 * i]
             return self._accept()
         return self._reject(n)

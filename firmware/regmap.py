@@ -49,7 +49,8 @@ STATUS_BITS = (
 
 # ---------------------------------------------------------------------------
 # Input registers (function code 04), read-only.
-# Row: (name, address, format, scale, unit, description)
+# Row: (name, address, format, scale, unit). What each register means is
+# gateway-side text (gateway/regmap_text.py): strings cost the node heap.
 # Addresses 0..15 are the diagnostics every node has; measurements start at
 # MEASUREMENT_BASE so that one read of input_count(kind) registers fetches a
 # whole sample with its diagnostics.
@@ -57,83 +58,83 @@ STATUS_BITS = (
 MEASUREMENT_BASE = 16
 
 DIAGNOSTICS = (
-    ("fw_version", 0, U16, 1, "", "firmware version, major * 256 + minor"),
-    ("node_kind", 1, U16, 1, "", "node kind: 1 dust, 2 noise, 3 tilt, 4 wind"),
-    ("uptime", 2, U32, 1, "s", "seconds since boot"),
-    ("sample_seq", 4, U32, 1, "", "sequence number of the newest sample; restarts at 1 after a reboot"),
-    ("sample_age", 6, U16, 1, "ms", "age of the newest sample at the moment of the read (saturates at 65535)"),
-    ("sensor_status", 7, U16, 1, "", "status bits of the newest sample (see the status table)"),
-    ("frames_ok", 8, U16, 1, "", "requests answered (wraps at 65536)"),
-    ("crc_errors", 9, U16, 1, "", "frames dropped for a bad CRC (wraps)"),
-    ("sensor_errors", 10, U16, 1, "", "failed sensor reads (wraps)"),
-    ("boot_count", 11, U16, 1, "", "number of boots, persisted"),
-    ("history_oldest", 12, U32, 1, "", "sequence number of the oldest sample in the history ring (0: empty)"),
-    ("boot_flags", 14, U16, 1, "", "self-test: 1 register map, 2 no sample yet, 4 config reset, 8 watchdog reset"),
+    ("fw_version", 0, U16, 1, ""),
+    ("node_kind", 1, U16, 1, ""),
+    ("uptime", 2, U32, 1, "s"),
+    ("sample_seq", 4, U32, 1, ""),
+    ("sample_age", 6, U16, 1, "ms"),
+    ("sensor_status", 7, U16, 1, ""),
+    ("frames_ok", 8, U16, 1, ""),
+    ("crc_errors", 9, U16, 1, ""),
+    ("sensor_errors", 10, U16, 1, ""),
+    ("boot_count", 11, U16, 1, ""),
+    ("history_oldest", 12, U32, 1, ""),
+    ("boot_flags", 14, U16, 1, ""),
 )
 
 MEASUREMENTS = {
     KIND_DUST: (
-        ("pm25", 16, U16, 1, "ug/m3", "PM2.5 mass concentration"),
-        ("pm10", 17, U16, 1, "ug/m3", "PM10 mass concentration"),
-        ("pm1", 18, U16, 1, "ug/m3", "PM1.0 mass concentration"),
-        ("temperature", 19, S16, 10, "degC", "air temperature"),
-        ("humidity", 20, U16, 10, "%", "relative humidity"),
-        ("pressure", 21, U16, 100, "kPa", "air pressure"),
+        ("pm25", 16, U16, 1, "ug/m3"),
+        ("pm10", 17, U16, 1, "ug/m3"),
+        ("pm1", 18, U16, 1, "ug/m3"),
+        ("temperature", 19, S16, 10, "degC"),
+        ("humidity", 20, U16, 10, "%"),
+        ("pressure", 21, U16, 100, "kPa"),
     ),
     KIND_NOISE: (
-        ("laeq_1s", 16, U16, 10, "dB(A)", "A-weighted equivalent level over the last second"),
-        ("lamax_1s", 17, U16, 10, "dB(A)", "highest 125 ms (Fast) level in the last second"),
-        ("lamin_1s", 18, U16, 10, "dB(A)", "lowest 125 ms (Fast) level in the last second"),
+        ("laeq_1s", 16, U16, 10, "dB(A)"),
+        ("lamax_1s", 17, U16, 10, "dB(A)"),
+        ("lamin_1s", 18, U16, 10, "dB(A)"),
     ),
     KIND_TILT: (
-        ("pitch", 16, S32, 1, "mdeg", "pitch from the zeroed baseline"),
-        ("roll", 18, S32, 1, "mdeg", "roll from the zeroed baseline"),
-        ("slope_x", 20, S32, 1000, "permille", "slope along x, 1000 * tan(pitch)"),
-        ("slope_y", 22, S32, 1000, "permille", "slope along y, 1000 * tan(roll)"),
-        ("temperature", 24, S16, 10, "degC", "sensor temperature"),
+        ("pitch", 16, S32, 1, "mdeg"),
+        ("roll", 18, S32, 1, "mdeg"),
+        ("slope_x", 20, S32, 1000, "permille"),
+        ("slope_y", 22, S32, 1000, "permille"),
+        ("temperature", 24, S16, 10, "degC"),
     ),
     KIND_WIND: (
-        ("wind_speed", 16, U16, 100, "m/s", "wind speed, mean over the sample interval"),
-        ("wind_dir", 17, U16, 10, "deg", "wind direction, degrees from north (where the wind comes from)"),
-        ("wind_gust_3s", 18, U16, 100, "m/s", "highest 3 s running mean since the previous sample"),
+        ("wind_speed", 16, U16, 100, "m/s"),
+        ("wind_dir", 17, U16, 10, "deg"),
+        ("wind_gust_3s", 18, U16, 100, "m/s"),
     ),
 }
 
 # ---------------------------------------------------------------------------
 # Holding registers (function codes 03, 06, 16): configuration, persisted.
-# Row: (name, address, format, scale, unit, minimum_raw, maximum_raw, default_raw, description)
+# Row: (name, address, format, scale, unit, minimum_raw, maximum_raw, default_raw)
 # Only listed registers are writable; a value outside [minimum, maximum] is
 # refused with exception 3 (illegal data value).
 # ---------------------------------------------------------------------------
 FACTORY_RESET_KEY = 0xA55A
 
 COMMON_HOLDING = (
-    ("unit_id", 0, U16, 1, "", 1, 247, 1, "Modbus unit ID (applies after a restart)"),
-    ("baud_code", 1, U16, 1, "", 0, 4, 0, "0: 9600, 1: 19200, 2: 38400, 3: 57600, 4: 115200 baud"),
-    ("parity", 2, U16, 1, "", 0, 2, 0, "0: none (8N1), 1: even (8E1), 2: odd (8O1)"),
-    ("sample_interval", 3, U16, 1, "ms", 100, 60000, 1000, "time between samples"),
-    ("factory_reset", 4, U16, 1, "", 0, 0xFFFF, 0, "write 0xA55A to restore every default"),
-    ("history_seq", 5, U32, 1, "", 0, 0xFFFFFFFF, 0, "first sample the history window shows (see HISTORY_BASE)"),
+    ("unit_id", 0, U16, 1, "", 1, 247, 1),
+    ("baud_code", 1, U16, 1, "", 0, 4, 0),
+    ("parity", 2, U16, 1, "", 0, 2, 0),
+    ("sample_interval", 3, U16, 1, "ms", 100, 60000, 1000),
+    ("factory_reset", 4, U16, 1, "", 0, 0xFFFF, 0),
+    ("history_seq", 5, U32, 1, "", 0, 0xFFFFFFFF, 0),
 )
 
 KIND_HOLDING = {
     KIND_DUST: (
-        ("rh_flag_threshold", 16, U16, 10, "%", 300, 1000, 750, "flag optical PM readings above this humidity"),
-        ("rh_correction", 17, U16, 1, "", 0, 1, 0, "1: apply the kappa-Koehler humidity correction"),
-        ("kappa", 18, U16, 1000, "", 0, 2000, 300, "hygroscopicity kappa of the correction"),
+        ("rh_flag_threshold", 16, U16, 10, "%", 300, 1000, 750),
+        ("rh_correction", 17, U16, 1, "", 0, 1, 0),
+        ("kappa", 18, U16, 1000, "", 0, 2000, 300),
     ),
     KIND_NOISE: (
-        ("calibration_offset", 16, S16, 10, "dB", -200, 200, 0, "added to every level; set against a reference meter"),
+        ("calibration_offset", 16, S16, 10, "dB", -200, 200, 0),
     ),
     KIND_TILT: (
-        ("zero_baseline", 16, U16, 1, "", 0, 1, 0, "write 1 to take the present attitude as the zero baseline"),
-        ("baseline_pitch", 17, S32, 1, "mdeg", -90000, 90000, 0, "stored zero of pitch"),
-        ("baseline_roll", 19, S32, 1, "mdeg", -90000, 90000, 0, "stored zero of roll"),
+        ("zero_baseline", 16, U16, 1, "", 0, 1, 0),
+        ("baseline_pitch", 17, S32, 1, "mdeg", -90000, 90000, 0),
+        ("baseline_roll", 19, S32, 1, "mdeg", -90000, 90000, 0),
     ),
     KIND_WIND: (
-        ("anemometer_factor", 16, U16, 10000, "m/s/Hz", 1, 65535, 1000, "wind speed per pulse frequency"),
-        ("anemometer_offset", 17, U16, 1000, "m/s", 0, 5000, 0, "wind speed offset"),
-        ("vane_offset", 18, U16, 10, "deg", 0, 3599, 0, "vane mounting offset from north"),
+        ("anemometer_factor", 16, U16, 10000, "m/s/Hz", 1, 65535, 1000),
+        ("anemometer_offset", 17, U16, 1000, "m/s", 0, 5000, 0),
+        ("vane_offset", 18, U16, 10, "deg", 0, 3599, 0),
     ),
 }
 
@@ -170,10 +171,10 @@ def history_window_words(kind):
 
 # ---------------------------------------------------------------------------
 # Coils (function codes 01, 05): actuators.
-# Row: (name, address, description)
+# Row: (name, address)
 # ---------------------------------------------------------------------------
 COILS = {
-    KIND_DUST: (("spray_relay", 0, "spray / fog-cannon relay; on = spraying"),),
+    KIND_DUST: (("spray_relay", 0),),
     KIND_NOISE: (),
     KIND_TILT: (),
     KIND_WIND: (),

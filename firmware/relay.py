@@ -13,11 +13,9 @@
 # Many relay boards are active-low (the coil is energised at logic 0):
 # active_low says so, and "off" is then the high level.
 
+from firmware import clock
+
 DEFAULT_MAX_ON_MS = 60 * 60 * 1000
-
-
-def _ticks_diff(a, b):
-    return a - b
 
 
 class Relay:
@@ -27,7 +25,7 @@ class Relay:
         self.pin = pin
         self.max_on_ms = max_on_ms
         self.active_low = active_low
-        self.ticks_diff = ticks_diff if ticks_diff is not None else _ticks_diff
+        self.ticks_diff = ticks_diff if ticks_diff is not None else clock.ticks_diff
         self.on = False
         self.since_ms = 0
         self.switches = 0

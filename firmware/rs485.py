@@ -21,33 +21,38 @@
 # fails its CRC is searched for a valid request at its tail
 # (find_tail_request) before it is given up.
 
-from firmware.modbus_rtu import MAX_FRAME, crc_ok
+from firmware import clock
+from firmware.modbus_rtu import COUNT_MASK, MAX_FRAME, crc_ok
 
-BITS_PER_CHAR = 11
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+_BITS_PER_CHAR = const(11)
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)  # holding register baud_code -> baud
 
 
 def char_us(baud):
     """One character time in microseconds, rounded up."""
-    return (BITS_PER_CHAR * 1000000 + baud - 1) // baud
+    return (_BITS_PER_CHAR * 1000000 + baud - 1) // baud
 
 
 def t35_us(baud):
     """Inter-frame silence in microseconds."""
     if baud <= 19200:
-        return (35 * BITS_PER_CHAR * 100000 + baud - 1) // baud
+        return (35 * _BITS_PER_CHAR * 100000 + baud - 1) // baud
     return 1750
 
 
 def t15_us(baud):
     """Longest silence allowed inside a frame, in microseconds."""
     if baud <= 19200:
-        return (15 * BITS_PER_CHAR * 100000 + baud - 1) // baud
+        return (15 * _BITS_PER_CHAR * 100000 + baud - 1) // baud
     return 750
-
-
-def _ticks_diff(a, b):
-    return a - b
 
 
 class FrameAssembler:
@@ -64,7 +69,7 @@ class FrameAssembler:
     def __init__(self, gap_us, size=MAX_FRAME, ticks_diff=None):
         self.gap_us = gap_us
         self.size = size
-        self.ticks_diff = ticks_diff if ticks_diff is not None else _ticks_diff
+        self.ticks_diff = ticks_diff if ticks_diff is not None else clock.ticks_diff
         self._cur = bytearray(size)
         self._n = 0
         self._last = 0
@@ -95,7 +100,7 @@ class FrameAssembler:
             self._cur = self.frame
             self.frame = cur
             self.ready = self._n
-            self.frames += 1
+            self.frames = (self.frames + 1) & COUNT_MASK
         self._n = 0
         self._overflow = False
 
@@ -186,15 +191,12 @@ def _crc_ok_at(frame, start, end):
     return crc_ok(memoryview(frame)[start:end], end - start)
 
 
-_UNSET = memoryview(bytearray(0))
-
-
 class Rs485Port:
     """A half-duplex RS-485 port: a UART plus the transceiver's DE/RE pin.
 
-    uart: machine.UART or hal.FakeUART (any, readinto, write, flush).
+    uart: machine.UART or fakes.FakeUART (any, readinto, write, flush).
     de: the driver-enable pin (DE tied to /RE): high = transmit, low = listen.
-    clock: hal.Clock or hal.FakeClock (ticks_us, ticks_diff, sleep_us).
+    clock: hal.Clock or fakes.FakeClock (ticks_us, ticks_diff, sleep_us).
     """
 
     def __init__(self, uart, de, baud, clock, size=MAX_FRAME, chunk=64):
@@ -207,11 +209,12 @@ class Rs485Port:
         self.assembler = FrameAssembler(self.gap_us, size, clock.ticks_diff)
         self._chunk = bytearray(chunk)
         # memoryview slices are objects: make each length once, on first use,
-        # so steady-state reads and replies allocate nothing. _UNSET marks a
-        # length not made yet.
-        self._chunk_views = [_UNSET] * (chunk + 1)
+        # so steady-state reads and replies allocate nothing. Dicts, not lists
+        # indexed by length: a node uses a handful of lengths, and a list for
+        # every possible one would hold a kilobyte of heap for nothing.
+        self._chunk_views = {}
         self._tx_buffer = bytearray(0)
-        self._tx_views = [_UNSET] * (size + 1)
+        self._tx_views = {}
         self.replies = 0
         self.resyncs = 0
         self.echoes = 0
@@ -221,8 +224,8 @@ class Rs485Port:
         de.value(0)  # listen
 
     def _chunk_view(self, n):
-        v = self._chunk_views[n]
-        if v is _UNSET:
+        v = self._chunk_views.get(n)
+        if v is None:
             v = memoryview(self._chunk)[:n]
             self._chunk_views[n] = v
         return v
@@ -230,10 +233,9 @@ class Rs485Port:
     def _tx_view(self, buf, n):
         if buf is not self._tx_buffer:
             self._tx_buffer = buf
-            for i in range(len(self._tx_views)):
-                self._tx_views[i] = _UNSET
-        v = self._tx_views[n]
-        if v is _UNSET:
+            self._tx_views = {}
+        v = self._tx_views.get(n)
+        if v is None:
             v = memoryview(buf)[:n]
             self._tx_views[n] = v
         return v

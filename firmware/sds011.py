@@ -21,13 +21,21 @@ from firmware.frame_parser import HeaderFrameParser
 FRAME_LEN = 10
 _HEADER = b"\xaa\xc0"  # the data frame's first two bytes
 
-CMD_REPORTING_MODE = 2  # D1 = 1 (set), D2 = 0 active reporting / 1 query mode
-CMD_QUERY = 4  # ask for one data frame
-CMD_SLEEP_WORK = 6  # D1 = 1 (set), D2 = 0 sleep / 1 work
-BROADCAST_ID = 0xFFFF
+try:
+    from micropython import const  # type: ignore  # the stubs type it position-only, the CPython stand-in not
+except ImportError:  # CPython
+
+    def const(value):
+        return value
 
 
-def command(cmd, d1=0, d2=0, device_id=BROADCAST_ID):
+_CMD_REPORTING_MODE = const(2)  # D1 = 1 (set), D2 = 0 active reporting / 1 query mode
+_CMD_QUERY = const(4)  # ask for one data frame
+_CMD_SLEEP_WORK = const(6)  # D1 = 1 (set), D2 = 0 sleep / 1 work
+_BROADCAST_ID = const(0xFFFF)
+
+
+def command(cmd, d1=0, d2=0, device_id=_BROADCAST_ID):
     frame = bytearray(19)
     frame[0] = 0xAA
     frame[1] = 0xB4
@@ -44,24 +52,24 @@ def command(cmd, d1=0, d2=0, device_id=BROADCAST_ID):
     return bytes(frame)
 
 
-def query_command(device_id=BROADCAST_ID):
-    return command(CMD_QUERY, 0, 0, device_id)
+def query_command(device_id=_BROADCAST_ID):
+    return command(_CMD_QUERY, 0, 0, device_id)
 
 
-def sleep_command(device_id=BROADCAST_ID):
-    return command(CMD_SLEEP_WORK, 1, 0, device_id)
+def sleep_command(device_id=_BROADCAST_ID):
+    return command(_CMD_SLEEP_WORK, 1, 0, device_id)
 
 
-def work_command(device_id=BROADCAST_ID):
-    return command(CMD_SLEEP_WORK, 1, 1, device_id)
+def work_command(device_id=_BROADCAST_ID):
+    return command(_CMD_SLEEP_WORK, 1, 1, device_id)
 
 
-def query_mode_command(device_id=BROADCAST_ID):
-    return command(CMD_REPORTING_MODE, 1, 1, device_id)
+def query_mode_command(device_id=_BROADCAST_ID):
+    return command(_CMD_REPORTING_MODE, 1, 1, device_id)
 
 
-def active_mode_command(device_id=BROADCAST_ID):
-    return command(CMD_REPORTING_MODE, 1, 0, device_id)
+def active_mode_command(device_id=_BROADCAST_ID):
+    return command(_CMD_REPORTING_MODE, 1, 0, device_id)
 
 
 # Built once: asking for a reading allocates nothing.

@@ -5,10 +5,19 @@ A build makes one folder per node kind, laid out as the board's file system:
     <out>/<kind>/main.py          entry point, kept as source (MicroPython only runs main.py/boot.py)
     <out>/<kind>/boot.py          presets the relay pin at power-up, source for the same reason
     <out>/<kind>/node.json        kind, pins, watchdog timeout (the flasher adds the unit ID)
-    <out>/<kind>/firmware/*.mpy   every other firmware module, precompiled
+    <out>/<kind>/firmware/*.mpy   the firmware modules this kind runs, precompiled
+    <out>/<kind>/manifest.py      the same modules as frozen bytecode, for a production image
+    <out>/<kind>/frozen/firmware/*.py  their sources, which manifest.py names
+
+A kind ships only the modules it can run: the import closure of main.py,
+boot.py and the kind's sensor module (node.json's "module" and the adapter
+main.py falls back on), found by reading their import statements. The test
+doubles (firmware/fakes.py) are never part of it.
 
 Precompiled modules load faster and need far less RAM on the ESP32 than
-source the board would compile at every boot.
+source the board would compile at every boot. Frozen modules (compiled into
+the MicroPython image with manifest.py) need less still: their bytecode and
+constants stay in flash.
 
 Flashing is a plan of mpremote invocations (see flash_commands) so that
 --dry-run can print exactly what would run.
@@ -16,6 +25,7 @@ Flashing is a plan of mpremote invocations (see flash_commands) so that
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shlex
@@ -57,6 +67,16 @@ RELAY_SETTINGS: dict[str, dict[str, Any]] = {
     "dust": {"pin": 26, "active_low": False, "max_on_s": 3600},
 }
 WATCHDOG_MS = 8000
+# The adapter firmware/main.py loads for a kind when node.json names no module (main.SENSOR_MODULES).
+ADAPTERS: dict[str, str] = {
+    "dust": "firmware.dust_sensor",
+    "noise": "firmware.noise_sensor",
+    "tilt": "firmware.tilt_sensor",
+    "wind": "firmware.wind_sensor",
+}
+# Modules that exist for the tests only and never go to a board.
+TEST_ONLY = ("fakes",)
+PACKAGE = "firmware"
 
 
 class FirmwareError(Exception):
@@ -93,8 +113,77 @@ def mpy_cross_command() -> list[str]:
 
 
 def firmware_modules() -> list[Path]:
-    """The firmware modules compiled to .mpy (everything but the root sources)."""
-    return sorted(p for p in FIRMWARE_DIR.glob("*.py") if p.name not in ROOT_SOURCES)
+    """The firmware modules compiled to .mpy (everything but the root sources and the test doubles)."""
+    return sorted(p for p in FIRMWARE_DIR.glob("*.py") if p.name not in ROOT_SOURCES and p.stem not in TEST_ONLY)
+
+
+def imported_modules(source: Path) -> set[str]:
+    """The firmware modules a module imports, anywhere in it (lazy imports inside functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), filename=str(source))):
+        if isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            if node.module == PACKAGE:
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith(PACKAGE + "."):
+                found.add(node.module.split(".", 1)[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(PACKAGE + "."):
+                    found.add(alias.name.split(".", 1)[1])
+    return found
+
+
+def kind_modules(kind: str) -> list[str]:
+    """Names (without .py) of the firmware modules a node of this kind runs, main and boot excluded."""
+    if kind not in KINDS:
+        raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(KINDS)})")
+    roots = {Path(name).stem for name in ROOT_SOURCES}
+    for module in (SENSOR_SETTINGS[kind]["module"], ADAPTERS[kind]):
+        roots.add(module.split(".", 1)[1])
+    seen: set[str] = set()
+    todo = sorted(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = FIRMWARE_DIR / f"{name}.py"
+        if not path.is_file():
+            raise FirmwareError(f"{PACKAGE}.{name} is imported but {path} does not exist")
+        seen.add(name)
+        todo.extend(sorted(imported_modules(path) - seen))
+    shipped = sorted(seen - roots.intersection(Path(n).stem for n in ROOT_SOURCES))
+    leaked = set(shipped).intersection(TEST_ONLY)
+    if leaked:
+        raise FirmwareError(f"the {kind} node imports test-only modules: {', '.join(sorted(leaked))}")
+    return ["__init__", *shipped] if (FIRMWARE_DIR / "__init__.py").is_file() else shipped
+
+
+def frozen_manifest(kind: str, modules: Sequence[str]) -> str:
+    """A MicroPython manifest.py freezing the kind's modules (package "firmware" under frozen/).
+
+    It includes the port's own manifest first, so the image keeps the
+    modules the port freezes by default (on the ESP32: _boot, which mounts
+    the file system, and friends). main.py, boot.py and node.json stay on the
+    file system, as in the .mpy layout.
+    """
+    files = ", ".join(repr(f"{name}.py") for name in modules)
+    return (
+        f"# MicroPython manifest for a sitewatch {kind} node: its firmware modules as frozen bytecode.\n"
+        "# Generated by `sitewatch firmware build`; see docs/firmware.md for how to build an image.\n"
+        'include("$(PORT_DIR)/boards/manifest.py")\n'
+        f'package("{PACKAGE}", files=({files},), base_path="frozen")\n'
+    )
+
+
+def image_instructions(folder: Path) -> str:
+    """How to build a MicroPython image with a kind's frozen modules (ESP-IDF toolchain needed)."""
+    manifest = folder.resolve() / "manifest.py"
+    return (
+        f"frozen image: with MicroPython's source and ESP-IDF set up (see ports/esp32/README.md),\n"
+        f"  make -C micropython/ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST={manifest}\n"
+        f"  then flash build-ESP32_GENERIC/firmware.bin with esptool, and copy only main.py, boot.py\n"
+        f"  and node.json to the board (no firmware/ folder: the modules are in the image)"
+    )
 
 
 def check_mpy(path: Path) -> None:
@@ -126,14 +215,19 @@ def build(out: Path, kinds: Sequence[str] = KINDS, mpy_cross: Sequence[str] | No
             target = Path(scratch) / (source.stem + ".mpy")
             compile_module(source, target, command)
             compiled.append(target)
+        by_name = {mpy.stem: mpy for mpy in compiled}
         for kind in kinds:
             folder = out / kind
             # A fresh folder: a module deleted from the sources must not linger in a build.
             if folder.exists():
                 shutil.rmtree(folder)
             (folder / "firmware").mkdir(parents=True)
-            for mpy in compiled:
-                shutil.copyfile(mpy, folder / "firmware" / mpy.name)
+            (folder / "frozen" / PACKAGE).mkdir(parents=True)
+            modules = kind_modules(kind)
+            for name in modules:
+                shutil.copyfile(by_name[name], folder / "firmware" / f"{name}.mpy")
+                shutil.copyfile(FIRMWARE_DIR / f"{name}.py", folder / "frozen" / PACKAGE / f"{name}.py")
+            (folder / "manifest.py").write_text(frozen_manifest(kind, modules), encoding="utf-8")
             for name in ROOT_SOURCES:
                 shutil.copyfile(FIRMWARE_DIR / name, folder / name)
             write_node_config(folder / NODE_FILE, node_config(kind))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from firmware import modbus_rtu, regmap
+from gateway.regmap_text import DESCRIPTIONS
 
 # Where the generated document lives, relative to the repository root.
 DOC_PATH = "hardware/register-map.md"
@@ -170,18 +171,28 @@ def kind_by_name(name: str) -> int:
     raise KeyError(name)
 
 
-def _register(row: Sequence[object]) -> Register:
+def description(kind: int | None, name: str) -> str:
+    """What a register or coil means (gateway/regmap_text.py): the kind's own, else a diagnostic or common one."""
+    sections = ([kind_name(kind)] if kind is not None else []) + ["diagnostics", "common"]
+    for section in sections:
+        text = DESCRIPTIONS.get(section, {}).get(name)
+        if text is not None:
+            return text
+    raise KeyError(f"register {name!r} has no description in gateway/regmap_text.py (sections {sections})")
+
+
+def _register(row: Sequence[object], kind: int | None) -> Register:
     return Register(
         name=str(row[0]),
         address=_int(row[1]),
         fmt=_int(row[2]),
         scale=_int(row[3]),
         unit=str(row[4]),
-        description=str(row[5]),
+        description=description(kind, str(row[0])),
     )
 
 
-def _holding(row: Sequence[object]) -> Register:
+def _holding(row: Sequence[object], kind: int) -> Register:
     return Register(
         name=str(row[0]),
         address=_int(row[1]),
@@ -191,7 +202,7 @@ def _holding(row: Sequence[object]) -> Register:
         minimum=_int(row[5]),
         maximum=_int(row[6]),
         default=_int(row[7]),
-        description=str(row[8]),
+        description=description(kind, str(row[0])),
     )
 
 
@@ -202,23 +213,23 @@ def _int(value: object) -> int:
 
 
 def input_registers(kind: int) -> tuple[Register, ...]:
-    return tuple(_register(row) for row in regmap.input_registers(kind))
+    return tuple(_register(row, kind) for row in regmap.input_registers(kind))
 
 
 def holding_registers(kind: int) -> tuple[Register, ...]:
-    return tuple(_holding(row) for row in regmap.holding_registers(kind))
+    return tuple(_holding(row, kind) for row in regmap.holding_registers(kind))
 
 
 def coils(kind: int) -> tuple[Coil, ...]:
-    return tuple(Coil(str(row[0]), _int(row[1]), str(row[2])) for row in regmap.coils(kind))
+    return tuple(Coil(str(row[0]), _int(row[1]), description(kind, str(row[0]))) for row in regmap.coils(kind))
 
 
 def diagnostics() -> tuple[Register, ...]:
-    return tuple(_register(row) for row in regmap.DIAGNOSTICS)
+    return tuple(_register(row, None) for row in regmap.DIAGNOSTICS)
 
 
 def measurements(kind: int) -> tuple[Register, ...]:
-    return tuple(_register(row) for row in regmap.MEASUREMENTS[kind])
+    return tuple(_register(row, kind) for row in regmap.MEASUREMENTS[kind])
 
 
 def status_bits() -> tuple[tuple[int, str, str], ...]:

@@ -1,6 +1,7 @@
 // Runs Python code under real MicroPython (the WebAssembly build from npm).
 //
-// stdin: JSON {"files": {"/abs/path.py": "source", ...}, "code": "...", "heapsize": bytes}
+// stdin: JSON {"files": {"/abs/path.py": "source", ...}, "binary_files": {"/abs/x.mpy": "base64"},
+//              "code": "...", "heapsize": bytes}
 // stdout: what the code printed; exit status 1 when it raised.
 // The WebAssembly port has no disk access, so every module it needs is
 // copied into its in-memory file system first.
@@ -27,8 +28,18 @@ for (const [path, text] of Object.entries(job.files || {})) {
   mkdirs(path);
   mp.FS.writeFile(path, text);
 }
+// Binary files (compiled .mpy modules), base64-encoded.
+for (const [path, b64] of Object.entries(job.binary_files || {})) {
+  mkdirs(path);
+  mp.FS.writeFile(path, Buffer.from(b64, "base64"));
+}
+// "then": further code run in separate runPython calls (globals persist). Only
+// between calls does gc.collect() free everything: within one call, stale
+// pointers on the WebAssembly stack keep garbage alive, which a heap
+// measurement must not count.
 try {
   mp.runPython(job.code);
+  for (const code of job.then || []) mp.runPython(code);
 } catch (e) {
   process.stderr.write(String(e.message || e) + "\n");
   process.exitCode = 1;

@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     build = actions.add_parser(
         "build",
         help="compile every firmware module to .mpy, one deployable folder per node kind",
-        description="Lay out OUT/<kind>/ with main.py, boot.py, node.json and firmware/*.mpy.",
+        description="Lay out OUT/<kind>/ with main.py, boot.py, node.json, firmware/*.mpy (the modules the kind "
+        "runs) and manifest.py with frozen/ (for a MicroPython image with the modules frozen in).",
     )
     build.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     build.add_argument("--kind", choices=firmware_build.KINDS, action="append", help="only this kind (repeatable)")
@@ -83,7 +84,10 @@ def run_build(args: argparse.Namespace) -> int:
         return 1
     for folder in folders:
         modules = len(list((folder / "firmware").glob("*.mpy")))
-        print(f"built {folder} ({modules} modules)")
+        print(f"built {folder} ({modules} modules, manifest.py for a frozen image)")
+    if folders:
+        first = folders[0].resolve()
+        print(firmware_build.image_instructions(first).replace(str(first), str(args.out.resolve() / "<kind>")))
     return 0
 
 

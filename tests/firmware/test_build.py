@@ -25,10 +25,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_kind_gets_a_deployable_folder(built: Path) -> None:
-    modules = sorted(p.stem for p in FIRMWARE.glob("*.py") if p.name not in ("main.py", "boot.py"))
-    assert "rs485" in modules and "node" in modules
     for kind in ("dust", "noise", "tilt", "wind"):
         folder = built / kind
+        modules = firmware_build.kind_modules(kind)
+        assert "rs485" in modules and "node" in modules
         assert sorted(p.stem for p in (folder / "firmware").iterdir()) == modules
         assert list((folder / "firmware").glob("*.py")) == []
         # main.py and boot.py stay source, byte for byte.
@@ -162,3 +162,68 @@ def test_flash_snippets_do_what_they_say_under_micropython() -> None:
         "clean without a firmware folder ok",
     ]
     assert "\n" not in firmware_build.PARK_MAIN and "\n" not in firmware_build.CLEAN_OLD
+
+
+def test_no_test_double_is_shipped(built: Path) -> None:
+    # The fakes (clock, UART, pins, buses, FakeIO) are for the tests: a board runs none of them.
+    for kind in firmware_build.KINDS:
+        folder = built / kind
+        assert not [p for p in folder.rglob("fakes*")]
+        for path in [*folder.glob("firmware/*.mpy"), *folder.glob("*.py")]:
+            if path.name != "manifest.py":
+                assert b"FakeClock" not in path.read_bytes(), path
+                assert b"FakeUART" not in path.read_bytes(), path
+
+
+def test_each_kind_ships_only_the_modules_it_can_run(built: Path) -> None:
+    from firmware import main
+
+    assert {firmware_build.KINDS[k - 1]: m for k, m in main.SENSOR_MODULES.items()} == firmware_build.ADAPTERS
+    adapters = {kind: module.split(".")[1] for kind, module in firmware_build.ADAPTERS.items()}
+    for kind, adapter in adapters.items():
+        modules = firmware_build.kind_modules(kind)
+        assert adapter in modules
+        assert firmware_build.SENSOR_SETTINGS[kind]["module"].split(".")[1] in modules
+        assert [m for m in adapters.values() if m in modules] == [adapter], kind
+    assert "sds011" in firmware_build.kind_modules("dust")  # node.json may choose it: a lazy import counts
+    assert "aweight" not in firmware_build.kind_modules("dust")
+
+
+def _manifest_calls(text: str) -> list[tuple[str, tuple[object, ...], dict[str, object]]]:
+    calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+
+    def record(name: str) -> object:
+        return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    # A manifest is Python run with the manifest functions in scope (MicroPython's tools/manifestfile.py).
+    scope = {name: record(name) for name in ("include", "package", "module", "freeze", "require", "metadata")}
+    exec(compile(text, "manifest.py", "exec"), scope)
+    return calls
+
+
+def test_manifest_freezes_exactly_the_shipped_modules(built: Path) -> None:
+    for kind in firmware_build.KINDS:
+        folder = built / kind
+        calls = _manifest_calls((folder / "manifest.py").read_text())
+        assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
+        assert len(calls) == 2
+        name, args, kwargs = calls[1]
+        assert (name, args) == ("package", ("firmware",))
+        files = kwargs["files"]
+        assert isinstance(files, tuple)
+        shipped = sorted(p.stem for p in (folder / "firmware").glob("*.mpy"))
+        assert sorted(str(f).removesuffix(".py") for f in files) == shipped
+        # Paths in a manifest are relative to it: base_path/firmware/<file> must be the source.
+        base = folder / str(kwargs["base_path"]) / "firmware"
+        assert sorted(p.name for p in base.iterdir()) == sorted(str(f) for f in files)
+        for f in files:
+            assert (base / str(f)).read_bytes() == (FIRMWARE / str(f)).read_bytes()
+
+
+def test_build_command_says_how_to_make_a_frozen_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.ops.cli import main as cli_main
+
+    assert cli_main(["firmware", "build", "--out", str(tmp_path), "--kind", "wind"]) == 0
+    out = capsys.readouterr().out
+    assert f"FROZEN_MANIFEST={tmp_path.resolve()}/<kind>/manifest.py" in out
+    assert "BOARD=ESP32_GENERIC" in out

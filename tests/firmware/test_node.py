@@ -4,7 +4,7 @@
 import json
 
 from firmware import hal, main, regmap
-from firmware.hal import FakeClock, FakePin, FakeUART, FakeWDT
+from firmware.fakes import FakeClock, FakePin, FakeUART, FakeWDT
 from firmware.node import (
     BOOT_REGMAP,
     BOOT_SENSOR,

@@ -1,7 +1,7 @@
 # Spray relay: safe state and maximum on-time. MicroPython-compatible (no pytest).
 
 from firmware import regmap
-from firmware.hal import FakePin
+from firmware.fakes import FakePin
 from firmware.node import Node
 from firmware.relay import DEFAULT_MAX_ON_MS, Relay
 from tests.firmware.mp_support import with_crc

@@ -3,7 +3,7 @@
 # same functions under real MicroPython.
 
 from firmware import regmap
-from firmware.hal import FakeClock, FakePin, FakeUART
+from firmware.fakes import FakeClock, FakePin, FakeUART
 from firmware.node import Node
 from firmware.rs485 import FrameAssembler, Rs485Port, char_us, find_tail_request, t15_us, t35_us
 from tests.firmware.mp_support import with_crc

@@ -28,6 +28,8 @@ SHARED_MODULES = [
     "tests/firmware/test_wind_sensor.py",
     "tests/firmware/test_node_history.py",
     "tests/firmware/test_fuzz_slave.py",
+    "tests/firmware/test_tick_wrap.py",
+    "tests/firmware/test_long_run.py",
 ]
 
 

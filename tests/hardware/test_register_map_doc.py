@@ -83,7 +83,7 @@ def test_every_register_of_the_map_is_in_the_document(kind: int) -> None:
         assert (cells[0], cells[1]) == expected_span(3, row[1], regmap.FORMAT_WORDS[row[2]]), cells
         assert cells[3] == regmap.FORMAT_NAMES[row[2]]
         assert cells[4] == str(row[3])
-        assert cells[6] == row[5]
+        assert cells[6] == regmap_doc.description(kind, row[0])
     assert set(inputs) == {row[0] for row in regmap.input_registers(kind)}
 
     holdings = table_rows(section, f"### Holding registers (functions 03, 06, 16), {name}")
@@ -96,7 +96,7 @@ def test_every_register_of_the_map_is_in_the_document(kind: int) -> None:
         assert Decimal(cells[6]) * scale == row[5]
         assert Decimal(cells[7]) * scale == row[6]
         assert Decimal(cells[8]) * scale == row[7]
-        assert cells[9] == row[8]
+        assert cells[9] == regmap_doc.description(kind, row[0])
     assert set(holdings) == {row[0] for row in regmap.holding_registers(kind)}
 
     coil_rows = table_rows(section, f"### Coils (functions 01, 05), {name}")
@@ -118,9 +118,9 @@ def test_serial_codes_agree_with_the_register_descriptions() -> None:
         assert baud[6] == len(regmap_doc.BAUD_RATES) - 1
         assert parity[6] == len(regmap_doc.PARITY_NAMES) - 1
         for code, rate in enumerate(regmap_doc.BAUD_RATES):
-            assert f"{code}: {rate}" in baud[8]
+            assert f"{code}: {rate}" in regmap_doc.description(kind, "baud_code")
         for code, parity_name in enumerate(regmap_doc.PARITY_NAMES):
-            assert f"{code}: {parity_name}" in parity[8]
+            assert f"{code}: {parity_name}" in regmap_doc.description(kind, "parity")
 
 
 def test_stale_document_is_detected() -> None:
@@ -248,3 +248,23 @@ def test_mbpoll_examples_do_what_they_say(kind: int) -> None:
             # The node refreshes its diagnostics just before it answers, so the
             # bank after the request holds exactly what was sent.
             assert [got[r] for r in refs] == expected_values(node, example), f"{example.command}\n{proc.stdout}"
+
+
+def test_every_register_has_one_gateway_side_description_and_no_stale_ones() -> None:
+    # The node's register map carries no text (it costs heap on the board): the gateway's table does.
+    from firmware import regmap
+    from gateway import regmap_doc
+    from gateway.regmap_text import DESCRIPTIONS
+
+    expected: dict[str, set[str]] = {"diagnostics": {str(row[0]) for row in regmap.DIAGNOSTICS}}
+    expected["common"] = {str(row[0]) for row in regmap.COMMON_HOLDING}
+    for kind, name in regmap.KIND_NAMES.items():
+        rows = regmap.MEASUREMENTS[kind] + regmap.KIND_HOLDING[kind] + regmap.COILS[kind]
+        expected[name] = {str(row[0]) for row in rows}
+    assert {section: set(texts) for section, texts in DESCRIPTIONS.items()} == expected
+    assert all(text.strip() for texts in DESCRIPTIONS.values() for text in texts.values())
+    # A kind's own text wins over a shared name's (tilt's temperature is the sensor's, dust's the air's).
+    assert regmap_doc.description(regmap.KIND_TILT, "temperature") == "sensor temperature"
+    assert regmap_doc.description(regmap.KIND_DUST, "temperature") == "air temperature"
+    for row in regmap.DIAGNOSTICS + regmap.COMMON_HOLDING:
+        assert len(row) in (5, 8) and not any(isinstance(v, str) and " " in v for v in row), row

@@ -53,7 +53,9 @@ def test_build_output_names_the_folders(tmp_path: Path, capsys: pytest.CaptureFi
     assert run(["firmware", "build", "--out", str(tmp_path), "--kind", "tilt"]) == 0
     out = capsys.readouterr().out
     modules = len(list((tmp_path / "tilt" / "firmware").glob("*.mpy")))
-    assert out == f"built {tmp_path / 'tilt'} ({modules} modules)\n"
+    lines = out.splitlines()
+    assert lines[0] == f"built {tmp_path / 'tilt'} ({modules} modules, manifest.py for a frozen image)"
+    assert f"FROZEN_MANIFEST={tmp_path.resolve() / '<kind>' / 'manifest.py'}" in out
 
 
 def test_dry_run_prints_the_exact_commands_and_writes_nothing(

@@ -22,14 +22,31 @@ def firmware_files() -> dict[str, str]:
 
 
 def run_micropython(
-    code: str, files: dict[str, str] | None = None, heapsize: int = 8 << 20, timeout: float = 120
+    code: str,
+    files: dict[str, str] | None = None,
+    heapsize: int = 8 << 20,
+    timeout: float = 120,
+    binary_files: dict[str, str] | None = None,
+    then: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run code; files are text, binary_files base64 (e.g. .mpy modules), each at its path in the FS.
+
+    then: further code, each run as a separate top-level call with the same globals. Only between
+    calls does gc.collect() free all garbage (within a call the WebAssembly stack keeps stale
+    pointers), so heap measurements take their readings there.
+    """
     node = shutil.which("node")
     if node is None:
         raise MicroPythonUnavailable("node is not installed: run `make test`, which installs nodejs")
     if not PACKAGE.is_dir():
         raise MicroPythonUnavailable(f"{PACKAGE} is missing: run `make test`, which runs `npm ci`")
-    job = {"files": files or {}, "code": code, "heapsize": heapsize}
+    job = {
+        "files": files or {},
+        "binary_files": binary_files or {},
+        "code": code,
+        "then": then or [],
+        "heapsize": heapsize,
+    }
     return subprocess.run(
         [node, str(RUNNER)], input=json.dumps(job), capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
