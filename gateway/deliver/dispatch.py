@@ -5,6 +5,13 @@ off (exponentially, from ``min_backoff`` to ``max_backoff`` seconds) and
 retries, while the others carry on. Nothing is lost while it is down: its
 cursor stays where it was, and the queue's retention never prunes past it.
 
+A server that says how long to wait (``SinkError.retry_after``, from an HTTP
+429/503 Retry-After) is waited for that long (at least ``min_backoff``, at
+most RETRY_AFTER_LIMIT) instead of the exponential backoff. A sink that
+raises ``SinkFatalError`` (a bad token, a missing database: retrying will
+never help) is stopped: one error in the log naming the sink and the
+server's message, ``stats.fatal`` holds it, and the other sinks carry on.
+
 Queue calls run in a worker thread under one lock shared with the writer
 (the queue's SQLite connection is used by one thread at a time, and its
 fsyncs never stall the event loop the bus owners time their replies on).
@@ -16,16 +23,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sinks import Sink
+from gateway.deliver.sinks import Sink, SinkFatalError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+RETRY_AFTER_LIMIT = 3600.0  # s: the longest a server's Retry-After is honoured (a broken header must not park a sink)
 
 
 @dataclass
@@ -36,6 +45,7 @@ class DeliveryStats:
     last_error: str = ""
     last_delivery: float | None = None  # wall time of the last confirmed batch
     down_since: float | None = None  # wall time of the first failure of the present run
+    fatal: str = ""  # why the sink was stopped for good (SinkFatalError), empty while it may still deliver
 
 
 class Delivery:
@@ -50,6 +60,7 @@ class Delivery:
         max_backoff: float = 60.0,
         lock: asyncio.Lock | None = None,
         wall: Callable[[], float] = time.time,
+        pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
     ) -> None:
         self.queue = queue
         self.sink = sink
@@ -62,6 +73,7 @@ class Delivery:
         self.stats = DeliveryStats()
         self.backoff = 0.0  # 0 while the sink works
         self.wake = asyncio.Event()  # set by whoever appends to the queue
+        self.pause = pause or _wait  # waits out a backoff (until stop); injected by tests
 
     @property
     def name(self) -> str:
@@ -74,6 +86,8 @@ class Delivery:
     async def pump(self, deadline: float | None = None) -> bool:
         """Deliver until the sink has caught up (True), or it failed or the deadline passed (False)."""
         while True:
+            if self.stats.fatal:
+                return False
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             batch = await self._queue(self.queue.read, self.sink.name, self.batch)
@@ -81,8 +95,11 @@ class Delivery:
                 return True
             try:
                 accepted = await self.sink.send(batch)
+            except SinkFatalError as error:
+                self._stopped(str(error))
+                return False
             except Exception as error:  # a sink's failure is a value here: log, count, back off
-                self._failed(f"{type(error).__name__}: {error}")
+                self._failed(f"{type(error).__name__}: {error}", getattr(error, "retry_after", None))
                 return False
             if accepted <= 0:
                 self._failed("delivered nothing")
@@ -93,7 +110,16 @@ class Delivery:
             if accepted < len(batch):
                 continue  # the rest again, from the new cursor
 
-    def _failed(self, error: str) -> None:
+    def _stopped(self, error: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = error
+        self.stats.fatal = error
+        if self.stats.down_since is None:
+            self.stats.down_since = self.wall()
+        log.error("sink %s: stopped, retrying cannot help: %s (its records wait in the queue; fix the sink's"
+                  " configuration and restart the gateway)", self.name, error)
+
+    def _failed(self, error: str, retry_after: float | None = None) -> None:
         self.stats.failures += 1
         if self.stats.down_since is None or error != self.stats.last_error:
             log.warning("sink %s: cannot deliver: %s (records wait in the queue)", self.name, error)
@@ -101,6 +127,8 @@ class Delivery:
             self.stats.down_since = self.wall()
         self.stats.last_error = error
         self.backoff = min(max(self.backoff * 2, self.min_backoff), self.max_backoff)
+        if retry_after is not None:  # the server knows better than our guess
+            self.backoff = min(max(retry_after, self.min_backoff), RETRY_AFTER_LIMIT)
 
     def _succeeded(self, count: int) -> None:
         if self.stats.down_since is not None:
@@ -117,7 +145,9 @@ class Delivery:
             self.wake.clear()  # before reading: a wake during the pump is not lost
             started = time.monotonic()
             if not await self.pump():
-                await _wait(stop, self.backoff)
+                if self.stats.fatal:
+                    return
+                await self.pause(stop, self.backoff)
                 continue
             await _wait_either(stop, self.wake)
             # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
