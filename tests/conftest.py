@@ -1,0 +1,3 @@
+"""Fixtures shared by every test directory: the real services tests start (tests/support/)."""
+
+pytest_plugins = ["tests.support.influx"]
