@@ -98,8 +98,9 @@ class V1Writer:
 def _v1_message(data: bytes) -> str:
     text = data.decode("utf-8", "replace")
     try:
-        return str(json.loads(text)["error"])
-    except (ValueError, KeyError, TypeError):
+        answer = json.loads(text)
+        return str(answer.get("error") or answer["message"])  # 1.x says "error"; 1.8+ and proxies "message"
+    except (ValueError, KeyError, TypeError, AttributeError):
         return text
 
 

@@ -215,6 +215,7 @@ class VictoriaServer(_Process):
             _binary("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
             f"-storageDataPath={self.root / 'data'}", "-search.latencyOffset=0s", "-loggerLevel=ERROR",
             "-retentionPeriod=100y",  # tests write fixed timestamps from years ago: keep them
+            "-dedup.minScrapeInterval=1ms",  # a point written twice is one sample (docs/influxdb-schema.md)
         ]
 
     def ready(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import pytest
@@ -180,6 +181,13 @@ def test_a_non_finite_value_is_left_out_and_counted() -> None:
     assert "value" not in parse(encoded.lines[0])[2]
 
 
+@dataclass(frozen=True, slots=True)
+class RevisedAggregate(Aggregate):
+    """What Aggregate becomes when revisions land (another branch): the same fields plus `revision`."""
+
+    revision: int = 0
+
+
 def aggregate(value: float | None, count: int) -> Aggregate:
     return Aggregate("dust-1", "dust", "pm10_1h_mean", "pm10", "mean", "1h", T0, T0 + 3600, value, "ug/m3", count,
                      3600, count >= 2700, Quality.NORMAL if count >= 2700 else Quality.COMMUNICATION_FAILURE)
@@ -192,15 +200,7 @@ def test_a_revised_aggregate_has_the_identity_of_the_first_and_its_revision_as_a
     assert first[2]["revision"] == 0 and first[2]["count"] == 2000 and first[2]["valid"] is False
     assert first[3] == 1_700_000_000_250_000_000  # the window's start
 
-    class Revised:  # what Aggregate becomes when the revisions work lands: the same fields plus `revision`
-        def __init__(self, base: Aggregate, revision: int) -> None:
-            self.base, self.revision = base, revision
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.base, name)
-
-    revised_record = aggregate(42.0, 2800)
-    revised = parse(ENCODER._aggregate(Revised(revised_record, 1), None))  # type: ignore[arg-type]
+    revised = parse(ENCODER.line(RevisedAggregate(*astuple(aggregate(42.0, 2800)), revision=1)) or "")
     assert (revised[0], revised[1], revised[3]) == (first[0], first[1], first[3])  # same point
     assert revised[2]["revision"] == 1 and revised[2]["value"] == 42.0 and revised[2]["valid"] is True
 
