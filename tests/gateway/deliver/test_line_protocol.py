@@ -263,3 +263,23 @@ def test_every_encoded_line_parses_back_with_its_tags_sorted(
     assert got_fields == expected
     assert all(type(got_fields[k]) is type(v) for k, v in expected.items())  # a field's type never changes
     assert got_stamp == stamp
+
+
+@given(
+    value=st.one_of(st.none(), st.floats(), st.integers(-(10**6), 10**6).map(float)),
+    quality=st.sampled_from(list(Quality)),
+    seconds=st.floats(0, 4e9),
+    sequence=st.integers(0, 2**32),
+    node=NAME,
+    precision=st.sampled_from(["ns", "us", "ms", "s"]),
+)
+def test_the_readings_fast_path_writes_what_the_general_encoder_writes(
+    value: float | None, quality: Quality, seconds: float, sequence: int, node: str, precision: str
+) -> None:
+    reading = Reading(node, "dust", "pm10", value, "ug/m3", quality, seconds, sequence)
+    encoder = RecordEncoder("site a", "gw", precision)
+    fields: dict[str, Any] = {"quality": quality.value, "quality_code": QUALITY_CODES[quality], "seq": sequence}
+    if value is not None and math.isfinite(value):
+        fields["value"] = value
+    tags = {"site": "site a", "gateway": "gw", "node": node, "kind": "dust", "channel": "pm10", "unit": "ug/m3"}
+    assert encoder.line(reading) == line("reading", tags, fields, timestamp(seconds, precision))
