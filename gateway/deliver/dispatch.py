@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gateway.deliver.queue import DurableQueue
+from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.sinks import Sink, SinkFatalError
 
 log = logging.getLogger(__name__)
@@ -84,31 +84,48 @@ class Delivery:
             return await asyncio.to_thread(call, *args)
 
     async def pump(self, deadline: float | None = None) -> bool:
-        """Deliver until the sink has caught up (True), or it failed or the deadline passed (False)."""
-        while True:
-            if self.stats.fatal:
-                return False
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            batch = await self._queue(self.queue.read, self.sink.name, self.batch)
-            if not batch.items:
-                return True
-            try:
-                accepted = await self.sink.send(batch)
-            except SinkFatalError as error:
-                self._stopped(str(error))
-                return False
-            except Exception as error:  # a sink's failure is a value here: log, count, back off
-                self._failed(f"{type(error).__name__}: {error}", getattr(error, "retry_after", None))
-                return False
-            if accepted <= 0:
-                self._failed("delivered nothing")
-                return False
-            accepted = min(accepted, len(batch))
-            await self._queue(self.queue.confirm, self.sink.name, batch.items[accepted - 1].id)
-            self._succeeded(accepted)
-            if accepted < len(batch):
-                continue  # the rest again, from the new cursor
+        """Deliver until the sink has caught up (True), or it failed or the deadline passed (False).
+
+        While a full batch is being sent, the next one is read (and decoded) ahead from the queue: a
+        backlog drains at the pace of the slower of the two, not of their sum. A read-ahead is used only
+        when the whole batch before it was delivered, and is always awaited (never cancelled: its worker
+        thread holds the queue's connection until it returns).
+        """
+        ahead: asyncio.Future[Batch] | None = None
+        try:
+            while True:
+                if self.stats.fatal:
+                    return False
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                batch = await ahead if ahead is not None else Batch("", ())
+                ahead = None
+                if not batch.items:  # no read-ahead, or it held nothing decodable: read from the cursor
+                    batch = await self._queue(self.queue.read, self.sink.name, self.batch)
+                if not batch.items:
+                    return True
+                if len(batch) >= self.batch:  # a full batch: more may follow
+                    ahead = asyncio.ensure_future(self._queue(self.queue.peek, batch.last_id, self.batch))
+                try:
+                    accepted = await self.sink.send(batch)
+                except SinkFatalError as error:
+                    self._stopped(str(error))
+                    return False
+                except Exception as error:  # a sink's failure is a value here: log, count, back off
+                    self._failed(f"{type(error).__name__}: {error}", getattr(error, "retry_after", None))
+                    return False
+                if accepted <= 0:
+                    self._failed("delivered nothing")
+                    return False
+                accepted = min(accepted, len(batch))
+                await self._queue(self.queue.confirm, self.sink.name, batch.items[accepted - 1].id)
+                self._succeeded(accepted)
+                if accepted < len(batch) and ahead is not None:
+                    await ahead  # read past records that were not delivered: the rest again, from the cursor
+                    ahead = None
+        finally:
+            if ahead is not None:
+                await ahead
 
     def _stopped(self, error: str) -> None:
         self.stats.failures += 1

@@ -287,7 +287,23 @@ class DurableQueue:
     def read(self, sink: str, limit: int = 500) -> Batch:
         """Up to `limit` records after the sink's cursor, oldest first."""
         position = self.cursor(sink)
-        rows = self._db.execute(
+        rows, items = self._decoded(position, limit)
+        if rows and not items:
+            # Nothing decodable in this stretch: let the sink move past it.
+            self.confirm(sink, int(rows[-1][0]))
+            return self.read(sink, limit)
+        return Batch(self.queue_id, tuple(items))
+
+    def peek(self, after: int, limit: int = 500) -> Batch:
+        """Up to `limit` records after id `after`, oldest first, moving no cursor.
+
+        What a delivery reads ahead while the batch before is being sent (dispatch.py); an empty
+        batch here does not mean the queue is empty past `after` (undecodable records are skipped).
+        """
+        return Batch(self.queue_id, tuple(self._decoded(after, limit)[1]))
+
+    def _decoded(self, position: int, limit: int) -> tuple[list[tuple[int, str, str]], list[Queued]]:
+        rows: list[tuple[int, str, str]] = self._db.execute(
             "SELECT id, kind, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (position, limit)
         ).fetchall()
         items: list[Queued] = []
@@ -298,11 +314,7 @@ class DurableQueue:
                 # Written by a newer or broken gateway: skip it, but say so.
                 self.stats.undecodable += 1
                 log.error("queue %s: record %d skipped: %s", self.path, qid, error)
-        if rows and not items:
-            # Nothing decodable in this stretch: let the sink move past it.
-            self.confirm(sink, int(rows[-1][0]))
-            return self.read(sink, limit)
-        return Batch(self.queue_id, tuple(items))
+        return rows, items
 
     def confirm(self, sink: str, upto: int) -> None:
         """The sink delivered every record up to id `upto`. Cursors only move forward."""

@@ -126,3 +126,54 @@ async def test_a_fatal_error_stops_that_sink_once_with_a_clear_error_and_the_oth
     # And a flush at shutdown does not try it again.
     assert await to_influx.flush(1.0) is False and broken.sends == 1
     queue.close()
+
+
+class PeekingQueue(DurableQueue):
+    """The real queue, noting each read-ahead (peek) the delivery makes."""
+
+    peeked: list[int]
+
+    def peek(self, after: int, limit: int = 500) -> Batch:
+        self.peeked.append(after)
+        return super().peek(after, limit)
+
+
+class OrderSink:
+    """Records what it got, in order; fails where scripted; waits in its first send until a read-ahead happened."""
+
+    def __init__(self, queue: PeekingQueue, fail_on: set[int]) -> None:
+        self.name = "influx"
+        self.queue = queue
+        self.fail_on = fail_on
+        self.sends = 0
+        self.got: list[int] = []
+
+    async def send(self, batch: Batch) -> int:
+        self.sends += 1
+        if self.sends == 1:  # the next batch is read while this one is out
+            deadline = asyncio.get_running_loop().time() + DEADLINE
+            while not self.queue.peeked:
+                assert asyncio.get_running_loop().time() < deadline, "no read-ahead during the send"
+                await asyncio.sleep(0.01)
+        if self.sends in self.fail_on:
+            raise SinkError("server down")
+        self.got.extend(item.id for item in batch.items)
+        return len(batch)
+
+    def close(self) -> None:
+        pass
+
+
+async def test_the_next_batch_is_read_while_one_is_sent_and_a_failure_loses_nothing(tmp_path: Path) -> None:
+    queue = PeekingQueue(tmp_path / "q.sqlite3", ["influx"])
+    queue.peeked = []
+    queue.append(readings(35))
+    sink = OrderSink(queue, fail_on={2})
+    delivery = Delivery(queue, sink, batch=10)
+    assert await delivery.pump() is False  # the second batch fails: its read-ahead (ids 21-30) is dropped
+    assert sink.got == list(range(1, 11)) and queue.pending("influx") == 25
+    assert queue.peeked[:2] == [10, 20]
+    assert await delivery.pump() is True
+    assert sink.got == list(range(1, 36))  # each record once, in order
+    assert queue.pending("influx") == 0
+    queue.close()
