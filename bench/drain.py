@@ -26,12 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -105,23 +107,40 @@ class RssSampler:
         return early, late, late - early
 
 
-def drain(queue: DurableQueue, sink: InfluxSink, batch: int) -> tuple[float, RssSampler]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Drained:
+    elapsed: float  # wall seconds
+    cpu: float  # CPU seconds of this process (the gateway's side)
+    server_cpu: float  # CPU seconds of the server
+    load: float  # 1-min load average at the end (the machine is shared)
+    sampler: RssSampler
+
+
+def drain(queue: DurableQueue, sink: InfluxSink, batch: int, server_pid: int) -> Drained:
     delivery = Delivery(queue, sink, batch=batch)
-    started = time.monotonic()
+    started, cpu, server_cpu = time.monotonic(), time.process_time(), cpu_seconds(server_pid)
     with RssSampler() as sampler:
         caught_up = asyncio.run(delivery.pump())
     elapsed = time.monotonic() - started
     if not caught_up:
         raise SystemExit(f"sink {sink.name} did not drain: {delivery.stats.last_error}")
-    return elapsed, sampler
+    return Drained(elapsed, time.process_time() - cpu, cpu_seconds(server_pid) - server_cpu, os.getloadavg()[0],
+                   sampler)
 
 
-def report(name: str, points: int, elapsed: float, sampler: RssSampler, stored: int) -> float:
-    rate = points / elapsed
-    early, late, growth = sampler.growth()
-    print(f"{name}: {points} points in {elapsed:.1f} s = {rate:,.0f} points/s; "
-          f"RSS first quarter {early:.1f} MB, second half {late:.1f} MB (growth {growth:+.1f} MB); "
-          f"server holds {stored} points")
+def report(name: str, points: int, run: Drained, stored: int) -> float:
+    rate = points / run.elapsed
+    early, late, growth = run.sampler.growth()
+    print(f"{name}: {points} points in {run.elapsed:.1f} s = {rate:,.0f} points/s "
+          f"(gateway CPU {run.cpu:.1f} s = {points / run.cpu:,.0f} points per CPU-second, server CPU "
+          f"{run.server_cpu:.1f} s, load average {run.load:.1f}); RSS first quarter {early:.1f} MB, second half "
+          f"{late:.1f} MB (growth {growth:+.1f} MB); server holds {stored} points")
     return rate
 
 
@@ -165,21 +184,27 @@ def main() -> int:
 
             sink = InfluxSink("victoria", victoria.url, SITE, "gw-bench", api="v2", org="sitewatch",
                               bucket="site", batch_size=args.batch)
-            elapsed, sampler = drain(queue, sink, args.batch)
+            run = drain(queue, sink, args.batch, victoria.pid)
             sink.close()
-            rate = report("v2 API -> VictoriaMetrics", args.readings, elapsed, sampler, victoria_count(victoria))
+            stored = victoria_count(victoria)
+            rate = report("v2 API -> VictoriaMetrics", args.readings, run, stored)
             if rate < V2_TARGET:
                 failed.append(f"v2 drain {rate:,.0f} points/s < {V2_TARGET:,.0f}")
-            if sampler.growth()[2] > RSS_GROWTH_MB:
-                failed.append(f"v2 drain RSS grew {sampler.growth()[2]:.1f} MB")
+            if run.sampler.growth()[2] > RSS_GROWTH_MB:
+                failed.append(f"v2 drain RSS grew {run.sampler.growth()[2]:.1f} MB")
+            if stored != args.readings:
+                failed.append(f"VictoriaMetrics holds {stored} points, not {args.readings}")
 
             sink = InfluxSink("influxd", influxd.url, SITE, "gw-bench", api="v1", database=database,
                               batch_size=args.batch)
-            elapsed, sampler = drain(queue, sink, args.batch)
+            run = drain(queue, sink, args.batch, influxd.pid)
             sink.close()
-            report("v1 /write -> InfluxDB 1.6.7", args.readings, elapsed, sampler, influx_count(influxd, database))
-            if sampler.growth()[2] > RSS_GROWTH_MB:
-                failed.append(f"v1 drain RSS grew {sampler.growth()[2]:.1f} MB")
+            stored = influx_count(influxd, database)
+            report("v1 /write -> InfluxDB 1.6.7", args.readings, run, stored)
+            if run.sampler.growth()[2] > RSS_GROWTH_MB:
+                failed.append(f"v1 drain RSS grew {run.sampler.growth()[2]:.1f} MB")
+            if stored != args.readings:
+                failed.append(f"InfluxDB holds {stored} points, not {args.readings}")
         finally:
             for stop in reversed(servers):
                 stop()

@@ -87,6 +87,11 @@ class _Process:
         self.stop()
         pytest.fail(f"{self.name} was not ready within {READY_TIMEOUT} s: {self._tail()}")
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} is not running"
+        return self.process.pid
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
