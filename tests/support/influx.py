@@ -196,6 +196,10 @@ class InfluxServer(_Process):
                 rows.append(row)
         return rows
 
+    def write(self, database: str, lines: str) -> None:
+        status, body = http("POST", f"{self.url}/write?db={database}", lines.encode())
+        assert status == 204, body
+
     def database(self) -> str:
         """A new database, for one test alone."""
         name = "t_" + uuid.uuid4().hex[:12]

@@ -323,3 +323,54 @@ def test_the_sink_is_configured_by_name_and_checks_its_keys(tmp_path: Path) -> N
         SINKS.create("influxdb", "influx", {"url": "http://x", "site": "s", "gateway": "g", "api": "v1",
                                             "database": "d", "credentials_file": str(secret)})
     assert "justapassword" not in str(raised.value)
+
+
+async def test_data_the_server_will_never_take_stops_the_sink(influxd: InfluxServer) -> None:
+    db = influxd.database()
+    # Someone wrote `seq` as a float into this database before (in the same shard): every reading now conflicts.
+    influxd.write(db, "reading,node=x seq=1.5 1699999900000000000")
+    sink = v1_sink(influxd, db)
+    with pytest.raises(SinkFatalError, match=r"400: partial write: field type conflict.*\"seq\""):
+        await sink.send(batch(RECORDS[:1]))
+    sink.close()
+
+
+async def test_points_older_than_the_retention_policy_are_counted_not_retried(influxd: InfluxServer) -> None:
+    db = influxd.database()
+    influxd.query(f'CREATE RETENTION POLICY "hour" ON "{db}" DURATION 1h REPLICATION 1 DEFAULT')
+    now = time.time()
+    fresh = Reading("dust-1", "dust", "pm10", 12.0, "ug/m3", Quality.NORMAL, now, 99)
+    sink = v1_sink(influxd, db)
+    assert await sink.send(batch([*RECORDS[:2], fresh])) == 3  # the 2023 readings can never be stored
+    assert sink.stats.beyond_retention == 2
+    sink.close()
+    assert influxd.rows("SELECT value FROM reading", db) == [{"time": round(now * 1e6) * 1000, "value": 12.0}]
+
+
+def test_a_configuration_with_an_influxdb_sink_parses(tmp_path: Path) -> None:
+    import tomllib
+
+    from gateway.ops.config import parse_config
+
+    text = f"""
+[[sink]]
+type = "influxdb"
+name = "bureau"
+url = "http://127.0.0.1:8086"
+api = "v1"
+database = "sitewatch"
+site = "zs-site-1"
+gateway = "gw-1"
+credentials_file = "{tmp_path / 'influx.credentials'}"
+batch_size = 2000
+timeout_s = 5
+
+[[bus]]
+port = "/dev/ttyUSB0"
+[[bus.node]]
+kind = "dust"
+unit_id = 1
+"""
+    config = parse_config(tomllib.loads(text), "site.toml")
+    [spec] = [s for s in config.sinks if s.type == "influxdb"]
+    assert spec.name == "bureau" and spec.params["database"] == "sitewatch" and spec.params["batch_size"] == 2000
