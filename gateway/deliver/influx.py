@@ -33,6 +33,7 @@ import json
 import logging
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -204,6 +205,7 @@ class InfluxSink:
             raise SinkConfigError(f"{where}: {error}") from None
         credentials = read_credentials(credentials_file, api)
         self.batch_size = batch_size
+        self.clock: Callable[[], float] = time.time  # wall clock, for Retry-After dates (tests replace it)
         self.stats = InfluxStats()
         self.writer: Writer = (
             V1Writer(url, database, precision, gzip, timeout_s, credentials) if api == "v1"
@@ -252,7 +254,7 @@ class InfluxSink:
         except Refused as answer:
             dropped = dropped_beyond_retention(answer.status, answer.message)
             if dropped is None:
-                raise refusal(self.name, answer.status, answer.message, answer.retry_after, time.time()) from None
+                raise refusal(self.name, answer.status, answer.message, answer.retry_after, self.clock()) from None
             self.stats.beyond_retention += dropped
             log.error("sink %s: the server dropped %d points older than its retention policy (it kept the"
                       " rest): %s", self.name, dropped, answer.message)

@@ -242,12 +242,12 @@ async def test_a_429_with_retry_after_makes_the_dispatcher_wait_that_long(
 
 
 async def test_a_503_with_an_http_date_retry_after_is_honoured(fault: Any, tmp_path: Path) -> None:
-    when = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 300))
-    server = fault([(503, {"Retry-After": when}, b"maintenance")])
+    server = fault([(503, {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, b"maintenance")])
     sink = fault_sink(server, "v1", tmp_path)
+    sink.clock = lambda: 1792567380.0  # 2026-10-21 07:23:00 UTC: five minutes before
     with pytest.raises(SinkError) as raised:
         await sink.send(batch(RECORDS[:1]))
-    assert raised.value.retry_after is not None and 290 <= raised.value.retry_after <= 300
+    assert raised.value.retry_after == 300.0
     sink.close()
 
 
