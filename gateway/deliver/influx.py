@@ -249,6 +249,7 @@ class InfluxSink:
 
     def _post(self, lines: list[str]) -> None:
         body = ("\n".join(lines) + "\n").encode("utf-8")
+        dropped: int | None = 0
         try:
             self.writer.write(body)
         except Refused as answer:
@@ -260,7 +261,7 @@ class InfluxSink:
                       " rest): %s", self.name, dropped, answer.message)
         except (urllib3.exceptions.HTTPError, InfluxDBError, OSError) as error:
             raise SinkError(f"sink {self.name}: {type(error).__name__}: {error}") from None
-        self.stats.points += len(lines)
+        self.stats.points += len(lines) - (dropped or 0)
         self.stats.requests += 1
 
     def close(self) -> None:
