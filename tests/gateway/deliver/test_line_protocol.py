@@ -7,7 +7,7 @@ from dataclasses import astuple, dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.deliver.line_protocol import (
@@ -246,6 +246,7 @@ FIELD = st.one_of(
 )
 
 
+@settings(deadline=None)  # no per-example time limit: the suite runs on busy cores
 @given(
     measurement=NAME.filter(lambda m: not m.startswith("#")),
     tags=st.dictionaries(NAME, NAME, max_size=5),
@@ -265,6 +266,7 @@ def test_every_encoded_line_parses_back_with_its_tags_sorted(
     assert got_stamp == stamp
 
 
+@settings(deadline=None)
 @given(
     value=st.one_of(st.none(), st.floats(), st.integers(-(10**6), 10**6).map(float)),
     quality=st.sampled_from(list(Quality)),
