@@ -162,6 +162,8 @@ class InfluxServer(_Process):
         self.root = root
         self.http_port = free_port()
         self.rpc_port = free_port()
+        while self.rpc_port == self.http_port:  # the kernel may hand out a just-closed port again
+            self.rpc_port = free_port()
         self.config = root / "influxdb.conf"
         self.config.write_text(INFLUXD_CONFIG.format(root=root, rpc_port=self.rpc_port, http_port=self.http_port))
 
