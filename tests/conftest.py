@@ -1,3 +1,3 @@
-"""Shared pytest plugins: service fixtures the tests start themselves."""
+"""Fixtures shared by every test directory: the real services tests start (tests/support/)."""
 
-pytest_plugins = ["tests.support.mosquitto"]
+pytest_plugins = ["tests.support.influx", "tests.support.mosquitto"]

@@ -5,6 +5,13 @@ off (exponentially, from ``min_backoff`` to ``max_backoff`` seconds) and
 retries, while the others carry on. Nothing is lost while it is down: its
 cursor stays where it was, and the queue's retention never prunes past it.
 
+A server that says how long to wait (``SinkError.retry_after``, from an HTTP
+429/503 Retry-After) is waited for that long (at least ``min_backoff``, at
+most RETRY_AFTER_LIMIT) instead of the exponential backoff. A sink that
+raises ``SinkFatalError`` (a bad token, a missing database: retrying will
+never help) is stopped: one error in the log naming the sink and the
+server's message, ``stats.fatal`` holds it, and the other sinks carry on.
+
 Queue calls run in a worker thread under one lock shared with the writer
 (the queue's SQLite connection is used by one thread at a time, and its
 fsyncs never stall the event loop the bus owners time their replies on).
@@ -16,16 +23,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sinks import Lane, Sink
+from gateway.deliver.queue import Batch, DurableQueue
+from gateway.deliver.sinks import Lane, Sink, SinkFatalError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+RETRY_AFTER_LIMIT = 3600.0  # s: the longest a server's Retry-After is honoured (a broken header must not park a sink)
 
 
 @dataclass
@@ -36,6 +45,7 @@ class DeliveryStats:
     last_error: str = ""
     last_delivery: float | None = None  # wall time of the last confirmed batch
     down_since: float | None = None  # wall time of the first failure of the present run
+    fatal: str = ""  # why the sink was stopped for good (SinkFatalError), empty while it may still deliver
 
 
 class Delivery:
@@ -50,6 +60,7 @@ class Delivery:
         max_backoff: float = 60.0,
         lock: asyncio.Lock | None = None,
         wall: Callable[[], float] = time.time,
+        pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
         lane: Lane | None = None,
     ) -> None:
         self.queue = queue
@@ -64,6 +75,7 @@ class Delivery:
         self.stats = DeliveryStats()
         self.backoff = 0.0  # 0 while the sink works
         self.wake = asyncio.Event()  # set by whoever appends to the queue
+        self.pause = pause or _wait  # waits out a backoff (until stop); injected by tests
 
     @property
     def name(self) -> str:
@@ -74,31 +86,64 @@ class Delivery:
             return await asyncio.to_thread(call, *args)
 
     async def pump(self, deadline: float | None = None, stop: asyncio.Event | None = None) -> bool:
-        """Deliver until the sink has caught up (True), or it failed, the deadline passed or stop was set (False)."""
-        while True:
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            if stop is not None and stop.is_set():  # a long backlog must not hold up the shutdown
-                return False
-            lane = self.lane
-            batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
-            if not batch.items:
-                return True
-            try:
-                accepted = await self.sink.send(batch)
-            except Exception as error:  # a sink's failure is a value here: log, count, back off
-                self._failed(f"{type(error).__name__}: {error}")
-                return False
-            if accepted <= 0:
-                self._failed("delivered nothing")
-                return False
-            accepted = min(accepted, len(batch))
-            await self._queue(self.queue.confirm, lane.cursor, batch.items[accepted - 1].id)
-            self._succeeded(accepted)
-            if accepted < len(batch):
-                continue  # the rest again, from the new cursor
+        """Deliver until the sink has caught up (True), or it failed, the deadline passed or stop was set (False).
 
-    def _failed(self, error: str) -> None:
+        While a full batch is being sent, the next one is read (and decoded) ahead from the queue: a
+        backlog drains at the pace of the slower of the two, not of their sum. A read-ahead is used only
+        when the whole batch before it was delivered, and is always awaited (never cancelled: its worker
+        thread holds the queue's connection until it returns).
+        """
+        ahead: asyncio.Future[Batch] | None = None
+        try:
+            while True:
+                if self.stats.fatal:
+                    return False
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                if stop is not None and stop.is_set():  # a long backlog must not hold up the shutdown
+                    return False
+                lane = self.lane
+                batch = await ahead if ahead is not None else Batch("", ())
+                ahead = None
+                if not batch.items:  # no read-ahead, or it held nothing decodable: read from the cursor
+                    batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
+                if not batch.items:
+                    return True
+                if len(batch) >= self.batch:  # a full batch: more may follow
+                    ahead = asyncio.ensure_future(
+                        self._queue(self.queue.peek, batch.last_id, self.batch, lane.kinds, lane.skip)
+                    )
+                try:
+                    accepted = await self.sink.send(batch)
+                except SinkFatalError as error:
+                    self._stopped(str(error))
+                    return False
+                except Exception as error:  # a sink's failure is a value here: log, count, back off
+                    self._failed(f"{type(error).__name__}: {error}", getattr(error, "retry_after", None))
+                    return False
+                if accepted <= 0:
+                    self._failed("delivered nothing")
+                    return False
+                accepted = min(accepted, len(batch))
+                await self._queue(self.queue.confirm, lane.cursor, batch.items[accepted - 1].id)
+                self._succeeded(accepted)
+                if accepted < len(batch) and ahead is not None:
+                    await ahead  # read past records that were not delivered: the rest again, from the cursor
+                    ahead = None
+        finally:
+            if ahead is not None:
+                await ahead
+
+    def _stopped(self, error: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = error
+        self.stats.fatal = error
+        if self.stats.down_since is None:
+            self.stats.down_since = self.wall()
+        log.error("sink %s: stopped, retrying cannot help: %s (its records wait in the queue; fix the sink's"
+                  " configuration and restart the gateway)", self.name, error)
+
+    def _failed(self, error: str, retry_after: float | None = None) -> None:
         self.stats.failures += 1
         if self.stats.down_since is None or error != self.stats.last_error:
             log.warning("sink %s: cannot deliver: %s (records wait in the queue)", self.name, error)
@@ -106,6 +151,8 @@ class Delivery:
             self.stats.down_since = self.wall()
         self.stats.last_error = error
         self.backoff = min(max(self.backoff * 2, self.min_backoff), self.max_backoff)
+        if retry_after is not None:  # the server knows better than our guess
+            self.backoff = min(max(retry_after, self.min_backoff), RETRY_AFTER_LIMIT)
 
     def _succeeded(self, count: int) -> None:
         if self.stats.down_since is not None:
@@ -122,7 +169,9 @@ class Delivery:
             self.wake.clear()  # before reading: a wake during the pump is not lost
             started = time.monotonic()
             if not await self.pump(stop=stop):
-                await _wait(stop, self.backoff)
+                if self.stats.fatal:
+                    return
+                await self.pause(stop, self.backoff)
                 continue
             await _wait_either(stop, self.wake)
             # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).

@@ -294,18 +294,38 @@ class DurableQueue:
         the last record, so it never holds back retention.
         """
         position = self.cursor(sink)
+        rows, items = self._decoded(position, limit, kinds, skip)
+        if not rows and (kinds is not None or skip is not None):
+            last = self.last_id()
+            if last > position:
+                self.confirm(sink, last)
+        if rows and not items:
+            # Nothing decodable in this stretch: let the sink move past it.
+            self.confirm(sink, int(rows[-1][0]))
+            return self.read(sink, limit, kinds, skip)
+        return Batch(self.queue_id, tuple(items))
+
+    def peek(
+        self, after: int, limit: int = 500, kinds: frozenset[str] | None = None, skip: frozenset[str] | None = None
+    ) -> Batch:
+        """Up to `limit` records after id `after`, oldest first, moving no cursor.
+
+        What a delivery reads ahead while the batch before is being sent (dispatch.py); an empty
+        batch here does not mean the queue is empty past `after` (undecodable records are skipped).
+        """
+        return Batch(self.queue_id, tuple(self._decoded(after, limit, kinds, skip)[1]))
+
+    def _decoded(
+        self, position: int, limit: int, kinds: frozenset[str] | None = None, skip: frozenset[str] | None = None
+    ) -> tuple[list[tuple[int, str, str]], list[Queued]]:
         where, args = "id > ?", list[object]([position])
         for members, test in ((kinds, "IN"), (skip, "NOT IN")):
             if members is not None:
                 where += f" AND kind {test} ({', '.join('?' * len(members))})"
                 args += sorted(members)
-        rows = self._db.execute(
+        rows: list[tuple[int, str, str]] = self._db.execute(
             f"SELECT id, kind, body FROM records WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
-        if not rows and (kinds is not None or skip is not None):
-            last = self.last_id()
-            if last > position:
-                self.confirm(sink, last)
         items: list[Queued] = []
         for qid, kind, body in rows:
             try:
@@ -314,11 +334,7 @@ class DurableQueue:
                 # Written by a newer or broken gateway: skip it, but say so.
                 self.stats.undecodable += 1
                 log.error("queue %s: record %d skipped: %s", self.path, qid, error)
-        if rows and not items:
-            # Nothing decodable in this stretch: let the sink move past it.
-            self.confirm(sink, int(rows[-1][0]))
-            return self.read(sink, limit, kinds, skip)
-        return Batch(self.queue_id, tuple(items))
+        return rows, items
 
     def confirm(self, sink: str, upto: int) -> None:
         """The sink delivered every record up to id `upto`. Cursors only move forward."""

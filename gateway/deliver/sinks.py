@@ -32,7 +32,24 @@ from gateway.deliver.queue import Batch
 
 
 class SinkError(RuntimeError):
-    """A sink could not deliver (the dispatcher logs it, backs off and retries)."""
+    """A sink could not deliver (the dispatcher logs it, backs off and retries).
+
+    retry_after: how long the server asked us to wait (HTTP 429/503 Retry-After),
+    in seconds; the dispatcher waits that long instead of its own backoff.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SinkFatalError(SinkError):
+    """A sink that will never succeed as configured (a bad token, a missing database or bucket).
+
+    The dispatcher stops retrying that sink, logs the message once as an error
+    and shows it in the sink's stats (``DeliveryStats.fatal``); its records wait
+    in the queue until the configuration is fixed and the gateway restarted.
+    """
 
 
 class SinkConfigError(LookupError):
@@ -94,7 +111,7 @@ SINKS = SinkRegistry()
 
 def load_builtin_sinks() -> None:
     """Import the modules whose sinks register themselves."""
-    from gateway.deliver import hj212, jsonl, mqtt, sqlite_store  # noqa: F401 - imported for their registrations
+    from gateway.deliver import hj212, influx, jsonl, mqtt, sqlite_store  # noqa: F401 - imported for their registrations
 
 
 @dataclass(frozen=True)
