@@ -133,9 +133,11 @@ class PeekingQueue(DurableQueue):
 
     peeked: list[int]
 
-    def peek(self, after: int, limit: int = 500) -> Batch:
+    def peek(
+        self, after: int, limit: int = 500, kinds: frozenset[str] | None = None, skip: frozenset[str] | None = None
+    ) -> Batch:
         self.peeked.append(after)
-        return super().peek(after, limit)
+        return super().peek(after, limit, kinds, skip)
 
 
 class OrderSink:

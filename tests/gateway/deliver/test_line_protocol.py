@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import astuple, dataclass
 from typing import Any
 
 import pytest
@@ -181,13 +181,6 @@ def test_a_non_finite_value_is_left_out_and_counted() -> None:
     assert "value" not in parse(encoded.lines[0])[2]
 
 
-@dataclass(frozen=True, slots=True)
-class RevisedAggregate(Aggregate):
-    """What Aggregate becomes when revisions land (another branch): the same fields plus `revision`."""
-
-    revision: int = 0
-
-
 def aggregate(value: float | None, count: int) -> Aggregate:
     return Aggregate("dust-1", "dust", "pm10_1h_mean", "pm10", "mean", "1h", T0, T0 + 3600, value, "ug/m3", count,
                      3600, count >= 2700, Quality.NORMAL if count >= 2700 else Quality.COMMUNICATION_FAILURE)
@@ -200,7 +193,7 @@ def test_a_revised_aggregate_has_the_identity_of_the_first_and_its_revision_as_a
     assert first[2]["revision"] == 0 and first[2]["count"] == 2000 and first[2]["valid"] is False
     assert first[3] == 1_700_000_000_250_000_000  # the window's start
 
-    revised = parse(ENCODER.line(RevisedAggregate(*astuple(aggregate(42.0, 2800)), revision=1)) or "")
+    revised = parse(ENCODER.line(dataclasses.replace(aggregate(42.0, 2800), revision=1)) or "")
     assert (revised[0], revised[1], revised[3]) == (first[0], first[1], first[3])  # same point
     assert revised[2]["revision"] == 1 and revised[2]["value"] == 42.0 and revised[2]["valid"] is True
 
