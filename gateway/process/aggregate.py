@@ -13,10 +13,13 @@ that sinks and alarms take:
 * ``channel`` is the aggregate's channel (``pm10_1h_mean``),
 * ``timestamp`` is the window's *start* (HJ 212 stamps minute / hour / day
   data with the start of the interval),
-* ``quality`` is N for a valid window. A window with fewer than the
-  validity fraction (75 %) of its expected valid samples is not N: it takes
-  the flag most of its invalid samples had (D, T, B ...), or B
-  (communication failure) when the samples simply never arrived.
+* ``quality``: a window with fewer than the validity fraction (75 %) of its
+  expected valid samples takes the flag most of its invalid samples had (D,
+  B ...), or B (communication failure) when the samples simply never
+  arrived; a valid window that includes an over-range sample (T) is T; any
+  other valid window is N. Valid samples are those flagged N or T with a
+  finite value: an over-range value enters the statistics at its measured
+  value (at least the range limit). See docs/data-quality.md.
 * ``sequence`` is 0 (there is no node sample behind it).
 
 Windows
@@ -249,24 +252,32 @@ class WindowSet(Generic[A]):
 # ---------------------------------------------------------------------------
 
 
+# Flags whose value enters a statistic and an alarm. T (over range) is information, not invalid data:
+# the value is at least the range limit (docs/data-quality.md).
+USABLE = frozenset({Quality.NORMAL, Quality.OVER_RANGE})
+
+
 def is_valid(reading: Reading) -> bool:
-    """Only normal-quality readings with a finite value enter a statistic."""
-    return reading.value is not None and math.isfinite(reading.value) and reading.quality is Quality.NORMAL
+    """Only readings flagged N or T with a finite value enter a statistic."""
+    return reading.value is not None and math.isfinite(reading.value) and reading.quality in USABLE
 
 
 @dataclass
 class Tally:
-    """Valid sample count and the flags of the invalid ones."""
+    """Valid sample count (over-range ones among them) and the flags of the invalid ones."""
 
     count: int = 0
+    over_range: int = 0  # samples flagged T that entered the window's statistics
     invalid: Counter[Quality] = field(default_factory=Counter)
 
     def add(self, reading: Reading) -> bool:
         if is_valid(reading):
             self.count += 1
+            if reading.quality is Quality.OVER_RANGE:
+                self.over_range += 1
             return True
         flag = reading.quality
-        if flag is Quality.NORMAL:
+        if flag in USABLE:
             # A missing value with a normal flag is still a failed read; a
             # NaN or infinity is the device's fault.
             flag = Quality.COMMUNICATION_FAILURE if reading.value is None else Quality.DEVICE_FAULT
@@ -285,8 +296,10 @@ class Validity:
 def validity(tally: Tally, start: float, end: float, interval_s: float, fraction: float) -> Validity:
     expected = max(1, round((end - start) / interval_s))
     valid = tally.count >= fraction * expected - 1e-9
+    # Precedence (docs/data-quality.md): a window short of valid samples takes the flag of its invalid
+    # samples (B, D, ...); a valid one that includes an over-range value is T; otherwise N.
     if valid:
-        quality = Quality.NORMAL
+        quality = Quality.OVER_RANGE if tally.over_range else Quality.NORMAL
     elif tally.invalid:
         # The most common flag; ties go to the flag listed first in Quality.
         order = list(Quality)

@@ -21,7 +21,8 @@ alarm]). When an alarm clears, the machine steps down to pre-warning only if
 the value is still at or above the pre-warning's clear level; otherwise it
 goes straight to clear.
 
-Readings without a value or with a flag other than N do not move the state
+Readings without a value or with a flag other than N or T (over range: the
+value is at least the range limit, see ``judged_value``) do not move the state
 (no alarm from a faulty sensor, no silent clear either), and they restart
 the hold timer: nobody saw the value stay low. An event's ``time`` is the
 timestamp of the reading that caused it; for an aggregate that is the
@@ -41,11 +42,12 @@ Registered by name in ALARMS; each factory returns a list of definitions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gateway.model import Reading
+from gateway.model import Quality, Reading
 from gateway.process.aggregate import is_night, is_valid, period_label, str_tuple
 from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits
 from gateway.process.registry import ALARMS
@@ -237,6 +239,22 @@ class ActiveAlarm:
     since: float
 
 
+def judged_value(reading: Reading, limits: SiteLimits) -> float | None:
+    """The value an alarm judges, or None when the reading cannot move an alarm.
+
+    N and T readings with a finite value count at that value: an over-range
+    value (T) is at least the range limit, so it exceeds every limit below the
+    range. A T reading saturated to an infinity counts as the end of the
+    channel's range (limits.quality.ranges) it lies beyond.
+    """
+    value = reading.value
+    if value is not None and reading.quality is Quality.OVER_RANGE and math.isinf(value):
+        bounds = limits.quality.ranges.get(reading.channel)
+        if bounds is not None:
+            return bounds[1] if value > 0 else bounds[0]
+    return value if is_valid(reading) else None
+
+
 @dataclass
 class AlarmSet:
     """Routes readings to the machines of every definition that watches them."""
@@ -263,12 +281,13 @@ class AlarmSet:
                     definition.name, reading.node, reading.channel, definition.unit, definition.source
                 )
                 self._machines[key] = machine
-            if not is_valid(reading):
+            site = self.limits.for_node(reading.node)
+            value = judged_value(reading, site)
+            if value is None:
                 machine.invalid()
                 continue
-            assert reading.value is not None
-            value = abs(reading.value) if definition.absolute else reading.value
-            levels = definition.levels(self.limits.for_node(reading.node), reading.timestamp)
+            value = abs(value) if definition.absolute else value
+            levels = definition.levels(site, reading.timestamp)
             events += machine.update(value, reading.timestamp, levels)
         return events
 

@@ -8,7 +8,8 @@ Rules every processor keeps:
 * A processor only downgrades a reading whose flag is still N: a reading the
   acquire stage already flagged B or D keeps that flag.
 * The value of a flagged reading is kept, so sinks can still send it with
-  its flag; aggregators leave every non-N reading out of their statistics.
+  its flag; aggregators leave every reading flagged other than N or T out
+  of their statistics (T, over range, is information: docs/data-quality.md).
 
 Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
 """
