@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
 from gateway.process.aggregate import is_valid, str_tuple
 from gateway.process.limits import LimitsError, LimitsResolver
@@ -146,15 +147,12 @@ class StuckCheck:
 
 
 def humidity_growth_factor(rh_percent: float, kappa: float) -> float:
-    """kappa-Koehler growth factor C = 1 + (k/1.65) / (1/aw - 1), aw = RH/100 (Crilley 2018).
+    """kappa-Koehler growth factor: the node's own implementation (firmware/humidity.py), not a second one.
 
-    The form is *unconfirmed* (domain.md section 2). aw is capped at 0.99:
-    at saturation the formula diverges.
+    One formula and one cap (RH held at firmware.humidity.RH_MAX, 95 %) wherever
+    the correction runs, so a node-corrected and a gateway-corrected value agree.
     """
-    aw = min(max(rh_percent, 0.0), 99.0) / 100.0
-    if aw <= 0.0:
-        return 1.0
-    return 1.0 + (kappa / 1.65) / (1.0 / aw - 1.0)
+    return float(firmware_humidity.growth_factor(rh_percent, kappa))
 
 
 @PROCESSORS.register("humidity")
