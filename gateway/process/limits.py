@@ -202,6 +202,15 @@ class NoiseLimits:
         _require(self.evaluation_period_s > 0, "noise.evaluation_period_s must be positive")
         _require(SECONDS_PER_DAY % self.evaluation_period_s == 0, "noise.evaluation_period_s must divide a day")
         _require(self.margin >= 0 and self.hold_s >= 0 and self.night_lmax_excess >= 0, "noise: negative setting")
+        # Evaluation windows are aligned to local midnight: a day or night start between two of their
+        # boundaries would put one window in both parts of the day, judged by the limit of its start.
+        period = self.evaluation_period_s
+        for key in ("day_start", "night_start"):
+            _require(
+                parse_time_of_day(getattr(self, key)) % period == 0,
+                f"noise.{key} {getattr(self, key)} is not on a boundary of the evaluation windows "
+                f"(noise.evaluation_period_s = {period} s, aligned to local midnight)",
+            )
 
     @property
     def night_lmax_limit(self) -> float:
