@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -285,6 +285,48 @@ class Tally:
         return False
 
 
+class SampleIntervals:
+    """Each node's sample interval, measured from its own sequence numbers and sample times.
+
+    The node's holding register sample_interval (whole ms) sets how often it
+    samples and its sample sequence number counts the samples, so between two
+    samples of one boot (t_b - t_a) / (seq_b - seq_a) is the interval the node
+    uses, whatever was lost between them. A window's expected count follows
+    the node's own setting and its changes, for polled and backfilled samples
+    alike, without a site-wide constant that a node may contradict. Measured
+    across the last SPAN samples (timing jitter divides by the span) and
+    rounded to the register's whole milliseconds.
+    """
+
+    SPAN = 16
+
+    def __init__(self) -> None:
+        self._recent: dict[str, deque[tuple[int, float]]] = {}
+
+    def observe(self, node: str, sequence: int, t: float) -> None:
+        if sequence <= 0:
+            return  # no sample behind it (a failed poll)
+        recent = self._recent.get(node)
+        if recent is None:
+            recent = self._recent[node] = deque(maxlen=self.SPAN + 1)
+        if recent:
+            last_sequence, last_t = recent[-1]
+            if sequence == last_sequence:
+                return  # another channel of the same sample
+            if sequence < last_sequence or t <= last_t:
+                recent.clear()  # a restart, or an older sample fetched late: measure afresh
+        recent.append((sequence, t))
+
+    def get(self, node: str) -> float | None:
+        """The node's measured interval in seconds, or None before two of its samples were seen."""
+        recent = self._recent.get(node)
+        if not recent or len(recent) < 2:
+            return None
+        (first_sequence, first_t), (last_sequence, last_t) = recent[0], recent[-1]
+        ms = round(1000.0 * (last_t - first_t) / (last_sequence - first_sequence))
+        return max(ms, 1) / 1000.0
+
+
 @dataclass(frozen=True)
 class Validity:
     count: int
@@ -385,6 +427,7 @@ class WindowedAggregator(Generic[A]):
         window_specs(self._labels, limits.site)  # refuse bad labels now, not at the first reading
         self._specs: dict[str, tuple[WindowSpec, ...]] = {}
         self._set: WindowSet[A] = WindowSet(self._specs_for, self._make)
+        self._intervals = SampleIntervals()
 
     @property
     def late(self) -> int:
@@ -392,6 +435,7 @@ class WindowedAggregator(Generic[A]):
         return self._set.late
 
     def feed(self, reading: Reading) -> list[Aggregate]:
+        self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
         if not self._accepts(reading):
             return []
         closed, targets = self._set.route(reading.node, reading.kind, reading.timestamp)
@@ -415,9 +459,14 @@ class WindowedAggregator(Generic[A]):
             specs = self._specs[node] = window_specs(self._labels, self._limits.for_node(node))
         return specs
 
+    def sample_interval(self, node: str) -> float:
+        """The node's sample interval: measured from its samples (SampleIntervals), else limits.sampling."""
+        measured = self._intervals.get(node)
+        return measured if measured is not None else self._limits.for_node(node).sampling.interval_s
+
     def _validity(self, window: Window[A], tally: Tally) -> Validity:
-        sampling = self._limits.for_node(window.node).sampling
-        return validity(tally, window.start, window.end, sampling.interval_s, sampling.validity_fraction)
+        fraction = self._limits.for_node(window.node).sampling.validity_fraction
+        return validity(tally, window.start, window.end, self.sample_interval(window.node), fraction)
 
     def _accepts(self, reading: Reading) -> bool:
         raise NotImplementedError

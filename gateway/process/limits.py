@@ -143,7 +143,8 @@ class TimeSettings:
 class SamplingSettings:
     # The node's default sample interval: holding register sample_interval,
     # default 1000 ms (firmware/regmap.py). Used to know how many samples a
-    # window should have held.
+    # window should have held until the node's own interval is measured from
+    # its samples (gateway/process/aggregate.py SampleIntervals).
     interval_s: float = 1.0
     # A mean built from fewer than 75 % valid samples is marked (domain.md section 3).
     validity_fraction: float = 0.75

@@ -158,7 +158,7 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         return super().feed(reading)
 
     def _running_mean(self, reading: Reading) -> float | None:
-        interval = self._limits.for_node(reading.node).sampling.interval_s
+        interval = self.sample_interval(reading.node)
         n = max(1, round(GUST_SPAN_S / interval))
         reach = n * interval - interval / 2.0
         recent = self._recent.setdefault(reading.node, deque())
