@@ -53,10 +53,11 @@ from gateway.deliver.records import Outage, Record
 from gateway.model import Quality, Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
 from gateway.process.aggregate import Aggregate
-from gateway.process.alarms import AlarmDefinition, AlarmSet
+from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
+from gateway.process.tilt import TiltAggregator
 
 
 class StageError(ValueError):
@@ -340,6 +341,7 @@ def build_pipeline(
     definitions: list[AlarmDefinition] = []
     for part in _build("alarm", default_alarms() if alarms is None else alarms, create_alarms, limits):
         definitions.extend(part)
+    _share_tilt_baselines(aggs, definitions)
     try:
         alarm_set = AlarmSet(definitions, limits)
     except ValueError as error:
@@ -357,6 +359,17 @@ def build_pipeline(
             raise StageError("spray", str(error)) from error
         stages.append(SprayStage(linkage, spray.channel))
     return Pipeline(stages)
+
+
+def _share_tilt_baselines(aggregators: Sequence[Aggregator], definitions: Sequence[AlarmDefinition]) -> None:
+    """The formwork tilt alarm judges deviations from the baseline the tilt aggregator reports them from."""
+    tilts = [a for a in aggregators if isinstance(a, TiltAggregator)]
+    for definition in definitions:
+        judge = definition.judge
+        if isinstance(judge, TiltJudge):
+            owner = next((a for a in tilts if set(judge.channels) <= set(a.channels)), None)
+            if owner is not None:
+                judge.baseline = owner.baselines
 
 
 def stage_names() -> dict[str, list[str]]:
