@@ -19,7 +19,9 @@ from tests.gateway.process.support import local, reading
 T0 = local(9, 0)
 
 
-def tilt_sample(x: float | None, y: float | None, t: float, seq: int, quality: Quality = Quality.NORMAL) -> list[Reading]:
+def tilt_sample(
+    x: float | None, y: float | None, t: float, seq: int, quality: Quality = Quality.NORMAL
+) -> list[Reading]:
     return [
         reading(channel, value, t, node="tilt-1", kind="tilt", unit="permille", quality=quality, sequence=seq)
         for channel, value in (("slope_x", x), ("slope_y", y))
@@ -71,7 +73,7 @@ def test_first_value_baselines_are_one_object_for_aggregator_and_alarm() -> None
 
 
 def test_a_rule_that_is_neither_is_refused() -> None:
-    with pytest.raises(LimitsError, match="formwork_tilt.rule"):
+    with pytest.raises(LimitsError, match=r"formwork_tilt\.rule"):
         create_alarms("formwork_tilt", LimitsResolver(), {"rule": "max"})
 
 
