@@ -9,7 +9,8 @@ Stages, in order; each takes the batch of records and returns a batch, and
 passes on every record it does not handle:
 
 1. ``OutageStage``: a node whose readings come without a value (flag B: no
-   reply; D: device fault) opens an outage; its next good reading taken after
+   reply; D: device fault) opens an outage (a sample with values on other
+   channels does not: that is one channel's fault); its next good reading taken after
    the last failed poll closes it (samples the backfill fetches later from the
    node's history were taken earlier: they do not) and an ``Outage`` record
    follows the batch. It looks at the readings as
@@ -134,11 +135,14 @@ class OutageStage(Stage):
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = list(records)
+        # Samples with a value on some channel: the node answered. A channel without a value among them
+        # (flag D per channel, e.g. a vane fault) is a sensor fault, not an outage.
+        answered = {(r.node, r.timestamp) for r in records if type(r) is Reading and r.value is not None}
         for r in records:
             if type(r) is not Reading:
                 continue
             if r.value is None:
-                if r.quality is Quality.NORMAL:
+                if r.quality is Quality.NORMAL or (r.node, r.timestamp) in answered:
                     continue
                 outage = self.open.get(r.node)
                 if outage is None:

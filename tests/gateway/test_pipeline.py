@@ -101,6 +101,22 @@ def test_processors_flag_readings_before_aggregation_and_over_range_values_count
     assert (mean.value, mean.count, mean.valid, mean.quality) == (1280.0, 60, True, Quality.OVER_RANGE)
 
 
+def test_a_fault_on_one_channel_of_an_answered_sample_is_not_an_outage() -> None:
+    # A vane fault: wind_dir has no value (D), speed and gust do. The node answers; nothing is down.
+    pipeline = build_pipeline(LimitsResolver(), alarms=[])
+    out: list[Record] = []
+    for i in range(3):
+        sample = [
+            reading("wind_speed", 8.0, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
+            reading("wind_dir", None, T0 + i, node="wind-1", kind="wind", quality=Quality.DEVICE_FAULT,
+                    sequence=i + 1),
+            reading("wind_gust_3s", 9.5, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
+        ]
+        out += pipeline.feed(sample, T0 + i)
+    out += pipeline.close(T0 + 10)
+    assert of(out, Outage) == []
+
+
 def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reaches_alarms_and_spray() -> None:
     pipeline = build_pipeline(limits(dust={"pm10_1h_limit": 100.0}), spray=SprayPlan(), late_s=5.0)
     for i in range(900):
