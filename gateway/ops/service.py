@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ from gateway.deliver.sinks import SINKS, Sink, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
+from gateway.ops.node_settings import NodeSettings
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
@@ -291,6 +293,8 @@ class Gateway:
             self.pollers.append(poller)
             owners.update({node.name: (poller, node) for node in bus.nodes})
         self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s)
+        # Node registers the configuration states (rh_correction): checked on the nodes, written where they differ.
+        self.node_settings = NodeSettings([(p.execute, node) for p in self.pollers for node in p.bus.nodes])
         self._pending: list[Record] = []
         self._has_pending = asyncio.Event()
         self._started = False
@@ -415,6 +419,7 @@ class Gateway:
                 group.create_task(self._writer(stop))
                 group.create_task(self._ticker(stop))
                 group.create_task(self._pruner(stop))
+                group.create_task(self.node_settings.run(stop))
                 for delivery in self.deliveries:
                     group.create_task(delivery.run(stop))
             await self._shutdown()
@@ -461,6 +466,8 @@ class Gateway:
             "alarms": self.pipeline.alarms.active() if self.pipeline.alarms is not None else [],
             "records": dict(self.counts),
             "stage_errors": self.stage_errors,
+            "node_settings": {node: [dataclasses.asdict(c) for c in checks]
+                              for node, checks in self.node_settings.checks.items()},
         }
 
 
