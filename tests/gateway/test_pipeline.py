@@ -276,7 +276,7 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
     assert isinstance(on_value, float) and on_value > 1.0 and level == 1.0
     assert on_reason == f"pm10_5s_mean {on_value:g} ug/m3 > 1 ug/m3"
     assert (on_value, 1) in means  # the valid mean behind the decision is in the store too
-    # One pm_humid reading per valid dust sample, from the node's status word.
+    # One pm_humid reading per valid dust sample, from its RH reading.
     samples = {r.sequence for r in readings if r.channel == "pm10"}
     good = {r.sequence for r in readings if r.channel == "pm10" and r.quality is Quality.NORMAL}
     flags = [r.sequence for r in readings if r.channel == "pm_humid"]
