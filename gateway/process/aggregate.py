@@ -311,10 +311,10 @@ class SampleIntervals:
             recent = self._recent[node] = deque(maxlen=self.SPAN + 1)
         if recent:
             last_sequence, last_t = recent[-1]
-            if sequence == last_sequence:
-                return  # another channel of the same sample
-            if sequence < last_sequence or t <= last_t:
-                recent.clear()  # a restart, or an older sample fetched late: measure afresh
+            if sequence == last_sequence or t <= last_t:
+                return  # another channel of the same sample, or an older sample fetched late
+            if sequence < last_sequence:
+                recent.clear()  # the node restarted (its sequence starts again at 1): measure afresh
         recent.append((sequence, t))
 
     def get(self, node: str) -> float | None:

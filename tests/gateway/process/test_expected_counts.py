@@ -67,3 +67,13 @@ def test_until_the_node_is_measured_the_configured_interval_counts() -> None:
     aggregator.feed(reading("pm10", 50.0, T0, sequence=0))  # no sequence: nothing to measure
     (mean,) = [a for a in aggregator.advance(T0 + 60) if a.channel == "pm10_1min_mean"]
     assert mean.expected == 6
+
+
+def test_an_older_sample_fetched_late_does_not_disturb_the_measurement() -> None:
+    intervals = SampleIntervals()
+    for i in range(10):
+        intervals.observe("a", 100 + i, T0 + 2.0 * i)
+    intervals.observe("a", 50, T0 - 100.0)  # from the history ring, long after it was taken
+    assert intervals.get("a") == pytest.approx(2.0)
+    intervals.observe("a", 110, T0 + 20.0)
+    assert intervals.get("a") == pytest.approx(2.0)
