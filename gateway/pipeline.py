@@ -50,12 +50,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
+from firmware import regmap
 from gateway.deliver.records import Outage, Record
 from gateway.model import Quality, Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
-from gateway.process.aggregate import Aggregate
+from gateway.process.aggregate import Aggregate, WindowedAggregator, period_label
 from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
+from gateway.process.noise import NoiseAggregator
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
 from gateway.process.tilt import TiltAggregator
@@ -356,6 +358,7 @@ def build_pipeline(
         AggregateStage(aggs, late_s),
         AlarmStage(alarm_set),
     ]
+    _check_window_couplings(aggs, spray, limits)
     if spray is not None:
         try:
             linkage = SprayLinkage(limits, spray.channel, spray.coils, spray.coil)
@@ -363,6 +366,28 @@ def build_pipeline(
             raise StageError("spray", str(error)) from error
         stages.append(SprayStage(linkage, spray.channel))
     return Pipeline(stages)
+
+
+RAW_CHANNELS = frozenset(row[0] for rows in regmap.MEASUREMENTS.values() for row in rows)
+
+
+def _check_window_couplings(aggregators: Sequence[Aggregator], spray: SprayPlan | None, limits: LimitsResolver) -> None:
+    """Refuse windows that leave the spray or the noise alarms without their input (they would never act)."""
+    made: set[str] = set()
+    for aggregator in aggregators:
+        if isinstance(aggregator, WindowedAggregator):
+            made |= aggregator.outputs()
+    if spray is not None and spray.channel not in made and spray.channel not in RAW_CHANNELS:
+        problem = f"no configured aggregator makes {spray.channel!r}: the spray would never run"
+        raise StageError("spray.channel", problem)
+    evaluation = period_label(limits.site.noise.evaluation_period_s)
+    for i, aggregator in enumerate(aggregators):
+        if isinstance(aggregator, NoiseAggregator) and evaluation not in aggregator.labels:
+            raise StageError(
+                f"aggregator[{i}] (noise)",
+                f"windows {list(aggregator.labels)} lack {evaluation!r}, the evaluation period the noise alarms read "
+                f"(limits.noise.evaluation_period_s = {limits.site.noise.evaluation_period_s})",
+            )
 
 
 def _share_tilt_baselines(aggregators: Sequence[Aggregator], definitions: Sequence[AlarmDefinition]) -> None:

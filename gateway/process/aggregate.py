@@ -430,6 +430,15 @@ class WindowedAggregator(Generic[A]):
         self._intervals = SampleIntervals()
 
     @property
+    def labels(self) -> tuple[str, ...]:
+        """The window labels this aggregator makes."""
+        return self._labels
+
+    def outputs(self) -> frozenset[str]:
+        """Every output channel this aggregator can make (for the configuration's coupling checks)."""
+        raise NotImplementedError
+
+    @property
     def late(self) -> int:
         """Readings dropped because they were older than their open window."""
         return self._set.late

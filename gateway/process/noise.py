@@ -120,6 +120,10 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         self._prefix = prefix
         self._unit = unit
 
+    def outputs(self) -> frozenset[str]:
+        stats = ("leq", "lmax", "lmin", "l10", "l50", "l90", "count")
+        return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
+
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in (self._channel, self._max_channel, self._min_channel)
 

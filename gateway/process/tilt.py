@@ -126,6 +126,10 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
         """Deviation of a reading from its baseline (None for a missing value)."""
         return self.baselines.deviation(reading)
 
+    def outputs(self) -> frozenset[str]:
+        stats = ("deviation_mean", "deviation_max", "rate", "count")
+        return frozenset(f"{c}_{w}_{s}" for c in self.channels for w in self.labels for s in stats)
+
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in self.channels
 

@@ -173,6 +173,10 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
             return None
         return math.fsum(v for _, v in recent) / len(recent)
 
+    def outputs(self) -> frozenset[str]:
+        stats = ("speed_mean", "gust", "beaufort", "count", "dir_mean", "dir_sigma", "dir_count")
+        return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
+
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in (self._speed, self._direction, self._gust)
 

@@ -59,3 +59,20 @@ def test_a_day_boundary_that_splits_an_evaluation_period_is_refused() -> None:
     message = error('[limits.noise]\nevaluation_period_s = 14400\n' + bus(DUST))  # 4 h: 06:00 is not on one
     assert "noise.day_start" in message
     assert config('[limits.noise]\nday_start = "06:40"\n' + bus(DUST)).limits["noise"]["day_start"] == "06:40"
+
+
+def test_a_spray_channel_no_stage_produces_is_refused() -> None:
+    # The pm aggregator makes 1-min and 1-h means only: the spray would never see its 15-min mean.
+    text = '[[processing.aggregator]]\ntype = "pm"\nwindows = ["1min", "1h"]\n' + bus(DUST)
+    message = error(text)
+    assert "spray.channel" in message and "pm10_15min_mean" in message
+    assert config('[spray]\nchannel = "pm10_1min_mean"\n' + text).spray.channel == "pm10_1min_mean"
+    assert config('[spray]\nenabled = false\n' + text).spray_plan() is None
+
+
+def test_a_noise_aggregator_without_the_evaluation_window_is_refused() -> None:
+    # The noise alarms read the Leq of the evaluation period (20 min): without that window they never fire.
+    text = '[spray]\nenabled = false\n[[processing.aggregator]]\ntype = "noise"\nwindows = ["1min", "1h"]\n' + bus(DUST)
+    message = error(text)
+    assert "processing.aggregator[0]" in message and "20min" in message and "evaluation_period_s" in message
+    assert config('[limits.noise]\nevaluation_period_s = 3600\n' + text).limits["noise"]["evaluation_period_s"] == 3600
