@@ -183,7 +183,8 @@ class ProcessingConfig:
 @dataclass(frozen=True)
 class SprayConfig:
     enabled: bool = _key(True, None, "false: no spray linkage (the coils are never written)")
-    channel: str = _key(DEFAULT_SPRAY_CHANNEL, _not_empty, "the mean that drives the spray (an aggregate's channel; a configured aggregator must make it)")
+    channel: str = _key(DEFAULT_SPRAY_CHANNEL, _not_empty,
+                        "the mean that drives the spray (an aggregate's channel; a configured aggregator must make it)")
     coils: Mapping[str, str] = _table_key("dust node = node whose spray coil it drives (default: its own)")
     mode: Mapping[str, str] = _table_key("coil node = \"auto\", \"on\" or \"off\" at start (manual override)")
     retry_s: float = _key(10.0, _between(1.0, 3600.0, " s"), "a coil write that failed is tried again after this long")
