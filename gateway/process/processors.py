@@ -5,8 +5,9 @@ Rules every processor keeps:
 * A reading is never mutated; a changed one is a new Reading.
 * A missing value stays missing: nothing here fills a gap with the last good
   value (domain.md section 6).
-* A processor only downgrades a reading whose flag is still N: a reading the
-  acquire stage already flagged B or D keeps that flag.
+* A processor only downgrades a reading whose flag is still N (the stuck
+  check also T: a value frozen at saturation): a reading the acquire stage
+  already flagged B or D keeps that flag.
 * The value of a flagged reading is kept, so sinks can still send it with
   its flag; aggregators leave every reading flagged other than N or T out
   of their statistics (T, over range, is information: docs/data-quality.md).
@@ -24,7 +25,7 @@ from dataclasses import replace
 
 from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
-from gateway.process.aggregate import is_valid, str_tuple
+from gateway.process.aggregate import USABLE, is_valid, str_tuple
 from gateway.process.limits import LimitsError, LimitsResolver
 from gateway.process.registry import PROCESSORS, Processor
 
@@ -141,7 +142,8 @@ class StuckCheck:
         if run is None or abs(value - run[0]) > checks.stuck_tolerance or reading.timestamp < run[1]:
             self._runs[key] = (value, reading.timestamp)
             return [reading]
-        if reading.timestamp - run[1] >= duration and reading.quality is Quality.NORMAL:
+        # Over-range values count in statistics and alarms: one frozen at saturation is flagged as well.
+        if reading.timestamp - run[1] >= duration and reading.quality in USABLE:
             return [reading.with_quality(self._flag)]
         return [reading]
 

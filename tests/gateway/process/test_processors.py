@@ -101,6 +101,16 @@ def test_stuck_sensor_is_flagged_after_its_duration_until_the_value_changes() ->
     }
 
 
+def test_a_sensor_stuck_above_its_range_is_flagged_too() -> None:
+    # Over range counts in means and alarms, so a reading frozen at saturation must not drive them for ever.
+    stuck = StuckCheck(LIMITS)  # pm10: 3600 s
+    flags = [
+        stuck.process(reading("pm10", 1200.0, float(t), quality=Quality.OVER_RANGE))[0].quality
+        for t in range(0, 3601, 600)
+    ]
+    assert flags == [Quality.OVER_RANGE] * 6 + [Quality.DEVICE_FAULT]
+
+
 def test_humidity_growth_factor_by_hand() -> None:
     # C = 1 + (k/1.65) / (1/aw - 1): at 90 % RH, 1/aw - 1 = 1/9.
     assert humidity_growth_factor(90.0, 0.3) == pytest.approx(1 + 0.3 / 1.65 * 9)
