@@ -24,9 +24,9 @@
 # the PM values are divided by the kappa-Koehler growth factor with the
 # holding register kappa (firmware/humidity.py; an unconfirmed form).
 #
-# The whole sample has one status: if the configured humidity sensor fails,
-# the sample is flagged (absent or checksum) even though the PM values are
-# fine, because its temperature and humidity registers are not.
+# The humidity sensor's faults are its own (regmap "Per-channel status"): a
+# failing T/RH/P chip flags temperature, humidity and pressure only, in the
+# second status group, and the PM values keep their own status.
 
 from firmware import humidity, pms5003, regmap, sds011, sensing
 from firmware.bme280 import Bme280
@@ -118,16 +118,18 @@ class DustSensor:
         env = self.env
         if env is None:
             return 0, -1.0
+        aux = regmap.STATUS_AUX_SHIFT
         if not env.read():
-            return (regmap.STATUS_CHECKSUM if env.crc_failed else regmap.STATUS_ABSENT), -1.0
+            fault = regmap.STATUS_CHECKSUM if env.crc_failed else regmap.STATUS_ABSENT
+            return regmap.STATUS_SPLIT | (fault << aux), -1.0
         bits = 0
         bank.set_input("temperature", env.temperature)
         bank.set_input("humidity", env.humidity)
         bank.set_input("pressure", env.pressure if env.has_pressure else 0)
         if self.env_stuck.update(env.fingerprint()):
-            bits |= regmap.STATUS_STUCK
+            bits |= regmap.STATUS_SPLIT | (regmap.STATUS_STUCK << aux)
         if not env.in_range():
-            bits |= regmap.STATUS_RANGE
+            bits |= regmap.STATUS_SPLIT | (regmap.STATUS_RANGE << aux)
         rh = env.humidity
         if rh > bank.get_holding_raw("rh_flag_threshold") / 10:
             bits |= regmap.STATUS_HUMID

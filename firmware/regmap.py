@@ -47,6 +47,19 @@ STATUS_BITS = (
     (STATUS_HUMID, "humid"),
 )
 
+# Per-channel status. A kind may have a second sensor (the dust node's
+# T/RH/P chip, the wind node's vane). With STATUS_SPLIT set, the bits above
+# describe the main sensor's channels only, and the same bits shifted left by
+# STATUS_AUX_SHIFT describe the channels in STATUS_AUX_CHANNELS; STATUS_OK
+# belongs to the main sensor. Without STATUS_SPLIT every bit describes every
+# channel. (gateway/acquire/decode.py channel_qualities; docs/data-quality.md)
+STATUS_SPLIT = 0x0080
+STATUS_AUX_SHIFT = 8
+STATUS_AUX_CHANNELS = {
+    KIND_DUST: ("temperature", "humidity", "pressure"),
+    KIND_WIND: ("wind_dir",),
+}
+
 # ---------------------------------------------------------------------------
 # Input registers (function code 04), read-only.
 # Row: (name, address, format, scale, unit). What each register means is

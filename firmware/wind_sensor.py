@@ -28,8 +28,10 @@
 #       its readings do not change while the wind blows above this [2.0]
 #
 # A vane reading that matches no table entry (open or shorted cable) is a
-# vane fault: the sample is flagged out of range, and with no good vane
-# reading at all in the interval the direction reads 0.
+# vane fault: the sample flags the vane absent in its second status group
+# (wind_dir only; regmap "Per-channel status"), and with no good vane
+# reading at all in the interval the direction reads 0. A stuck vane is
+# flagged the same way; speeds beyond max_speed are out of range.
 
 import math
 
@@ -149,10 +151,14 @@ class WindSensor:
         bank.set_input("wind_speed", mean)
         bank.set_input("wind_gust_3s", gust)
         bank.set_input_raw("wind_dir", tenths)
-        if self.vane_bad or mean > self.max_speed or gust > self.max_speed:
+        if mean > self.max_speed or gust > self.max_speed:
             bits |= regmap.STATUS_RANGE
+        # The vane's faults are its own (regmap "Per-channel status"): they flag
+        # wind_dir only, so a broken vane cable never silences a gust alarm.
+        if self.vane_bad:
+            bits |= regmap.STATUS_SPLIT | (regmap.STATUS_ABSENT << regmap.STATUS_AUX_SHIFT)
         if mean > self.stuck_above and self.stuck.update(self.raw_print):
-            bits |= regmap.STATUS_STUCK
+            bits |= regmap.STATUS_SPLIT | (regmap.STATUS_STUCK << regmap.STATUS_AUX_SHIFT)
         self._reset_interval()
         return self.counters.count(sensing.finish(bits))
 

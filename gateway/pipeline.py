@@ -9,25 +9,24 @@ Stages, in order; each takes the batch of records and returns a batch, and
 passes on every record it does not handle:
 
 1. ``OutageStage``: a node whose readings come without a value (flag B: no
-   reply; D: device fault) opens an outage; its next good reading taken after
+   reply; D: device fault) opens an outage (a sample with values on other
+   channels does not: that is one channel's fault); its next good reading taken after
    the last failed poll closes it (samples the backfill fetches later from the
    node's history were taken earlier: they do not) and an ``Outage`` record
    follows the batch. It looks at the readings as
    acquired, before any processor adds readings of its own.
 2. ``ProcessStage``: the configured processors (gateway.process registry,
    by name: range, hampel, stuck, humidity, units ...) on every reading.
-3. ``NodeStatusStage``: the node status bits the acquire stage does not map
-   (see below).
-4. ``AggregateStage``: the configured aggregators (pm, noise, wind, tilt);
+3. ``AggregateStage``: the configured aggregators (pm, noise, wind, tilt);
    each reading is followed by the aggregates of the windows it closed.
    ``tick(now)`` closes windows a silent node leaves open, ``late_s``
    seconds after their end (a reading polled just after a boundary still
    counts). A reading for a window already closed (backfilled) revises it:
    the window is emitted again with a higher ``revision`` after the batch
    (docs/revisions.md); the alarm and spray stages act on first emissions only.
-5. ``AlarmStage``: the configured alarm definitions watch readings and
+4. ``AlarmStage``: the configured alarm definitions watch readings and
    aggregates; each is followed by the alarm events it caused.
-6. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
+5. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
    mean) and adds ``SprayCommand`` records. The service writes them to the
    dust node's coil and queues the outcome (an ``Actuation``).
 
@@ -36,33 +35,23 @@ passes on every record it does not handle:
 records through the stages after it, so an aggregate made by a tick still
 reaches the alarms and the spray.
 
-Node status bits
-----------------
-The acquire stage turns a sample's status into its flag: not OK (absent,
-checksum, warm-up, stuck: the firmware clears OK for those) is D with no
-value, out of range is T. Two bits carry more than that, and the service
-hands them to ``NodeStatusStage.note`` for each polled sample:
-
-* STATUS_STUCK: the node's own stuck-value check. Firmware that follows the
-  status rules clears OK with it, so the readings are already D; should a
-  node set it next to OK, its readings are flagged D here (the ``stuck``
-  processor's flag) and keep their value, like any flagged reading.
-* STATUS_HUMID: the optical PM values were taken above the node's humidity
-  threshold. The process stage's convention for that (the ``humidity``
-  processor) is a reading of its own, ``pm_humid``, 1.0 for humid and 0.0
-  for not, one per sample. So each valid dust sample gets exactly one
-  ``pm_humid`` reading: if the humidity processor already made one, the
-  node's bit can only raise it to 1.0 (either threshold saying "humid" is
-  enough to distrust the PM value); otherwise one is added from the bit.
+Quality
+-------
+Every reading arrives with its own flag: the acquire stage decodes the
+node's status word into one flag per channel (gateway/acquire/decode.py
+``channel_qualities``), for live polls and history records alike. Nothing
+else carries status from the bus to the pipeline. Humid PM readings are
+flagged by the ``humidity`` processor from the RH channel (see
+docs/data-quality.md).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -70,16 +59,15 @@ from firmware import regmap
 from gateway.deliver.records import Outage, Record
 from gateway.model import Quality, Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
-from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator
-from gateway.process.alarms import AlarmDefinition, AlarmSet
+from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator, period_label
+from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
+from gateway.process.noise import NoiseAggregator
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
+from gateway.process.tilt import TiltAggregator
 
 log = logging.getLogger(__name__)
-
-HUMID_FLAG_CHANNEL = "pm_humid"  # the humidity processor's default flag channel
-STATUS_MEMORY = 16_384  # samples whose status is remembered until their readings arrive
 
 
 class StageError(ValueError):
@@ -157,11 +145,14 @@ class OutageStage(Stage):
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = list(records)
+        # Samples with a value on some channel: the node answered. A channel without a value among them
+        # (flag D per channel, e.g. a vane fault) is a sensor fault, not an outage.
+        answered = {(r.node, r.timestamp) for r in records if type(r) is Reading and r.value is not None}
         for r in records:
             if type(r) is not Reading:
                 continue
             if r.value is None:
-                if r.quality is Quality.NORMAL:
+                if r.quality is Quality.NORMAL or (r.node, r.timestamp) in answered:
                     continue
                 outage = self.open.get(r.node)
                 if outage is None:
@@ -208,71 +199,6 @@ class ProcessStage(Stage):
                     batch = [o for item in batch for o in processor.process(item)]
             out.extend(batch)
         return out
-
-
-class NodeStatusStage(Stage):
-    """Maps STATUS_STUCK and STATUS_HUMID of each polled sample (see the module docstring)."""
-
-    def __init__(self, flag_channel: str = HUMID_FLAG_CHANNEL, humid_kinds: Iterable[str] = ("dust",)) -> None:
-        self.flag_channel = flag_channel
-        self.humid_kinds = frozenset(humid_kinds)
-        self._status: OrderedDict[tuple[str, int], int] = OrderedDict()
-
-    def note(self, node: str, sequence: int, status: int) -> None:
-        """The sensor_status word of a node's sample, as polled (before its readings arrive)."""
-        if sequence == 0:
-            return
-        self._status[(node, sequence)] = status
-        while len(self._status) > STATUS_MEMORY:
-            self._status.popitem(last=False)
-
-    def __call__(self, records: list[Record], now: float) -> list[Record]:
-        if not self._status:
-            return records
-        # The readings of each noted sample, wherever they are in the batch.
-        samples: dict[tuple[str, int], list[int]] = {}
-        for i, r in enumerate(records):
-            if type(r) is Reading and r.sequence and (r.node, r.sequence) in self._status:
-                samples.setdefault((r.node, r.sequence), []).append(i)
-        if not samples:
-            return records
-        out = list(records)
-        added: dict[int, Reading] = {}  # index of a sample's last reading -> the flag reading to put after it
-        for key, indexes in samples.items():
-            status = self._status.pop(key)
-            if status & regmap.STATUS_STUCK:
-                for i in indexes:
-                    r = out[i]
-                    assert type(r) is Reading
-                    if r.quality is Quality.NORMAL:
-                        out[i] = r.with_quality(Quality.DEVICE_FAULT)
-            flag = self._humid(out, indexes, status)
-            if flag is not None:
-                added[indexes[-1]] = flag
-        if added:
-            merged: list[Record] = []
-            for i, r in enumerate(out):
-                merged.append(r)
-                if i in added:
-                    merged.append(added[i])
-            out = merged
-        return out
-
-    def _humid(self, out: list[Record], indexes: list[int], status: int) -> Reading | None:
-        """Merge STATUS_HUMID into the sample's flag reading; returns a new flag reading if it has none."""
-        first = out[indexes[0]]
-        assert type(first) is Reading
-        if first.kind not in self.humid_kinds or not status & regmap.STATUS_OK:
-            return None
-        humid = bool(status & regmap.STATUS_HUMID)
-        for i in indexes:
-            r = out[i]
-            assert type(r) is Reading
-            if r.channel == self.flag_channel:
-                if humid and r.value != 1.0:
-                    out[i] = replace(r, value=1.0, quality=Quality.NORMAL)
-                return None
-        return replace(first, channel=self.flag_channel, value=1.0 if humid else 0.0, unit="", quality=Quality.NORMAL)
 
 
 class AggregateStage(Stage):
@@ -413,7 +339,6 @@ class SprayStage(Stage):
 class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        self.status = next((s for s in self.stages if isinstance(s, NodeStatusStage)), None)
         self.spray = next((s for s in self.stages if isinstance(s, SprayStage)), None)
         self.alarms = next((s.alarms for s in self.stages if isinstance(s, AlarmStage)), None)
 
@@ -479,10 +404,6 @@ class Pipeline:
                 return self._after(i, stage.restore(readings, known, since, now), now)
         return []
 
-    def note_status(self, node: str, sequence: int, status: int) -> None:
-        if self.status is not None:
-            self.status.note(node, sequence, status)
-
     def set_spray_mode(self, node: str, mode: SprayMode | str, now: float, who: str = "operator") -> list[Record]:
         """Manual override of a coil node's spray: "on", "off", or back to "auto". Returns the commands."""
         if self.spray is None:
@@ -532,21 +453,18 @@ def build_pipeline(
     definitions: list[AlarmDefinition] = []
     for part in _build("alarm", default_alarms() if alarms is None else alarms, create_alarms, limits):
         definitions.extend(part)
+    _share_tilt_baselines(aggs, definitions)
     try:
         alarm_set = AlarmSet(definitions, limits)
     except ValueError as error:
         raise StageError("alarm", str(error)) from error
-    flag_channel = HUMID_FLAG_CHANNEL
-    for spec in processors:
-        if spec.type == "humidity" and isinstance(spec.params.get("flag_channel"), str):
-            flag_channel = str(spec.params["flag_channel"])
     stages: list[Stage] = [
         OutageStage(),
         ProcessStage(procs),
-        NodeStatusStage(flag_channel),
         AggregateStage(aggs, late_s, revision_horizon_s),
         AlarmStage(alarm_set),
     ]
+    _check_window_couplings(aggs, spray, limits)
     if spray is not None:
         try:
             linkage = SprayLinkage(limits, spray.channel, spray.coils, spray.coil)
@@ -554,6 +472,39 @@ def build_pipeline(
             raise StageError("spray", str(error)) from error
         stages.append(SprayStage(linkage, spray.channel))
     return Pipeline(stages)
+
+
+RAW_CHANNELS = frozenset(row[0] for rows in regmap.MEASUREMENTS.values() for row in rows)
+
+
+def _check_window_couplings(aggregators: Sequence[Aggregator], spray: SprayPlan | None, limits: LimitsResolver) -> None:
+    """Refuse windows that leave the spray or the noise alarms without their input (they would never act)."""
+    made: set[str] = set()
+    for aggregator in aggregators:
+        if isinstance(aggregator, WindowedAggregator):
+            made |= aggregator.outputs()
+    if spray is not None and spray.channel not in made and spray.channel not in RAW_CHANNELS:
+        problem = f"no configured aggregator makes {spray.channel!r}: the spray would never run"
+        raise StageError("spray.channel", problem)
+    evaluation = period_label(limits.site.noise.evaluation_period_s)
+    for i, aggregator in enumerate(aggregators):
+        if isinstance(aggregator, NoiseAggregator) and evaluation not in aggregator.labels:
+            raise StageError(
+                f"aggregator[{i}] (noise)",
+                f"windows {list(aggregator.labels)} lack {evaluation!r}, the evaluation period the noise alarms read "
+                f"(limits.noise.evaluation_period_s = {limits.site.noise.evaluation_period_s})",
+            )
+
+
+def _share_tilt_baselines(aggregators: Sequence[Aggregator], definitions: Sequence[AlarmDefinition]) -> None:
+    """The formwork tilt alarm judges deviations from the baseline the tilt aggregator reports them from."""
+    tilts = [a for a in aggregators if isinstance(a, TiltAggregator)]
+    for definition in definitions:
+        judge = definition.judge
+        if isinstance(judge, TiltJudge):
+            owner = next((a for a in tilts if set(judge.channels) <= set(a.channels)), None)
+            if owner is not None:
+                judge.baseline = owner.baselines
 
 
 def stage_names() -> dict[str, list[str]]:

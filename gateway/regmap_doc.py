@@ -551,6 +551,22 @@ def _status_section() -> list[str]:
         "",
         *_table(("Bit", "Mask", "Name", "Meaning"), rows),
         "",
+        *_split_status_lines(),
+    ]
+
+
+def _split_status_lines() -> list[str]:
+    """The second status group (regmap STATUS_SPLIT): which channels it describes, per kind."""
+    kinds = "; ".join(
+        f"{regmap.KIND_NAMES[kind]}: {', '.join(f'`{c}`' for c in channels)}"
+        for kind, channels in sorted(regmap.STATUS_AUX_CHANNELS.items())
+    )
+    return [
+        f"Per channel: with bit {regmap.STATUS_SPLIT.bit_length() - 1} (mask 0x{regmap.STATUS_SPLIT:04X}, split) set,"
+        " the bits above describe the kind's main sensor only, and the same bits shifted left by"
+        f" {regmap.STATUS_AUX_SHIFT} describe its second sensor's channels ({kinds});"
+        " `ok` belongs to the main sensor. Without it every bit describes every channel (docs/data-quality.md).",
+        "",
     ]
 
 

@@ -23,6 +23,7 @@ class Sample:
     diagnostics: dict[str, int]
     values: dict[str, float]
     units: dict[str, str]
+    quality: dict[str, Quality]  # per channel, from the status word (channel_qualities)
 
     @property
     def sequence(self) -> int:
@@ -56,7 +57,7 @@ def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
         raise DecodeError(f"configured as a {kind} node, but the node reports kind {reported}")
     values = {row[0]: _value(words, row) for row in regmap.MEASUREMENTS[code]}
     units = {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
-    return Sample(diagnostics, values, units)
+    return Sample(diagnostics, values, units, channel_qualities(kind, diagnostics["sensor_status"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,32 +96,59 @@ def decode_history(kind: str, words: Sequence[int]) -> list[HistoryRecord | None
         # The measurement words sit as in the input registers: shift the rows' addresses onto the record.
         shift = base + header - regmap.MEASUREMENT_BASE
         values = {row[0]: _value_at(words, row, shift) for row in rows}
-        diagnostics = {"sample_seq": sequence, "sensor_status": words[base + 4]}
-        records.append(HistoryRecord(age, Sample(diagnostics, values, units)))
+        status = words[base + 4]
+        diagnostics = {"sample_seq": sequence, "sensor_status": status}
+        records.append(HistoryRecord(age, Sample(diagnostics, values, units, channel_qualities(kind, status))))
     return records
 
 
-def quality_of(status: int) -> Quality:
-    """HJ 212 data flag for a sample's sensor status bits."""
-    if status & (regmap.STATUS_ABSENT | regmap.STATUS_CHECKSUM) or not status & regmap.STATUS_OK:
+# Bits that make a sensor's values untrustworthy: flag D, no value.
+_FAULT = regmap.STATUS_ABSENT | regmap.STATUS_CHECKSUM | regmap.STATUS_STUCK | regmap.STATUS_WARMUP
+_GROUP = (1 << regmap.STATUS_AUX_SHIFT) - 1  # the bits of one sensor's group
+
+
+def _group_quality(bits: int, ok: bool) -> Quality:
+    """HJ 212 flag of one sensor's status bits: D for a fault (or no OK), T over range, else N."""
+    if not ok or bits & _FAULT:
         return Quality.DEVICE_FAULT
-    if status & regmap.STATUS_RANGE:
+    if bits & regmap.STATUS_RANGE:
         return Quality.OVER_RANGE
     return Quality.NORMAL
 
 
+def channel_qualities(kind: str, status: int) -> dict[str, Quality]:
+    """The flag of each channel of a sample, from its sensor_status word (regmap "Per-channel status").
+
+    The one place status bits become flags, for the live poll and the history
+    records alike. STATUS_HUMID is not a flag: the humidity processor flags
+    humid PM readings from the RH channel (docs/data-quality.md).
+    """
+    code = KIND_BY_NAME[kind]
+    names = [row[0] for row in regmap.MEASUREMENTS[code]]
+    ok = bool(status & regmap.STATUS_OK)
+    main = status & _GROUP
+    if not status & regmap.STATUS_SPLIT:
+        quality = _group_quality(main, ok)
+        return {name: quality for name in names}
+    aux_names = regmap.STATUS_AUX_CHANNELS.get(code, ())
+    aux = (status >> regmap.STATUS_AUX_SHIFT) & _GROUP
+    main_quality = _group_quality(main, ok)
+    # OK belongs to the main sensor: cleared by its own faults it says nothing about the second sensor;
+    # cleared with no fault bit to explain it (a broken register map), nothing on the node is trusted.
+    aux_quality = _group_quality(aux, ok or bool(main & _FAULT))
+    return {name: aux_quality if name in aux_names else main_quality for name in names}
+
+
 def to_readings(node: str, kind: str, sample: Sample, timestamp: float) -> list[Reading]:
-    quality = quality_of(sample.status)
-    # A faulty sample's registers hold nothing trustworthy: no value, flag D.
-    keep_values = quality is not Quality.DEVICE_FAULT
+    # A faulty channel's registers hold nothing trustworthy: no value, flag D.
     return [
         Reading(
             node=node,
             kind=kind,
             channel=name,
-            value=value if keep_values else None,
+            value=None if sample.quality[name] is Quality.DEVICE_FAULT else value,
             unit=sample.units[name],
-            quality=quality,
+            quality=sample.quality[name],
             timestamp=timestamp,
             sequence=sample.sequence,
         )

@@ -108,6 +108,7 @@ class NodeConfig:
     unit_id: int
     interval: float = 1.0  # seconds between polls
     timeout: float | None = None  # upper bound of the adaptive reply timeout; None: the bus's
+    rh_correction: bool = False  # dust: the node corrects its PM values for humidity (holding register rh_correction)
 
 
 @dataclass(frozen=True)

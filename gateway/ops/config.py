@@ -88,7 +88,7 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 COMMON_BUS_KEYS = {"name", "transport", "port", "timeout", "max_backoff", "node"}
 # Keys that only mean something on one transport ("port" is on both: a device or a TCP port).
 TRANSPORT_KEYS = {"rtu": {"baud", "parity", "stopbits", "local_echo"}, "tcp": {"host"}}
-NODE_KEYS = {"name", "kind", "unit_id", "interval", "timeout"}
+NODE_KEYS = {"name", "kind", "unit_id", "interval", "timeout", "rh_correction"}
 DEFAULT_STORE = "/var/lib/sitewatch/readings.sqlite3"
 SPRAY_COIL = "spray_relay"
 
@@ -187,7 +187,8 @@ class ProcessingConfig:
 @dataclass(frozen=True)
 class SprayConfig:
     enabled: bool = _key(True, None, "false: no spray linkage (the coils are never written)")
-    channel: str = _key(DEFAULT_SPRAY_CHANNEL, _not_empty, "the mean that drives the spray (an aggregate's channel)")
+    channel: str = _key(DEFAULT_SPRAY_CHANNEL, _not_empty,
+                        "the mean that drives the spray (an aggregate's channel; a configured aggregator must make it)")
     coils: Mapping[str, str] = _table_key("dust node = node whose spray coil it drives (default: its own)")
     mode: Mapping[str, str] = _table_key("coil node = \"auto\", \"on\" or \"off\" at start (manual override)")
     retry_s: float = _key(10.0, _between(1.0, 3600.0, " s"), "a coil write that failed is tried again after this long")
@@ -454,6 +455,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     spray = _section(c, data, "spray", SprayConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
+    _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
@@ -496,6 +498,37 @@ def _check_spray(c: _Checker, spray: SprayConfig, nodes: Mapping[str, NodeConfig
             raise c.fail(f"spray.mode.{target}", f"{target!r} is not a configured node with a {SPRAY_COIL} coil")
         if mode not in {m.value for m in SprayMode}:
             raise c.fail(f"spray.mode.{target}", f"{mode!r} is not one of \"auto\", \"on\", \"off\"")
+
+
+def _check_couplings(
+    c: _Checker,
+    buses: Sequence[BusConfig],
+    processing: ProcessingConfig,
+    resolver: LimitsResolver,
+    node_limits: Mapping[str, Any],
+) -> None:
+    """Settings that are each fine but contradict each other (docs/data-quality.md)."""
+    for i, bus in enumerate(buses):
+        for j, node in enumerate(bus.nodes):
+            where = f"bus[{i}].node[{j}]"
+            # A sample taken just after one poll reaches the gateway at the next one (or by backfill): a window
+            # that closes sooner drops it as late, and a window short of samples switches dust alarm and spray off.
+            if processing.late_s < node.interval:
+                raise c.fail(
+                    "processing.late_s",
+                    f"{processing.late_s:g} s is shorter than {where}.interval ({node.interval:g} s between polls of "
+                    f"{node.name}): its samples would miss their windows; make late_s at least the longest interval",
+                )
+            # The correction must run in one place, or PM values are divided by the growth factor twice.
+            if node.rh_correction and resolver.for_node(node.name).humidity.correction:
+                table = node_limits.get(node.name, {}).get("humidity", {})
+                key = f"node_limits.{node.name}.humidity.correction" if "correction" in table else (
+                    "limits.humidity.correction")
+                raise c.fail(
+                    f"{where}.rh_correction",
+                    f"the node corrects {node.name}'s PM values for humidity and {key} = true corrects them again "
+                    "on the gateway: enable one of the two",
+                )
 
 
 def _check_alarm_nodes(c: _Checker, processing: ProcessingConfig, names: set[str]) -> None:
@@ -589,8 +622,12 @@ def _parse_buses(c: _Checker, data: dict[str, Any]) -> tuple[BusConfig, ...]:
             node_timeout = c.get(node_raw, "timeout", nwhere, (int, float), None)
             if node_timeout is not None and not 0.01 <= node_timeout <= 10:
                 raise c.fail(f"{nwhere}.timeout", f"{node_timeout} s is outside 0.01 .. 10 s")
+            rh_correction = c.get(node_raw, "rh_correction", nwhere, bool, False)
+            if rh_correction and kind != "dust":
+                raise c.fail(f"{nwhere}.rh_correction", f"only dust nodes correct for humidity (this one is {kind})")
             nodes.append(
-                NodeConfig(node_name, kind, unit_id, interval, None if node_timeout is None else float(node_timeout))
+                NodeConfig(node_name, kind, unit_id, interval, None if node_timeout is None else float(node_timeout),
+                           rh_correction)
             )
         if not nodes:
             raise c.fail(f"{where}.node", "no [[bus.node]] on this bus")

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -47,7 +48,7 @@ from typing import Any
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.link import Exchange, Link, LinkStats, NoReply
-from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, _make_link
+from gateway.acquire.poller import BusPoller, NodeConfig, _make_link
 from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import DurableQueue
@@ -57,48 +58,36 @@ from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
+from gateway.ops.node_settings import NodeSettings
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
 
 log = logging.getLogger(__name__)
 
-_SEQUENCE = regmap.find(regmap.DIAGNOSTICS, "sample_seq")
-_STATUS = regmap.find(regmap.DIAGNOSTICS, "sensor_status")
 # The gateway counts as having been down when nothing was queued for this long before it started.
 DOWN_AFTER_S = 60.0
 
 
-class StatusTap:
-    """A link that passes every transaction through and notes the sensor_status of each polled sample.
+class RetimedLink:
+    """A link that maps the instants it stamps exchanges with onto the gateway clock.
 
-    Readings carry a flag but not the node's status word, and two of its bits
-    (STATUS_STUCK, STATUS_HUMID) say more than the flag (see gateway/pipeline.py).
-    The poll is the read of input registers from address 0; its reply holds
-    the sample's sequence number and status, noted here just before the
-    poller decodes the same reply into readings.
+    link_time maps the time.monotonic() instants the link stamps an exchange
+    with to the gateway clock's ``mono`` time, for a clock that does not run at
+    the rate of time.monotonic (the simulator's accelerated time). The poller
+    times a sample at the moment the node handled the request (the request's
+    end plus the line's silence) minus the sample's age, which the node counts
+    in its own clock; both must be in one time for the timestamps (and the
+    backfill's order checks) to be right. That moment is mapped exactly; the
+    durations around it (the reply time that drives the adaptive timeouts)
+    stay real seconds, as the bus runs in real time.
 
-    link_time (None: the links' own time): maps the time.monotonic() instants
-    the link stamps an exchange with to the gateway clock's ``mono`` time, for
-    a clock that does not run at the rate of time.monotonic (the simulator's
-    accelerated time). The poller times a sample at the moment the node handled
-    the request (the request's end plus the line's silence) minus the sample's
-    age, which the node counts in its own clock; both must be in one time for
-    the timestamps (and the backfill's order checks) to be right. That moment is
-    mapped exactly; the durations around it (the reply time that drives the
-    adaptive timeouts) stay real seconds, as the bus runs in real time.
+    (It used to note each polled sample's status word for the pipeline too;
+    the status now travels in the decoded sample, per channel.)
     """
 
-    def __init__(
-        self,
-        link: Link,
-        units: Mapping[int, str],
-        note: Callable[[str, int, int], None],
-        link_time: Callable[[float], float] | None = None,
-    ) -> None:
+    def __init__(self, link: Link, link_time: Callable[[float], float]) -> None:
         self._link = link
-        self._units = dict(units)
-        self._note = note
         self._time = link_time
         self.name: str = link.name
         self.stats: LinkStats = link.stats
@@ -120,24 +109,9 @@ class StatusTap:
         return self._link.request_time(n_bytes)
 
     async def transact(self, request: rtu.Request, timeout: float) -> Exchange:
-        exchange = await self._link.transact(request, timeout)
-        if self._time is not None:
-            exchange = self._retime(exchange)
-        outcome = exchange.outcome
-        if (
-            request.function == rtu.READ_INPUT_REGISTERS
-            and request.address == 0
-            and isinstance(outcome, rtu.Registers)
-            and len(outcome.values) > _STATUS[1]
-        ):
-            node = self._units.get(request.unit)
-            if node is not None:
-                sequence = regmap.words_to_raw(outcome.values, _SEQUENCE[1], _SEQUENCE[2])
-                self._note(node, sequence, outcome.values[_STATUS[1]])
-        return exchange
+        return self._retime(await self._link.transact(request, timeout))
 
     def _retime(self, exchange: Exchange) -> Exchange:
-        assert self._time is not None
         gap = self._link.gap()
         end = self._time(exchange.request_end + gap) - gap
         return Exchange(
@@ -284,7 +258,7 @@ class Gateway:
         clock: Clock | None = None,
         link_time: Callable[[float], float] | None = None,
     ) -> None:
-        """clock: wall, monotonic and validity (default: the machine's). link_time: see StatusTap; with a
+        """clock: wall, monotonic and validity (default: the machine's). link_time: see RetimedLink; with a
         simulated clock (wall and mono both the simulated time), the simulator's mapping of
         time.monotonic() to it, so that samples, windows and events follow simulated time."""
         self.config = config
@@ -319,7 +293,8 @@ class Gateway:
             node.name: self.queue.latest_sequence(node.name) for bus in config.buses for node in bus.nodes
         }
         for bus in config.buses:
-            link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status, link_time)
+            raw_link = _make_link(bus)
+            link: Link = raw_link if link_time is None else RetimedLink(raw_link, link_time)
             poller = BusPoller(
                 bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap
             )
@@ -327,6 +302,8 @@ class Gateway:
             self.pollers.append(poller)
             owners.update({node.name: (poller, node) for node in bus.nodes})
         self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s)
+        # Node registers the configuration states (rh_correction): checked on the nodes, written where they differ.
+        self.node_settings = NodeSettings([(p.execute, node) for p in self.pollers for node in p.bus.nodes])
         self._pending: list[Record] = []
         self._has_pending = asyncio.Event()
         self._started = False
@@ -536,6 +513,7 @@ class Gateway:
                 group.create_task(self._writer(stop))
                 group.create_task(self._ticker(stop))
                 group.create_task(self._pruner(stop))
+                group.create_task(self.node_settings.run(stop))
                 for delivery in self.deliveries:
                     group.create_task(delivery.run(stop))
             await self._shutdown()
@@ -587,11 +565,9 @@ class Gateway:
             "stage_errors": self.stage_errors,
             # Per node: readings that revised a closed window, readings too old for that (docs/revisions.md).
             "windows": {**self.pipeline.window_counts(), "restored": dict(self.restored)},
+            "node_settings": {node: [dataclasses.asdict(c) for c in checks]
+                              for node, checks in self.node_settings.checks.items()},
         }
-
-
-def _units(bus: BusConfig) -> dict[int, str]:
-    return {node.unit_id: node.name for node in bus.nodes}
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

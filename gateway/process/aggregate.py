@@ -13,10 +13,13 @@ that sinks and alarms take:
 * ``channel`` is the aggregate's channel (``pm10_1h_mean``),
 * ``timestamp`` is the window's *start* (HJ 212 stamps minute / hour / day
   data with the start of the interval),
-* ``quality`` is N for a valid window. A window with fewer than the
-  validity fraction (75 %) of its expected valid samples is not N: it takes
-  the flag most of its invalid samples had (D, T, B ...), or B
-  (communication failure) when the samples simply never arrived.
+* ``quality``: a window with fewer than the validity fraction (75 %) of its
+  expected valid samples takes the flag most of its invalid samples had (D,
+  B ...), or B (communication failure) when the samples simply never
+  arrived; a valid window that includes an over-range sample (T) is T; any
+  other valid window is N. Valid samples are those flagged N or T with a
+  finite value: an over-range value enters the statistics at its measured
+  value (at least the range limit). See docs/data-quality.md.
 * ``sequence`` is 0 (there is no node sample behind it).
 
 Windows
@@ -52,7 +55,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Generic, Protocol, TypeVar
@@ -359,29 +362,79 @@ class WindowSet(Generic[A]):
 # ---------------------------------------------------------------------------
 
 
+# Flags whose value enters a statistic and an alarm. T (over range) is information, not invalid data:
+# the value is at least the range limit (docs/data-quality.md).
+USABLE = frozenset({Quality.NORMAL, Quality.OVER_RANGE})
+
+
 def is_valid(reading: Reading) -> bool:
-    """Only normal-quality readings with a finite value enter a statistic."""
-    return reading.value is not None and math.isfinite(reading.value) and reading.quality is Quality.NORMAL
+    """Only readings flagged N or T with a finite value enter a statistic."""
+    return reading.value is not None and math.isfinite(reading.value) and reading.quality in USABLE
 
 
 @dataclass
 class Tally:
-    """Valid sample count and the flags of the invalid ones."""
+    """Valid sample count (over-range ones among them) and the flags of the invalid ones."""
 
     count: int = 0
+    over_range: int = 0  # samples flagged T that entered the window's statistics
     invalid: Counter[Quality] = field(default_factory=Counter)
 
     def add(self, reading: Reading) -> bool:
         if is_valid(reading):
             self.count += 1
+            if reading.quality is Quality.OVER_RANGE:
+                self.over_range += 1
             return True
         flag = reading.quality
-        if flag is Quality.NORMAL:
+        if flag in USABLE:
             # A missing value with a normal flag is still a failed read; a
             # NaN or infinity is the device's fault.
             flag = Quality.COMMUNICATION_FAILURE if reading.value is None else Quality.DEVICE_FAULT
         self.invalid[flag] += 1
         return False
+
+
+class SampleIntervals:
+    """Each node's sample interval, measured from its own sequence numbers and sample times.
+
+    The node's holding register sample_interval (whole ms) sets how often it
+    samples and its sample sequence number counts the samples, so between two
+    samples of one boot (t_b - t_a) / (seq_b - seq_a) is the interval the node
+    uses, whatever was lost between them. A window's expected count follows
+    the node's own setting and its changes, for polled and backfilled samples
+    alike, without a site-wide constant that a node may contradict. Measured
+    across the last SPAN samples (timing jitter divides by the span) and
+    rounded to the register's whole milliseconds.
+    """
+
+    SPAN = 16
+
+    def __init__(self) -> None:
+        self._recent: dict[str, deque[tuple[int, float]]] = {}
+
+    def observe(self, node: str, sequence: int, t: float) -> None:
+        if sequence <= 0:
+            return  # no sample behind it (a failed poll)
+        recent = self._recent.get(node)
+        if recent is None:
+            recent = self._recent[node] = deque(maxlen=self.SPAN + 1)
+        if recent:
+            last_sequence, last_t = recent[-1]
+            if sequence == last_sequence or t <= last_t:
+                return  # another channel of the same sample, or an older sample fetched late
+            if sequence < last_sequence:
+                recent.clear()  # the node restarted (its sequence starts again at 1): measure afresh
+        recent.append((sequence, t))
+
+    def get(self, node: str) -> float | None:
+        """The node's measured interval in seconds, or None before two of its samples were seen."""
+        recent = self._recent.get(node)
+        if not recent or len(recent) < 2:
+            return None
+        (first_sequence, first_t), (last_sequence, last_t) = recent[0], recent[-1]
+        ms = round(1000.0 * (last_t - first_t) / (last_sequence - first_sequence))
+        return max(ms, 1) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -395,8 +448,10 @@ class Validity:
 def validity(tally: Tally, start: float, end: float, interval_s: float, fraction: float) -> Validity:
     expected = max(1, round((end - start) / interval_s))
     valid = tally.count >= fraction * expected - 1e-9
+    # Precedence (docs/data-quality.md): a window short of valid samples takes the flag of its invalid
+    # samples (B, D, ...); a valid one that includes an over-range value is T; otherwise N.
     if valid:
-        quality = Quality.NORMAL
+        quality = Quality.OVER_RANGE if tally.over_range else Quality.NORMAL
     elif tally.invalid:
         # The most common flag; ties go to the flag listed first in Quality.
         order = list(Quality)
@@ -508,12 +563,22 @@ class WindowedAggregator(Generic[A]):
         self.revision_horizon_s = 0.0
         self._set: WindowSet[A] = WindowSet(self._specs_for, self._make, self.horizon_s)
         self._replay: _Replay[A] | None = None
+        self._intervals = SampleIntervals()
 
     def horizon_s(self, node: str) -> float:
         """How long after the node's newest time a closed window of it can still be revised."""
         if self.revision_horizon_s > 0.0:
             return self.revision_horizon_s
         return default_revision_horizon_s(self._limits.for_node(node).sampling.interval_s)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The window labels this aggregator makes."""
+        return self._labels
+
+    def outputs(self) -> frozenset[str]:
+        """Every output channel this aggregator can make (for the configuration's coupling checks)."""
+        raise NotImplementedError
 
     @property
     def late(self) -> int:
@@ -532,6 +597,7 @@ class WindowedAggregator(Generic[A]):
         return dict(self._set.dropped)
 
     def feed(self, reading: Reading) -> list[Aggregate]:
+        self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
         if not self._accepts(reading):
             return []
         closed, targets = self._set.route(reading.node, reading.kind, reading.timestamp)
@@ -642,9 +708,14 @@ class WindowedAggregator(Generic[A]):
             specs = self._specs[node] = window_specs(self._labels, self._limits.for_node(node))
         return specs
 
+    def sample_interval(self, node: str) -> float:
+        """The node's sample interval: measured from its samples (SampleIntervals), else limits.sampling."""
+        measured = self._intervals.get(node)
+        return measured if measured is not None else self._limits.for_node(node).sampling.interval_s
+
     def _validity(self, window: Window[A], tally: Tally) -> Validity:
-        sampling = self._limits.for_node(window.node).sampling
-        return validity(tally, window.start, window.end, sampling.interval_s, sampling.validity_fraction)
+        fraction = self._limits.for_node(window.node).sampling.validity_fraction
+        return validity(tally, window.start, window.end, self.sample_interval(window.node), fraction)
 
     def _accepts(self, reading: Reading) -> bool:
         raise NotImplementedError

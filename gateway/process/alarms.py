@@ -21,7 +21,8 @@ alarm]). When an alarm clears, the machine steps down to pre-warning only if
 the value is still at or above the pre-warning's clear level; otherwise it
 goes straight to clear.
 
-Readings without a value or with a flag other than N do not move the state
+Readings without a value or with a flag other than N or T (over range: the
+value is at least the range limit, see ``judged_value``) do not move the state
 (no alarm from a faulty sensor, no silent clear either), and they restart
 the hold timer: nobody saw the value stay low. An event's ``time`` is the
 timestamp of the reading that caused it; for an aggregate that is the
@@ -41,14 +42,16 @@ Registered by name in ALARMS; each factory returns a list of definitions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from gateway.model import Reading
-from gateway.process.aggregate import is_night, is_valid, period_label, str_tuple
+from gateway.model import Quality, Reading
+from gateway.process.aggregate import USABLE, is_night, is_valid, period_label, str_tuple
 from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits
 from gateway.process.registry import ALARMS
+from gateway.process.tilt import TiltBaseline
 
 
 class Severity(StrEnum):
@@ -223,6 +226,8 @@ class AlarmDefinition:
     nodes: tuple[str, ...] = ()  # empty: every node
     absolute: bool = False  # judge |value| (tilt either way)
     description: str = ""
+    # Turns a watched reading into the reading judged (None: nothing to judge yet), e.g. TiltJudge.
+    judge: Callable[[Reading], Reading | None] | None = None
 
     def watches(self, reading: Reading) -> bool:
         return reading.channel in self.channels and (not self.nodes or reading.node in self.nodes)
@@ -235,6 +240,22 @@ class ActiveAlarm:
     channel: str
     severity: Severity
     since: float
+
+
+def judged_value(reading: Reading, limits: SiteLimits) -> float | None:
+    """The value an alarm judges, or None when the reading cannot move an alarm.
+
+    N and T readings with a finite value count at that value: an over-range
+    value (T) is at least the range limit, so it exceeds every limit below the
+    range. A T reading saturated to an infinity counts as the end of the
+    channel's range (limits.quality.ranges) it lies beyond.
+    """
+    value = reading.value
+    if value is not None and reading.quality is Quality.OVER_RANGE and math.isinf(value):
+        bounds = limits.quality.ranges.get(reading.channel)
+        if bounds is not None:
+            return bounds[1] if value > 0 else bounds[0]
+    return value if is_valid(reading) else None
 
 
 @dataclass
@@ -256,20 +277,24 @@ class AlarmSet:
         for definition in self.definitions:
             if not definition.watches(reading):
                 continue
-            key = (definition.name, reading.node, reading.channel)
+            judged = reading if definition.judge is None else definition.judge(reading)
+            if judged is None:
+                continue
+            key = (definition.name, judged.node, judged.channel)
             machine = self._machines.get(key)
             if machine is None:
                 machine = AlarmMachine(
-                    definition.name, reading.node, reading.channel, definition.unit, definition.source
+                    definition.name, judged.node, judged.channel, definition.unit, definition.source
                 )
                 self._machines[key] = machine
-            if not is_valid(reading):
+            site = self.limits.for_node(judged.node)
+            value = judged_value(judged, site)
+            if value is None:
                 machine.invalid()
                 continue
-            assert reading.value is not None
-            value = abs(reading.value) if definition.absolute else reading.value
-            levels = definition.levels(self.limits.for_node(reading.node), reading.timestamp)
-            events += machine.update(value, reading.timestamp, levels)
+            value = abs(value) if definition.absolute else value
+            levels = definition.levels(site, judged.timestamp)
+            events += machine.update(value, judged.timestamp, levels)
         return events
 
     def active(self) -> list[ActiveAlarm]:
@@ -294,6 +319,7 @@ def _definition(
     unit: str,
     description: str,
     absolute: bool = False,
+    judge: Callable[[Reading], Reading | None] | None = None,
 ) -> list[AlarmDefinition]:
     return [
         AlarmDefinition(
@@ -305,6 +331,7 @@ def _definition(
             nodes=str_tuple(nodes, f"{name}.nodes"),
             absolute=absolute,
             description=description,
+            judge=judge,
         )
     ]
 
@@ -425,28 +452,86 @@ def noise_night_lmax(
     )
 
 
+COMBINED_TILT_CHANNEL = "slope_combined"
+
+
+class TiltJudge:
+    """What the formwork tilt alarm judges: deviations from the tilt baseline, combined or per axis.
+
+    combined (the default): sqrt(dx^2 + dy^2) of one sample's two slopes, as
+    the reading ``slope_combined`` (never below either axis, so a tilt along a
+    diagonal is seen: 3 and 3 per-mille are 4.24). It is judged once both
+    slopes of a sample (same sequence and time) are in; if either is not
+    usable it is too (flag of the unusable one), and T if either is T.
+    Per axis: each slope's deviation on its own channel. ``baseline`` is the
+    tilt aggregator's own object once the pipeline binds it (default: zero).
+    """
+
+    def __init__(self, channels: tuple[str, ...], combined: bool, baseline: TiltBaseline | None = None) -> None:
+        if combined and len(channels) != 2:
+            raise LimitsError(f"formwork_tilt: rule \"combined\" needs two channels (x, y), got {list(channels)}")
+        self.channels = channels
+        self.combined = combined
+        self.baseline = baseline or TiltBaseline()
+        self._pending: dict[str, tuple[tuple[int, float], Reading]] = {}  # node -> the sample's first slope
+
+    def _deviation(self, reading: Reading) -> Reading:
+        return replace(reading, value=self.baseline.deviation(reading))
+
+    def __call__(self, reading: Reading) -> Reading | None:
+        deviation = self._deviation(reading)
+        if not self.combined:
+            return deviation
+        sample = (reading.sequence, reading.timestamp)
+        pending = self._pending.get(reading.node)
+        if pending is None or pending[0] != sample or pending[1].channel == reading.channel:
+            self._pending[reading.node] = (sample, deviation)
+            return None
+        del self._pending[reading.node]
+        return _combine(pending[1], deviation)
+
+
+def _combine(a: Reading, b: Reading) -> Reading:
+    combined = replace(a, channel=COMBINED_TILT_CHANNEL)
+    for r in (a, b):
+        if not is_valid(r):
+            quality = r.quality if r.quality not in USABLE else Quality.DEVICE_FAULT
+            return replace(combined, value=None, quality=quality)
+    assert a.value is not None and b.value is not None
+    over = Quality.OVER_RANGE in (a.quality, b.quality)
+    return replace(combined, value=math.hypot(a.value, b.value), quality=Quality.OVER_RANGE if over else Quality.NORMAL)
+
+
 @ALARMS.register("formwork_tilt")
 def formwork_tilt(
     limits: LimitsResolver,
     name: str = "formwork_tilt",
     channels: Sequence[str] = ("slope_x", "slope_y"),
     nodes: Sequence[str] = (),
+    rule: str = "combined",
 ) -> list[AlarmDefinition]:
-    """High formwork tilt either way along each axis, on every sample: collapse does not wait for a window."""
+    """High formwork tilt on every sample (collapse does not wait for a window), from the tilt baseline.
+
+    rule "combined": the combined slope sqrt(x^2 + y^2) of each sample; "axis": each axis either way.
+    """
+    if rule not in ("combined", "axis"):
+        raise LimitsError(f"formwork_tilt.rule: expected 'combined' or 'axis', got {rule!r}")
 
     def levels(s: SiteLimits, t: float) -> Levels:
         tilt = s.tilt
         return Levels(tilt.alarm_permille, tilt.prewarning_permille, tilt.margin, tilt.hold_s)
 
+    watched = str_tuple(channels, f"{name}.channels")
     return _definition(
         name,
-        channels,
+        watched,
         nodes,
         levels,
         "DBJ/T 15-197-2020 table 8.0.4 (unconfirmed)",
         "permille",
         "high formwork tilt",
         absolute=True,
+        judge=TiltJudge(watched, rule == "combined"),
     )
 
 

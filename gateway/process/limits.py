@@ -143,7 +143,8 @@ class TimeSettings:
 class SamplingSettings:
     # The node's default sample interval: holding register sample_interval,
     # default 1000 ms (firmware/regmap.py). Used to know how many samples a
-    # window should have held.
+    # window should have held until the node's own interval is measured from
+    # its samples (gateway/process/aggregate.py SampleIntervals).
     interval_s: float = 1.0
     # A mean built from fewer than 75 % valid samples is marked (domain.md section 3).
     validity_fraction: float = 0.75
@@ -202,6 +203,15 @@ class NoiseLimits:
         _require(self.evaluation_period_s > 0, "noise.evaluation_period_s must be positive")
         _require(SECONDS_PER_DAY % self.evaluation_period_s == 0, "noise.evaluation_period_s must divide a day")
         _require(self.margin >= 0 and self.hold_s >= 0 and self.night_lmax_excess >= 0, "noise: negative setting")
+        # Evaluation windows are aligned to local midnight: a day or night start between two of their
+        # boundaries would put one window in both parts of the day, judged by the limit of its start.
+        period = self.evaluation_period_s
+        for key in ("day_start", "night_start"):
+            _require(
+                parse_time_of_day(getattr(self, key)) % period == 0,
+                f"noise.{key} {getattr(self, key)} is not on a boundary of the evaluation windows "
+                f"(noise.evaluation_period_s = {period} s, aligned to local midnight)",
+            )
 
     @property
     def night_lmax_limit(self) -> float:

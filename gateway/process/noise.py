@@ -10,6 +10,8 @@ levels L10, L50, L90 (level exceeded 10 / 50 / 90 % of the time). Lmax and
 Lmin come from the node's Fast (125 ms) max / min channels when those arrive
 (GB 12523 asks for the Fast maximum level), otherwise from the 1-s levels.
 The statistical levels are taken over the 1-s levels (nearest rank).
+Over-range levels (flag T, e.g. a Fast maximum above the module's 130 dB(A))
+count at their value and flag the window T (docs/data-quality.md).
 
 Windows default to 1 min, 20 min (the GB 12523 evaluation period), 1 h, the
 GB 12523 day (06:00-22:00) and night (22:00-06:00), and the local day (24 h).
@@ -23,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gateway.model import Reading
+from gateway.model import Quality, Reading
 from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, is_valid, make_aggregates
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS
@@ -118,6 +120,10 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         self._prefix = prefix
         self._unit = unit
 
+    def outputs(self) -> frozenset[str]:
+        stats = ("leq", "lmax", "lmin", "l10", "l50", "l90", "count")
+        return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
+
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in (self._channel, self._max_channel, self._min_channel)
 
@@ -131,6 +137,8 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
                 acc.add_level(reading.value)
         elif is_valid(reading):
             assert reading.value is not None
+            if reading.quality is Quality.OVER_RANGE:
+                acc.tally.over_range += 1  # an Lmax above the range makes the window's statistics T
             if reading.channel == self._max_channel:
                 acc.fast_max = reading.value if acc.fast_max is None else max(acc.fast_max, reading.value)
             else:

@@ -66,6 +66,10 @@ class PmAggregator(WindowedAggregator[dict[str, MeanAccumulator]]):
         super().__init__(limits, windows)
         self._channels = str_tuple(channels, "pm.channels")
 
+    def outputs(self) -> frozenset[str]:
+        stats = ("mean", "min", "max", "count")
+        return frozenset(f"{c}_{w}_{s}" for c in self._channels for w in self.labels for s in stats)
+
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in self._channels
 

@@ -5,10 +5,12 @@ Rules every processor keeps:
 * A reading is never mutated; a changed one is a new Reading.
 * A missing value stays missing: nothing here fills a gap with the last good
   value (domain.md section 6).
-* A processor only downgrades a reading whose flag is still N: a reading the
-  acquire stage already flagged B or D keeps that flag.
+* A processor only downgrades a reading whose flag is still N (the stuck
+  check also T: a value frozen at saturation): a reading the acquire stage
+  already flagged B or D keeps that flag.
 * The value of a flagged reading is kept, so sinks can still send it with
-  its flag; aggregators leave every non-N reading out of their statistics.
+  its flag; aggregators leave every reading flagged other than N or T out
+  of their statistics (T, over range, is information: docs/data-quality.md).
 
 Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
 """
@@ -21,8 +23,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
-from gateway.process.aggregate import is_valid, str_tuple
+from gateway.process.aggregate import USABLE, is_valid, str_tuple
 from gateway.process.limits import LimitsError, LimitsResolver
 from gateway.process.registry import PROCESSORS, Processor
 
@@ -139,21 +142,19 @@ class StuckCheck:
         if run is None or abs(value - run[0]) > checks.stuck_tolerance or reading.timestamp < run[1]:
             self._runs[key] = (value, reading.timestamp)
             return [reading]
-        if reading.timestamp - run[1] >= duration and reading.quality is Quality.NORMAL:
+        # Over-range values count in statistics and alarms: one frozen at saturation is flagged as well.
+        if reading.timestamp - run[1] >= duration and reading.quality in USABLE:
             return [reading.with_quality(self._flag)]
         return [reading]
 
 
 def humidity_growth_factor(rh_percent: float, kappa: float) -> float:
-    """kappa-Koehler growth factor C = 1 + (k/1.65) / (1/aw - 1), aw = RH/100 (Crilley 2018).
+    """kappa-Koehler growth factor: the node's own implementation (firmware/humidity.py), not a second one.
 
-    The form is *unconfirmed* (domain.md section 2). aw is capped at 0.99:
-    at saturation the formula diverges.
+    One formula and one cap (RH held at firmware.humidity.RH_MAX, 95 %) wherever
+    the correction runs, so a node-corrected and a gateway-corrected value agree.
     """
-    aw = min(max(rh_percent, 0.0), 99.0) / 100.0
-    if aw <= 0.0:
-        return 1.0
-    return 1.0 + (kappa / 1.65) / (1.0 / aw - 1.0)
+    return float(firmware_humidity.growth_factor(rh_percent, kappa))
 
 
 @PROCESSORS.register("humidity")

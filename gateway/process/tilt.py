@@ -13,7 +13,8 @@ reached) and the count of valid samples. Output channels:
 ``<channel>_<window>_deviation_mean``, ``_deviation_max``, ``_rate``, ``_count``.
 
 The formwork tilt alarm does not wait for these windows: it watches the
-readings themselves (gateway.process.alarms).
+readings themselves (gateway.process.alarms), as deviations from the same
+``TiltBaseline`` object as this aggregator's (bound by gateway/pipeline.py).
 """
 
 from __future__ import annotations
@@ -67,6 +68,41 @@ DEFAULT_CHANNELS = ("slope_x", "slope_y")
 DEFAULT_WINDOWS = ("10min", "1h")
 
 
+class TiltBaseline:
+    """The baseline tilt is measured from: one object shared by the tilt aggregator and the formwork tilt alarm.
+
+    mode "zero": the node's own zeroed baseline (0); "first": the first valid
+    (N) value seen of each node and channel; ``table`` (node -> channel ->
+    value) sets a baseline explicitly and wins over both.
+    """
+
+    def __init__(self, mode: str = "zero", table: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        if mode not in ("zero", "first"):
+            raise LimitsError(f"tilt.baseline: expected 'zero' or 'first', got {mode!r}")
+        self.mode = mode
+        self._first = mode == "first"
+        self._values: dict[tuple[str, str], float] = {}
+        for node, channels in (table or {}).items():
+            for channel, value in channels.items():
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise LimitsError(f"tilt.baselines.{node}.{channel}: expected a number, got {value!r}")
+                self._values[(node, channel)] = float(value)
+
+    def baseline(self, node: str, channel: str) -> float | None:
+        """The baseline in use (None: "first" mode before the first valid value)."""
+        return self._values.get((node, channel), None if self._first else 0.0)
+
+    def deviation(self, reading: Reading) -> float | None:
+        """Deviation of a reading from its baseline (None for a missing value)."""
+        if reading.value is None:
+            return None
+        key = (reading.node, reading.channel)
+        if key not in self._values and self._first and reading.quality is Quality.NORMAL:
+            self._values[key] = reading.value
+        base = self.baseline(reading.node, reading.channel)
+        return None if base is None else reading.value - base
+
+
 @AGGREGATORS.register("tilt")
 class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
     def __init__(
@@ -78,33 +114,24 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
         baselines: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         super().__init__(limits, windows)
-        self._channels = str_tuple(channels, "tilt.channels")
-        if baseline not in ("zero", "first"):
-            raise LimitsError(f"tilt.baseline: expected 'zero' or 'first', got {baseline!r}")
-        self._first = baseline == "first"
-        self._baselines: dict[tuple[str, str], float] = {}
-        for node, table in (baselines or {}).items():
-            for channel, value in table.items():
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise LimitsError(f"tilt.baselines.{node}.{channel}: expected a number, got {value!r}")
-                self._baselines[(node, channel)] = float(value)
+        self.channels = str_tuple(channels, "tilt.channels")
+        # The formwork tilt alarm judges deviations from this same object (gateway/pipeline.py binds it).
+        self.baselines = TiltBaseline(baseline, baselines)
 
     def baseline(self, node: str, channel: str) -> float | None:
         """The baseline in use (None: "first" mode before the first valid value)."""
-        return self._baselines.get((node, channel), None if self._first else 0.0)
+        return self.baselines.baseline(node, channel)
 
     def deviation(self, reading: Reading) -> float | None:
         """Deviation of a reading from its baseline (None for a missing value)."""
-        if reading.value is None:
-            return None
-        key = (reading.node, reading.channel)
-        if key not in self._baselines and self._first and reading.quality is Quality.NORMAL:
-            self._baselines[key] = reading.value
-        base = self.baseline(reading.node, reading.channel)
-        return None if base is None else reading.value - base
+        return self.baselines.deviation(reading)
+
+    def outputs(self) -> frozenset[str]:
+        stats = ("deviation_mean", "deviation_max", "rate", "count")
+        return frozenset(f"{c}_{w}_{s}" for c in self.channels for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
-        return reading.channel in self._channels
+        return reading.channel in self.channels
 
     def _make(self, node: str, label: str) -> dict[str, TrendAccumulator]:
         return {}
@@ -122,7 +149,7 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
 
     def _finish(self, window: Window[dict[str, TrendAccumulator]]) -> list[Aggregate]:
         out: list[Aggregate] = []
-        for channel in self._channels:
+        for channel in self.channels:
             trend = window.acc.get(channel)
             if trend is None:
                 continue

@@ -158,7 +158,7 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         return super().feed(reading)
 
     def _running_mean(self, reading: Reading) -> float | None:
-        interval = self._limits.for_node(reading.node).sampling.interval_s
+        interval = self.sample_interval(reading.node)
         n = max(1, round(GUST_SPAN_S / interval))
         reach = n * interval - interval / 2.0
         recent = self._recent.setdefault(reading.node, deque())
@@ -172,6 +172,10 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         if not is_valid(reading) or len(recent) < n:
             return None
         return math.fsum(v for _, v in recent) / len(recent)
+
+    def outputs(self) -> frozenset[str]:
+        stats = ("speed_mean", "gust", "beaufort", "count", "dir_mean", "dir_sigma", "dir_count")
+        return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
         return reading.channel in (self._speed, self._direction, self._gust)

@@ -18,7 +18,6 @@ from typing import TypeVar, cast
 
 import pytest
 
-from firmware import regmap
 from gateway.acquire.link import Exchange, NoReply, Outcome
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
 from gateway.deliver.queue import DurableQueue
@@ -36,7 +35,6 @@ from gateway.protocols import modbus_rtu_master as rtu
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.process.support import local, reading
 
-OK = regmap.STATUS_OK
 T0 = local(9, 0)  # a clock-aligned start: 15-min and 1-h windows begin here
 
 
@@ -88,7 +86,7 @@ def test_an_hour_of_dusty_air_raises_the_dust_alarm_and_switches_the_spray_on() 
     )
 
 
-def test_processors_flag_readings_before_aggregation_and_flagged_values_stay_out_of_the_means() -> None:
+def test_processors_flag_readings_before_aggregation_and_over_range_values_count_in_the_means_with_t() -> None:
     pipeline = build_pipeline(LimitsResolver(), processors=[StageSpec("range")],
                               aggregators=[StageSpec("pm", {"windows": ["1min"]})], alarms=[])
     out: list[Record] = []
@@ -99,7 +97,24 @@ def test_processors_flag_readings_before_aggregation_and_flagged_values_stay_out
     flagged = [r for r in of(out, Reading) if r.value == 5000.0]
     assert len(flagged) == 15 and all(r.quality is Quality.OVER_RANGE for r in flagged)
     mean = aggregate(out, "pm10_1min_mean")
-    assert (mean.value, mean.count, mean.valid) == (40.0, 45, True)
+    # Over range is information (docs/data-quality.md): the T values count at their value and flag the mean T.
+    assert (mean.value, mean.count, mean.valid, mean.quality) == (1280.0, 60, True, Quality.OVER_RANGE)
+
+
+def test_a_fault_on_one_channel_of_an_answered_sample_is_not_an_outage() -> None:
+    # A vane fault: wind_dir has no value (D), speed and gust do. The node answers; nothing is down.
+    pipeline = build_pipeline(LimitsResolver(), alarms=[])
+    out: list[Record] = []
+    for i in range(3):
+        sample = [
+            reading("wind_speed", 8.0, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
+            reading("wind_dir", None, T0 + i, node="wind-1", kind="wind", quality=Quality.DEVICE_FAULT,
+                    sequence=i + 1),
+            reading("wind_gust_3s", 9.5, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
+        ]
+        out += pipeline.feed(sample, T0 + i)
+    out += pipeline.close(T0 + 10)
+    assert of(out, Outage) == []
 
 
 def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reaches_alarms_and_spray() -> None:
@@ -154,41 +169,17 @@ def humid_flags(records: list[Record]) -> list[tuple[int, float | None]]:
     return [(r.sequence, r.value) for r in records if isinstance(r, Reading) and r.channel == "pm_humid"]
 
 
-def test_node_humid_bit_gives_one_pm_humid_reading_per_sample() -> None:
-    # Without the humidity processor, the node's bit is the only source of the flag.
-    pipeline = build_pipeline(LimitsResolver(), processors=[StageSpec("range")], aggregators=[], alarms=[])
-    pipeline.note_status("dust-1", 1, OK | regmap.STATUS_HUMID)
-    pipeline.note_status("dust-1", 2, OK)
-    pipeline.note_status("dust-1", 3, regmap.STATUS_ABSENT)  # not a valid sample: no flag at all
-    out = pipeline.feed(sample(1, T0) + sample(2, T0 + 1) + sample(3, T0 + 2), T0 + 3)
-    assert humid_flags(out) == [(1, 1.0), (2, 0.0)]
-    assert [r.channel for r in of(out[:4], Reading)] == ["pm25", "pm10", "humidity", "pm_humid"]
-    # With the humidity processor (gateway threshold 75 % RH) there is still one per sample:
-    # humid if either the node or the gateway says so.
+def test_humid_pm_is_flagged_once_per_sample_from_the_rh_channel() -> None:
+    # One place decides "humid": the humidity processor, from the sample's RH (gateway threshold 75 %).
+    # The node's STATUS_HUMID bit is not a second source (docs/data-quality.md).
     pipeline = build_pipeline(LimitsResolver(), aggregators=[], alarms=[])
-    pipeline.note_status("dust-1", 1, OK | regmap.STATUS_HUMID)  # node threshold lower than the gateway's
-    pipeline.note_status("dust-1", 2, OK)  # node threshold higher
-    pipeline.note_status("dust-1", 3, OK)
     out = pipeline.feed(sample(1, T0, 70.0) + sample(2, T0 + 1, 80.0) + sample(3, T0 + 2, 50.0), T0 + 3)
-    assert humid_flags(out) == [(1, 1.0), (2, 1.0), (3, 0.0)]
-    # Samples whose status was never noted pass unchanged (the processor's flag alone).
-    assert humid_flags(pipeline.feed(sample(4, T0 + 3, 80.0), T0 + 4)) == [(4, 1.0)]
+    assert humid_flags(out) == [(1, 0.0), (2, 1.0), (3, 0.0)]
+    assert [r.channel for r in of(out[:4], Reading)] == ["pm25", "pm10", "humidity", "pm_humid"]
     # A sample that ends an outage: the outage record comes after the whole sample, which keeps one flag.
     pipeline.feed([pm10(None, T0 + 4, Quality.COMMUNICATION_FAILURE)], T0 + 4)
-    pipeline.note_status("dust-1", 5, OK | regmap.STATUS_HUMID)
-    out = pipeline.feed(sample(5, T0 + 5, 50.0), T0 + 5)
+    out = pipeline.feed(sample(5, T0 + 5, 90.0), T0 + 5)
     assert humid_flags(out) == [(5, 1.0)] and isinstance(out[-1], Outage)
-
-
-def test_node_stuck_bit_flags_the_sample_d_and_keeps_its_values() -> None:
-    pipeline = build_pipeline(LimitsResolver(), processors=[], aggregators=[], alarms=[])
-    pipeline.note_status("dust-1", 7, OK | regmap.STATUS_STUCK)
-    out = pipeline.feed(sample(7, T0) + sample(8, T0 + 1), T0 + 2)
-    stuck = [r for r in of(out, Reading) if r.sequence == 7 and r.channel != "pm_humid"]
-    assert [(r.quality, r.value) for r in stuck] == [
-        (Quality.DEVICE_FAULT, 20.0), (Quality.DEVICE_FAULT, 35.0), (Quality.DEVICE_FAULT, 50.0)
-    ]
-    assert all(r.quality is Quality.NORMAL for r in of(out, Reading) if r.sequence == 8)
 
 
 def test_manual_spray_override_through_the_pipeline() -> None:
@@ -289,7 +280,7 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
     assert isinstance(on_value, float) and on_value > 1.0 and level == 1.0
     assert on_reason == f"pm10_5s_mean {on_value:g} ug/m3 > 1 ug/m3"
     assert (on_value, 1) in means  # the valid mean behind the decision is in the store too
-    # One pm_humid reading per valid dust sample, from the node's status word.
+    # One pm_humid reading per valid dust sample, from its RH reading.
     samples = {r.sequence for r in readings if r.channel == "pm10"}
     good = {r.sequence for r in readings if r.channel == "pm10" and r.quality is Quality.NORMAL}
     flags = [r.sequence for r in readings if r.channel == "pm_humid"]

@@ -341,7 +341,7 @@ def hysteresis_events(
 
 
 def usable(reading: Reading) -> float | None:
-    """A reading's value as an alarm may use it: flag N and a finite value, else None."""
+    """A reading's value as an alarm may use it: flag N or T (over range) and a finite value, else None."""
     return reading.value if is_valid(reading) else None
 
 

@@ -68,7 +68,8 @@ def test_invalid_readings_neither_move_the_state_nor_count_as_low() -> None:
 
 
 def test_prewarning_and_alarm_transitions_of_the_formwork_tilt() -> None:
-    alarms = AlarmSet(create_alarms("formwork_tilt", LimitsResolver()), LimitsResolver())
+    # Per axis (the option; the default judges the combined slope: tests/gateway/process/test_tilt_alarm.py).
+    alarms = AlarmSet(create_alarms("formwork_tilt", LimitsResolver(), {"rule": "axis"}), LimitsResolver())
 
     def feed(value: float, t: float, channel: str = "slope_x") -> list[tuple[Severity, EventState]]:
         return summary(alarms.feed(reading(channel, value, t, kind="tilt", unit="permille")))

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
 from gateway.process.limits import LimitsResolver
 from gateway.process.processors import (
@@ -100,11 +101,32 @@ def test_stuck_sensor_is_flagged_after_its_duration_until_the_value_changes() ->
     }
 
 
+def test_a_sensor_stuck_above_its_range_is_flagged_too() -> None:
+    # Over range counts in means and alarms, so a reading frozen at saturation must not drive them for ever.
+    stuck = StuckCheck(LIMITS)  # pm10: 3600 s
+    flags = [
+        stuck.process(reading("pm10", 1200.0, float(t), quality=Quality.OVER_RANGE))[0].quality
+        for t in range(0, 3601, 600)
+    ]
+    assert flags == [Quality.OVER_RANGE] * 6 + [Quality.DEVICE_FAULT]
+
+
 def test_humidity_growth_factor_by_hand() -> None:
-    # RH 90 %, kappa 0.3: aw = 0.9, 1/aw - 1 = 1/9, C = 1 + (0.3 / 1.65) * 9 = 2.636...
+    # C = 1 + (k/1.65) / (1/aw - 1): at 90 % RH, 1/aw - 1 = 1/9.
     assert humidity_growth_factor(90.0, 0.3) == pytest.approx(1 + 0.3 / 1.65 * 9)
     assert humidity_growth_factor(0.0, 0.3) == 1.0
-    assert humidity_growth_factor(100.0, 0.3) == humidity_growth_factor(99.0, 0.3)  # capped, finite
+    assert humidity_growth_factor(100.0, 0.3) == humidity_growth_factor(95.0, 0.3)  # capped, finite
+
+
+def test_the_gateway_and_the_node_correct_humidity_with_one_implementation() -> None:
+    # PM10 200 ug/m3 at 98 % RH: the node's firmware/humidity.py gives 44.9; so must the gateway.
+    node_value = firmware_humidity.correct(200.0, 98.0, 0.3)
+    assert node_value == pytest.approx(44.9, abs=0.05)
+    limits = LimitsResolver.from_config({"humidity": {"correction": True, "kappa": 0.3}})
+    flag = HumidityFlag(limits)
+    flag.process(reading("humidity", 98.0, 0.0))
+    _raw, dry = flag.process(reading("pm10", 200.0, 1.0, unit="ug/m3"))
+    assert dry.channel == "pm10_dry" and dry.value == pytest.approx(node_value)
 
 
 def test_humidity_flag_follows_each_humidity_reading() -> None:
