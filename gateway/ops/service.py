@@ -40,6 +40,7 @@ from typing import Any
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.link import Exchange, Link, LinkStats, NoReply
+from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, _make_link
 from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
@@ -312,7 +313,8 @@ class Gateway:
         for bus in config.buses:
             link = StatusTap(_make_link(bus), _units(bus), self.pipeline.note_status, link_time)
             poller = BusPoller(
-                bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap
+                bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap,
+                on_outage=self._outage,
             )
             poller.stamper.max_held = config.clock.max_held
             self.pollers.append(poller)
@@ -343,6 +345,10 @@ class Gateway:
             log.warning("%s: samples %s..%s lost for good (%s)", gap.node, gap.first_sequence,
                         "?" if gap.last_sequence is None else gap.last_sequence, gap.reason)
         self._accept(list(gaps))
+
+    def _outage(self, outages: list[NodeOutage]) -> None:
+        """A node's values did not arrive live for a while (the poller's OutageWatch): queued as Outage records."""
+        self._accept([Outage(o.node, o.kind, o.start, o.end, o.reason, o.missed, o.closed) for o in outages])
 
     def _stage_failed(self, what: str, error: Exception) -> None:
         self.stage_errors += 1
