@@ -16,11 +16,20 @@ Modbus RTU transactions are link.RtuLink (see its docstring for why this is
 not pymodbus' serial client, with the measurements), Modbus TCP is pymodbus.
 
 Every poll ends in readings with a quality flag or in none (the node had no
-new sample): a failed poll gives value None with flag B (no reply, bad
-frame) or D (the node reported a fault), never a repeat of an old value.
-Errors are values: a CRC failure or a timeout is counted in the node's
-health and the loop goes on; so does a port that fails (reopened with
-backoff).
+new sample, or the poll failed). A poll of a node with a history ring that
+got no valid answer gives no reading: the backfill fetches the sample it missed once the node
+answers, and a value-less reading now would contradict it; of a node
+without one (``NodeConfig.history`` False, or a node that refused its
+window) it gives value None with flag B (no reply, bad frame). A node that
+answers it cannot deliver (an exception reply, content that does not
+decode) gives value None with flag D. Never a repeat of an old value. Either way the
+node's ``OutageWatch`` (outages.py) reports when its values did not arrive
+live: silent (from its last answer to its first answer again) or stale
+(answering, but its sample sequence frozen), through ``on_outage``; and a
+suspect node is probed cheaply in idle bus time (health.choose), so one
+that comes back is polled at once. Errors are values: a CRC failure or a
+timeout is counted in the node's health and the loop goes on; so does a
+port that fails (reopened with backoff).
 
 Backfill (backfill.py). The poller remembers, per node, the last sample it
 delivered (across gateway restarts through ``resume_from``: the sequence
@@ -112,6 +121,9 @@ class NodeConfig:
     unit_id: int
     interval: float = 1.0  # seconds between polls
     timeout: float | None = None  # upper bound of the adaptive reply timeout; None: the bus's
+    # The node keeps a history ring (sitewatch firmware). Without one, a failed poll gives value-less
+    # B/D readings, as nothing could fill that sample in later; with one, the backfill does.
+    history: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ class _Node:
         self.code = KIND_BY_NAME[config.kind]
         self.backfill: Backfill[list[Reading]] = Backfill()
         self.window: int | None = None  # the history_seq the node holds, as far as the poller knows
-        self.history = True  # False once the node refused its history window
+        self.history = config.history  # False once the node refused its history window
         self.rebooted = False  # seen restarting; the backfill is told with the next sample
         self.backfill_since = 0.0  # when its backlog last moved (for the starvation rule)
         self.backfill_after = 0.0  # no history transaction before this (after a failure)
@@ -373,7 +385,8 @@ class BusPoller:
                 # The node's history ring holds the samples this poll missed: the backfill fetches
                 # them once it answers, and the outage record says they did not arrive live. A
                 # value-less reading now would say "no value" for a sample that gets one later.
-                readings = []
+                # (D readings stay: the node answered that it cannot deliver.)
+                readings = [r for r in readings if r.quality is not Quality.COMMUNICATION_FAILURE]
             self._emit(node, [Sampled(0, taken, readings)])
         if self.trace is not None:
             self.trace(

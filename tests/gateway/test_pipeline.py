@@ -22,7 +22,7 @@ from firmware import regmap
 from gateway.acquire.link import Exchange, NoReply, Outcome
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.records import Actuation, Outage, Record
+from gateway.deliver.records import Actuation, Record
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.model import Quality, Reading
 from gateway.ops.config import GatewayConfig, parse_config
@@ -116,28 +116,6 @@ def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reache
     assert of(pipeline.feed([pm10(300.0, T0 + 899.5)], T0 + 906), Aggregate) == []
 
 
-def test_missing_readings_make_an_outage_record_closed_by_the_next_good_one() -> None:
-    pipeline = build_pipeline(LimitsResolver(), alarms=[])
-    out: list[Record] = []
-    out += pipeline.feed([pm10(40.0, T0)], T0)
-    for i in range(1, 4):  # three failed polls: every channel of a poll misses, each counted once
-        missing = [
-            reading(c, None, T0 + i, node="dust-1", kind="dust", quality=Quality.COMMUNICATION_FAILURE)
-            for c in ("pm25", "pm10", "pm1")
-        ]
-        out += pipeline.feed(missing, T0 + i)
-    assert of(out, Outage) == []
-    out += pipeline.feed([pm10(41.0, T0 + 4)], T0 + 4)
-    (outage,) = of(out, Outage)
-    assert outage == Outage("dust-1", "dust", T0 + 1, T0 + 4, "B: communication failure", 3)
-    assert out[-1] is outage  # right after the reading that closed it
-    # An outage still open when the gateway stops is reported, marked open.
-    pipeline.feed([pm10(None, T0 + 5, Quality.DEVICE_FAULT)], T0 + 5)
-    (open_outage,) = pipeline.close(T0 + 9)
-    assert open_outage == Outage("dust-1", "dust", T0 + 5, T0 + 9, "D: device fault", 1, closed=False)
-    assert pipeline.close(T0 + 10) == []
-
-
 def sample(seq: int, t: float, humidity: float = 50.0) -> list[Reading]:
     return [
         reading("pm25", 20.0, t, node="dust-1", kind="dust", unit="ug/m3", sequence=seq),
@@ -169,11 +147,11 @@ def test_node_humid_bit_gives_one_pm_humid_reading_per_sample() -> None:
     assert humid_flags(out) == [(1, 1.0), (2, 1.0), (3, 0.0)]
     # Samples whose status was never noted pass unchanged (the processor's flag alone).
     assert humid_flags(pipeline.feed(sample(4, T0 + 3, 80.0), T0 + 4)) == [(4, 1.0)]
-    # A sample that ends an outage: the outage record comes after the whole sample, which keeps one flag.
+    # A sample after a value-less one still gets exactly one flag.
     pipeline.feed([pm10(None, T0 + 4, Quality.COMMUNICATION_FAILURE)], T0 + 4)
     pipeline.note_status("dust-1", 5, OK | regmap.STATUS_HUMID)
     out = pipeline.feed(sample(5, T0 + 5, 50.0), T0 + 5)
-    assert humid_flags(out) == [(5, 1.0)] and isinstance(out[-1], Outage)
+    assert humid_flags(out) == [(5, 1.0)]
 
 
 def test_node_stuck_bit_flags_the_sample_d_and_keeps_its_values() -> None:
