@@ -41,7 +41,9 @@ async def until(condition: Callable[[], bool], deadline: float, what: str) -> fl
 
 
 async def test_three_dead_nodes_are_probed_without_slowing_the_live_ones(tmp_path: Path) -> None:
-    """Same tolerances as test_a_dead_node_does_not_delay_the_others, with three dead nodes being probed."""
+    """Two live nodes every 0.2 s, three dead ones probed. The live ones keep their cadence (the schedule
+    does not drift, so the mean interval is exact), and no probe runs into a live node's due time: each
+    ends before the next live poll was due (20 ms allowed for the event loop's wake-up on a busy host)."""
     records: list[PollRecord] = []
     delivered: list[Reading] = []
     nodes = (NodeSpec("dust", 1), NodeSpec("wind", 2), NodeSpec("noise", 3), NodeSpec("tilt", 4), NodeSpec("dust", 5))
@@ -52,18 +54,23 @@ async def test_three_dead_nodes_are_probed_without_slowing_the_live_ones(tmp_pat
         poller = BusPoller(bus, delivered.extend, trace=records.append)
         await run_for(poller, 8.0)
     warm = records[0].sent + 2.0  # the dead nodes' first (fair, full-timeout) tries are over
+    live = [r for r in records if r.node in ("dust-1", "wind-2") and r.sent >= warm]
     for name in ("dust-1", "wind-2"):
         sent = sent_times(records, name, warm)
         gaps = [b - a for a, b in itertools.pairwise(sent)]
         assert len(gaps) >= 25, (name, gaps)
-        assert abs(statistics.mean(gaps) - 0.2) <= 0.002, (name, gaps)
-        assert max(abs(g - 0.2) for g in gaps) <= 0.015, (name, gaps)
-        assert max(r.sent - r.due for r in records if r.node == name and r.sent >= warm) <= 0.050
+        # 5 ms: a loaded host's wake-up lag on the last poll; a probe that took a live slot costs 50 ms+.
+        assert abs(statistics.mean(gaps) - 0.2) <= 0.005, (name, gaps)
+        assert poller.health[name].failures == 0
+    probes = [r for r in records if r.outcome.startswith("probe") and r.sent >= warm]
+    for probe in probes:
+        next_due = min(r.due for r in live if r.due > probe.sent) if any(r.due > probe.sent for r in live) else None
+        assert next_due is None or probe.completed <= next_due + 0.020, (probe, next_due)
     for name in ("noise-3", "tilt-4", "dust-5"):
         dead = poller.health[name]
         assert dead.answered == 0 and dead.probes >= 2 and dead.probes_answered == 0, (name, dead)
-        probes = [r for r in records if r.node == name and r.outcome.startswith("probe")]
-        assert len(probes) == dead.probes and all(r.timeout < 0.1 for r in probes)
+        mine = [r for r in records if r.node == name and r.outcome.startswith("probe")]
+        assert len(mine) == dead.probes and all(r.timeout < 0.1 for r in mine)
     # No value-less readings: the dead nodes have history rings; their outages say what happened.
     assert [r for r in delivered if r.node in ("noise-3", "tilt-4", "dust-5")] == []
 
