@@ -339,7 +339,7 @@ class ScriptedOwner:
 
 async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_result() -> None:
     no_reply = NoReply("timeout", "no reply within 0.5 s")
-    owner = ScriptedOwner(no_reply, no_reply, rtu.WriteAck(0, 0xFF00))
+    owner = ScriptedOwner(no_reply, no_reply, rtu.WriteAck(0, 0xFF00), rtu.Bits((True,)))
     queued: list[Record] = []
     wall = [1000.0]
     actuator = CoilActuator(
@@ -362,7 +362,8 @@ async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_resu
     assert [(a.result, a.attempt) for a in of(queued, Actuation)] == [("timeout: no reply within 0.5 s", 1), ("ok", 3)]
     actuator.retry_due(2000.0)
     await actuator.drain()
-    assert len(owner.requests) == 3  # confirmed: no more writes
+    assert owner.requests[-1] == rtu.read_bits(1, rtu.READ_COILS, 0, 1)  # the write read back
+    assert len(owner.requests) == 4  # confirmed: no more writes
     lost = await actuator.apply(dataclasses.replace(command, node="dust-9"))
     assert lost.result == "no bus owns node 'dust-9'" and lost in queued
 
