@@ -59,8 +59,8 @@ class _Open:
 
 class OutageWatch:
     def __init__(self, node: str, kind: str, poll_interval: float) -> None:
-        if poll_interval <= 0:
-            raise ValueError(f"node {node}: poll interval must be positive, not {poll_interval}")
+        if not poll_interval >= 0:  # 0: polled back to back
+            raise ValueError(f"node {node}: poll interval must not be negative, not {poll_interval}")
         self.node = node
         self.kind = kind
         self.poll_interval = poll_interval

@@ -88,6 +88,7 @@ def test_an_outage_open_at_shutdown_is_reported_not_closed() -> None:
     assert w.close(10.0) == []
 
 
-def test_a_poll_interval_must_be_positive() -> None:
+def test_a_poll_interval_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="dust-1"):
-        OutageWatch("dust-1", "dust", poll_interval=0.0)
+        OutageWatch("dust-1", "dust", poll_interval=-1.0)
+    assert OutageWatch("dust-1", "dust", poll_interval=0.0).stale_after == STALE_SAMPLES * UNKNOWN_PERIOD
