@@ -246,6 +246,8 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
             (off,) = await gateway.set_spray_mode("dust-1", "off", who="test")
             assert (off.on, off.result, off.reason) == (False, "ok", "manual off by test")
             assert site.node("bus0", 1).node.bank.coils[0] == 0
+            status = gateway.status()  # every write read back as written; the node delivers
+            assert status["coil_faults"] == {} and status["nodes"]["dust-1"]["healthy"], status
             with pytest.raises(LookupError, match="no bus owns node 'dust-7'"):
                 await gateway.set_spray_mode("dust-7", "on")
         finally:
