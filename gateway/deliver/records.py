@@ -87,7 +87,7 @@ class Outage:
     start: float
     end: float
     reason: str  # e.g. "B: timeout", "D: exception 4", "stale: sample sequence not advancing", "gateway not running"
-    missed: int  # failed samples counted in the outage (0 for the gateway's own outage)
+    missed: int  # polls in it that brought no sample (0 for the gateway's own outage)
     closed: bool = True
 
 
