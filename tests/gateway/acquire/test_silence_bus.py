@@ -109,8 +109,9 @@ async def test_a_node_back_on_the_line_is_live_within_seconds_and_its_outage_spa
     (outage,) = [o for o in outages if o.node == "wind-2"]
     start, end = outage.start - OFFSET, outage.end - OFFSET
     assert outage.node == "wind-2" and outage.closed and outage.reason == "B: timeout"
-    assert removed - 0.5 <= start <= removed  # its last answer
-    assert back <= end <= live + 0.01  # its first answer again
+    assert removed - 1.0 <= start <= removed  # its last answer (polled every 0.2 s)
+    # Its first answer again (a request already on the wire when it was put back may be the one).
+    assert back - 0.05 <= end <= live + 0.01
     wind_readings = [r for r in delivered if r.node == "wind-2"]
     assert wind_readings and all(r.value is not None for r in wind_readings)  # never "no value" rows
 
@@ -145,5 +146,5 @@ async def test_a_node_whose_sequence_stops_is_stale_unhealthy_and_gets_an_outage
             await asyncio.wait_for(task, 5)
     (outage,) = outages
     assert outage.reason == STALE_REASON and outage.closed and outage.missed >= 1
-    assert frozen - 1.5 <= outage.start - OFFSET <= frozen  # its last new sample
+    assert frozen - 2.5 <= outage.start - OFFSET <= frozen  # its last new sample (one a second)
     assert outage.end - OFFSET >= resumed
