@@ -20,7 +20,8 @@ one outage at a time and closes it when the node delivers again:
   register map allows) stands in. Never less than STALE_SAMPLES polls.
 
 A node that answers again after a silence closes the silent outage; its
-staleness counts from then. Times are whatever the caller uses (the poller's
+staleness counts from then. Failed polls of a stale node do not end its
+stale outage (only a new sample does). Times are whatever the caller uses (the poller's
 monotonic clock); the owner converts them to wall time.
 """
 
@@ -87,10 +88,8 @@ class OutageWatch:
         """A poll that brought no answer the sample could come from; reason: e.g. "B: timeout"."""
         if self.open is None:
             self.open = _Open(now if self.last_answer is None else self.last_answer, reason, stale=False)
-        elif self.open.stale:
-            # Was answering without sampling, now not answering at all: still one stretch without values.
-            self.open.reason = f"{self.open.reason}, then {reason}"
-            self.open.stale = False
+        # A stale node that fails a poll (a damaged reply, or gone altogether) is still one stretch
+        # without values, which ends with its first new sample: it stays stale.
         self.open.missed += 1
 
     def answered(self, now: float, samples: int) -> list[NodeOutage]:

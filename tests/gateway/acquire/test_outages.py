@@ -73,10 +73,10 @@ def test_a_stale_node_that_falls_silent_stays_one_outage() -> None:
     for t in range(5, 12):
         w.answered(float(t), 0)
     assert w.stale
-    w.failed(12.0, "B: timeout")
-    assert w.silent
+    w.failed(12.0, "B: crc")  # a damaged reply, or the node gone: still no new sample since 4.0
+    assert w.answered(13.0, 0) == [] and w.stale
     (outage,) = w.answered(20.0, 5)
-    assert outage.start == 4.0 and outage.reason == f"{STALE_REASON}, then B: timeout"
+    assert (outage.start, outage.reason, outage.missed) == (4.0, STALE_REASON, 5)  # polls at 9 .. 13
 
 
 def test_an_outage_open_at_shutdown_is_reported_not_closed() -> None:
