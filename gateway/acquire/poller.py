@@ -428,8 +428,10 @@ class BusPoller:
                         node.watch.stale_after)
 
     def _probe_timeout(self, node: _Node) -> float:
+        """Short, but not shorter than twice the node's usual response (a TCP gateway in front of it, say)."""
         wire = self.link.request_time(node.probe.reply_length)
-        return min(wire + PROBE_SLACK, max(node.timeout.ceiling, wire + MIN_SLACK))
+        usual = 0.0 if node.timeout.srtt is None else 2 * node.timeout.srtt
+        return min(max(wire + PROBE_SLACK, usual), max(node.timeout.ceiling, wire + MIN_SLACK))
 
     async def _probe(self, node: _Node, timeout: float) -> None:
         """A cheap read of a suspect node: if it answers, it is polled at once (see health.choose)."""
