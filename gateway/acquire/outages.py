@@ -20,13 +20,16 @@ one outage at a time and closes it when the node delivers again:
   register map allows) stands in. Never less than STALE_SAMPLES polls.
 
 A node that answers again after a silence closes the silent outage; its
-staleness counts from then. Failed polls of a stale node do not end its
-stale outage (only a new sample does). Times are whatever the caller uses (the poller's
+staleness still counts from its last new sample (so a damaged reply does
+not restart the count), once it has had a sample period to show a new one.
+Failed polls of a stale node do not end its stale outage (only a new
+sample does). Times are whatever the caller uses (the poller's
 monotonic clock); the owner converts them to wall time.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from firmware import regmap
@@ -69,6 +72,7 @@ class OutageWatch:
         self.last_answer: float | None = None
         self.last_advance: float | None = None
         self._measured = False  # last_advance is the moment of a new sample (not of a first answer)
+        self._back = -math.inf  # when the last silent outage ended
         self.open: _Open | None = None
 
     @property
@@ -97,10 +101,13 @@ class OutageWatch:
         closed: list[NodeOutage] = []
         self.last_answer = now
         if self.open is not None and not self.open.stale:
-            # Answering again: the silence is over, staleness counts from now (the sequence may
-            # still be frozen, or have moved on while nobody could see it).
+            # Answering again: the silence is over. Staleness still counts from the last new sample
+            # (a damaged reply to a frozen node must not restart its count), but the node gets a
+            # sample period to show a new one first (one that just restarted has none yet).
             closed.append(self._close(now))
-            self.last_advance, self._measured = now, False
+            self._back, self._measured = now, False
+            if samples > 0 or self.last_advance is None:
+                self.last_advance = now
             return closed
         if self.last_advance is None:
             self.last_advance = now  # the first answer: staleness counts from here
@@ -117,7 +124,8 @@ class OutageWatch:
             if self.open is not None:
                 closed.append(self._close(now))
             return closed
-        if self.open is None and now - self.last_advance >= self.stale_after:
+        grace = max(self.period or 0.0, self.poll_interval)
+        if self.open is None and now - self.last_advance >= self.stale_after and now - self._back >= grace:
             self.open = _Open(self.last_advance, STALE_REASON, stale=True)
         if self.open is not None:
             self.open.missed += 1

@@ -47,6 +47,34 @@ def test_a_frozen_sequence_is_a_stale_outage_from_the_last_new_sample() -> None:
     assert not w.stale and w.period == pytest.approx(1.0)  # the frozen stretch is no sample period
 
 
+def test_a_damaged_reply_does_not_restart_a_frozen_nodes_count() -> None:
+    w = OutageWatch("dust-1", "dust", poll_interval=0.5)
+    for i in range(0, 9):  # a new sample every second: period 1 s, stale after 5 s without one
+        w.answered(float(i), 1 if i else 0)
+    w.answered(9.5, 0)
+    w.failed(10.0, "B: crc")  # frozen since 8.0, and one reply damaged on the line
+    (glitch,) = w.answered(10.5, 0)
+    assert (glitch.start, glitch.end, glitch.reason) == (9.5, 10.5, "B: crc")
+    for t in (11.0, 11.5, 12.0, 12.5):
+        assert w.answered(t, 0) == [] and not w.stale
+    w.answered(13.0, 0)
+    assert w.stale and w.open is not None and w.open.start == 8.0  # on time, from its last new sample
+
+
+def test_a_node_back_from_a_silence_gets_a_sample_period_before_it_counts_as_stale() -> None:
+    w = OutageWatch("dust-1", "dust", poll_interval=0.5)
+    for i in range(0, 9):
+        w.answered(float(i), 1 if i else 0)
+    w.failed(9.0, "B: timeout")
+    w.failed(60.0, "B: timeout")
+    (silence,) = w.answered(70.0, 0)  # restarted: no sample yet
+    assert silence.end == 70.0 and not w.stale
+    w.answered(70.5, 0)
+    assert not w.stale
+    w.answered(71.0, 0)  # a whole period without one: it is stale, since its last sample before the silence
+    assert w.stale and w.open is not None and w.open.start == 8.0
+
+
 def test_a_slowly_sampling_node_polled_often_is_not_stale_between_samples() -> None:
     w = OutageWatch("noise-2", "noise", poll_interval=0.5)
     t = 0.0
