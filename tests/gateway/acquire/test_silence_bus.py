@@ -41,9 +41,9 @@ async def until(condition: Callable[[], bool], deadline: float, what: str) -> fl
 
 
 async def test_three_dead_nodes_are_probed_without_slowing_the_live_ones(tmp_path: Path) -> None:
-    """Two live nodes every 0.2 s, three dead ones probed. The live ones keep their cadence (the schedule
-    does not drift, so the mean interval is exact), and no probe runs into a live node's due time: each
-    ends before the next live poll was due (20 ms allowed for the event loop's wake-up on a busy host)."""
+    """Two live nodes every 0.2 s, three dead ones probed. The live ones keep their cadence (polls sent
+    at their due time), and no probe runs into a live node's due time: each ends before the next live
+    poll was due (20 ms allowed for the event loop's wake-up on a busy host)."""
     records: list[PollRecord] = []
     delivered: list[Reading] = []
     nodes = (NodeSpec("dust", 1), NodeSpec("wind", 2), NodeSpec("noise", 3), NodeSpec("tilt", 4), NodeSpec("dust", 5))
@@ -59,9 +59,14 @@ async def test_three_dead_nodes_are_probed_without_slowing_the_live_ones(tmp_pat
         sent = sent_times(records, name, warm)
         gaps = [b - a for a, b in itertools.pairwise(sent)]
         assert len(gaps) >= 25, (name, gaps)
-        # 5 ms: a loaded host's wake-up lag on the last poll; a probe that took a live slot costs 50 ms+.
-        assert abs(statistics.mean(gaps) - 0.2) <= 0.005, (name, gaps)
-        assert poller.health[name].timeouts == 0  # (a reply damaged on a loaded pty is a CRC error, not this)
+        # Medians and shares: a loaded host stalls the event loop now and then; a probe that took live
+        # nodes' time would delay their polls by its 55 ms timeout again and again.
+        assert abs(statistics.median(gaps) - 0.2) <= 0.005, (name, gaps)
+        mine = [r for r in live if r.node == name]
+        on_time = [r for r in mine if r.sent - r.due <= 0.050]  # at most the other live node's poll first
+        assert len(on_time) >= 0.9 * len(mine), (name, [round(r.sent - r.due, 3) for r in mine])
+        health = poller.health[name]  # (a loaded host's pty now and then delays or damages a reply)
+        assert health.answered >= 0.9 * health.polls, health
     probes = [r for r in records if r.outcome.startswith("probe") and r.sent >= warm]
     for probe in probes:
         next_due = min(r.due for r in live if r.due > probe.sent) if any(r.due > probe.sent for r in live) else None
