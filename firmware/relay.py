@@ -4,11 +4,12 @@
 #   - the relay is off whenever the firmware (re)starts, a watchdog reset
 #     included: the constructor drives the pin to the off level before anything
 #     else can happen, and boot.py does the same even earlier;
-#   - it never stays on longer than max_on_ms, so a gateway that died (or an
-#     alarm that never cleared) cannot run the pump dry or flood the site.
-#     The time counts from the off -> on switch; writing "on" again while it
-#     is on does not extend it. After it switched itself off, a new "on" is a
-#     new decision of the gateway and starts a new period.
+#   - "on" is a lease of max_on_ms: it never stays on longer than that after
+#     the gateway's last "on", so a gateway that died (or lost the bus) cannot
+#     run the pump dry or flood the site. Each write of "on" renews the lease:
+#     the gateway rewrites the coil well within max_on_ms while it wants the
+#     spray on (spray.refresh_s), and reads it back, so a long dust episode is
+#     not cut off after max_on_ms while the gateway believes it sprays.
 #
 # Many relay boards are active-low (the coil is energised at logic 0):
 # active_low says so, and "off" is then the high level.
@@ -43,14 +44,15 @@ class Relay:
 
     def set(self, on, now_ms):
         on = bool(on)
-        if on and not self.on:
-            self.since_ms = now_ms
-            self.switches += 1
+        if on:
+            self.since_ms = now_ms  # a new lease, or the current one renewed
+            if not self.on:
+                self.switches += 1
         self.on = on
         self._drive(on)
 
     def on_for_ms(self, now_ms):
-        """How long the relay has been on (0 when off)."""
+        """How long since the relay was switched or renewed on (0 when off)."""
         if not self.on:
             return 0
         return self.ticks_diff(now_ms, self.since_ms)

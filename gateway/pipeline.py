@@ -6,27 +6,22 @@ and the edges (the durable queue and its sinks, gateway/deliver; the coil
 writes) belong to the service (gateway/ops/service.py).
 
 Stages, in order; each takes the batch of records and returns a batch, and
-passes on every record it does not handle:
+passes on every record it does not handle. (Outages of nodes are not made
+here: the bus owner knows when a node stopped and started answering, and
+reports them itself; see gateway/acquire/outages.py.)
 
-1. ``OutageStage``: a node whose readings come without a value (flag B: no
-   reply; D: device fault) opens an outage (a sample with values on other
-   channels does not: that is one channel's fault); its next good reading taken after
-   the last failed poll closes it (samples the backfill fetches later from the
-   node's history were taken earlier: they do not) and an ``Outage`` record
-   follows the batch. It looks at the readings as
-   acquired, before any processor adds readings of its own.
-2. ``ProcessStage``: the configured processors (gateway.process registry,
+1. ``ProcessStage``: the configured processors (gateway.process registry,
    by name: range, hampel, stuck, humidity, units ...) on every reading.
-3. ``AggregateStage``: the configured aggregators (pm, noise, wind, tilt);
+2. ``AggregateStage``: the configured aggregators (pm, noise, wind, tilt);
    each reading is followed by the aggregates of the windows it closed.
    ``tick(now)`` closes windows a silent node leaves open, ``late_s``
    seconds after their end (a reading polled just after a boundary still
    counts). A reading for a window already closed (backfilled) revises it:
    the window is emitted again with a higher ``revision`` after the batch
    (docs/revisions.md); the alarm and spray stages act on first emissions only.
-4. ``AlarmStage``: the configured alarm definitions watch readings and
+3. ``AlarmStage``: the configured alarm definitions watch readings and
    aggregates; each is followed by the alarm events it caused.
-5. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
+4. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
    mean) and adds ``SprayCommand`` records. The service writes them to the
    dust node's coil and queues the outcome (an ``Actuation``).
 
@@ -56,8 +51,8 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from firmware import regmap
-from gateway.deliver.records import Outage, Record
-from gateway.model import Quality, Reading
+from gateway.deliver.records import Record
+from gateway.model import Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
 from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator, period_label
 from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
@@ -124,61 +119,6 @@ class Stage:
 
     def close(self, now: float) -> list[Record]:
         return []
-
-
-@dataclass
-class _OpenOutage:
-    kind: str
-    start: float
-    reason: str
-    missed: int
-    last: float
-
-
-def _outage_reason(quality: Quality) -> str:
-    return f"{quality.value}: {quality.name.lower().replace('_', ' ')}"
-
-
-class OutageStage(Stage):
-    def __init__(self) -> None:
-        self.open: dict[str, _OpenOutage] = {}
-
-    def __call__(self, records: list[Record], now: float) -> list[Record]:
-        out: list[Record] = list(records)
-        # Samples with a value on some channel: the node answered. A channel without a value among them
-        # (flag D per channel, e.g. a vane fault) is a sensor fault, not an outage.
-        answered = {(r.node, r.timestamp) for r in records if type(r) is Reading and r.value is not None}
-        for r in records:
-            if type(r) is not Reading:
-                continue
-            if r.value is None:
-                if r.quality is Quality.NORMAL or (r.node, r.timestamp) in answered:
-                    continue
-                outage = self.open.get(r.node)
-                if outage is None:
-                    self.open[r.node] = _OpenOutage(r.kind, r.timestamp, _outage_reason(r.quality), 1, r.timestamp)
-                elif r.timestamp != outage.last:  # one sample has a reading per channel: count samples
-                    outage.missed += 1
-                    outage.last = r.timestamp
-            else:
-                outage = self.open.get(r.node)
-                # A sample taken before the last failed poll does not say the node answers again:
-                # the backfill fetches such samples from the node's history once it does, with
-                # their own (earlier) times. The first one taken after it ends the outage.
-                if outage is not None and r.timestamp > outage.last:
-                    del self.open[r.node]
-                    out.append(Outage(r.node, outage.kind, outage.start, r.timestamp, outage.reason,
-                                      outage.missed))
-        return out
-
-    def close(self, now: float) -> list[Record]:
-        """Outages still open when the gateway stops: ended at `now`, marked not closed."""
-        outages: list[Record] = [
-            Outage(node, g.kind, g.start, max(now, g.last), g.reason, g.missed, closed=False)
-            for node, g in sorted(self.open.items())
-        ]
-        self.open.clear()
-        return outages
 
 
 class ProcessStage(Stage):
@@ -459,7 +399,6 @@ def build_pipeline(
     except ValueError as error:
         raise StageError("alarm", str(error)) from error
     stages: list[Stage] = [
-        OutageStage(),
         ProcessStage(procs),
         AggregateStage(aggs, late_s, revision_horizon_s),
         AlarmStage(alarm_set),

@@ -17,6 +17,11 @@ Scheduling rules (``choose``):
   nothing; its probes use bus time nobody else wanted.
 * A suspect node that found no gap for ``starve_after`` seconds (a bus
   loaded to the brim) is polled anyway with its full timeout.
+* Between its polls, a suspect node is *probed* every PROBE_INTERVAL: a
+  read of two registers with a short timeout, only in a gap its whole
+  transaction fits in. One that answers is polled at once, so a node that
+  comes back is live within about a second, not at the end of a backoff of
+  up to ``max_backoff``; the live nodes lose no time to it.
 * A failing node backs off exponentially: after k >= 2 failures in a row
   its next try is min(interval * 2^(k-1), max_backoff) later.
 * Schedules advance from the due time, not from the poll time (due +=
@@ -35,6 +40,10 @@ MIN_SLACK = 0.010
 MIN_MARGIN = 0.010
 OFFLINE_AFTER = 3  # consecutive failures
 SUSPECT_AFTER = 2  # consecutive failures
+# A suspect node is probed (a cheap read, short timeout, in bus time nobody wants) this often, so
+# that one that answers again is polled at once, not at the end of its backoff.
+PROBE_INTERVAL = 1.0  # seconds
+PROBE_SLACK = 0.050  # s beyond the probe reply's wire time it may take to answer
 
 
 @dataclass
@@ -106,10 +115,19 @@ class NodeHealth:
     node_sensor_errors: int = 0
     last_error: str = ""
     last_ok: float = -math.inf  # monotonic time of the last answered poll
+    probes: int = 0  # cheap reads of a suspect node, to see whether it answers again
+    probes_answered: int = 0
+    stale: bool = False  # answers, but its sample sequence stopped advancing (see outages.py)
+    outage: str = ""  # the reason of the node's open outage ("" when none is open)
 
     @property
     def online(self) -> bool:
         return self.answered > 0 and self.consecutive_failures < OFFLINE_AFTER
+
+    @property
+    def healthy(self) -> bool:
+        """Online and delivering new samples (a node that answers with a frozen sequence is not)."""
+        return self.online and not self.stale
 
     @property
     def reliable(self) -> bool:
@@ -171,6 +189,9 @@ class Slot:
     timeout: float  # its reply timeout in force
     floor: float  # the shortest timeout a normal reply fits in
     overhead: float  # the rest of its transaction: request wire time + t3.5
+    probe_due: float = math.inf  # a suspect node's next probe (see Probe)
+    probe_timeout: float = 0.0
+    probe_overhead: float = 0.0  # the probe's request wire time + t3.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +201,19 @@ class Poll:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """A cheap read of a suspect node with a short timeout: does it answer again?"""
+
+    name: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class Wait:
     until: float
 
 
-def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Wait:
+def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Probe | Wait:
     """What the bus does next (see the module docstring)."""
     best: Slot | None = None
     next_reliable = math.inf
@@ -208,4 +237,11 @@ def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Wait:
         if now - s.due >= starve_after:
             return Poll(s.name, s.timeout)
         wake = min(wake, s.due + starve_after)
+    for s in sorted((s for s in slots if not s.reliable), key=lambda s: s.probe_due):
+        if s.probe_due > now:
+            wake = min(wake, s.probe_due)
+            continue
+        # Only when the whole probe ends before the next reliable node is due: it costs them nothing.
+        if next_reliable - now - s.probe_overhead >= s.probe_timeout:
+            return Probe(s.name, s.probe_timeout)
     return Wait(wake)

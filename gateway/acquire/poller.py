@@ -16,11 +16,20 @@ Modbus RTU transactions are link.RtuLink (see its docstring for why this is
 not pymodbus' serial client, with the measurements), Modbus TCP is pymodbus.
 
 Every poll ends in readings with a quality flag or in none (the node had no
-new sample): a failed poll gives value None with flag B (no reply, bad
-frame) or D (the node reported a fault), never a repeat of an old value.
-Errors are values: a CRC failure or a timeout is counted in the node's
-health and the loop goes on; so does a port that fails (reopened with
-backoff).
+new sample, or the poll failed). A poll of a node with a history ring that
+got no valid answer gives no reading: the backfill fetches the sample it missed once the node
+answers, and a value-less reading now would contradict it; of a node
+without one (``NodeConfig.history`` False, or a node that refused its
+window) it gives value None with flag B (no reply, bad frame). A node that
+answers it cannot deliver (an exception reply, content that does not
+decode) gives value None with flag D. Never a repeat of an old value. Either way the
+node's ``OutageWatch`` (outages.py) reports when its values did not arrive
+live: silent (from its last answer to its first answer again) or stale
+(answering, but its sample sequence frozen), through ``on_outage``; and a
+suspect node is probed cheaply in idle bus time (health.choose), so one
+that comes back is polled at once. Errors are values: a CRC failure or a
+timeout is counted in the node's health and the loop goes on; so does a
+port that fails (reopened with backoff).
 
 Backfill (backfill.py). The poller remembers, per node, the last sample it
 delivered (across gateway restarts through ``resume_from``: the sequence
@@ -54,7 +63,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from firmware import regmap
 from gateway.acquire.backfill import UNAVAILABLE, Backfill, BackfillStats, Lost, Sampled
@@ -68,14 +77,18 @@ from gateway.acquire.decode import (
 )
 from gateway.acquire.health import (
     MIN_SLACK,
+    PROBE_INTERVAL,
+    PROBE_SLACK,
     AdaptiveTimeout,
     NodeHealth,
     Poll,
+    Probe,
     Slot,
     backoff_delay,
     choose,
 )
 from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpLink
+from gateway.acquire.outages import NodeOutage, OutageWatch
 from gateway.acquire.timestamps import Clock, Stamper
 from gateway.model import Gap, Quality, Reading
 from gateway.protocols import modbus_rtu_master as rtu
@@ -99,6 +112,7 @@ _BACKFILL_MARGIN = 0.005  # s kept free before the next node is due (event loop 
 # A backfill that found no free bus time for this long makes one read anyway (a bus loaded to the brim).
 _BACKFILL_STARVE_AFTER = 10.0
 _MAX_HELD_GAPS = 10_000  # gaps held while the wall clock is not valid
+_SAMPLE_SEQ = regmap.find(regmap.DIAGNOSTICS, "sample_seq")  # what a probe reads: two registers
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,9 @@ class NodeConfig:
     interval: float = 1.0  # seconds between polls
     timeout: float | None = None  # upper bound of the adaptive reply timeout; None: the bus's
     rh_correction: bool = False  # dust: the node corrects its PM values for humidity (holding register rh_correction)
+    # The node keeps a history ring (sitewatch firmware). Without one, a failed poll gives value-less
+    # B/D readings, as nothing could fill that sample in later; with one, the backfill does.
+    history: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,7 @@ class PollRecord:
 
 Deliver = Callable[[list[Reading]], None]
 OnGap = Callable[[list[Gap]], None]
+OnOutage = Callable[[list[NodeOutage]], None]
 ResumeFrom = Callable[[str], int | None]
 Trace = Callable[[PollRecord], None]
 
@@ -163,11 +181,14 @@ class _Node:
         self.code = KIND_BY_NAME[config.kind]
         self.backfill: Backfill[list[Reading]] = Backfill()
         self.window: int | None = None  # the history_seq the node holds, as far as the poller knows
-        self.history = True  # False once the node refused its history window
+        self.history = config.history  # False once the node refused its history window
         self.rebooted = False  # seen restarting; the backfill is told with the next sample
         self.backfill_since = 0.0  # when its backlog last moved (for the starvation rule)
         self.backfill_after = 0.0  # no history transaction before this (after a failure)
         self.backfill_failures = 0  # history transactions in a row that brought nothing
+        self.watch = OutageWatch(config.name, config.kind, config.interval)
+        self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
+        self.probe_due = math.inf  # the next probe, while the node is suspect
 
 
 class BusPoller:
@@ -180,6 +201,7 @@ class BusPoller:
         trace: Trace | None = None,
         resume_from: ResumeFrom | None = None,
         on_gap: OnGap | None = None,
+        on_outage: OnOutage | None = None,
     ) -> None:
         """deliver: takes the readings of each poll (stamped, oldest first).
 
@@ -188,11 +210,14 @@ class BusPoller:
         the highest number, which after a node restart belongs to its old
         boot), or None; asked once, when run() first starts. on_gap: takes
         the Gap records of lost samples (None: they are only logged).
+        on_outage: takes the outages of nodes (outages.py), in wall time, as
+        they close (and, when run() ends, those still open, marked so).
         """
         self.bus = bus
         self.deliver = deliver
         self.resume_from = resume_from
         self.on_gap = on_gap
+        self.on_outage = on_outage
         self.clock = clock or Clock()
         self.stamper = Stamper(self.clock)
         self.trace = trace
@@ -215,6 +240,7 @@ class BusPoller:
         self._reopen_delay = 0.5
         self._resumed = False
         self._held_gaps: list[tuple[NodeConfig, Lost]] = []
+        self._held_outages: list[NodeOutage] = []
 
     def set_interval(self, seconds: float, node: str | None = None) -> list[str]:
         """A new poll interval for one node (or every node of the bus); the names of the nodes changed."""
@@ -247,6 +273,9 @@ class BusPoller:
                     continue
                 now = time.monotonic()
                 decision = choose(self._slots(), now, starve_after=self.bus.max_backoff)
+                if isinstance(decision, Probe):
+                    await self._probe(self._by_name(decision.name), decision.timeout)
+                    continue
                 if isinstance(decision, Poll):
                     starving = self._backfill_candidate(now, starving=True)
                     if starving is not None:  # a bus without free time: one read goes before the poll
@@ -271,6 +300,9 @@ class BusPoller:
         finally:
             watcher.cancel()
             self.link.close()
+            ended = self.clock.mono()
+            for n in self._nodes:
+                self._outages(n.watch.close(ended))
             while not self._adhoc.empty():
                 _, _, future = self._adhoc.get_nowait()
                 if not future.done():
@@ -305,6 +337,9 @@ class BusPoller:
                 n.timeout.current,
                 n.timeout.floor,
                 self.link.request_time(len(n.request.frame)) + gap,
+                n.probe_due,
+                self._probe_timeout(n),
+                self.link.request_time(len(n.probe.frame)) + gap,
             )
             for n in self._nodes
         ]
@@ -342,18 +377,27 @@ class BusPoller:
         else:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+        previous = health.last_sequence
         outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
         now = time.monotonic()
         if health.consecutive_failures:
             delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
             node.due = max(due + config.interval, now) if health.consecutive_failures == 1 else now + delay
+            node.probe_due = now + PROBE_INTERVAL
         else:
             # From the due time, not from now: the interval does not drift.
             node.due = max(due + config.interval, now)
         health.timeout = node.timeout.current
+        self._watch_poll(node, health, exchange, outcome_name, readings, fresh, previous)
         if fresh is not None:
             self._new_sample(node, fresh[0], fresh[1], taken, readings, now)
         else:
+            if node.history:
+                # The node's history ring holds the samples this poll missed: the backfill fetches
+                # them once it answers, and the outage record says they did not arrive live. A
+                # value-less reading now would say "no value" for a sample that gets one later.
+                # (D readings stay: the node answered that it cannot deliver.)
+                readings = [r for r in readings if r.quality is not Quality.COMMUNICATION_FAILURE]
             self._emit(node, [Sampled(0, taken, readings)])
         if self.trace is not None:
             self.trace(
@@ -362,6 +406,92 @@ class BusPoller:
                     len(node.request.frame), node.request.reply_length,
                 )
             )
+
+    def _watch_poll(
+        self,
+        node: _Node,
+        health: NodeHealth,
+        exchange: Exchange,
+        outcome_name: str,
+        readings: list[Reading],
+        fresh: tuple[int, int] | None,
+        previous: int,
+    ) -> None:
+        """Tell the node's OutageWatch what this poll showed; outages it closes go to on_outage."""
+        heard = exchange.request_end + self.link.gap()
+        if fresh is not None:
+            sequence = fresh[0]
+            gained = sequence - previous if 0 < previous < sequence else 1
+            self._outages(node.watch.answered(heard, gained))
+        elif outcome_name == "no new sample":
+            self._outages(node.watch.answered(heard, 0))
+        else:
+            flag = readings[0].quality.value if readings else Quality.COMMUNICATION_FAILURE.value
+            node.watch.failed(heard, f"{flag}: {outcome_name}")
+        self._show_outage(node, health)
+
+    def _show_outage(self, node: _Node, health: NodeHealth) -> None:
+        was_stale = health.stale
+        health.stale = node.watch.stale
+        health.outage = "" if node.watch.open is None else node.watch.open.reason
+        if health.stale and not was_stale:
+            log.warning("bus %s node %s: answers, but no new sample for %.0f s", self.bus.name, node.config.name,
+                        node.watch.stale_after)
+
+    def _probe_timeout(self, node: _Node) -> float:
+        """Short, but not shorter than twice the node's usual response (a TCP gateway in front of it, say)."""
+        wire = self.link.request_time(node.probe.reply_length)
+        usual = 0.0 if node.timeout.srtt is None else 2 * node.timeout.srtt
+        return min(max(wire + PROBE_SLACK, usual), max(node.timeout.ceiling, wire + MIN_SLACK))
+
+    async def _probe(self, node: _Node, timeout: float) -> None:
+        """A cheap read of a suspect node: if it answers, it is polled at once (see health.choose)."""
+        health = self.health[node.config.name]
+        health.probes += 1
+        if await self._ensure_open():
+            exchange = await self.link.transact(node.probe, timeout)
+        else:
+            now = time.monotonic()
+            exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+        outcome = exchange.outcome
+        now = time.monotonic()
+        if isinstance(outcome, NoReply):
+            node.probe_due = now + PROBE_INTERVAL
+        else:
+            # Something answered at its address (even an exception or a damaged frame): poll it now,
+            # as a node that deserves its full timeout; the poll tells the rest.
+            health.probes_answered += 1
+            health.consecutive_failures = 0
+            node.due = now
+            node.probe_due = math.inf
+            log.info("bus %s node %s: answers again (probe)", self.bus.name, node.config.name)
+            if isinstance(outcome, rtu.Registers):
+                self._outages(node.watch.answered(exchange.request_end + self.link.gap(), 0))
+                self._show_outage(node, health)
+        if self.trace is not None:
+            name = "probe" if not isinstance(outcome, NoReply) else f"probe: {_outcome_name(outcome)}"
+            self.trace(
+                PollRecord(node.config.name, exchange.sent, exchange.sent, exchange.completed, name, timeout,
+                           len(node.probe.frame), node.probe.reply_length)
+            )
+
+    def _outages(self, outages: list[NodeOutage]) -> None:
+        for o in outages:
+            log.info("bus %s node %s: outage %s, %.1f s (%s)", self.bus.name, o.node,
+                     "over" if o.closed else "still open", o.end - o.start, o.reason)
+        self._held_outages.extend(outages)
+        del self._held_outages[:-_MAX_HELD_GAPS]
+        self._release_outages()
+
+    def _release_outages(self) -> None:
+        """Outages with wall-clock times, once the clock is valid (as gaps and readings)."""
+        if not self._held_outages or not self.clock.valid():
+            return
+        offset = self.clock.wall() - self.clock.mono()
+        outages = [replace(o, start=o.start + offset, end=o.end + offset) for o in self._held_outages]
+        self._held_outages.clear()
+        if self.on_outage is not None:
+            self.on_outage(outages)
 
     def _account(
         self, node: _Node, health: NodeHealth, exchange: Exchange, timeout: float
@@ -484,6 +614,7 @@ class BusPoller:
     def _emit(self, node: _Node, items: list[Sampled[list[Reading]] | Lost]) -> None:
         """Deliver in order: readings stamped at their sample's time, lost samples as gaps."""
         self._release_gaps()
+        self._release_outages()
         ready: list[Reading] = []
         for item in items:
             if isinstance(item, Lost):

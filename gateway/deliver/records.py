@@ -15,8 +15,9 @@ spray      SprayCommand                                 the spray linkage (the p
 actuation  Actuation                                    the service: a command and what came of
                                                         writing it to the coil (this is what is
                                                         queued, with the command's reason)
-outage     Outage                                       the outage stage: a node (or the gateway)
-                                                        that delivered no values for a while
+outage     Outage                                       the bus owners (a node's values did not
+                                                        arrive live: silent, or a frozen sample
+                                                        sequence) or the service (the gateway)
 gap        gateway.model.Gap                            the history backfill: samples lost for good
 ========== ============================================ =========================================
 
@@ -77,9 +78,10 @@ class Actuation:
 class Outage:
     """A stretch of time a node (or, with node "gateway", the whole gateway) delivered no values.
 
-    start: timestamp of the first missing reading (or the last record before
-    the gateway stopped); end: the first good reading after it (or when the
-    gateway was up again). ``closed`` is False for an outage still open when the
+    start: the node's last good answer before it fell silent, or its last new
+    sample before its sequence froze (or the last record before the gateway
+    stopped); end: its first answer again, or its first new sample (or when
+    the gateway was up again). ``closed`` is False for an outage still open when the
     gateway stopped: its end is then the stop time, not a recovery.
     """
 
@@ -87,8 +89,8 @@ class Outage:
     kind: str
     start: float
     end: float
-    reason: str  # e.g. "B: no reply", "D: device fault", "gateway not running"
-    missed: int  # failed samples counted in the outage (0 for the gateway's own outage)
+    reason: str  # e.g. "B: timeout", "D: exception 4", "stale: sample sequence not advancing", "gateway not running"
+    missed: int  # polls in it that brought no sample (0 for the gateway's own outage)
     closed: bool = True
 
 

@@ -192,6 +192,10 @@ class SprayConfig:
     coils: Mapping[str, str] = _table_key("dust node = node whose spray coil it drives (default: its own)")
     mode: Mapping[str, str] = _table_key("coil node = \"auto\", \"on\" or \"off\" at start (manual override)")
     retry_s: float = _key(10.0, _between(1.0, 3600.0, " s"), "a coil write that failed is tried again after this long")
+    refresh_s: float = _key(
+        300.0, _between(1.0, 1800.0, " s"),
+        "a coil is read back and rewritten this often (renews the relay's lease: keep well below its max_on_s, 3600)",
+    )
 
 
 # Sections made of these dataclasses: TOML table name -> class.

@@ -34,6 +34,8 @@ class LatestReadings:
             label = node if node != last_node else ""
             if label and h is not None and not h.online:
                 label += " (offline)"
+            elif label and h is not None and h.stale:
+                label += " (stale)"  # answers, but no new sample
             last_node = node
             value = "-" if r.value is None else f"{r.value:g}"
             table.add_row(label, channel, value, r.unit, r.quality.value, str(r.sequence), f"{now - r.timestamp:.1f}")

@@ -27,6 +27,15 @@ command replaces it; a retry is queued when its result differs from the
 previous attempt's (so a node that stays offline is one record, not one per
 retry). ``Gateway.set_spray_mode`` is the manual override.
 
+The spray cannot stop silently. The node's relay holds "on" as a lease of
+its max_on_s (firmware/relay.py): every ``spray.refresh_s`` (well within it)
+the actuator reads the coil back (FC 01), rewrites the state it wants
+(renewing the lease) and reads it back again; every write is read back too.
+A coil that does not read as wanted (the node restarted, its relay ran out
+its lease, someone else wrote it) is queued as an ``Actuation`` with the
+result "readback mismatch: ..." and shows in ``Gateway.status()["coil_faults"]``
+until a write and its readback agree again.
+
 Stopping (``stop`` set, e.g. by SIGTERM): the pollers finish their
 transaction and stop, outages still open are closed, whatever the pipeline
 produced is written to the queue, and every sink gets ``queue.flush_timeout_s``
@@ -48,6 +57,7 @@ from typing import Any
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.link import Exchange, Link, LinkStats, NoReply
+from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusPoller, NodeConfig, _make_link
 from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
@@ -144,6 +154,8 @@ class _Coil:
     attempt: int = 0
     last_result: str = ""
     retry_at: float = 0.0
+    refresh_at: float = 0.0  # the next readback and rewrite of a confirmed command
+    fault: str = ""  # why the coil is not known to be as wanted ("" when it is)
 
 
 class CoilActuator:
@@ -155,11 +167,13 @@ class CoilActuator:
         accept: Callable[[list[Record]], None],
         wall: Callable[[], float],
         retry_s: float = 10.0,
+        refresh_s: float = 300.0,
     ) -> None:
         self._owners = dict(owners)
         self._accept = accept
         self._wall = wall
         self.retry_s = retry_s
+        self.refresh_s = refresh_s
         self._coils: dict[tuple[str, str], _Coil] = {}
         self._tasks: set[asyncio.Task[Actuation]] = set()
         self.running = True
@@ -198,21 +212,53 @@ class CoilActuator:
         async with coil.lock:
             coil.command, coil.attempt = command, 1
             result = await self._write(coil, command.on)
-            coil.confirmed, coil.last_result = result == "ok", result
-            coil.retry_at = self._wall() + self.retry_s
+            self._written(coil, result)
+            coil.last_result = result
             return self._record(Actuation.of(command, result, 1, self._wall()))
 
     async def _write(self, coil: _Coil, on: bool) -> str:
+        """Write the coil and read it back: "ok", or what went wrong."""
         if not self.running:
             return "not written: the gateway is stopping"
-        request = rtu.write_coil(coil.unit, coil.address, on)
+        exchange = await self._transact(coil, rtu.write_coil(coil.unit, coil.address, on))
+        if exchange is None:
+            return "not written: the bus owner did not serve the request"
+        result = write_result(exchange, on)
+        if result != "ok":
+            return result
+        return await self._check(coil, on)
+
+    async def _check(self, coil: _Coil, on: bool) -> str:
+        """Read the coil back (FC 01): "ok" when it is as wanted."""
+        exchange = await self._transact(coil, rtu.read_bits(coil.unit, rtu.READ_COILS, coil.address, 1))
+        if exchange is None:
+            return "not read back: the bus owner did not serve the request"
+        outcome = exchange.outcome
+        if isinstance(outcome, rtu.Bits) and outcome.values:
+            if outcome.values[0] == on:
+                return "ok"
+            found, wanted = ("on" if outcome.values[0] else "off"), ("on" if on else "off")
+            return f"readback mismatch: the coil reads {found}, wanted {wanted}"
+        return "readback failed: " + write_result(exchange, on)
+
+    async def _transact(self, coil: _Coil, request: rtu.Request) -> Exchange | None:
         # The owner answers within its timeout once the request is served; the
         # bound only guards against an owner that stopped meanwhile.
         try:
-            exchange = await asyncio.wait_for(coil.poller.execute(request), coil.poller.bus.timeout + 30.0)
+            return await asyncio.wait_for(coil.poller.execute(request), coil.poller.bus.timeout + 30.0)
         except TimeoutError:
-            return "not written: the bus owner did not serve the request"
-        return write_result(exchange, on)
+            return None
+
+    def _written(self, coil: _Coil, result: str) -> None:
+        now = self._wall()
+        coil.confirmed = result == "ok"
+        coil.fault = "" if coil.confirmed else result
+        coil.retry_at = now + self.retry_s
+        coil.refresh_at = now + self.refresh_s
+
+    def faults(self) -> dict[str, str]:
+        """"node.coil" -> why the coil is not known to be as the gateway wants it (a health fault)."""
+        return {f"{node}.{name}": coil.fault for (node, name), coil in sorted(self._coils.items()) if coil.fault}
 
     def _record(self, actuation: Actuation) -> Actuation:
         level = logging.INFO if actuation.ok else logging.WARNING
@@ -236,11 +282,36 @@ class CoilActuator:
                 return Actuation.of(command, "superseded", coil.attempt, self._wall())
             coil.attempt += 1
             result = await self._write(coil, command.on)
-            coil.confirmed = result == "ok"
-            coil.retry_at = self._wall() + self.retry_s
+            self._written(coil, result)
             actuation = Actuation.of(command, result, coil.attempt, self._wall())
             if result != coil.last_result:
                 self._record(actuation)
+            coil.last_result = result
+            return actuation
+
+    def refresh_due(self, now: float) -> None:
+        """Read back and rewrite every confirmed coil whose refresh time has come (see the module docstring)."""
+        for coil in self._coils.values():
+            if coil.command is None or not coil.confirmed or coil.lock.locked() or now < coil.refresh_at:
+                continue
+            task = asyncio.get_running_loop().create_task(self._refresh(coil, coil.command))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, coil: _Coil, command: SprayCommand) -> Actuation:
+        async with coil.lock:
+            if coil.command is not command or not coil.confirmed or not self.running:
+                return Actuation.of(command, "superseded", coil.attempt, self._wall())
+            found = await self._check(coil, command.on)
+            if found != "ok":
+                # What the node did on its own (restarted, ran out its lease) or a failed read: said once.
+                coil.fault = found
+                self._record(Actuation.of(command, found, coil.attempt, self._wall()))
+            result = await self._write(coil, command.on)  # renews the relay's lease
+            self._written(coil, result)
+            actuation = Actuation.of(command, result, coil.attempt, self._wall())
+            if result != "ok" or found != "ok":
+                self._record(actuation)  # the failure, or that the coil is as wanted again
             coil.last_result = result
             return actuation
 
@@ -296,12 +367,14 @@ class Gateway:
             raw_link = _make_link(bus)
             link: Link = raw_link if link_time is None else RetimedLink(raw_link, link_time)
             poller = BusPoller(
-                bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap
+                bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap,
+                on_outage=self._outage,
             )
             poller.stamper.max_held = config.clock.max_held
             self.pollers.append(poller)
             owners.update({node.name: (poller, node) for node in bus.nodes})
-        self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s)
+        self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s,
+                                     config.spray.refresh_s)
         # Node registers the configuration states (rh_correction): checked on the nodes, written where they differ.
         self.node_settings = NodeSettings([(p.execute, node) for p in self.pollers for node in p.bus.nodes])
         self._pending: list[Record] = []
@@ -337,6 +410,10 @@ class Gateway:
             log.warning("%s: samples %s..%s lost for good (%s)", gap.node, gap.first_sequence,
                         "?" if gap.last_sequence is None else gap.last_sequence, gap.reason)
         self._accept(list(gaps))
+
+    def _outage(self, outages: list[NodeOutage]) -> None:
+        """A node's values did not arrive live for a while (the poller's OutageWatch): queued as Outage records."""
+        self._accept([Outage(o.node, o.kind, o.start, o.end, o.reason, o.missed, o.closed) for o in outages])
 
     def _stage_failed(self, what: str, error: Exception) -> None:
         self.stage_errors += 1
@@ -389,6 +466,7 @@ class Gateway:
                 except Exception as error:  # same as in _deliver: log, count, go on
                     self._stage_failed("the pipeline's tick", error)
                 self.actuator.retry_due(now)
+                self.actuator.refresh_due(now)
             await _wait(stop, self.config.processing.tick_s)
 
     def _start(self, now: float) -> None:
@@ -567,6 +645,12 @@ class Gateway:
             "windows": {**self.pipeline.window_counts(), "restored": dict(self.restored)},
             "node_settings": {node: [dataclasses.asdict(c) for c in checks]
                               for node, checks in self.node_settings.checks.items()},
+            "coil_faults": self.actuator.faults(),
+            "nodes": {
+                name: {"online": h.online, "healthy": h.healthy, "stale": h.stale, "outage": h.outage}
+                for poller in self.pollers
+                for name, h in poller.health.items()
+            },
         }
 
 

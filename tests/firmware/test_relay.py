@@ -59,17 +59,21 @@ def test_relay_switches_itself_off_at_the_maximum_on_time():
     assert relay.auto_offs == 1
 
 
-def test_writing_on_again_does_not_extend_the_on_time():
+def test_writing_on_again_renews_the_lease():
     pin = FakePin("relay")
     relay = Relay(pin, max_on_ms=10 * MINUTE)
     relay.set(True, 0)
-    relay.set(True, 9 * MINUTE)
-    assert relay.poll(10 * MINUTE)
+    relay.set(True, 9 * MINUTE)  # the gateway's refresh
+    assert not relay.poll(10 * MINUTE)
+    assert pin.value() == 1 and relay.switches == 1
+    # Not renewed any more (the gateway is gone): off one lease after the last "on".
+    assert not relay.poll(19 * MINUTE - 1)
+    assert relay.poll(19 * MINUTE)
     assert pin.value() == 0
     # A new "on" after it switched itself off is a new period.
-    relay.set(True, 11 * MINUTE)
-    assert not relay.poll(20 * MINUTE)
-    assert relay.poll(21 * MINUTE)
+    relay.set(True, 21 * MINUTE)
+    assert not relay.poll(30 * MINUTE)
+    assert relay.poll(31 * MINUTE)
     assert relay.switches == 2
 
 

@@ -21,7 +21,7 @@ import pytest
 from gateway.acquire.link import Exchange, NoReply, Outcome
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.records import Actuation, Outage, Record
+from gateway.deliver.records import Actuation, Record
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.model import Quality, Reading
 from gateway.ops.config import GatewayConfig, parse_config
@@ -101,22 +101,6 @@ def test_processors_flag_readings_before_aggregation_and_over_range_values_count
     assert (mean.value, mean.count, mean.valid, mean.quality) == (1280.0, 60, True, Quality.OVER_RANGE)
 
 
-def test_a_fault_on_one_channel_of_an_answered_sample_is_not_an_outage() -> None:
-    # A vane fault: wind_dir has no value (D), speed and gust do. The node answers; nothing is down.
-    pipeline = build_pipeline(LimitsResolver(), alarms=[])
-    out: list[Record] = []
-    for i in range(3):
-        sample = [
-            reading("wind_speed", 8.0, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
-            reading("wind_dir", None, T0 + i, node="wind-1", kind="wind", quality=Quality.DEVICE_FAULT,
-                    sequence=i + 1),
-            reading("wind_gust_3s", 9.5, T0 + i, node="wind-1", kind="wind", sequence=i + 1),
-        ]
-        out += pipeline.feed(sample, T0 + i)
-    out += pipeline.close(T0 + 10)
-    assert of(out, Outage) == []
-
-
 def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reaches_alarms_and_spray() -> None:
     pipeline = build_pipeline(limits(dust={"pm10_1h_limit": 100.0}), spray=SprayPlan(), late_s=5.0)
     for i in range(900):
@@ -133,28 +117,6 @@ def test_a_silent_node_closes_its_windows_on_tick_and_the_aggregate_still_reache
     revised = aggregate(late, "pm10_15min_mean")
     assert (revised.start, revised.count, revised.revision) == (T0, 901, 1)
     assert of(late, SprayCommand) == [] and of(late, AlarmEvent) == []
-
-
-def test_missing_readings_make_an_outage_record_closed_by_the_next_good_one() -> None:
-    pipeline = build_pipeline(LimitsResolver(), alarms=[])
-    out: list[Record] = []
-    out += pipeline.feed([pm10(40.0, T0)], T0)
-    for i in range(1, 4):  # three failed polls: every channel of a poll misses, each counted once
-        missing = [
-            reading(c, None, T0 + i, node="dust-1", kind="dust", quality=Quality.COMMUNICATION_FAILURE)
-            for c in ("pm25", "pm10", "pm1")
-        ]
-        out += pipeline.feed(missing, T0 + i)
-    assert of(out, Outage) == []
-    out += pipeline.feed([pm10(41.0, T0 + 4)], T0 + 4)
-    (outage,) = of(out, Outage)
-    assert outage == Outage("dust-1", "dust", T0 + 1, T0 + 4, "B: communication failure", 3)
-    assert out[-1] is outage  # right after the reading that closed it
-    # An outage still open when the gateway stops is reported, marked open.
-    pipeline.feed([pm10(None, T0 + 5, Quality.DEVICE_FAULT)], T0 + 5)
-    (open_outage,) = pipeline.close(T0 + 9)
-    assert open_outage == Outage("dust-1", "dust", T0 + 5, T0 + 9, "D: device fault", 1, closed=False)
-    assert pipeline.close(T0 + 10) == []
 
 
 def sample(seq: int, t: float, humidity: float = 50.0) -> list[Reading]:
@@ -176,10 +138,10 @@ def test_humid_pm_is_flagged_once_per_sample_from_the_rh_channel() -> None:
     out = pipeline.feed(sample(1, T0, 70.0) + sample(2, T0 + 1, 80.0) + sample(3, T0 + 2, 50.0), T0 + 3)
     assert humid_flags(out) == [(1, 0.0), (2, 1.0), (3, 0.0)]
     assert [r.channel for r in of(out[:4], Reading)] == ["pm25", "pm10", "humidity", "pm_humid"]
-    # A sample that ends an outage: the outage record comes after the whole sample, which keeps one flag.
+    # A sample after a value-less one still gets exactly one flag (outages come from the bus owner now).
     pipeline.feed([pm10(None, T0 + 4, Quality.COMMUNICATION_FAILURE)], T0 + 4)
     out = pipeline.feed(sample(5, T0 + 5, 90.0), T0 + 5)
-    assert humid_flags(out) == [(5, 1.0)] and isinstance(out[-1], Outage)
+    assert humid_flags(out) == [(5, 1.0)]
 
 
 def test_manual_spray_override_through_the_pipeline() -> None:
@@ -263,6 +225,8 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
             (off,) = await gateway.set_spray_mode("dust-1", "off", who="test")
             assert (off.on, off.result, off.reason) == (False, "ok", "manual off by test")
             assert site.node("bus0", 1).node.bank.coils[0] == 0
+            status = gateway.status()  # every write read back as written; the node delivers
+            assert status["coil_faults"] == {} and status["nodes"]["dust-1"]["healthy"], status
             with pytest.raises(LookupError, match="no bus owns node 'dust-7'"):
                 await gateway.set_spray_mode("dust-7", "on")
         finally:
@@ -356,7 +320,7 @@ class ScriptedOwner:
 
 async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_result() -> None:
     no_reply = NoReply("timeout", "no reply within 0.5 s")
-    owner = ScriptedOwner(no_reply, no_reply, rtu.WriteAck(0, 0xFF00))
+    owner = ScriptedOwner(no_reply, no_reply, rtu.WriteAck(0, 0xFF00), rtu.Bits((True,)))
     queued: list[Record] = []
     wall = [1000.0]
     actuator = CoilActuator(
@@ -379,7 +343,8 @@ async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_resu
     assert [(a.result, a.attempt) for a in of(queued, Actuation)] == [("timeout: no reply within 0.5 s", 1), ("ok", 3)]
     actuator.retry_due(2000.0)
     await actuator.drain()
-    assert len(owner.requests) == 3  # confirmed: no more writes
+    assert owner.requests[-1] == rtu.read_bits(1, rtu.READ_COILS, 0, 1)  # the write read back
+    assert len(owner.requests) == 4  # confirmed: no more writes
     lost = await actuator.apply(dataclasses.replace(command, node="dust-9"))
     assert lost.result == "no bus owns node 'dust-9'" and lost in queued
 

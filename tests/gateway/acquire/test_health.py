@@ -13,6 +13,7 @@ from gateway.acquire.health import (
     AdaptiveTimeout,
     NodeHealth,
     Poll,
+    Probe,
     Slot,
     Wait,
     backoff_delay,
@@ -129,3 +130,45 @@ def test_a_starving_suspect_node_is_polled_anyway() -> None:
     assert choose([slot("a", 60.52), dead], 60.5, starve_after=60) == Wait(60.52)
     assert choose([slot("a", 60.62), dead], 60.6, starve_after=60) == Wait(60.62)
     assert choose([slot("a", 61.01), dead], 61.0, starve_after=60) == Poll("dead", 0.3)
+
+
+def probed(name: str, due: float, probe_due: float, probe_timeout: float = 0.06) -> Slot:
+    return Slot(name, due, False, 0.3, 0.04, 0.007, probe_due, probe_timeout, 0.005)
+
+
+def test_a_backed_off_node_is_probed_in_a_gap_long_enough_for_the_probe() -> None:
+    # Backed off until 30.0, probe due at 1.0: probed now, with its own short timeout.
+    assert choose([slot("a", 1.2), probed("dead", 30.0, 1.0)], 1.0, starve_after=60) == Probe("dead", 0.06)
+    # Not yet due for a probe: wait for whichever comes first.
+    assert choose([slot("a", 1.2), probed("dead", 30.0, 1.1)], 1.0, starve_after=60) == Wait(1.1)
+
+
+def test_a_probe_never_runs_into_a_live_nodes_due_time() -> None:
+    # 0.06 s of timeout + 0.005 s of request and silence do not fit in the 0.05 s before "a" is due.
+    assert choose([slot("a", 1.05), probed("dead", 30.0, 0.5)], 1.0, starve_after=60) == Wait(1.05)
+    # A due live node always goes first.
+    assert choose([slot("a", 1.0), probed("dead", 30.0, 0.5)], 1.0, starve_after=60) == Poll("a", 0.3)
+
+
+@given(
+    lives=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=4),
+    probes=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=8),
+    now=st.floats(0.0, 5.0),
+)
+def test_a_probe_always_ends_before_the_next_live_node_is_due(
+    lives: list[float], probes: list[float], now: float
+) -> None:
+    slots = [slot(f"live{i}", due) for i, due in enumerate(lives)]
+    slots += [probed(f"dead{i}", 100.0, due) for i, due in enumerate(probes)]
+    decision = choose(slots, now, starve_after=60)
+    if isinstance(decision, Probe):
+        assert now + 0.005 + decision.timeout <= min(lives) + 1e-9
+        assert decision.timeout == 0.06
+
+
+def test_healthy_means_online_and_delivering_new_samples() -> None:
+    h = NodeHealth()
+    h.answered_at(1.0, 0.02)
+    assert h.online and h.healthy
+    h.stale = True
+    assert h.online and not h.healthy
