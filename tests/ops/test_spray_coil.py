@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import cast
 
 from firmware import regmap
-from firmware.hal import FakePin
+from firmware.fakes import FakePin
 from firmware.relay import Relay
 from gateway.acquire.link import Exchange, Outcome
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
