@@ -98,4 +98,4 @@ def test_the_hold_is_bounded_and_drops_the_oldest() -> None:
     for i in range(5):
         stamper.stamp(float(i), [reading(f"a{i}"), reading(f"b{i}")])
     assert stamper.held_count == 4 and stamper.dropped == 6
-    assert [mono for mono, _ in stamper.held] == [3.0, 4.0]
+    assert [mono for _, mono, _ in stamper.held] == [3.0, 4.0]
