@@ -110,6 +110,7 @@ SOFT_HEAP_LIMIT_BYTES = 8 * 1024 * 1024  # SQLite frees cache pages past this, a
 QUOTA_LOW_WATER = 0.9  # the quota deletes down to this share of max_bytes (not one row per append)
 # Never deleted for the disk quota: alarm events, and the records that say what happened to the site.
 PROTECTED = ("alarm", "outage", "gap", "actuation")
+QUOTA_LOG_EVERY_S = 60.0
 
 _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _Row = tuple[str, str, float, float, str]  # kind, node, ts, added, body
@@ -206,6 +207,7 @@ class DurableQueue:
         self._backlog: list[_Row] = []
         self._held_backlog: list[tuple[str, int, str, float, str, str]] = []
         self._released: dict[str, int] = {}
+        self._quota_logged = -float("inf")
         self._failing_since: float | None = None
         self._db = self._open()
 
@@ -426,7 +428,9 @@ class DurableQueue:
                 used = self.used_bytes()
         self.stats.quota_deleted += deleted["confirmed"]
         self.stats.quota_dropped += deleted["unconfirmed"]
-        if deleted["unconfirmed"]:
+        now = self.wall()
+        if deleted["unconfirmed"] and now - self._quota_logged >= QUOTA_LOG_EVERY_S:
+            self._quota_logged = now  # once a minute, not once per commit: the count says the rest
             log.error("queue %s: over its disk quota (%d bytes): deleted the %d oldest readings and aggregates no "
                       "sink had received yet (%d in all); a sink is down or too slow for this quota",
                       self.path, self.max_bytes, deleted["unconfirmed"], self.stats.quota_dropped)
