@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
     by_seq = {r.sequence: r.timestamp for r in pm10}
     for seq in held_pm10:
         assert first_started - 1.0 <= by_seq[seq] <= first_stopped
-    for a, b in zip(pm10, pm10[1:], strict=False):
+    for a, b in itertools.pairwise(pm10):
         assert abs((b.timestamp - a.timestamp) - 1.0 * (b.sequence - a.sequence)) < 0.25, (a, b)
     queue = DurableQueue(config.queue_path, ["sqlite"])
     assert queue.held_readings() == [] and queue.stats.held == 0  # released in the append that carried them
