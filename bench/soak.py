@@ -73,6 +73,10 @@ def gateway_config(folder: Path, scenario: str, where: dict[str, str], poll: flo
     return config
 
 
+def log_tail(folder: Path, lines: int = 20) -> str:
+    return "\n".join((folder / "gateway.log").read_text(errors="replace").splitlines()[-lines:])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="normal_day")
@@ -89,8 +93,10 @@ def main() -> int:
         site, where = start_site(sitewatch, args.scenario, args.speed, folder / "buses", seconds + 60)
         try:
             config = gateway_config(folder, args.scenario, where, args.poll)
+            # Its log goes to a file: a pipe nobody reads would fill and stall the gateway.
+            log_file = (folder / "gateway.log").open("w")
             gateway = subprocess.Popen([str(sitewatch), "run", "--config", str(config), "--log-level", "ERROR"],
-                                       stderr=subprocess.PIPE, text=True)
+                                       stderr=log_file, text=True)
             print(f"{args.scenario} at {args.speed:g}x for {args.minutes:g} real minutes "
                   f"({seconds * args.speed / 3600:.1f} h of site time), every node polled every {args.poll:g} s")
             print(f"{'real s':>8} {'site h':>7} {'VmRSS MB':>9} {'store MB':>9} {'queue MB':>9}")
@@ -101,7 +107,7 @@ def main() -> int:
                 elapsed = time.monotonic() - started
                 rss = vm_rss_mb(gateway.pid)
                 if rss is None or gateway.poll() is not None:
-                    raise SystemExit(f"the gateway stopped early: {gateway.communicate()[1]}")
+                    raise SystemExit(f"the gateway stopped early: {log_tail(folder)}")
                 if elapsed >= next_figure or elapsed >= seconds:
                     sizes = [sum(p.stat().st_size for p in folder.glob(pattern))
                              for pattern in ("store.sqlite3*", "store-queue.sqlite3*")]
@@ -113,7 +119,9 @@ def main() -> int:
                     break
                 time.sleep(1.0)
             gateway.send_signal(signal.SIGTERM)
-            _, err = gateway.communicate(timeout=60)
+            gateway.wait(timeout=60)
+            log_file.close()
+            err = log_tail(folder)
         finally:
             site.send_signal(signal.SIGINT)
             try:
