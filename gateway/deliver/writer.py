@@ -60,6 +60,11 @@ class QueueWriter:
         """Records waiting for the next commit."""
         return len(self._records)
 
+    @property
+    def waiting(self) -> tuple[Record, ...]:
+        """The records waiting for the next commit, oldest first."""
+        return tuple(self._records)
+
     def add(self, records: Iterable[Record]) -> None:
         for record in records:
             self._records.append(record)
