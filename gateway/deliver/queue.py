@@ -178,6 +178,7 @@ class QueueStats:
     commits: int = 0  # append transactions that reached the file
     quota_deleted: int = 0  # confirmed records deleted for the disk quota before their retention age
     quota_dropped: int = 0  # readings and aggregates deleted for the disk quota before any sink had them
+    over_quota: int = 0  # bytes still over the quota with nothing left that the quota may delete
     held: int = 0  # readings held for a valid clock, in the file now
     held_other_boot: int = 0  # held readings from an earlier boot: their time is unknown, dropped (logged)
     corrupt_files: list[str] = field(default_factory=list)  # where corrupt files were moved
@@ -208,6 +209,7 @@ class DurableQueue:
         self._held_backlog: list[tuple[str, int, str, float, str, str]] = []
         self._released: dict[str, int] = {}
         self._quota_logged = -float("inf")
+        self._full_logged = -float("inf")
         self._failing_since: float | None = None
         self._db = self._open()
 
@@ -429,15 +431,18 @@ class DurableQueue:
         self.stats.quota_deleted += deleted["confirmed"]
         self.stats.quota_dropped += deleted["unconfirmed"]
         now = self.wall()
-        if deleted["unconfirmed"] and now - self._quota_logged >= QUOTA_LOG_EVERY_S:
-            self._quota_logged = now  # once a minute, not once per commit: the count says the rest
-            log.error("queue %s: over its disk quota (%d bytes): deleted the %d oldest readings and aggregates no "
-                      "sink had received yet (%d in all); a sink is down or too slow for this quota",
-                      self.path, self.max_bytes, deleted["unconfirmed"], self.stats.quota_dropped)
+        if deleted["unconfirmed"]:
+            if now - self._quota_logged >= QUOTA_LOG_EVERY_S:
+                self._quota_logged = now  # once a minute, not once per commit: the count says the rest
+                log.error("queue %s: over its disk quota (%d bytes): deleted the %d oldest readings and aggregates no "
+                          "sink had received yet (%d in all); a sink is down or too slow for this quota",
+                          self.path, self.max_bytes, deleted["unconfirmed"], self.stats.quota_dropped)
         elif deleted["confirmed"]:
             log.info("queue %s: over its disk quota (%d bytes): deleted the %d oldest records every sink had",
                      self.path, self.max_bytes, deleted["confirmed"])
-        if used > self.max_bytes:
+        self.stats.over_quota = max(0, used - self.max_bytes)
+        if self.stats.over_quota and now - self._full_logged >= QUOTA_LOG_EVERY_S:
+            self._full_logged = now
             log.error("queue %s: still %d bytes over its disk quota with only alarms, outages, gaps and actuations "
                       "left to delete: they are kept", self.path, used - self.max_bytes)
         return deleted["confirmed"] + deleted["unconfirmed"]

@@ -493,6 +493,9 @@ class Gateway:
         if self.queue.stats.quota_dropped:
             faults.append(f"queue over its disk quota ({self.config.queue.max_bytes} bytes): "
                           f"{self.queue.stats.quota_dropped} readings/aggregates dropped before a sink had them")
+        if self.queue.stats.over_quota:
+            faults.append(f"queue {self.queue.stats.over_quota} bytes over its disk quota with only alarm events, "
+                          "outages, gaps and actuations left: raise queue.max_bytes")
         if self.queue.stats.held_other_boot:
             faults.append(f"{self.queue.stats.held_other_boot} readings held for a valid clock were dropped "
                           "(taken before a reboot, or by a bus no longer configured)")

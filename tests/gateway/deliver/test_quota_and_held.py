@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from gateway.deliver.queue import PROTECTED, Batch, DurableQueue, Held, Queued
 from gateway.deliver.records import Actuation, Outage, Record, kind_of
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.model import Gap, Quality, Reading
+from gateway.ops.service import Gateway
 from gateway.process.aggregate import Aggregate
 from gateway.process.spray import SprayMode
 from tests.gateway.deliver.test_queue import Wall, alarm, readings
+from tests.gateway.test_pipeline import site_config
 
 QUOTA = 512 * 1024
 
@@ -145,3 +148,29 @@ def test_held_readings_of_an_earlier_boot_are_dropped_counted_and_said(
     assert queue.stats.held_other_boot == 1 and queue.stats.held == 0
     assert "before the machine restarted" in caplog.text
     queue.close()
+
+
+def test_only_protected_records_left_over_the_quota_are_kept_and_reported(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"], max_bytes=64 * 1024)
+    for i in range(150):
+        queue.append(protected_records(i))
+    assert kinds(queue) == {kind: 150 for kind in PROTECTED}  # none deleted, however far over
+    assert queue.stats.over_quota > 0 and queue.stats.quota_dropped == 0
+    queue.close()
+
+
+async def test_readings_dropped_for_the_quota_are_a_fault_in_the_gateway_status(tmp_path: Path) -> None:
+    config = site_config(tmp_path, tmp_path / "nowhere")
+    config = dataclasses.replace(config, queue=dataclasses.replace(config.queue, max_bytes=QUOTA))
+    gateway = Gateway(config)
+    try:
+        assert gateway.faults() == [] and gateway.status()["faults"] == []
+        for i in range(400):  # the store sink is not running: nothing is delivered
+            gateway._accept(list(readings(20, start=20 * i)))
+            await gateway.writer.flush()
+        assert gateway.queue.stats.quota_dropped > 0
+        assert [f for f in gateway.status()["faults"] if "disk quota" in f and "dropped" in f]
+    finally:
+        gateway.queue.close()
+        for sink in gateway.sinks:
+            sink.close()
