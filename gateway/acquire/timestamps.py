@@ -17,6 +17,13 @@ the wall time is later than a build-time floor (2026-01-01: no reading of
 this software can be older), and, where systemd-timesyncd runs (its state
 directory exists), timesyncd has written /run/systemd/timesync/synchronized.
 A stale fake-hwclock time passes the floor but not the second test.
+
+Held readings are lost if the gateway stops before the clock is valid,
+unless someone keeps them: ``journal`` is told of every held batch (with a
+serial number that only grows) and ``on_gone`` of the serial up to which
+held batches are gone (stamped and returned, or dropped past ``max_held``);
+``preload`` puts batches kept from an earlier run back. The service keeps
+them in the durable queue (gateway/deliver/queue.py, table ``held``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from gateway.model import Reading
 
@@ -78,16 +86,32 @@ class Clock:
     valid: Callable[[], bool] = field(default_factory=ClockValidity)
 
 
+class HoldJournal(Protocol):
+    """Who keeps held readings beyond this process (see the module docstring)."""
+
+    def held(self, serial: int, taken_mono: float, readings: list[Reading]) -> None: ...
+
+    def gone(self, upto: int) -> None: ...
+
+
 @dataclass
 class Stamper:
     """Turns monotonic acquisition times into wall-clock timestamps, holding readings until it can."""
 
     clock: Clock
     max_held: int = DEFAULT_MAX_HELD
-    held: deque[tuple[float, list[Reading]]] = field(default_factory=deque, init=False)
+    journal: HoldJournal | None = None
+    held: deque[tuple[int, float, list[Reading]]] = field(default_factory=deque, init=False)
     held_count: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)  # held readings discarded because the hold was full
     was_valid: bool = field(default=False, init=False)
+    serial: int = field(default=0, init=False)  # of the newest held batch
+
+    def preload(self, serial: int, taken_mono: float, readings: list[Reading]) -> None:
+        """A batch held by an earlier run (oldest first): held again, not journalled again."""
+        self.held.append((serial, taken_mono, readings))
+        self.held_count += len(readings)
+        self.serial = max(self.serial, serial)
 
     def wall_time(self, taken_mono: float) -> float | None:
         """Wall time of a monotonic instant, or None while the wall clock is not valid."""
@@ -111,10 +135,13 @@ class Stamper:
             self.was_valid = True
             if self.held:
                 log.info("wall clock is valid: stamping %d held readings", self.held_count)
+        released = 0
         while self.held:
-            mono, batch = self.held.popleft()
+            released, mono, batch = self.held.popleft()
             out.extend(replace(r, timestamp=mono + offset) for r in batch)
         self.held_count = 0
+        if released and self.journal is not None:
+            self.journal.gone(released)
         out.extend(replace(r, timestamp=taken_mono + offset) for r in readings)
         return out
 
@@ -123,9 +150,18 @@ class Stamper:
             self.was_valid = False
             # Said once per episode, so an operator knows why no reading arrives yet.
             log.warning("wall clock is not valid (not yet synchronised): holding readings until it is")
-        self.held.append((taken_mono, readings))
+        self.serial += 1
+        self.held.append((self.serial, taken_mono, readings))
         self.held_count += len(readings)
+        if self.journal is not None:
+            self.journal.held(self.serial, taken_mono, readings)
+        dropped_upto = 0
         while self.held_count > self.max_held and self.held:
-            _, oldest = self.held.popleft()
+            dropped_upto, _, oldest = self.held.popleft()
             self.held_count -= len(oldest)
             self.dropped += len(oldest)
+        if dropped_upto:
+            log.error("holding more than %d readings for a valid clock: dropped the oldest (%d in all)",
+                      self.max_held, self.dropped)
+            if self.journal is not None:
+                self.journal.gone(dropped_upto)

@@ -12,7 +12,30 @@ again (the SQLite store sink skips them, see sqlite_store.py).
 
 Durability: synchronous=FULL, one transaction per append, so a record the
 queue accepted survives a power cut (a Raspberry Pi on a construction site
-does lose power).
+does lose power). The service appends at most every ``commit_interval_ms``
+(gateway/deliver/writer.py: group commit, one fsync for many polls), so a
+power cut loses at most that much of the newest readings, which the nodes'
+history rings hand over again at the next start (the acquisition resumes
+after the newest reading in the queue).
+
+Memory: each connection's page cache is bounded (``CACHE_KIB``), memory
+mapping is off and the WAL file is truncated back to ``WAL_LIMIT_BYTES``
+after each checkpoint (see ``bound_memory``), so resident memory stays flat
+however long the gateway runs.
+
+Disk quota (``max_bytes``, 0: none): when the pages the records use exceed
+it, records are deleted until they use at most ``QUOTA_LOW_WATER`` of it:
+first the oldest records every sink has confirmed (whatever their age), then
+the oldest readings and aggregates no sink has confirmed yet (counted in
+``stats.quota_dropped``, logged as an error; ``Gateway.status()`` raises it
+as a fault). Alarm events, outages, gaps and actuations are never deleted
+for the quota (``PROTECTED``).
+
+Held readings (table ``held``): readings taken while the wall clock was not
+valid (gateway/acquire/timestamps.py), with the monotonic time they were
+taken and the boot they were taken in, written with the next append. They
+are deleted in the same transaction as the append that carries them
+stamped, so a restart (or a power cut) neither loses nor repeats them.
 
 Retention (``prune``): a record is deleted only when every configured sink
 has confirmed it *and* it was appended more than the retention age ago. An
@@ -38,14 +61,16 @@ restart.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.deliver.records import Record, RecordError, from_json, kind_of, record_node, record_time, to_json
+from gateway.model import Reading
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +92,54 @@ CREATE TABLE IF NOT EXISTS meta (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS held (
+    id      INTEGER PRIMARY KEY,
+    holder  TEXT NOT NULL,
+    serial  INTEGER NOT NULL,
+    boot    TEXT NOT NULL,
+    mono    REAL NOT NULL,
+    node    TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
 """
 SCHEMA_VERSION = "1"
 PRUNE_CHUNK = 10_000  # rows per delete transaction: the writer never waits long
+CACHE_KIB = 1024  # page cache per connection (SQLite's default is 2000 KiB)
+WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL is truncated to this after a checkpoint
+SOFT_HEAP_LIMIT_BYTES = 8 * 1024 * 1024  # SQLite frees cache pages past this, across all connections
+QUOTA_LOW_WATER = 0.9  # the quota deletes down to this share of max_bytes (not one row per append)
+# Never deleted for the disk quota: alarm events, and the records that say what happened to the site.
+PROTECTED = ("alarm", "outage", "gap", "actuation")
+QUOTA_LOG_EVERY_S = 60.0
 
 _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _Row = tuple[str, str, float, float, str]  # kind, node, ts, added, body
+
+
+def bound_memory(db: sqlite3.Connection) -> None:
+    """Bound what SQLite keeps in memory for this connection (and its WAL on disk)."""
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    db.execute("PRAGMA mmap_size=0")
+    db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    db.execute(f"PRAGMA soft_heap_limit={SOFT_HEAP_LIMIT_BYTES}")
+
+
+def current_boot() -> str:
+    """This machine's boot: time.monotonic() (CLOCK_MONOTONIC) only compares within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A reading held until the wall clock is valid: who held it (a bus), in which batch, when (monotonic)."""
+
+    holder: str
+    serial: int
+    mono: float
+    reading: Reading
 
 
 class QueueError(RuntimeError):
@@ -108,6 +175,12 @@ class QueueStats:
     dropped: int = 0  # records dropped from the memory backlog (never alarm events)
     pruned: int = 0
     undecodable: int = 0  # bodies that did not decode (skipped, counted)
+    commits: int = 0  # append transactions that reached the file
+    quota_deleted: int = 0  # confirmed records deleted for the disk quota before their retention age
+    quota_dropped: int = 0  # readings and aggregates deleted for the disk quota before any sink had them
+    over_quota: int = 0  # bytes still over the quota with nothing left that the quota may delete
+    held: int = 0  # readings held for a valid clock, in the file now
+    held_other_boot: int = 0  # held readings from an earlier boot: their time is unknown, dropped (logged)
     corrupt_files: list[str] = field(default_factory=list)  # where corrupt files were moved
 
 
@@ -120,6 +193,7 @@ class DurableQueue:
         memory_limit: int = 100_000,
         check_on_open: bool = True,
         wall: Callable[[], float] = time.time,
+        max_bytes: int = 0,
     ) -> None:
         if len(set(sinks)) != len(sinks):
             raise ValueError(f"sink names repeat: {list(sinks)}")
@@ -128,9 +202,14 @@ class DurableQueue:
         self.memory_limit = memory_limit
         self.check_on_open = check_on_open
         self.wall = wall
+        self.max_bytes = max_bytes
         self.stats = QueueStats()
         self.queue_id = ""
         self._backlog: list[_Row] = []
+        self._held_backlog: list[tuple[str, int, str, float, str, str]] = []
+        self._released: dict[str, int] = {}
+        self._quota_logged = -float("inf")
+        self._full_logged = -float("inf")
         self._failing_since: float | None = None
         self._db = self._open()
 
@@ -153,11 +232,12 @@ class DurableQueue:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            bound_memory(db)
             if self.check_on_open:
                 problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
                 if problems != ["ok"]:
                     raise _corrupt_error("; ".join(problems))
-            db.executescript(SCHEMA)
+            db.executescript(f"BEGIN; {SCHEMA} COMMIT;")  # one transaction: one fsync, not one per table
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 stored = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -177,6 +257,7 @@ class DurableQueue:
                         # A new sink gets what the queue still holds.
                         db.execute("INSERT INTO cursors VALUES (?, 0, ?)", (sink, self.wall()))
             self.queue_id = db.execute("SELECT value FROM meta WHERE key = 'queue_id'").fetchone()[0]
+            self.stats.held = int(db.execute("SELECT COUNT(*) FROM held").fetchone()[0])
         except BaseException:
             db.close()
             raise
@@ -214,44 +295,166 @@ class DurableQueue:
         self._db = self._open()
 
     # -- writing ---------------------------------------------------------------------
-    def append(self, records: Iterable[Record]) -> int:
-        """Append records (one transaction). Returns how many reached the file, backlog included.
+    def append(
+        self,
+        records: Iterable[Record],
+        held: Iterable[Held] = (),
+        released: Mapping[str, int] | None = None,
+        boot: str = "",
+    ) -> int:
+        """Append records (one transaction, one commit). Returns how many reached the file, backlog included.
 
-        Never raises for a refusing disk: see the module docstring.
+        held: readings to keep until the clock is valid (taken in `boot`); released: per holder, the
+        serial up to which its held readings are gone (in `records`, stamped, or dropped): their
+        rows are deleted in the same transaction. Never raises for a refusing disk: see the module
+        docstring.
         """
         now = self.wall()
         rows = [(kind_of(r), record_node(r), record_time(r), now, to_json(r)) for r in records]
+        boot = boot or current_boot()
+        held_rows = [(h.holder, h.serial, boot, h.mono, h.reading.node, to_json(h.reading)) for h in held]
         if self._backlog:
             rows = self._backlog + rows
             self._backlog = []
-        if not rows:
+        if self._held_backlog:
+            held_rows = self._held_backlog + held_rows
+            self._held_backlog = []
+        for holder, upto in (released or {}).items():
+            self._released[holder] = max(upto, self._released.get(holder, 0))
+        if not rows and not held_rows and not self._released:
             return 0
         try:
-            self._insert(rows)
+            self._insert(rows, held_rows)
         except sqlite3.DatabaseError as error:
             if _is_corrupt(error):
                 self._recover(error)
                 try:
-                    self._insert(rows)
+                    self._insert(rows, held_rows)
                 except sqlite3.DatabaseError as again:
-                    self._refused(rows, again, now)
+                    self._refused(rows, held_rows, again, now)
                     return 0
             else:
-                self._refused(rows, error, now)
+                self._refused(rows, held_rows, error, now)
                 return 0
         if self._failing_since is not None:
             log.warning("queue %s: writing again after %.0f s; %d records kept in memory were written",
                         self.path, now - self._failing_since, len(rows))
             self._failing_since = None
         self.stats.appended += len(rows)
+        self.stats.commits += 1
+        if self.max_bytes:
+            self.enforce_quota()
         return len(rows)
 
-    def _insert(self, rows: list[_Row]) -> None:
+    def _insert(self, rows: list[_Row], held_rows: list[tuple[str, int, str, float, str, str]]) -> None:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO records (kind, node, ts, added, body) VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT INTO held (holder, serial, boot, mono, node, body) VALUES (?, ?, ?, ?, ?, ?)", held_rows
+            )
+            released = 0
+            for holder, upto in self._released.items():
+                cur = self._db.execute("DELETE FROM held WHERE holder = ? AND serial <= ?", (holder, upto))
+                released += cur.rowcount
+        self._released = {}
+        self.stats.held += len(held_rows) - released
 
-    def _refused(self, rows: list[_Row], error: sqlite3.DatabaseError, now: float) -> None:
+    # -- readings held for a valid clock -----------------------------------------------
+    def held_readings(self, boot: str = "") -> list[Held]:
+        """The held readings of this boot, in the order they were held.
+
+        Those of an earlier boot are deleted, counted and logged: their monotonic
+        times belong to a clock that no longer runs, so no wall time can be given to them.
+        """
+        boot = boot or current_boot()
+        with self._db:
+            self._db.execute("BEGIN")
+            gone = self._db.execute("DELETE FROM held WHERE boot != ?", (boot,)).rowcount
+            rows = self._db.execute("SELECT holder, serial, mono, body FROM held ORDER BY id").fetchall()
+        if gone:
+            self.stats.held_other_boot += gone
+            self.stats.held -= gone
+            log.error("queue %s: %d readings held for a valid clock before the machine restarted were dropped: "
+                      "the time they were taken is unknown", self.path, gone)
+        out: list[Held] = []
+        for holder, serial, mono, body in rows:
+            reading = from_json("reading", body)
+            assert isinstance(reading, Reading)
+            out.append(Held(holder, int(serial), float(mono), reading))
+        return out
+
+    # -- the disk quota ----------------------------------------------------------------
+    def used_bytes(self) -> int:
+        """Bytes of the queue file's pages in use (free pages are reused before the file grows)."""
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * page_size
+
+    def enforce_quota(self) -> int:
+        """Delete records until the file's used pages are within the quota (see the module docstring).
+
+        Returns how many records were deleted.
+        """
+        used = self.used_bytes()
+        if not self.max_bytes or used <= self.max_bytes:
+            return 0
+        target = int(self.max_bytes * QUOTA_LOW_WATER)
+        row = self._db.execute("SELECT min(position) FROM cursors").fetchone()
+        confirmed = 0 if row is None or row[0] is None else int(row[0])
+        protected = ", ".join(f"'{kind}'" for kind in PROTECTED)
+        stages = (
+            # Everything every sink confirmed, oldest first, but the protected kinds.
+            ("confirmed", f"id <= {confirmed} AND kind NOT IN ({protected})"),
+            # Then what some sink still waits for: readings and aggregates only.
+            ("unconfirmed", f"id > {confirmed} AND kind IN ('reading', 'aggregate')"),
+        )
+        deleted = {"confirmed": 0, "unconfirmed": 0}
+        for stage, where in stages:
+            while used > target:
+                count = self.count()
+                if count == 0:
+                    break
+                # Enough rows of the average size to get below the low-water mark, in bounded chunks.
+                n = max(1, min(PRUNE_CHUNK, math.ceil((used - target) / max(1.0, used / count))))
+                with self._db:
+                    self._db.execute("BEGIN")
+                    cur = self._db.execute(
+                        f"DELETE FROM records WHERE id IN (SELECT id FROM records WHERE {where} ORDER BY id LIMIT ?)",
+                        (n,),
+                    )
+                if cur.rowcount == 0:
+                    break
+                deleted[stage] += cur.rowcount
+                used = self.used_bytes()
+        self.stats.quota_deleted += deleted["confirmed"]
+        self.stats.quota_dropped += deleted["unconfirmed"]
+        now = self.wall()
+        if deleted["unconfirmed"]:
+            if now - self._quota_logged >= QUOTA_LOG_EVERY_S:
+                self._quota_logged = now  # once a minute, not once per commit: the count says the rest
+                log.error("queue %s: over its disk quota (%d bytes): deleted the %d oldest readings and aggregates no "
+                          "sink had received yet (%d in all); a sink is down or too slow for this quota",
+                          self.path, self.max_bytes, deleted["unconfirmed"], self.stats.quota_dropped)
+        elif deleted["confirmed"]:
+            log.info("queue %s: over its disk quota (%d bytes): deleted the %d oldest records every sink had",
+                     self.path, self.max_bytes, deleted["confirmed"])
+        self.stats.over_quota = max(0, used - self.max_bytes)
+        if self.stats.over_quota and now - self._full_logged >= QUOTA_LOG_EVERY_S:
+            self._full_logged = now
+            log.error("queue %s: still %d bytes over its disk quota with only alarms, outages, gaps and actuations "
+                      "left to delete: they are kept", self.path, used - self.max_bytes)
+        return deleted["confirmed"] + deleted["unconfirmed"]
+
+    def _refused(
+        self,
+        rows: list[_Row],
+        held_rows: list[tuple[str, int, str, float, str, str]],
+        error: sqlite3.DatabaseError,
+        now: float,
+    ) -> None:
+        self._held_backlog = held_rows  # bounded by the holders' own limit (clock.max_held)
         self.stats.append_errors += 1
         if self._failing_since is None:
             self._failing_since = now
@@ -337,14 +540,26 @@ class DurableQueue:
         return rows, items
 
     def confirm(self, sink: str, upto: int) -> None:
-        """The sink delivered every record up to id `upto`. Cursors only move forward."""
-        with self._db:
-            self._db.execute("BEGIN")
-            cur = self._db.execute(
-                "UPDATE cursors SET position = max(position, ?), updated = ? WHERE sink = ?", (upto, self.wall(), sink)
-            )
-            if cur.rowcount != 1:
-                raise KeyError(f"no sink {sink!r} in queue {self.path}")
+        """The sink delivered every record up to id `upto`. Cursors only move forward.
+
+        Not fsynced on its own (synchronous=NORMAL for this transaction): a cursor
+        that a power cut moves back only means those records are delivered again
+        (delivery is at least once; the store skips them), and the WAL is written in
+        order, so the next append's fsync makes the move durable too. Saves one
+        fsync per delivery per sink.
+        """
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                cur = self._db.execute(
+                    "UPDATE cursors SET position = max(position, ?), updated = ? WHERE sink = ?",
+                    (upto, self.wall(), sink),
+                )
+                if cur.rowcount != 1:
+                    raise KeyError(f"no sink {sink!r} in queue {self.path}")
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
 
     def pending(self, sink: str) -> int:
         position = self.cursor(sink)
@@ -364,8 +579,16 @@ class DurableQueue:
 
         Where the acquisition resumes after a restart (the queue, not the store,
         holds everything the pipeline produced, delivered or not). The newest,
-        not the highest: a node that rebooted counts from 1 again.
+        not the highest: a node that rebooted counts from 1 again. Readings held for a
+        valid clock are newer than any queued record of their node, so they count first.
         """
+        row = self._db.execute(
+            "SELECT json_extract(body, '$.seq') FROM held WHERE node = ? AND json_extract(body, '$.seq') > 0"
+            " ORDER BY id DESC LIMIT 1",
+            (node,),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
         row = self._db.execute(
             "SELECT json_extract(body, '$.seq') FROM records WHERE kind = 'reading' AND node = ?"
             " AND json_extract(body, '$.seq') > 0 ORDER BY id DESC LIMIT 1",

@@ -17,16 +17,26 @@ queue. The id of the last queue record it stored is kept in the store, in
 the same transaction as the records (table ``delivered``), so records the
 queue hands over again after a crash (delivery is at least once) are not
 stored twice.
+
+Memory: the page cache is bounded like the queue's (queue.bound_memory).
+Disk quota (``max_bytes``, 0: none): when the store's used pages exceed it,
+the oldest readings are deleted, then the oldest aggregates, down to
+``QUOTA_LOW_WATER`` of it (counted in ``quota_deleted``, logged); alarms,
+actuations, outages and gaps are never deleted. Everything in the store was
+delivered (the store is a sink): the queue's quota is the one that can lose
+undelivered data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.deliver.queue import Batch
+from gateway.deliver.queue import PRUNE_CHUNK, QUOTA_LOW_WATER, Batch, bound_memory
 from gateway.deliver.records import Actuation, Outage
 from gateway.deliver.sinks import SINKS
 from gateway.model import Gap, Quality, Reading
@@ -157,15 +167,59 @@ def _reading_row(r: Reading) -> tuple[object, ...]:
     return (r.node, r.kind, r.channel, r.value, r.unit, r.quality.value, r.timestamp, r.sequence)
 
 
+log = logging.getLogger(__name__)
+QUOTA_ORDER = ("readings", "aggregates")  # what the store's quota deletes, in this order, oldest first
+
+
 class SqliteStore:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, max_bytes: int = 0) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.quota_deleted = 0  # rows deleted for the disk quota
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        bound_memory(self._db)
+        self._db.executescript(f"BEGIN; {SCHEMA} COMMIT;")  # one transaction: one fsync, not one per table
         _upgrade_aggregates(self._db)
+
+    def used_bytes(self) -> int:
+        """Bytes of the store file's pages in use."""
+        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * page_size
+
+    def enforce_quota(self) -> int:
+        """Delete the oldest readings, then aggregates, until the used pages are within the quota."""
+        used = self.used_bytes()
+        if not self.max_bytes or used <= self.max_bytes:
+            return 0
+        target = int(self.max_bytes * QUOTA_LOW_WATER)
+        deleted = 0
+        for table in QUOTA_ORDER:
+            while used > target:
+                rows = sum(int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in QUOTA_ORDER)
+                if rows == 0:
+                    break
+                n = max(1, min(PRUNE_CHUNK, math.ceil((used - target) / max(1.0, used / rows))))
+                with self._db:
+                    self._db.execute("BEGIN")
+                    cur = self._db.execute(
+                        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?)", (n,)
+                    )
+                if cur.rowcount == 0:
+                    break
+                deleted += cur.rowcount
+                used = self.used_bytes()
+        self.quota_deleted += deleted
+        log.info("store %s: over its disk quota (%d bytes): deleted the %d oldest readings/aggregates (%d in all)",
+                 self.path, self.max_bytes, deleted, self.quota_deleted)
+        if used > self.max_bytes:
+            log.error("store %s: still %d bytes over its disk quota with only alarms, actuations, outages and gaps "
+                      "left: they are kept", self.path, used - self.max_bytes)
+        return deleted
 
     def write(self, readings: Iterable[Reading]) -> int:
         rows = [_reading_row(r) for r in readings]
@@ -233,6 +287,8 @@ class SqliteStore:
                 "INSERT INTO delivered VALUES (?, ?) ON CONFLICT (queue_id) DO UPDATE SET last_id = excluded.last_id",
                 (batch.queue_id, max(done, batch.last_id)),
             )
+        if self.max_bytes:
+            self.enforce_quota()
         return len(batch.items), len(readings)
 
     def count_by_node(self) -> dict[str, int]:
@@ -267,9 +323,9 @@ class SqliteStore:
 class SqliteSink:
     """The local SQLite store as a sink of the queue ([store] in the configuration)."""
 
-    def __init__(self, name: str, path: str) -> None:
+    def __init__(self, name: str, path: str, max_bytes: int = 0) -> None:
         self.name = name
-        self.store = SqliteStore(path)
+        self.store = SqliteStore(path, max_bytes)
         self.readings_stored = 0
 
     async def send(self, batch: Batch) -> int:

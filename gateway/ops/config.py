@@ -141,6 +141,9 @@ class SiteConfig:
 class StoreConfig:
     path: str = _key(DEFAULT_STORE, _not_empty, "SQLite file of the local store")
     enabled: bool = _key(True, None, "false: no local store (the queue still keeps everything for the other sinks)")
+    max_bytes: int = _key(0, _between(0, 1 << 50),
+                          "disk quota of the store file (0: none): past it the oldest readings go first, then the "
+                          "oldest aggregates; alarms, actuations, outages and gaps are never deleted")
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,12 @@ class QueueConfig:
                                   "at shutdown, time the sinks get to deliver what is pending")
     check_on_open: bool = _key(True, None,
                                "run SQLite's quick_check when the queue opens (a corrupt file is moved aside)")
+    commit_interval_ms: int = _key(500, _between(0, 10_000, " ms"),
+                                   "records are committed at most this often (one fsync); a power cut loses at most "
+                                   "this much, which the nodes' history rings refill; alarm events commit at once")
+    max_bytes: int = _key(0, _between(0, 1 << 50),
+                          "disk quota of the queue file (0: none): past it the oldest delivered records go first, "
+                          "then the oldest undelivered readings (counted, a fault); alarms, outages, gaps never")
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,7 @@ class GatewayConfig:
     limits: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     sinks: tuple[SinkSpec, ...] = ()
+    store_max_bytes: int = 0
 
     @property
     def queue_path(self) -> Path:
@@ -243,7 +253,8 @@ class GatewayConfig:
 
     def all_sinks(self) -> tuple[SinkSpec, ...]:
         """The local store (sink "sqlite") first, when enabled, then the [[sink]] tables."""
-        store = (SinkSpec("sqlite", "sqlite", MappingProxyType({"path": str(self.store_path)})),)
+        params = {"path": str(self.store_path), "max_bytes": self.store_max_bytes}
+        store = (SinkSpec("sqlite", "sqlite", MappingProxyType(params)),)
         return (store if self.store_enabled else ()) + self.sinks
 
     def spray_plan(self) -> SprayPlan | None:
@@ -463,7 +474,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled),
+        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")

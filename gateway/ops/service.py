@@ -4,9 +4,11 @@ Tasks, all on one event loop:
 
 * one ``BusPoller`` per bus (gateway/acquire): its readings go through the
   pipeline (gateway/pipeline.py) at once, in the poller's own task;
-* the writer: appends what the pipeline produced to the durable queue, in a
-  worker thread (an fsync on an SD card must not stall the bus owners,
-  which time replies on this loop), and wakes the sinks;
+* the writer (gateway/deliver/writer.py): appends what the pipeline produced
+  to the durable queue at most every ``queue.commit_interval_ms`` (group
+  commit; alarm events at once), in a worker thread (an fsync on an SD card
+  must not stall the bus owners, which time replies on this loop), and wakes
+  the sinks; readings held for a valid clock are kept in the queue too;
 * one delivery per sink (gateway/deliver/dispatch.py);
 * the ticker: every ``processing.tick_s``, the time-driven work (windows a
   silent node leaves open, the spray's minimum on-time, coil write retries);
@@ -61,11 +63,12 @@ from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusPoller, NodeConfig, _make_link
 from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
-from gateway.deliver.queue import DurableQueue
+from gateway.deliver.queue import DurableQueue, Held
 from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
 from gateway.deliver.replay import REPLAY_LEAD_S, QueueReplay
 from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
+from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
 from gateway.ops.node_settings import NodeSettings
@@ -346,6 +349,7 @@ class Gateway:
             memory_limit=config.queue.memory_limit,
             check_on_open=config.queue.check_on_open,
             wall=self.clock.wall,
+            max_bytes=config.queue.max_bytes,
         )
         self._last_queued = self.queue.last_added()
         self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
@@ -356,6 +360,7 @@ class Gateway:
             for sink in self.sinks
             for lane in lanes_of(sink)
         ]
+        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks)
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
         # Where each node's data stopped before this start: the pollers backfill
@@ -371,14 +376,14 @@ class Gateway:
                 on_outage=self._outage,
             )
             poller.stamper.max_held = config.clock.max_held
+            poller.stamper.journal = _DurableHold(bus.name, self.writer)
             self.pollers.append(poller)
             owners.update({node.name: (poller, node) for node in bus.nodes})
+        self._preload_held()
         self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s,
                                      config.spray.refresh_s)
         # Node registers the configuration states (rh_correction): checked on the nodes, written where they differ.
         self.node_settings = NodeSettings([(p.execute, node) for p in self.pollers for node in p.bus.nodes])
-        self._pending: list[Record] = []
-        self._has_pending = asyncio.Event()
         self._started = False
         self.counts: dict[str, int] = {}
         self.stage_errors = 0
@@ -435,24 +440,30 @@ class Gateway:
             elif type(r) is Outage:
                 log.info("outage: %s %s for %.0f s (%s)", r.node, "closed" if r.closed else "open",
                          r.end - r.start, r.reason)
-            self._pending.append(r)
-        if self._pending:
-            self._has_pending.set()
+            self.writer.add((r,))
 
-    async def _write_pending(self) -> None:
-        self._has_pending.clear()
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        async with self._lock:
-            await asyncio.to_thread(self.queue.append, batch)
+    def _wake_sinks(self) -> None:
         for delivery in self.deliveries:
             delivery.wake.set()
 
-    async def _writer(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await _wait_either(stop, self._has_pending)
-            await self._write_pending()
+    def _preload_held(self) -> None:
+        """Readings an earlier run held for a valid clock go back to their bus's stamper."""
+        stampers = {poller.bus.name: poller.stamper for poller in self.pollers}
+        batches: dict[tuple[str, int], tuple[float, list[Reading]]] = {}
+        for held in self.queue.held_readings():
+            batches.setdefault((held.holder, held.serial), (held.mono, []))[1].append(held.reading)
+        for (holder, serial), (mono, readings) in batches.items():
+            stamper = stampers.get(holder)
+            if stamper is None:
+                log.error("queue: %d readings held for a valid clock by bus %r, which is no longer configured, "
+                          "are dropped", len(readings), holder)
+                self.queue.stats.held_other_boot += len(readings)
+                self.writer.release(holder, serial)
+                continue
+            stamper.preload(serial, mono, readings)
+        if batches:
+            log.info("queue: %d readings held for a valid clock in an earlier run are held again",
+                     sum(len(readings) for _, readings in batches.values()))
 
     # -- time-driven work ----------------------------------------------------------------
     async def _ticker(self, stop: asyncio.Event) -> None:
@@ -588,7 +599,7 @@ class Gateway:
             async with asyncio.TaskGroup() as group:
                 for poller in self.pollers:
                     group.create_task(poller.run(stop))
-                group.create_task(self._writer(stop))
+                group.create_task(self.writer.run(stop))
                 group.create_task(self._ticker(stop))
                 group.create_task(self._pruner(stop))
                 group.create_task(self.node_settings.run(stop))
@@ -609,7 +620,7 @@ class Gateway:
         self.actuator.running = False
         if self.clock.valid():
             self._accept(self.pipeline.close(self.clock.wall()))
-        await self._write_pending()
+        await self.writer.flush()
         deadline = time.monotonic() + self.config.queue.flush_timeout_s
         for delivery in self.deliveries:
             if not await delivery.flush(max(0.0, deadline - time.monotonic())):
@@ -629,13 +640,29 @@ class Gateway:
         finally:
             reader.close()
 
+    def faults(self) -> list[str]:
+        """Health faults an operator must act on (also in status())."""
+        faults = []
+        if self.queue.stats.quota_dropped:
+            faults.append(f"queue over its disk quota ({self.config.queue.max_bytes} bytes): "
+                          f"{self.queue.stats.quota_dropped} readings/aggregates dropped before a sink had them")
+        if self.queue.stats.over_quota:
+            faults.append(f"queue {self.queue.stats.over_quota} bytes over its disk quota with only alarm events, "
+                          "outages, gaps and actuations left: raise queue.max_bytes")
+        if self.queue.stats.held_other_boot:
+            faults.append(f"{self.queue.stats.held_other_boot} readings held for a valid clock were dropped "
+                          "(taken before a reboot, or by a bus no longer configured)")
+        return faults
+
     def status(self) -> dict[str, Any]:
         return {
             "queue": {
                 "path": str(self.queue.path),
                 "backlog_in_memory": self.queue.backlog,
                 "stats": self.queue.stats,
+                "waiting_for_commit": self.writer.pending,
             },
+            "faults": self.faults(),
             "sinks": {d.name: d.stats for d in self.deliveries},
             "spray": self.pipeline.spray_state(),
             "alarms": self.pipeline.alarms.active() if self.pipeline.alarms is not None else [],
@@ -654,17 +681,22 @@ class Gateway:
         }
 
 
+class _DurableHold:
+    """A bus's held readings, kept in the durable queue through the writer (see timestamps.HoldJournal)."""
+
+    def __init__(self, holder: str, writer: QueueWriter) -> None:
+        self.holder = holder
+        self.writer = writer
+
+    def held(self, serial: int, taken_mono: float, readings: list[Reading]) -> None:
+        self.writer.hold(Held(self.holder, serial, taken_mono, r) for r in readings)
+
+    def gone(self, upto: int) -> None:
+        self.writer.release(self.holder, upto)
+
+
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     if seconds <= 0:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _wait_either(stop: asyncio.Event, other: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

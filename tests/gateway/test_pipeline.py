@@ -360,7 +360,7 @@ def test_a_stage_that_fails_at_run_time_costs_no_data(tmp_path: Path, caplog: py
             gateway._deliver(odd)
         assert gateway.stage_errors == 2 and caplog.text.count("pipeline failed") == 1
         assert "no conversion from 'ppm' to 'mg/m3'" in caplog.text
-        assert gateway._pending == odd + odd  # queued as they came
+        assert list(gateway.writer.waiting) == odd + odd  # queued as they came
     finally:
         gateway.queue.close()
         for sink in gateway.sinks:

@@ -98,4 +98,49 @@ def test_the_hold_is_bounded_and_drops_the_oldest() -> None:
     for i in range(5):
         stamper.stamp(float(i), [reading(f"a{i}"), reading(f"b{i}")])
     assert stamper.held_count == 4 and stamper.dropped == 6
-    assert [mono for mono, _ in stamper.held] == [3.0, 4.0]
+    assert [mono for _, mono, _ in stamper.held] == [3.0, 4.0]
+
+
+class Journal:
+    """What a durable hold is told: batches held, and up to which serial they are gone."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, float, list[str]]] = []
+        self.gone_upto: list[int] = []
+
+    def held(self, serial: int, taken_mono: float, readings: list[Reading]) -> None:
+        self.batches.append((serial, taken_mono, [r.channel for r in readings]))
+
+    def gone(self, upto: int) -> None:
+        self.gone_upto.append(upto)
+
+
+def test_a_journal_hears_of_every_held_batch_and_of_what_is_gone() -> None:
+    t = FakeTime()
+    valid = [False]
+    journal = Journal()
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: valid[0]), max_held=4, journal=journal)
+    for i in range(3):
+        stamper.stamp(float(i), [reading(f"a{i}"), reading(f"b{i}")])
+    assert journal.batches == [(1, 0.0, ["a0", "b0"]), (2, 1.0, ["a1", "b1"]), (3, 2.0, ["a2", "b2"])]
+    assert journal.gone_upto == [1]  # dropped past max_held: gone too
+    t.sync(REAL_NOW)
+    valid[0] = True
+    assert len(stamper.stamp(t.mono_now, [])) == 4
+    assert journal.gone_upto == [1, 3]
+
+
+def test_batches_of_an_earlier_run_are_released_with_the_offset_of_the_valid_clock() -> None:
+    t = FakeTime()
+    valid = [False]
+    journal = Journal()
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: valid[0]), journal=journal)
+    stamper.preload(7, 10.0, [reading("pm10")])
+    stamper.stamp(12.0, [reading("pm25")])
+    assert journal.batches == [(8, 12.0, ["pm25"])]  # serials go on from the preloaded ones
+    t.mono_now = 20.0
+    t.sync(REAL_NOW)
+    valid[0] = True
+    out = stamper.stamp(t.mono_now, [])
+    assert [(r.channel, r.timestamp) for r in out] == [("pm10", REAL_NOW - 10.0), ("pm25", REAL_NOW - 8.0)]
+    assert journal.gone_upto == [8]

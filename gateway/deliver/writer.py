@@ -1,0 +1,117 @@
+"""Group commit: what the pipeline produces reaches the durable queue in one transaction per interval.
+
+Every commit of the queue costs an fsync of its WAL (synchronous=FULL), and
+an SD card wears with every one. Polls of a 32-node site arrive dozens of
+times a second; committing each on its own costs dozens of fsyncs a second.
+The writer collects records and commits them at most every
+``commit_interval`` seconds, in one transaction.
+
+The promise: a power cut (or ``kill -9``) loses at most the last
+``commit_interval`` of readings, and those the nodes hand over again from
+their history rings at the next start, because the acquisition resumes
+after the newest reading the queue holds. What is not in a ring does not
+wait: alarm events (``URGENT``) are committed at once.
+
+Readings held for a valid clock travel the same way (``hold``), and the
+release of held readings (``release``) is committed in the same transaction
+as the stamped readings it released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+from gateway.deliver.queue import DurableQueue, Held
+from gateway.deliver.records import Record
+from gateway.process.alarms import AlarmEvent
+
+URGENT: tuple[type, ...] = (AlarmEvent,)  # committed without waiting for the interval
+
+
+class QueueWriter:
+    def __init__(
+        self,
+        queue: DurableQueue,
+        lock: asyncio.Lock,
+        commit_interval: float,
+        on_written: Callable[[], None] = lambda: None,
+        mono: Callable[[], float] = time.monotonic,
+        boot: str = "",
+    ) -> None:
+        """on_written: called after each commit (wakes the sinks). mono: the clock the interval is kept on."""
+        self.queue = queue
+        self.lock = lock
+        self.commit_interval = commit_interval
+        self.on_written = on_written
+        self.mono = mono
+        self.boot = boot
+        self._records: list[Record] = []
+        self._held: list[Held] = []
+        self._released: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._last_commit = -float("inf")
+
+    @property
+    def pending(self) -> int:
+        """Records waiting for the next commit."""
+        return len(self._records)
+
+    @property
+    def waiting(self) -> tuple[Record, ...]:
+        """The records waiting for the next commit, oldest first."""
+        return tuple(self._records)
+
+    def add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self._records.append(record)
+            if isinstance(record, URGENT):
+                self._urgent.set()
+        if self._records:
+            self._wake.set()
+
+    def hold(self, held: Iterable[Held]) -> None:
+        self._held.extend(held)
+        self._wake.set()
+
+    def release(self, holder: str, upto: int) -> None:
+        """The held readings of `holder` up to serial `upto` are gone (stamped into records, or dropped)."""
+        self._released[holder] = max(upto, self._released.get(holder, 0))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Commit what is waiting now."""
+        self._wake.clear()
+        self._urgent.clear()
+        if not (self._records or self._held or self._released):
+            return
+        records, self._records = self._records, []
+        held, self._held = self._held, []
+        released, self._released = self._released, {}
+        async with self.lock:
+            # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
+            await asyncio.to_thread(self.queue.append, records, held, released, self.boot)
+        self._last_commit = self.mono()
+        self.on_written()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _first(stop, self._wake)
+            delay = self.commit_interval - (self.mono() - self._last_commit)
+            if delay > 0 and not self._urgent.is_set():
+                # What arrives meanwhile goes into the same transaction; an alarm cuts the wait short.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stop, self._urgent), delay)
+            await self.flush()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
