@@ -116,6 +116,14 @@ _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _Row = tuple[str, str, float, float, str]  # kind, node, ts, added, body
 
 
+def used_bytes(db: sqlite3.Connection) -> int:
+    """Bytes of a database file's pages in use: what a disk quota counts (free pages are reused first)."""
+    page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+    free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+    return (pages - free) * page_size
+
+
 def bound_memory(db: sqlite3.Connection) -> None:
     """Bound what SQLite keeps in memory for this connection (and its WAL on disk)."""
     db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -387,10 +395,7 @@ class DurableQueue:
     # -- the disk quota ----------------------------------------------------------------
     def used_bytes(self) -> int:
         """Bytes of the queue file's pages in use (free pages are reused before the file grows)."""
-        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
-        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        return (pages - free) * page_size
+        return used_bytes(self._db)
 
     def enforce_quota(self) -> int:
         """Delete records until the file's used pages are within the quota (see the module docstring).

@@ -36,7 +36,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from gateway.deliver.queue import PRUNE_CHUNK, QUOTA_LOW_WATER, Batch, bound_memory
+from gateway.deliver.queue import PRUNE_CHUNK, QUOTA_LOW_WATER, Batch, bound_memory, used_bytes
 from gateway.deliver.records import Actuation, Outage
 from gateway.deliver.sinks import SINKS
 from gateway.model import Gap, Quality, Reading
@@ -186,10 +186,7 @@ class SqliteStore:
 
     def used_bytes(self) -> int:
         """Bytes of the store file's pages in use."""
-        page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
-        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
-        return (pages - free) * page_size
+        return used_bytes(self._db)
 
     def enforce_quota(self) -> int:
         """Delete the oldest readings, then aggregates, until the used pages are within the quota."""
