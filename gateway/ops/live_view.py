@@ -23,8 +23,9 @@ class LatestReadings:
     def nodes(self) -> list[str]:
         return sorted({node for node, _ in self.latest})
 
-    def table(self, health: dict[str, NodeHealth], title: str) -> Table:
-        table = Table(title=title, expand=False)
+    def table(self, health: dict[str, NodeHealth], title: str, footer: str = "") -> Table:
+        """footer: the caption under the table (the demo's sinks and what it started)."""
+        table = Table(title=title, expand=False, caption=footer or None, caption_justify="left")
         for column in ("node", "channel", "value", "unit", "flag", "seq", "age s"):
             table.add_column(column, justify="right" if column in ("value", "seq", "age s") else "left")
         now = time.time()
@@ -49,3 +50,9 @@ class LatestReadings:
             ]
             parts.append(f"{node}: " + ", ".join(values))
         return " | ".join(parts)
+
+
+def sinks_line(delivered: dict[str, int], waiting: dict[str, int]) -> str:
+    """Per sink: records delivered, and waiting in the queue (its backlog)."""
+    parts = [f"{name} {count} delivered, {waiting.get(name, 0)} waiting" for name, count in delivered.items()]
+    return "sinks: " + " | ".join(parts)

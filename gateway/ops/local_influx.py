@@ -17,6 +17,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -153,11 +154,22 @@ class LocalInflux:
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start influxd and wait until it answers /ping; LocalInfluxError when it exits or stays silent."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process. Call it from the main thread: the death signal is tied to the thread that forks,
+        so a worker thread that ends would take influxd with it."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until influxd answers /ping (it may run in a worker thread); stops it when it does not."""
+        if self.process is None:
+            raise LocalInfluxError("influxd was not launched")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -205,5 +217,5 @@ class LocalInflux:
 
 def query_command(url: str, database: str, query: str) -> str:
     """A curl command a user can paste to run an InfluxQL query."""
-    return (f"curl -sG {url}/query --data-urlencode db={database} --data-urlencode 'epoch=s' "
-            f"--data-urlencode \"q={query}\"")
+    return (f"curl -sG {url}/query --data-urlencode db={shlex.quote(database)} --data-urlencode epoch=s "
+            f"--data-urlencode {shlex.quote('q=' + query)}")
