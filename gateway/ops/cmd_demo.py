@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from gateway.acquire.poller import BusConfig, NodeConfig
 from gateway.deliver.queue import DurableQueue
@@ -129,10 +130,13 @@ async def _run_site(console: Console, stop: asyncio.Event, latest: LatestReading
                     backlog, backlog_at = await gateway.sink_backlog(), time.monotonic()
                 return sinks_line(*_sink_counts(gateway, backlog)) + "\n" + services.running()
 
+            def view(below: str) -> Group:  # the footer under the table, as wide as the terminal
+                return Group(latest.table(health, title), Text(below, no_wrap=False))
+
             if console.is_terminal:
-                with Live(latest.table(health, title), console=console, refresh_per_second=4) as live:
+                with Live(view(await footer()), console=console, refresh_per_second=4) as live:
                     while not await _stopped(stop, started, duration, 0.25):
-                        live.update(latest.table(health, title, await footer()))
+                        live.update(view(await footer()))
             else:
                 next_line = 0.0
                 while not await _stopped(stop, started, duration, 0.5):

@@ -23,9 +23,8 @@ class LatestReadings:
     def nodes(self) -> list[str]:
         return sorted({node for node, _ in self.latest})
 
-    def table(self, health: dict[str, NodeHealth], title: str, footer: str = "") -> Table:
-        """footer: the caption under the table (the demo's sinks and what it started)."""
-        table = Table(title=title, expand=False, caption=footer or None, caption_justify="left")
+    def table(self, health: dict[str, NodeHealth], title: str) -> Table:
+        table = Table(title=title, expand=False)
         for column in ("node", "channel", "value", "unit", "flag", "seq", "age s"):
             table.add_column(column, justify="right" if column in ("value", "seq", "age s") else "left")
         now = time.time()
