@@ -34,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Start a simulated construction site (dust, wind, noise and tilt nodes running the real firmware "
             "code on a pseudo-terminal RS-485 bus) and the gateway polling it over Modbus RTU into the embedded "
-            "SQLite store. Shows a live table; stops on Ctrl-C or after --duration."
+            "SQLite store; when influxd is installed, also into an InfluxDB it starts on a free loopback port "
+            "(data under var/), and through an HJ 212 sink to a receiver in its process. Shows a live table and "
+            "says where the data went; stops on Ctrl-C or after --duration, and stops what it started."
         ),
     )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")

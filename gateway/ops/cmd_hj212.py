@@ -6,9 +6,9 @@ or length is an error (exit status 1) naming what is wrong.
 
 listen: a TCP receiver that validates, acknowledges (9014 for data, 9011 for
 requests, when the packet asks) and prints what arrives, one line per
-packet, and with ``--jsonl FILE`` appends it as JSON. Writers of received
-packets are built by ``packet_writers``: a database writer (InfluxDB) is
-one more callable there that takes a ``Received``.
+packet, and with ``--jsonl FILE`` appends it as JSON, with ``--influx-url``
+writes it to InfluxDB (gateway/deliver/hj212_influx.py). Writers of received
+packets are built by ``packet_writers``: each is a callable taking a ``Received``.
 """
 
 from __future__ import annotations
