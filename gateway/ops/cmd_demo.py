@@ -50,6 +50,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--no-influx", action="store_true", help="do not start InfluxDB even when it is installed")
     parser.add_argument("--no-hj212", action="store_true", help="do not start the in-process HJ 212 receiver")
+    parser.add_argument("--mqtt", action="store_true",
+                        help="also start a mosquitto (when installed) on a free loopback port and an MQTT sink to it")
+    parser.add_argument("--mosquitto", metavar="PATH", help="mosquitto to start with --mqtt (default: on PATH or in "
+                        "/usr/sbin)")
     parser.set_defaults(func=run)
     return parser
 
@@ -69,7 +73,7 @@ def demo_site_name() -> str:
 def run(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise SystemExit("sitewatch demo: --duration must be a positive number of seconds")
-    options = DemoOptions(args.influxd, args.no_influx, not args.no_hj212)
+    options = DemoOptions(args.influxd, args.no_influx, not args.no_hj212, args.mqtt, args.mosquitto)
     return asyncio.run(_demo(args.duration, args.store, args.seed, options))
 
 
@@ -78,6 +82,8 @@ class DemoOptions:
     influxd: str | None = None
     no_influx: bool = False
     hj212: bool = True
+    mqtt: bool = False
+    mosquitto: str | None = None
 
 
 async def _demo(duration: float | None, store: Path, seed: int, options: DemoOptions = DemoOptions()) -> int:
@@ -93,7 +99,8 @@ async def _demo(duration: float | None, store: Path, seed: int, options: DemoOpt
         # soft_wrap: a long path or command must stay on one line, copyable.
         if options.influxd is None and not options.no_influx:
             console.print("starting InfluxDB if installed ...")
-        for line in await services.start(options.influxd, options.no_influx, options.hj212):
+        for line in await services.start(options.influxd, options.no_influx, options.hj212, options.mosquitto,
+                                         no_mqtt=not options.mqtt):
             console.print(line, soft_wrap=True, markup=False)
         gateway = await _run_site(console, stop, latest, store, seed, duration, services)
     finally:

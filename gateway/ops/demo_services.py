@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,14 @@ from gateway.deliver.hj212_influx import InfluxPacketWriter
 from gateway.deliver.hj212_listen import Received, Receiver
 from gateway.deliver.influx import make_writer
 from gateway.ops.config import SinkSpec
-from gateway.ops.local_influx import LocalInflux, LocalInfluxError, find_binary, query_command
+from gateway.ops.local_influx import LocalInflux, query_command
+from gateway.ops.local_mosquitto import LocalMosquitto, subscribe_command
+from gateway.ops.local_server import LocalServer, LocalServerError, resolve_binary
 
 DATABASE = "sitewatch"
 GATEWAY_NAME = "demo"
 HJ212_MN = "DEMO0000000001"
+MQTT_PREFIX = "sitewatch"
 HJ212_RTD_INTERVAL_S = 10  # a real-time packet every 10 s, so a short demo shows some
 INFLUX_FLUSH_TIMEOUT_S = 10.0
 NOT_INSTALLED = "InfluxDB not installed: data in SQLite only"
@@ -42,20 +44,12 @@ def influx_root(store: Path) -> Path:
     return store.parent / f"{store.stem}-influxdb"
 
 
-def resolve_influxd(option: str | None) -> str | None:
-    """The influxd to run: --influxd (a path, or a name looked up on PATH), else influxd on PATH or in /usr/bin."""
-    if option is None:
-        return find_binary("influxd")
-    if "/" in option:
-        return option if os.access(option, os.X_OK) and not os.path.isdir(option) else None
-    return find_binary(option, os.environ.get("PATH", ""))
-
-
 @dataclass
 class DemoServices:
     store: Path
     influx: LocalInflux | None = None
     influx_note: str = ""  # why there is no InfluxDB, when there is none
+    mosquitto: LocalMosquitto | None = None
     receiver: Receiver | None = None
     hj212_address: tuple[str, int] | None = None
     hj212_packets: int = 0
@@ -63,13 +57,16 @@ class DemoServices:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def start(self, influxd: str | None, no_influx: bool, hj212: bool) -> list[str]:
+    async def start(self, influxd: str | None, no_influx: bool, hj212: bool, mosquitto: str | None = None,
+                    no_mqtt: bool = True) -> list[str]:
         """Start what is available; returns what to tell the user."""
         said: list[str] = []
+        if not no_mqtt:
+            said += await self._start_mosquitto(mosquitto)
         if no_influx:
             self.influx_note = "InfluxDB not started (--no-influx): data in SQLite only"
         else:
-            binary = resolve_influxd(influxd)
+            binary = resolve_binary("influxd", influxd)
             if binary is None:
                 self.influx_note = NOT_INSTALLED + (f" (no {influxd})" if influxd else "")
             else:
@@ -91,14 +88,27 @@ class DemoServices:
     async def _start_influx(self, binary: str) -> None:
         influx = LocalInflux(influx_root(self.store), binary)
         try:
-            influx.launch()  # on this (the main) thread: see LocalInflux.launch
-            await asyncio.to_thread(influx.wait_ready)
+            await _start_server(influx)
             await asyncio.to_thread(influx.create_database, DATABASE)
-        except (LocalInfluxError, OSError) as error:
+        except (LocalServerError, OSError) as error:
             await asyncio.to_thread(influx.stop)
             self.influx_note = f"InfluxDB did not start ({error}): data in SQLite only"
             return
         self.influx = influx
+
+    async def _start_mosquitto(self, option: str | None) -> list[str]:
+        binary = resolve_binary("mosquitto", option)
+        if binary is None:
+            return ["MQTT: mosquitto not installed: no MQTT broker" + (f" (no {option})" if option else "")]
+        broker = LocalMosquitto(self.store.parent / f"{self.store.stem}-mosquitto", binary)
+        try:
+            await _start_server(broker)
+        except (LocalServerError, OSError) as error:
+            await asyncio.to_thread(broker.stop)
+            return [f"MQTT: mosquitto did not start ({error})"]
+        self.mosquitto = broker
+        return [f"MQTT: mosquitto on 127.0.0.1:{broker.port} (pid {broker.pid}), topics under {MQTT_PREFIX}/",
+                f"  look: {subscribe_command(broker.port, MQTT_PREFIX + '/#')}"]
 
     async def _start_receiver(self) -> None:
         if self.influx is not None:
@@ -120,6 +130,11 @@ class DemoServices:
             specs.append(SinkSpec("influxdb", "influxdb", MappingProxyType({
                 "url": self.influx.url, "api": "v1", "database": DATABASE, "site": site, "gateway": GATEWAY_NAME,
             })))
+        if self.mosquitto is not None:
+            specs.append(SinkSpec("mqtt", "mqtt", MappingProxyType({
+                "host": "127.0.0.1", "port": self.mosquitto.port, "tls": False, "site": site,
+                "gateway": GATEWAY_NAME, "topic_prefix": MQTT_PREFIX,
+            })))
         if self.hj212_address is not None:
             host, port = self.hj212_address
             specs.append(SinkSpec("hj212", "hj212", MappingProxyType({
@@ -131,6 +146,8 @@ class DemoServices:
     def running(self) -> str:
         """One line for the live table's footer: what runs besides the gateway."""
         parts = [f"influxd {self.influx.url}" if self.influx is not None else "no InfluxDB (SQLite only)"]
+        if self.mosquitto is not None:
+            parts.append(f"mosquitto 127.0.0.1:{self.mosquitto.port}")
         if self.hj212_address is not None:
             parts.append(f"HJ 212 receiver {self.hj212_address[0]}:{self.hj212_address[1]} "
                          f"({self.hj212_packets} packets)")
@@ -154,6 +171,10 @@ class DemoServices:
             pid = self.influx.pid
             await asyncio.to_thread(self.influx.stop)
             said.append(f"stopped influxd (pid {pid}); its data stays in {self.influx.root.resolve()}")
+        if self.mosquitto is not None:
+            pid = self.mosquitto.pid
+            await asyncio.to_thread(self.mosquitto.stop)
+            said.append(f"stopped mosquitto (pid {pid})")
         return said
 
 
@@ -176,4 +197,11 @@ def where_the_data_went(store: Path, services: DemoServices) -> list[str]:
             f"    influxd run -config {shlex.quote(str(config))} &",
             f"    {query_command(services.influx.url, DATABASE, SAMPLE_INFLUXQL)}",
         ]
+    if services.mosquitto is not None:
+        lines.append(f"  MQTT: published under {MQTT_PREFIX}/ on the demo's mosquitto (stopped with it; nothing kept)")
     return lines
+
+
+async def _start_server(server: LocalServer) -> None:
+    server.launch()  # on this (the main) thread: see LocalServer.launch
+    await asyncio.to_thread(server.wait_ready)

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.ops.local_influx import LocalInflux, find_binary, http
+from gateway.ops.local_influx import LocalInflux
+from gateway.ops.local_server import find_binary, http
 from tests.support.waiting import wait_until
 
 SITEWATCH = shutil.which("sitewatch", path=str(Path(sys.executable).parent)) or "sitewatch"
@@ -119,3 +120,43 @@ def test_a_demo_killed_outright_leaves_no_influxd_behind(tmp_path: Path) -> None
         if pid is not None and not _gone(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+MQTT_LINE = re.compile(r"^MQTT: mosquitto on 127\.0\.0\.1:(\d+) \(pid (\d+)\), topics under sitewatch/$")
+
+
+def test_demo_with_mqtt_publishes_to_its_own_mosquitto_and_stops_it(tmp_path: Path) -> None:
+    import queue
+    import threading
+
+    import paho.mqtt.client as paho
+
+    assert find_binary("mosquitto") is not None, "mosquitto is not installed (apt-get install mosquitto)"
+    proc = subprocess.Popen([SITEWATCH, "demo", "--duration", "15", "--mqtt", "--no-influx", "--no-hj212"],
+                            cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"demo-test-{os.getpid()}")
+    topics: queue.Queue[str] = queue.Queue()
+    try:
+        deadline = time.monotonic() + 90
+        found = None
+        while found is None:
+            found = MQTT_LINE.match(_readline(proc, deadline).rstrip("\n"))
+        port, pid = int(found.group(1)), int(found.group(2))
+        subscribed = threading.Event()
+        client.on_message = lambda _c, _u, message: topics.put(message.topic)
+        client.on_connect = lambda c, *_args: c.subscribe("sitewatch/#", 1)
+        client.on_subscribe = lambda *_args: subscribed.set()
+        client.connect("127.0.0.1", port, keepalive=30)
+        client.loop_start()
+        assert subscribed.wait(30), "no SUBACK from the demo's mosquitto"
+        topic = topics.get(timeout=60)  # a reading (or status) published by the demo gateway
+        assert topic.startswith("sitewatch/"), topic
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        client.loop_stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert f"stopped mosquitto (pid {pid})" in stdout and re.search(r"\| mqtt \d+ delivered, 0 waiting", stdout)
+    assert _gone(pid), f"mosquitto {pid} still runs after the demo"

@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 
 # One influxd config and port picker for the tests and the demo (gateway/ops/local_influx.py).
-from gateway.ops.local_influx import INFLUXD_CONFIG, free_port
+from gateway.ops.local_influx import INFLUXD_CONFIG
+from gateway.ops.local_server import free_port
 
 READY_TIMEOUT = 60.0  # s: generous, two cores shared with stress
 STOP_TIMEOUT = 20.0
