@@ -32,7 +32,7 @@ import pytest
 
 # One influxd config and port picker for the tests and the demo (gateway/ops/local_influx.py).
 from gateway.ops.local_influx import INFLUXD_CONFIG
-from gateway.ops.local_server import free_port
+from gateway.ops.local_server import free_port, http
 
 READY_TIMEOUT = 60.0  # s: generous, two cores shared with stress
 STOP_TIMEOUT = 20.0
@@ -43,15 +43,6 @@ def _binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed (apt-get install {'influxdb' if name == 'influxd' else name})")
     return path
-
-
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), bytes(error.read())
 
 
 class _Process:
