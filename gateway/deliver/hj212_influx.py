@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.deliver.hj212_listen import DATA_CNS, Received
-from gateway.deliver.influx import Writer, post_lines
+from gateway.deliver.influx import Refused, Writer, post_lines
 from gateway.deliver.line_protocol import QUALITY_CODES, FieldValue, LineProtocolError, line, timestamp
-from gateway.deliver.sinks import SinkError
+from gateway.deliver.sinks import SinkError, SinkFatalError
 from gateway.model import Quality
 from gateway.protocols.hj212 import FrameError, parse_time
 
@@ -107,6 +107,7 @@ class WriterStats:
     failures: int = 0  # posts that failed (retried)
     dropped: int = 0  # points dropped: the buffer was full while InfluxDB could not be reached
     beyond_retention: int = 0  # points the server dropped as older than its retention policy
+    refused: int = 0  # points the server refused for good (400: a field type conflict ...), dropped
     last_error: str = ""
 
 
@@ -152,10 +153,28 @@ class InfluxPacketWriter:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Post everything pending, in requests of at most batch_size lines; raises SinkError on a failure."""
+        """Post everything pending, in requests of at most batch_size lines; raises SinkError on a failure.
+
+        A request the server refuses for its content (400: a field type conflict with points already in the
+        database, 413: too large) is split in halves until the one point it refuses is found: that point is
+        dropped and counted (``stats.refused``), so one bad point never blocks the others. Any other refusal
+        (404 no database, 401/403) is raised: the operator can fix it while the receiver runs.
+        """
+        size = self.batch_size
         while self.pending:
-            lines = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
-            dropped = await asyncio.to_thread(post_lines, self.writer, self.name, lines, self.clock())
+            lines = [self.pending[i] for i in range(min(size, len(self.pending)))]
+            try:
+                dropped = await asyncio.to_thread(post_lines, self.writer, self.name, lines, self.clock())
+            except SinkFatalError as error:
+                if not isinstance(error.__cause__, Refused) or error.__cause__.status not in (400, 413):
+                    raise
+                if len(lines) > 1:
+                    size = max(1, len(lines) // 2)
+                    continue
+                self.pending.popleft()
+                self.stats.refused += 1
+                self._failed(f"{error}: the point is dropped: {lines[0]}")
+                continue
             for _ in lines:
                 self.pending.popleft()
             self.stats.written += len(lines) - dropped
@@ -205,6 +224,7 @@ class InfluxPacketWriter:
         parts = [f"{s.written} points written to InfluxDB"]
         for label, value in (("not written (still pending at the stop)", len(self.pending)),
                              ("dropped (buffer full)", s.dropped), ("beyond retention", s.beyond_retention),
+                             ("refused by the server", s.refused),
                              ("packets without DataTime", c.no_time), ("non-numeric values", c.not_numbers),
                              ("unencodable factors", c.unencodable)):
             if value:

@@ -188,8 +188,8 @@ def post_lines(writer: Writer, name: str, lines: list[str], now: float) -> int:
         writer.write(body)
     except Refused as answer:
         dropped = dropped_beyond_retention(answer.status, answer.message)
-        if dropped is None:
-            raise refusal(name, answer.status, answer.message, answer.retry_after, now) from None
+        if dropped is None:  # the Refused stays the cause: its status, for callers that act on it
+            raise refusal(name, answer.status, answer.message, answer.retry_after, now) from answer
         log.error("sink %s: the server dropped %d points older than its retention policy (it kept the"
                   " rest): %s", name, dropped, answer.message)
         return dropped

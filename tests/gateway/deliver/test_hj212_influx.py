@@ -74,3 +74,18 @@ def test_a_refused_write_is_reported_kept_and_retried_until_the_database_exists(
     assert writer.stats.written == 1 and not writer.pending
     assert messages[-1].endswith("writing again")
     assert influxd.rows('SELECT "value" FROM "hj212"', database)[0]["value"] == 80.0
+
+
+def test_a_point_the_server_refuses_for_good_is_dropped_and_counted_the_others_written(influxd: InfluxServer) -> None:
+    database = influxd.database()
+    # cou is an integer field in the shard of the packet's week now (InfluxDB 1.x keeps field types per shard).
+    earlier = calendar.timegm((2024, 1, 5, 3, 0, 0, 0, 0, 0)) * 10**9
+    influxd.write(database, f"hj212,cn=2011,factor=a34004,mn=M1,st=22 cou=1i {earlier}")
+    writer = InfluxPacketWriter(make_writer("v1", influxd.url, database, "", "", "s", True, 10.0, None), CHINA)
+    writer(structured(_packet("2011", ("a34002-Rtd", "80"), ("a34002-Flag", "N"), ("a34004-Rtd", "30"),
+                              ("a34004-Cou", "5"), ("a34004-Flag", "N"), ("a01001-Rtd", "20"))))
+    asyncio.run(writer.flush())
+    assert (writer.stats.written, writer.stats.refused, len(writer.pending)) == (2, 1, 0)
+    assert "1 refused by the server" in writer.summary()
+    rows = influxd.rows('SELECT "value" FROM "hj212" WHERE "value" > 0 GROUP BY "factor"', database)
+    assert sorted(r["factor"] for r in rows) == ["a01001", "a34002"]
