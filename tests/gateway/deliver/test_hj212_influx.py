@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.deliver.hj212_influx import InfluxPacketWriter, PacketCounts, packet_lines
 from gateway.deliver.hj212_listen import structured
@@ -89,3 +93,27 @@ def test_a_point_the_server_refuses_for_good_is_dropped_and_counted_the_others_w
     assert "1 refused by the server" in writer.summary()
     rows = influxd.rows('SELECT "value" FROM "hj212" WHERE "value" > 0 GROUP BY "factor"', database)
     assert sorted(r["factor"] for r in rows) == ["a01001", "a34002"]
+
+
+_CODES = st.sampled_from(["a34001", "a34002", "a34004", "a01001", "a01007", "LA", "a34002x"])
+_SUFFIXES = st.sampled_from(["Rtd", "Avg", "Min", "Max", "Cou", "Flag", "ZsRtd"])
+_TEXTS = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.sampled_from(["N", "B", "H", "", "x"]))
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(_CODES, _SUFFIXES, _TEXTS), max_size=12, unique_by=lambda f: (f[0], f[1])),
+       st.sampled_from(["20240105120000123", "20240105120001999"]))
+def test_a_packet_sent_again_is_the_same_points_and_every_factor_is_a_point_or_counted(
+    fields: list[tuple[str, str, str]], qn: str
+) -> None:
+    factors = tuple((f"{code}-{suffix}", text) for code, suffix, text in fields)
+    first, again = PacketCounts(), PacketCounts()
+    packet = Packet(cn="2051", mn="M1", st="22", qn="20240105120000000", flag=4,
+                    cp=((("DataTime", "20240105120000"),), factors))
+    lines = packet_lines(structured(packet), CHINA, first)
+    resent = Packet(cn="2051", mn="M1", st="22", qn=qn, flag=5, cp=packet.cp)  # another QN, a reply wanted
+    assert packet_lines(structured(resent), CHINA, again) == lines  # same identity, same fields: one point
+    codes = {code for code, _, _ in fields}
+    assert len(lines) + first.empty_factors == len(codes)
+    for text in lines:  # a number field is never NaN or infinite (no spelling in line protocol)
+        assert not re.search(r"=-?(inf|nan)[, ]", text), text
