@@ -167,6 +167,37 @@ def read_credentials(path: str, api: str) -> str | None:
     return text.splitlines()[0]
 
 
+def make_writer(api: str, url: str, database: str, org: str, bucket: str, precision: str, gzip: bool,
+                timeout_s: float, credentials: str | None) -> Writer:
+    """The writer for `api` ("v1": /write into `database`; "v2": the v2 API into `org`/`bucket`).
+
+    Shared by the sink and `sitewatch hj212 listen --influx-url` (gateway/deliver/hj212_influx.py).
+    """
+    if api == "v1":
+        return V1Writer(url, database, precision, gzip, timeout_s, credentials)
+    return V2Writer(url, org, bucket, precision, gzip, timeout_s, credentials)
+
+
+def post_lines(writer: Writer, name: str, lines: list[str], now: float) -> int:
+    """Post `lines` in one request; returns how many the server dropped as beyond its retention (it kept the rest).
+
+    Raises SinkError (retry: network, 5xx, 429) or SinkFatalError (any other refusal), naming `name`.
+    """
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    try:
+        writer.write(body)
+    except Refused as answer:
+        dropped = dropped_beyond_retention(answer.status, answer.message)
+        if dropped is None:  # the Refused stays the cause: its status, for callers that act on it
+            raise refusal(name, answer.status, answer.message, answer.retry_after, now) from answer
+        log.error("sink %s: the server dropped %d points older than its retention policy (it kept the"
+                  " rest): %s", name, dropped, answer.message)
+        return dropped
+    except (urllib3.exceptions.HTTPError, InfluxDBError, OSError) as error:
+        raise SinkError(f"sink {name}: {type(error).__name__}: {error}") from None
+    return 0
+
+
 @SINKS.register("influxdb")
 class InfluxSink:
     def __init__(
@@ -207,10 +238,7 @@ class InfluxSink:
         self.batch_size = batch_size
         self.clock: Callable[[], float] = time.time  # wall clock, for Retry-After dates (tests replace it)
         self.stats = InfluxStats()
-        self.writer: Writer = (
-            V1Writer(url, database, precision, gzip, timeout_s, credentials) if api == "v1"
-            else V2Writer(url, org, bucket, precision, gzip, timeout_s, credentials)
-        )
+        self.writer: Writer = make_writer(api, url, database, org, bucket, precision, gzip, timeout_s, credentials)
 
     async def send(self, batch: Batch) -> int:
         return await asyncio.to_thread(self._send, batch)
@@ -248,20 +276,9 @@ class InfluxSink:
         return delivered
 
     def _post(self, lines: list[str]) -> None:
-        body = ("\n".join(lines) + "\n").encode("utf-8")
-        dropped: int | None = 0
-        try:
-            self.writer.write(body)
-        except Refused as answer:
-            dropped = dropped_beyond_retention(answer.status, answer.message)
-            if dropped is None:
-                raise refusal(self.name, answer.status, answer.message, answer.retry_after, self.clock()) from None
-            self.stats.beyond_retention += dropped
-            log.error("sink %s: the server dropped %d points older than its retention policy (it kept the"
-                      " rest): %s", self.name, dropped, answer.message)
-        except (urllib3.exceptions.HTTPError, InfluxDBError, OSError) as error:
-            raise SinkError(f"sink {self.name}: {type(error).__name__}: {error}") from None
-        self.stats.points += len(lines) - (dropped or 0)
+        dropped = post_lines(self.writer, self.name, lines, self.clock())
+        self.stats.beyond_retention += dropped
+        self.stats.points += len(lines) - dropped
         self.stats.requests += 1
 
     def close(self) -> None:

@@ -6,9 +6,9 @@ or length is an error (exit status 1) naming what is wrong.
 
 listen: a TCP receiver that validates, acknowledges (9014 for data, 9011 for
 requests, when the packet asks) and prints what arrives, one line per
-packet, and with ``--jsonl FILE`` appends it as JSON. Writers of received
-packets are built by ``packet_writers``: a database writer (InfluxDB) is
-one more callable there that takes a ``Received``.
+packet, and with ``--jsonl FILE`` appends it as JSON, with ``--influx-url``
+writes it to InfluxDB (gateway/deliver/hj212_influx.py). Writers of received
+packets are built by ``packet_writers``: each is a callable taking a ``Received``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from gateway.deliver import hj212_influx
+from gateway.deliver.hj212_influx import InfluxPacketWriter
 from gateway.deliver.hj212_listen import Received, Receiver
+from gateway.deliver.influx import make_writer, read_credentials
+from gateway.deliver.sinks import SinkConfigError
 from gateway.protocols import hj212
 from gateway.protocols.hj212 import FrameError, Packet
 
 DEFAULT_PORT = 9212  # no port is standard; platforms each give their own
+INFLUX_FLUSH_TIMEOUT_S = 15.0  # at a stop, the time InfluxDB gets to take what is still buffered
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -62,6 +67,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     listen.add_argument("--jsonl", type=Path, metavar="FILE", help="also append each packet to FILE as JSON")
     listen.add_argument("--no-ack", action="store_true", help="never reply (observe without answering)")
     listen.add_argument("--count", type=int, metavar="N", help="stop after N packets (default: run until stopped)")
+    influx = listen.add_argument_group(
+        "InfluxDB", "also write each data packet's factors to InfluxDB (measurement hj212, docs/influxdb-schema.md)")
+    influx.add_argument("--influx-url", metavar="URL", help="InfluxDB's URL, e.g. http://127.0.0.1:8086")
+    influx.add_argument("--influx-db", metavar="DATABASE", help="InfluxDB 1.x database (/write, the v1 API)")
+    influx.add_argument("--influx-bucket", metavar="BUCKET", help="bucket (the v2 API: InfluxDB 2.x/3.x, 1.8+)")
+    influx.add_argument("--influx-org", default="", metavar="ORG", help="organisation (v2 API, InfluxDB 2.x)")
+    influx.add_argument("--credentials-file", default="", metavar="FILE",
+                        help="file holding the v2 token, or username:password for v1 (never logged)")
+    influx.add_argument("--utc-offset-h", type=float, default=8.0, metavar="HOURS",
+                        help="the monitors' DataTime is local time this many hours ahead of UTC (default 8: China)")
     listen.set_defaults(func=run_listen)
     return parser
 
@@ -161,7 +176,36 @@ def packet_writers(args: argparse.Namespace, out: TextIO, files: contextlib.Exit
             jsonl.flush()
 
         writers.append(append)
+    influx = influx_writer(args, out)
+    if influx is not None:
+        writers.append(influx)
     return writers
+
+
+def influx_writer(args: argparse.Namespace, out: TextIO) -> InfluxPacketWriter | None:
+    """The InfluxDB writer --influx-url asks for (None without it); SystemExit naming a bad option."""
+    url = getattr(args, "influx_url", None)
+    if url is None:
+        if args.influx_db or args.influx_bucket:
+            raise SystemExit("hj212 listen: --influx-db / --influx-bucket need --influx-url")
+        return None
+    if bool(args.influx_db) == bool(args.influx_bucket):
+        raise SystemExit("hj212 listen: --influx-url needs either --influx-db (InfluxDB 1.x) or --influx-bucket "
+                         "(v2 API), not both")
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"hj212 listen: --influx-url {url!r} must start with http:// or https://")
+    api = "v1" if args.influx_db else "v2"
+    try:
+        credentials = read_credentials(args.credentials_file, api)
+    except SinkConfigError as error:
+        raise SystemExit(f"hj212 listen: {error}") from None
+    writer = make_writer(api, url, args.influx_db or "", args.influx_org, args.influx_bucket or "",
+                         hj212_influx.PRECISION, True, 10.0, credentials)
+
+    def report(message: str) -> None:
+        print(f"influxdb: {message}", file=out, flush=True)
+
+    return InfluxPacketWriter(writer, round(args.utc_offset_h * 3600), on_error=report)
 
 
 async def listen(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -183,6 +227,7 @@ async def listen(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             print(f"{peer} error: {error}", file=out, flush=True)
 
         receiver = Receiver(on_packet, on_error, acknowledge=not args.no_ack)
+        influx = next((w for w in writers if isinstance(w, InfluxPacketWriter)), None)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -194,12 +239,18 @@ async def listen(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                   file=sys.stderr)
             return 1
         print(f"listening on {host}:{port}", file=out, flush=True)
+        posting = asyncio.create_task(influx.run(stop)) if influx is not None else None
         try:
             await stop.wait()
         finally:
             await receiver.close()
+            if posting is not None and influx is not None:
+                await posting
+                await influx.close(INFLUX_FLUSH_TIMEOUT_S)
         errors = ", ".join(f"{k} {v}" for k, v in sorted(receiver.errors.items())) or "none"
         print(f"{received} packets, errors: {errors}", file=out, flush=True)
+        if influx is not None:
+            print(f"influxdb: {influx.summary()}", file=out, flush=True)
     return 0
 
 

@@ -51,3 +51,9 @@ class LatestReadings:
             ]
             parts.append(f"{node}: " + ", ".join(values))
         return " | ".join(parts)
+
+
+def sinks_line(delivered: dict[str, int], waiting: dict[str, int]) -> str:
+    """Per sink: records delivered, and waiting in the queue (its backlog)."""
+    parts = [f"{name} {count} delivered, {waiting.get(name, 0)} waiting" for name, count in delivered.items()]
+    return "sinks: " + " | ".join(parts)

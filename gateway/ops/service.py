@@ -654,6 +654,11 @@ class Gateway:
                           "(taken before a reboot, or by a bus no longer configured)")
         return faults
 
+    async def sink_backlog(self) -> dict[str, int]:
+        """Per delivery lane: records in the queue after its cursor (a database query: call it seldom)."""
+        async with self._lock:  # the queue's connection is one thread's at a time
+            return await asyncio.to_thread(lambda: {d.name: self.queue.pending(d.name) for d in self.deliveries})
+
     def status(self) -> dict[str, Any]:
         return {
             "queue": {

@@ -88,7 +88,7 @@ def test_demo_in_a_terminal_shows_a_live_table_and_stops_cleanly_on_ctrl_c(tmp_p
         if ready:
             with contextlib.suppress(OSError):
                 output += os.read(fd, 65536)
-        if not sent_interrupt and b"wind_speed" in output and b"pm10" in output:
+        if not sent_interrupt and b"wind_speed" in output and b"pm10" in output and b"running: " in output:
             os.kill(pid, signal.SIGINT)  # what Ctrl-C sends
             sent_interrupt = True
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -111,3 +111,9 @@ def test_demo_in_a_terminal_shows_a_live_table_and_stops_cleanly_on_ctrl_c(tmp_p
     assert status is not None and os.waitstatus_to_exitcode(status) == 0, text[-2000:]
     assert "sitewatch demo" in text  # the table's title
     assert "demo.sqlite3" in text and "readings in the store" in text
+    # The footer: per sink delivered / waiting, and what the demo started; all of it stopped with the demo.
+    assert "sinks: sqlite " in text and "running: " in text and "HJ 212 receiver 127.0.0.1:" in text
+    started = re.search(r"influxd pid (\d+)", text)
+    assert started and f"stopped influxd (pid {started.group(1)})" in text, text[-2000:]
+    stat = Path(f"/proc/{started.group(1)}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", "influxd runs after Ctrl-C"

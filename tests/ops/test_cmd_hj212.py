@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from gateway.protocols import hj212
 from gateway.protocols.hj212 import Packet
+from tests.support.influx import InfluxServer
 
 SITEWATCH = shutil.which("sitewatch", path=str(Path(sys.executable).parent)) or "sitewatch"
 STANDARD = (
@@ -116,3 +118,53 @@ def test_each_subcommand_has_help() -> None:
         proc = run(sub, "--help")
         assert proc.returncode == 0, proc.stderr
         assert f"usage: sitewatch hj212 {sub}" in proc.stdout
+
+
+def test_listen_writes_packets_to_influxdb_one_point_per_factor_flags_kept_duplicates_once(
+    tmp_path: Path, influxd: InfluxServer
+) -> None:
+    database = influxd.database()
+    proc = subprocess.Popen(
+        [SITEWATCH, "hj212", "listen", "--host", "127.0.0.1", "--port", "0", "--count", "4",
+         "--influx-url", influxd.url, "--influx-db", database],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.match(r"listening on 127\.0\.0\.1:(\d+)", proc.stdout.readline())
+        assert match
+        realtime = Packet(cn="2011", mn="M1", st="39", qn="20240105120000123", flag=4,
+                          cp=((("DataTime", "20240105120000"),),
+                              (("a34002-Rtd", "80.000"), ("a34002-Flag", "N"), ("a34004-Flag", "B"))))
+        minute = Packet(cn="2051", mn="M1", st="39", qn="20240105120100000", flag=4,
+                        cp=((("DataTime", "20240105115900"),),
+                            (("a34002-Avg", "79.500"), ("a34002-Min", "70.0"), ("a34002-Max", "90.0"),
+                             ("a34002-Flag", "T"))))
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=30) as sock:
+            # The real-time packet twice (a monitor resends when an acknowledgement was lost), a request too.
+            sock.sendall(realtime.encode() + realtime.encode() + minute.encode() + STANDARD.encode() + b"\r\n")
+            stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert "influxdb: 5 points written to InfluxDB" in stdout, stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rows = influxd.rows('SELECT * FROM "hj212" GROUP BY "factor", "cn"', database)
+    by_key = {(r["cn"], r["factor"]): r for r in rows}
+    assert len(rows) == 3, rows  # the duplicate is the same point; the 1062 request has no data
+    pm10 = by_key[("2011", "a34002")]
+    assert (pm10["value"], pm10["rtd"], pm10["quality"], pm10["quality_code"], pm10["mn"], pm10["st"]) == (
+        80.0, 80.0, "N", 0, "M1", "39")
+    assert pm10["time"] == calendar.timegm((2024, 1, 5, 4, 0, 0)) * 10**9  # DataTime is China time (UTC+8)
+    pm25 = by_key[("2011", "a34004")]
+    assert pm25["quality"] == "B" and pm25["value"] is None  # the flag alone, never a made-up value
+    mean = by_key[("2051", "a34002")]
+    assert (mean["avg"], mean["min"], mean["max"], mean["quality"], mean["quality_code"]) == (79.5, 70.0, 90.0, "T", 6)
+
+
+def test_listen_influx_options_are_checked() -> None:
+    proc = run("listen", "--port", "0", "--influx-url", "http://127.0.0.1:1")
+    assert proc.returncode != 0 and "--influx-db" in proc.stderr
+    proc = run("listen", "--port", "0", "--influx-db", "x")
+    assert proc.returncode != 0 and "--influx-url" in proc.stderr

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -31,14 +30,12 @@ from typing import Any
 
 import pytest
 
+# One influxd config and port picker for the tests and the demo (gateway/ops/local_influx.py).
+from gateway.ops.local_influx import INFLUXD_CONFIG
+from gateway.ops.local_server import free_port, http
+
 READY_TIMEOUT = 60.0  # s: generous, two cores shared with stress
 STOP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _binary(name: str) -> str:
@@ -46,15 +43,6 @@ def _binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed (apt-get install {'influxdb' if name == 'influxd' else name})")
     return path
-
-
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), bytes(error.read())
 
 
 class _Process:
@@ -106,50 +94,6 @@ class _Process:
         return self.log_path.read_text(errors="replace")[-2000:]
 
 
-INFLUXD_CONFIG = """\
-reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
-
-[meta]
-  dir = "{root}/meta"
-  logging-enabled = false
-
-[data]
-  dir = "{root}/data"
-  wal-dir = "{root}/wal"
-  query-log-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = false
-  log-enabled = false
-  flux-enabled = false
-
-[logging]
-  level = "warn"
-
-[subscriber]
-  enabled = false
-
-[[graphite]]
-  enabled = false
-
-[[collectd]]
-  enabled = false
-
-[[opentsdb]]
-  enabled = false
-
-[[udp]]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-"""
 
 
 class InfluxServer(_Process):
