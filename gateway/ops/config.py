@@ -193,6 +193,17 @@ class SprayConfig:
     retry_s: float = _key(10.0, _between(1.0, 3600.0, " s"), "a coil write that failed is tried again after this long")
 
 
+@dataclass(frozen=True)
+class ServiceConfig:
+    log_level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+                          "log level of `sitewatch run` (its --log-level overrides it); SIGHUP reloads it")
+    heartbeat_s: float = _key(300.0, _between(0.0, 86400.0, " s"),
+                              "a one-line summary (nodes online, backlog, records) in the log this often; 0: none")
+    stall_grace_s: float = _key(60.0, _between(1.0, 3600.0, " s"),
+                                "a poll or delivery loop that shows no progress for this long beyond its own longest "
+                                "wait counts as stuck: the systemd watchdog is no longer fed and restarts the gateway")
+
+
 # Sections made of these dataclasses: TOML table name -> class.
 SECTIONS: dict[str, type] = {
     "site": SiteConfig,
@@ -201,6 +212,7 @@ SECTIONS: dict[str, type] = {
     "clock": ClockConfig,
     "processing": ProcessingConfig,
     "spray": SprayConfig,
+    "service": ServiceConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -226,6 +238,7 @@ class GatewayConfig:
     limits: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     sinks: tuple[SinkSpec, ...] = ()
+    service: ServiceConfig = field(default_factory=ServiceConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -452,12 +465,13 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     clock = _section(c, data, "clock", ClockConfig, stages)
     processing = _section(c, data, "processing", ProcessingConfig, stages)
     spray = _section(c, data, "spray", SprayConfig, stages)
+    service = _section(c, data, "service", ServiceConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled),
+        _sinks(c, data, store.enabled), service,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")
