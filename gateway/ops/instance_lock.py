@@ -38,7 +38,9 @@ def describe_process(pid: int) -> str:
     except OSError:
         return f"process {pid}"
     words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
-    # "python -m gateway" or ".venv/bin/sitewatch": show from the program's own name on.
+    # "python3 /opt/sitewatch/.venv/bin/sitewatch run ...": show "sitewatch run ...".
+    if len(words) > 1 and Path(words[0]).name.startswith("python") and not words[1].startswith("-"):
+        words = words[1:]
     shown = " ".join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words))
     return f"process {pid} ({shown})" if shown else f"process {pid}"
 
