@@ -7,7 +7,7 @@ RELOADING=1 / READY=1 around a SIGHUP reload, STOPPING=1 at shutdown.
 Outside systemd ($NOTIFY_SOCKET unset) every call does nothing, so the same
 code runs in a terminal. A socket name starting with "@" is in the abstract
 namespace (a leading NUL byte). A send that fails (systemd restarting, socket
-gone) is counted, logged once, and never stops the gateway.
+gone, its queue full: the socket never blocks) is counted, logged once, and never stops the gateway.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ class Notifier:
         self._socket: socket.socket | None = None
         if self.address is not None:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the event loop the bus owners time replies on: a manager that does not read
+            # (its queue holds ~10 datagrams) costs a counted failure, not a stalled gateway.
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:
