@@ -15,13 +15,16 @@ from pathlib import Path
 SITEWATCH = str(Path(sys.executable).with_name("sitewatch"))
 
 
-def gateway_toml(tmp: Path, port: str, extra: str = "", store: str | None = None, queue: str = "") -> str:
+def gateway_toml(
+    tmp: Path, port: str, extra: str = "", store: str | None = None, queue: str = "", queue_extra: str = ""
+) -> str:
     """A small gateway configuration: one serial bus (the port need not exist: the gateway retries it)."""
     return f"""
 [store]
 path = "{store or tmp / 'store.sqlite3'}"
 [queue]
 path = "{queue}"
+{queue_extra}
 [clock]
 require_sync = "never"
 {extra}
@@ -92,7 +95,8 @@ class Running:
 
 
 class NotifySocket:
-    """A unix datagram socket standing in for systemd's $NOTIFY_SOCKET; collects every message."""
+    """A unix datagram socket standing in for systemd's $NOTIFY_SOCKET; a thread collects every message
+    (as systemd reads at once: a full receive queue would make the gateway's sends fail)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -100,25 +104,31 @@ class NotifySocket:
         self.sock.bind(str(path))
         self.sock.settimeout(0.05)
         self.messages: list[dict[str, str]] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def receive(self) -> None:
-        """Take every datagram waiting now."""
-        while True:
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 data = self.sock.recv(4096)
             except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:
                 return
             self.messages.append(dict(line.split("=", 1) for line in data.decode().split("\n")))
 
     def wait_for(self, key: str, value: str | None = None, timeout: float = 60.0, start: int = 0) -> int:
-        """Index of the first message from `start` with key (= value, if given)."""
+        """Index of the first message from `start` with key (and a value matching the regular expression)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.receive()
-            for i, message in enumerate(self.messages[start:], start):
+            for i, message in enumerate(list(self.messages[start:]), start):
                 if key in message and (value is None or re.search(value, message[key])):
                     return i
-        raise AssertionError(f"no notification {key}={value!r} within {timeout} s: {self.messages}")
+            time.sleep(0.01)
+        raise AssertionError(f"no notification {key}={value!r} within {timeout} s: {self.messages[-20:]}")
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(5)
         self.sock.close()

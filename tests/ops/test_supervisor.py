@@ -68,7 +68,9 @@ class HangingLink:
 
 def _config(tmp_path: Path, port: Path) -> GatewayConfig:
     extra = "[service]\nstall_grace_s = 2.0\nheartbeat_s = 1.0\n[processing]\ntick_s = 0.2\n"
-    return parse_config(tomllib.loads(gateway_toml(tmp_path, str(port), extra)), "test.toml")
+    # Deliveries every 0.05 s: between two polls the backlog is 0 (what the status line should say).
+    text = gateway_toml(tmp_path, str(port), extra, queue_extra="deliver_interval_s = 0.05")
+    return parse_config(tomllib.loads(text), "test.toml")
 
 
 async def _wait(condition: Any, timeout: float = 60.0) -> None:
