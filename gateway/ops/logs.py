@@ -106,3 +106,11 @@ def set_level(level: str | int, log_modbus: bool = False) -> None:
     logging.getLogger().setLevel(level)
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.NOTSET if log_modbus else logging.WARNING)
+
+
+SEVERITY_WORDS = {"prewarning": "PRE-WARNING", "alarm": "ALARM"}
+
+
+def alarm_line(alarm: str, severity: str, state: str, node: str, channel: str, reason: str) -> str:
+    """"ALARM raised: crane_wind on wind-1/wind_gust_3s: ..." (the severity first: what a safety officer reads)."""
+    return f"{SEVERITY_WORDS.get(str(severity), str(severity).upper())} {state}: {alarm} on {node}/{channel}: {reason}"
