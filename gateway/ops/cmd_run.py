@@ -75,10 +75,8 @@ def run(args: argparse.Namespace) -> int:
     notifier = Notifier()
     try:
         asyncio.run(_serve(config, args, notifier))
-    except QueueError as error:
-        return _refuse(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO)
-    except (OSError, sqlite3.Error) as error:
-        return _refuse(f"cannot start: {type(error).__name__}: {error}", EXIT_IO)
+    except StartupError as error:
+        return _refuse(str(error), error.status)
     finally:
         notifier.close()
         locks.release()
@@ -103,7 +101,15 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, sig)
-    gateway = Gateway(config)
+    try:
+        gateway = Gateway(config)
+    except QueueError as error:
+        raise StartupError(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO) from None
+    except (OSError, sqlite3.Error) as error:
+        # sqlite3's errors do not name the file: name every candidate.
+        raise StartupError(f"cannot open the store {config.store_path}, the queue {config.queue_path} or a sink: "
+                           f"{type(error).__name__}: {error}: check the disk (df -h, dmesg), the files' owner, and "
+                           f"that they are the gateway's", EXIT_IO) from None
     supervisor = Supervisor(gateway, notifier)
 
     def service_changed(new: GatewayConfig) -> None:

@@ -90,14 +90,17 @@ class Supervisor:
         def pending() -> dict[str, int]:
             return {d.name: gateway.queue.pending(d.name) for d in gateway.deliveries}
 
-        async def query() -> dict[str, int]:
-            async with gateway._lock:  # the queue's connection: one thread at a time (service.py)
-                return await asyncio.to_thread(pending)
-
+        lock: asyncio.Lock = gateway._lock  # the queue's connection: one thread at a time (service.py)
         try:
-            self._pending = await asyncio.wait_for(query(), QUEUE_ANSWER_S)
+            await asyncio.wait_for(lock.acquire(), QUEUE_ANSWER_S)
         except TimeoutError:
-            return
+            return  # the queue is busy (or stuck: see observe_progress); try again at the next tick
+        try:
+            # Not bounded: cancelling a worker thread's await would free the lock while the thread still
+            # uses the connection. A count over the cursor's range is quick.
+            self._pending = await asyncio.to_thread(pending)
+        finally:
+            lock.release()
         self._queue_answers += 1
         self.backlog = max(self._pending.values(), default=0) + gateway.queue.backlog
 

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from gateway.ops.config import parse_config
-from gateway.ops.startup import EXIT_CONFIG, alarm_warnings, check_location, has_channel, serial_port_warnings
+from gateway.ops.startup import EXIT_CONFIG, EXIT_IO, alarm_warnings, check_location, has_channel, serial_port_warnings
 from tests.ops.service_process import Running, gateway_toml
 
 # A TCP bus: no serial-port warning in the log, so the failure is the only line.
@@ -127,3 +127,14 @@ unit_id = 2
     assert len(found) == 2, found
     assert "not active now: formwork_tilt, lifting_wind, noise, noise_night_lmax" in found[0]
     assert "processing.alarm (crane_wind): node 'dust-1' is a dust node without wind_gust_3s" in found[1]
+
+
+def test_a_store_that_is_not_a_database_is_one_line_and_exit_status_74(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite3"
+    store.write_bytes(b"not a database " * 100)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[store]\npath = "{store}"\n{TCP_BUS}')
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_IO
+    assert len(run.lines) == 1, run.lines
+    assert f"cannot open the store {store}" in run.lines[0] and "file is not a database" in run.lines[0]
