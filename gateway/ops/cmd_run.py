@@ -128,6 +128,11 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
     loop.add_signal_handler(signal.SIGHUP, reload)
     log.info("site %s: %d bus(es), %d node(s), queue %s, sinks %s", config.site.name, len(config.buses),
              len(config.nodes()), config.queue_path, ", ".join(d.name for d in gateway.deliveries) or "none")
+    if gateway.clock.valid():
+        # Before READY and in a worker thread: rebuilding the windows from the queue takes minutes on a big
+        # site (docs/revisions.md), and a blocked event loop would starve the watchdog. Nothing else runs yet.
+        await supervisor.starting(asyncio.to_thread(gateway._restore, gateway.clock.wall()),
+                                  "rebuilding the aggregation windows from the queue")
     watching = asyncio.create_task(supervisor.run(stop))
     try:
         await gateway.run(stop)

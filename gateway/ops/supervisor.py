@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from gateway.acquire.health import OFFLINE_AFTER
 from gateway.ops.progress import ProgressWatch
@@ -30,7 +30,8 @@ from gateway.ops.sdnotify import Notifier
 log = logging.getLogger(__name__)
 
 MAX_TICK_S = 5.0
-QUEUE_ANSWER_S = 5.0  # a backlog query waits this long for the queue's lock, then tries at the next tick
+QUEUE_ANSWER_S = 5.0
+T = TypeVar("T")  # a backlog query waits this long for the queue's lock, then tries at the next tick
 
 
 class Supervisor:
@@ -173,6 +174,20 @@ class Supervisor:
                 self.heartbeat()
         log.debug("status: %s", self.status_line())
         return fed
+
+    async def starting(self, work: Awaitable[T], what: str) -> T:
+        """Await start-up work that runs in a worker thread (the window rebuild: minutes on a big site)
+        while telling systemd the start goes on: the start timeout is extended and the watchdog fed
+        (the event loop is free; the work itself shows its progress in the log when done)."""
+        task = asyncio.ensure_future(work)
+        began = self.monotonic()
+        while True:
+            seconds = int(self.monotonic() - began)
+            self.notifier.notify(STATUS=f"starting: {what} ({seconds} s)", EXTEND_TIMEOUT_USEC=int(3e6 * self.tick_s))
+            self.notifier.watchdog()
+            done, _ = await asyncio.wait([task], timeout=self.tick_s)
+            if done:
+                return task.result()
 
     async def run(self, stop: asyncio.Event) -> None:
         self.notifier.ready(status="starting: polling the buses")

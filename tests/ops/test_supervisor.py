@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -148,3 +149,32 @@ async def test_a_node_that_never_answers_is_logged_offline_once(tmp_path: Path,
     offline = [r for r in caplog.records if "node dust-9 (bus bus0) offline after" in r.message]
     assert len(offline) == 1 and offline[0].levelno == logging.WARNING, [r.message for r in offline]
     assert not [r for r in caplog.records if r.message.startswith("heartbeat")]  # heartbeat_s = 0: none
+
+
+async def test_a_long_start_keeps_systemd_informed_and_the_watchdog_fed(tmp_path: Path) -> None:
+    """The window rebuild runs in a worker thread before READY; meanwhile the start timeout is extended."""
+    manager = NotifySocket(tmp_path / "notify")
+    notifier = Notifier({"NOTIFY_SOCKET": str(manager.path), "WATCHDOG_USEC": "200000"})
+    gateway = Gateway(_config(tmp_path, tmp_path / "no-bus"))
+    supervisor = Supervisor(gateway, notifier)
+    release = threading.Event()
+
+    def rebuild() -> str:
+        release.wait(120)
+        return "rebuilt"
+
+    try:
+        starting = asyncio.ensure_future(supervisor.starting(asyncio.to_thread(rebuild), "rebuilding windows"))
+        first = await asyncio.to_thread(manager.wait_for, "EXTEND_TIMEOUT_USEC")
+        await asyncio.to_thread(manager.wait_for, "WATCHDOG", "1", 60.0, first + 3)  # several rounds: still fed
+        assert manager.messages[first]["STATUS"].startswith("starting: rebuilding windows (")
+        assert not [m for m in manager.messages if "READY" in m]  # not ready before the rebuild is done
+        release.set()
+        assert await asyncio.wait_for(starting, 60) == "rebuilt"
+    finally:
+        release.set()
+        notifier.close()
+        manager.close()
+        gateway.queue.close()
+        for sink in gateway.sinks:
+            sink.close()
