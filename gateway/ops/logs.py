@@ -4,8 +4,9 @@
   device and inode): each line starts with ``<N>``, its syslog priority, so
   ``journalctl -p warning`` works; the journal adds the time itself.
 * Elsewhere: ``2026-12-03T14:25:59.123+0000 WARNING gateway.acquire.poller: ...``.
-* pymodbus logs every frame at DEBUG and "Repeating...." lines: it stays at
-  WARNING unless asked for (``--log-modbus``), whatever the gateway's level.
+* pymodbus logs every frame at DEBUG, "Repeating...." lines and frame dumps in
+  its errors: it is silent unless asked for (``--log-modbus``), whatever the
+  gateway's level; asyncio and the MQTT libraries stay at WARNING.
 * Secrets never reach a line: HJ 212 passwords (``PW=``) and ``password=`` /
   ``token=`` values are masked by a filter on the handler.
 """
@@ -105,7 +106,10 @@ def set_level(level: str | int, log_modbus: bool = False) -> None:
     """The gateway's level (reloadable); the noisy libraries stay at WARNING unless log_modbus."""
     logging.getLogger().setLevel(level)
     for name in NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.NOTSET if log_modbus else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # pymodbus repeats at WARNING ("Repeating....") and appends frame dumps to its errors; the gateway logs
+    # what came of each transaction itself (gateway/acquire), so pymodbus is silent unless asked for.
+    logging.getLogger("pymodbus").setLevel(logging.NOTSET if log_modbus else logging.CRITICAL)
 
 
 SEVERITY_WORDS = {"prewarning": "PRE-WARNING", "alarm": "ALARM"}
