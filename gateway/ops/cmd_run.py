@@ -16,7 +16,9 @@ import signal
 import sqlite3
 from pathlib import Path
 
+from gateway.deliver.credentials import CredentialError
 from gateway.deliver.queue import QueueError
+from gateway.deliver.sinks import SinkConfigError
 from gateway.ops import logs, startup
 from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
@@ -55,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Exit statuses: gateway/ops/startup.py (0 stopped, 78 configuration, 75 in use, 74 I/O, 1 a bug)."""
+    # Until the event loop handles SIGHUP (a reload), one sent early must not kill the starting gateway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(args.log_level or "INFO", log_modbus=args.log_modbus)
     try:
         config = load_config(args.config)
@@ -105,6 +109,8 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         gateway = Gateway(config)
     except QueueError as error:
         raise StartupError(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO) from None
+    except (CredentialError, SinkConfigError) as error:
+        raise StartupError(f"{error}: fix the sink's settings or its credential file", EXIT_CONFIG) from None
     except (OSError, sqlite3.Error) as error:
         # sqlite3's errors do not name the file: name every candidate.
         raise StartupError(f"cannot open the store {config.store_path}, the queue {config.queue_path} or a sink: "
@@ -122,7 +128,10 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
     def reload() -> None:
         log.info("SIGHUP: reloading %s", args.config)
         notifier.reloading()
-        reloader.reload()
+        try:
+            reloader.reload()
+        except Exception:  # a reload's bug must not stop the gateway: it runs on as before
+            log.exception("reload failed; still running on the previous configuration")
         notifier.ready(status=supervisor.status_line())
 
     loop.add_signal_handler(signal.SIGHUP, reload)
