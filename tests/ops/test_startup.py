@@ -138,3 +138,20 @@ def test_a_store_that_is_not_a_database_is_one_line_and_exit_status_74(tmp_path:
     assert run.exit_status() == EXIT_IO
     assert len(run.lines) == 1, run.lines
     assert f"cannot open the store {store}" in run.lines[0] and "file is not a database" in run.lines[0]
+
+
+def test_a_missing_credential_file_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[store]
+path = "{tmp_path / 'store.sqlite3'}"
+[[sink]]
+type = "mqtt"
+name = "mqtt"
+host = "127.0.0.1"
+gateway = "gw1"
+command_key_file = "no-such-key"
+{TCP_BUS}""")
+    run = Running("run", "-c", str(config), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert run.exit_status() == EXIT_CONFIG  # restarting cannot make the file appear
+    assert len(run.lines) == 1 and "command_key_file: no file" in run.lines[0], run.lines
