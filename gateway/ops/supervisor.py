@@ -112,7 +112,7 @@ class Supervisor:
             counter = sum(h.polls for h in poller.health.values())
             counter += sum(s.requests for s in poller.backfill.values())
             bus = poller.bus
-            longest = max([n.interval for n in _nodes_of(config, bus.name)] + [bus.max_backoff])
+            longest = max([*_intervals(poller, config), bus.max_backoff])
             # A failing node waits up to its backoff, and as a suspect up to max_backoff more for a gap.
             self.progress.observe(f"bus {bus.name}", counter, now, 2 * longest + 2 * bus.timeout + grace)
         q = config.queue
@@ -200,5 +200,10 @@ class Supervisor:
         self.notifier.status("stopping: flushing the queue to the sinks")
 
 
-def _nodes_of(config: Any, bus: str) -> list[Any]:
-    return [node for b in config.buses if b.name == bus for node in b.nodes]
+def _intervals(poller: Any, config: Any) -> list[float]:
+    """The poll intervals in force: a downlink command (BusPoller.set_interval) may have changed them since the
+    configuration was read. Read from the poller's node list when it has one, else from the configuration."""
+    nodes = getattr(poller, "_nodes", None)
+    if nodes:
+        return [float(n.config.interval) for n in nodes]
+    return [node.interval for b in config.buses if b.name == poller.bus.name for node in b.nodes]

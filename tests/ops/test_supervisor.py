@@ -178,3 +178,17 @@ async def test_a_long_start_keeps_systemd_informed_and_the_watchdog_fed(tmp_path
         gateway.queue.close()
         for sink in gateway.sinks:
             sink.close()
+
+
+def test_a_poll_interval_changed_by_a_command_widens_the_allowance(tmp_path: Path) -> None:
+    gateway = Gateway(_config(tmp_path, tmp_path / "no-bus"))
+    try:
+        supervisor = Supervisor(gateway, Notifier({}), monotonic=lambda: 0.0)
+        supervisor.observe_progress(0.0)
+        gateway.command_poll_interval(600.0, "dust-1", None)  # slower polls: the loop waits 600 s legitimately
+        assert "bus bus0" not in supervisor.observe_progress(1000.0)  # under 2 x 600 s + timeouts + grace
+        assert "bus bus0" in supervisor.observe_progress(1300.0)
+    finally:
+        gateway.queue.close()
+        for sink in gateway.sinks:
+            sink.close()
