@@ -192,3 +192,55 @@ def test_a_poll_interval_changed_by_a_command_widens_the_allowance(tmp_path: Pat
         gateway.queue.close()
         for sink in gateway.sinks:
             sink.close()
+
+
+class HangingSink:
+    """A sink whose sends, once `hang` is set, never end (a remote that accepted the connection and went quiet)."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+        self.hang = asyncio.Event()
+        self.hanging = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sink, name)
+
+    async def send(self, batch: Any) -> int:
+        if self.hang.is_set():
+            self.hanging = True
+            await asyncio.Event().wait()
+        sent: int = await self._sink.send(batch)
+        return sent
+
+
+async def test_watchdog_stops_when_a_delivery_is_stuck_with_a_backlog(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
+    manager = NotifySocket(tmp_path / "notify")
+    notifier = Notifier({"NOTIFY_SOCKET": str(manager.path), "WATCHDOG_USEC": "200000"})
+    text = gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), "[service]\nstall_grace_s = 2.0\n",
+                        queue_extra="deliver_interval_s = 0.05\nmax_backoff_s = 1.0")
+    with site:
+        gateway = Gateway(parse_config(tomllib.loads(text), "test.toml"))
+        sink = HangingSink(gateway.deliveries[0].sink)
+        gateway.deliveries[0].sink = sink  # type: ignore[assignment]
+        supervisor = Supervisor(gateway, notifier)
+        stop = asyncio.Event()
+        running = asyncio.gather(gateway.run(stop), supervisor.run(stop))
+        try:
+            await asyncio.to_thread(manager.wait_for, "WATCHDOG", "1")
+            sink.hang.set()
+            await _wait(lambda: sink.hanging)
+            stuck = await asyncio.to_thread(manager.wait_for, "STATUS", "STUCK: sink sqlite", 120.0)
+            later = await asyncio.to_thread(manager.wait_for, "STATUS", "STUCK", 60.0, stuck + 5)
+            assert not [m for m in manager.messages[stuck:later] if "WATCHDOG" in m]
+            assert "bus bus0" not in manager.messages[later]["STATUS"]  # the poll loop is fine
+        finally:
+            stop.set()
+            done, _ = await asyncio.wait([running], timeout=5)
+            if not done:  # the shutdown flush waits on the stuck send: cancel it
+                running.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await running
+            notifier.close()
+            manager.close()
