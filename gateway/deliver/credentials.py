@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+CREDENTIAL_PREFIX = "sitewatch_"
+
 
 class CredentialError(LookupError):
     """A credential file that cannot be found or read (the message names where it looked, never the secret)."""
@@ -22,6 +24,10 @@ def credential_path(name: str, what: str) -> Path:
         candidates.insert(0, Path(directory) / name)
     elif directory:
         candidates.append(Path(directory) / Path(name).name)
+    if directory:
+        # The unit loads the folder /etc/sitewatch/credentials with LoadCredential=sitewatch:...; systemd names
+        # each file in it "sitewatch_<file>" (systemd.exec(5)).
+        candidates.append(Path(directory) / f"{CREDENTIAL_PREFIX}{Path(name).name}")
     for path in candidates:
         if path.is_file():
             return path

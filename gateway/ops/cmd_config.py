@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gateway.ops import startup
 from gateway.ops.config import ConfigError, default_config_text, load_config
 
 
@@ -45,6 +46,14 @@ def check_config(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    # Beyond the file itself: can the service write where it says, and does it mean what it seems to?
+    problems, warnings = startup.location_findings(config)
+    for warning in [*warnings, *startup.all_warnings(config)]:
+        print(f"warning: {args.config}: {warning}", file=sys.stderr)
+    if problems:
+        for problem in problems:
+            print(f"error: {args.config}: {problem}", file=sys.stderr)
         return 1
     nodes = sum(len(bus.nodes) for bus in config.buses)
     sinks = ", ".join(spec.name for spec in config.all_sinks()) or "none"

@@ -207,6 +207,17 @@ class SprayConfig:
     )
 
 
+@dataclass(frozen=True)
+class ServiceConfig:
+    log_level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+                          "log level of `sitewatch run` (its --log-level overrides it); SIGHUP reloads it")
+    heartbeat_s: float = _key(300.0, _between(0.0, 86400.0, " s"),
+                              "a one-line summary (nodes online, backlog, records) in the log this often; 0: none")
+    stall_grace_s: float = _key(60.0, _between(1.0, 3600.0, " s"),
+                                "a poll or delivery loop that shows no progress for this long beyond its own longest "
+                                "wait counts as stuck: the systemd watchdog is no longer fed and restarts the gateway")
+
+
 # Sections made of these dataclasses: TOML table name -> class.
 SECTIONS: dict[str, type] = {
     "site": SiteConfig,
@@ -215,6 +226,7 @@ SECTIONS: dict[str, type] = {
     "clock": ClockConfig,
     "processing": ProcessingConfig,
     "spray": SprayConfig,
+    "service": ServiceConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -241,6 +253,7 @@ class GatewayConfig:
     node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     sinks: tuple[SinkSpec, ...] = ()
     store_max_bytes: int = 0
+    service: ServiceConfig = field(default_factory=ServiceConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -468,13 +481,14 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     clock = _section(c, data, "clock", ClockConfig, stages)
     processing = _section(c, data, "processing", ProcessingConfig, stages)
     spray = _section(c, data, "spray", SprayConfig, stages)
+    service = _section(c, data, "service", ServiceConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
     _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes,
+        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")

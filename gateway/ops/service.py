@@ -71,6 +71,7 @@ from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
+from gateway.ops.logs import alarm_line
 from gateway.ops.node_settings import NodeSettings
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
@@ -436,7 +437,7 @@ class Gateway:
                 self.actuator.submit(r)  # its Actuation is what gets queued
                 continue
             if type(r) is AlarmEvent:
-                log.warning("alarm %s %s on %s/%s: %s", r.alarm, r.state, r.node, r.channel, r.reason)
+                log.warning("%s", alarm_line(r.alarm, r.severity, r.state, r.node, r.channel, r.reason))
             elif type(r) is Outage:
                 log.info("outage: %s %s for %.0f s (%s)", r.node, "closed" if r.closed else "open",
                          r.end - r.start, r.reason)
