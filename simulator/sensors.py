@@ -107,6 +107,9 @@ class SimulatedSensor:
         for name in self.names:
             bank.set_input(name, delivered[name])
         self.last, self.delivered = true, delivered
+        if active and self.sensor_faults.over_range:
+            # Saturated: the main sensor's group says out_of_range; the T/RH/P chip's group stays clear.
+            return STATUS_OK | regmap.STATUS_SPLIT | regmap.STATUS_RANGE
         return STATUS_OK
 
     def remember(self, sequence: int) -> None:

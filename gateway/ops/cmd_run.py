@@ -13,6 +13,7 @@ from gateway.deliver.queue import QueueError
 from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
 from gateway.ops.service import Gateway
+from gateway.ops.sim_clock import SimClockError
 
 log = logging.getLogger("sitewatch")
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         asyncio.run(_serve(config))
-    except QueueError as error:
+    except (QueueError, SimClockError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -43,6 +43,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from firmware import regmap
@@ -59,6 +60,7 @@ from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
 from gateway.ops.node_settings import NodeSettings
+from gateway.ops.sim_clock import read_clock
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
@@ -265,6 +267,9 @@ class Gateway:
         self.on_readings = on_readings
         load_builtin_sinks()
         require = {"auto": None, "always": True, "never": False}[config.clock.require_sync]
+        if clock is None and config.clock.simulated:  # a gateway process against a simulated site
+            simulated = read_clock(Path(config.clock.simulated))
+            clock, link_time = simulated.clock(), link_time or simulated.at
         self.clock = clock or Clock(valid=ClockValidity(require_sync=require))
         self.pipeline = config.build_pipeline()
         specs = config.all_sinks()
