@@ -60,7 +60,7 @@ from gateway.deliver.records import Outage, Record
 from gateway.model import Quality, Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
 from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator, period_label
-from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
+from gateway.process.alarms import AlarmDefinition, AlarmEvent, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
 from gateway.process.noise import NoiseAggregator
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
@@ -403,6 +403,10 @@ class Pipeline:
             if isinstance(stage, AggregateStage):
                 return self._after(i, stage.restore(readings, known, since, now), now)
         return []
+
+    def resume_alarms(self, events: Iterable[AlarmEvent]) -> int:
+        """At start, before restore: the alarms the last run left raised stay raised (and can clear)."""
+        return 0 if self.alarms is None else self.alarms.resume(events)
 
     def set_spray_mode(self, node: str, mode: SprayMode | str, now: float, who: str = "operator") -> list[Record]:
         """Manual override of a coil node's spray: "on", "off", or back to "auto". Returns the commands."""

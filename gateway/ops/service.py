@@ -421,6 +421,8 @@ class Gateway:
         try:
             try:
                 known = replay.emitted(since)
+                # Alarms first: a window the last run had not emitted is judged against them.
+                alarms = self.pipeline.resume_alarms(replay.alarm_events())
                 made = self.pipeline.restore(replay.readings_since(since), known, since, now)
             finally:
                 replay.close()
@@ -430,10 +432,13 @@ class Gateway:
         self.restored = {
             "since": since, "readings": replay.readings, "known_aggregates": len(known),
             "emitted": len(made), "undecodable": replay.undecodable, "seconds": time.monotonic() - began,
+            "alarms": alarms,
         }
         if replay.readings:
             log.info("windows rebuilt from %d queued readings since %.0f in %.1f s; %d aggregates the last run "
                      "had not emitted", replay.readings, since, self.restored["seconds"], len(made))
+        if alarms:
+            log.info("%d alarm(s) the last run left raised stay raised", alarms)
         self._accept(made)
 
     def replay_keep_s(self, now: float) -> float:
