@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
@@ -199,6 +199,14 @@ class ProcessStage(Stage):
                     batch = [o for item in batch for o in processor.process(item)]
             out.extend(batch)
         return out
+
+    def warm(self, readings: Iterable[Reading]) -> Iterator[Reading]:
+        """The readings, unchanged, after each went past the processors that rebuild memory from it."""
+        warmers = [w for w in (getattr(p, "warm", None) for p in self.processors) if callable(w)]
+        for reading in readings:
+            for warm in warmers:
+                warm(reading)
+            yield reading
 
 
 class AggregateStage(Stage):
@@ -398,10 +406,17 @@ class Pipeline:
         Only the aggregators see them: nothing is emitted again, no alarm is
         raised again. What comes out are the windows whose emission the last
         run lost (see WindowedAggregator.restore), run through the later stages.
+        The processors see them too, to rebuild their memory (the spike filter's
+        window, the stuck check's run: ProcessStage.warm), and judge nothing.
         """
+        for stage in self.stages:
+            if isinstance(stage, ProcessStage):
+                readings = stage.warm(readings)
         for i, stage in enumerate(self.stages):
             if isinstance(stage, AggregateStage):
                 return self._after(i, stage.restore(readings, known, since, now), now)
+        for _ in readings:  # no aggregator: the processors' memory all the same
+            pass
         return []
 
     def resume_alarms(self, events: Iterable[AlarmEvent]) -> int:

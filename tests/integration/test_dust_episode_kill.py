@@ -267,3 +267,11 @@ def test_the_spray_runs_on_the_node_for_the_whole_episode(killed: KilledRun) -> 
     off = [t for t, state in killed.coil if switched_on <= t < until and state == 0]
     assert not off, f"the spray relay was off at scenario seconds {off[:5]} ..."
     assert killed.coil[-1][0] >= until
+
+
+def test_readings_are_stamped_within_the_half_minute_that_keeps_them_in_their_windows(killed: KilledRun) -> None:
+    # The margin the windows need (samples half a minute off the hour): polled and backfilled alike.
+    true_time = {readings[0].sequence: t for t, readings in killed.samples}
+    late = [r.timestamp - true_time[r.sequence] for r in killed.records
+            if isinstance(r, Reading) and r.node == NODE and r.channel == "pm10" and r.sequence in true_time]
+    assert late and max(abs(e) for e in late) < SAMPLE_S / 2, (min(late), max(late))
