@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.ops.sim_clock import SimClockError, parse_clock, read_clock
+from simulator.scenario import load_builtin
 from simulator.site import BusSpec, NodeSpec, Site
 
 START = 1763596680.0  # 2025-11-20T07:58:00+08:00: before the build floor, valid all the same
@@ -59,3 +60,17 @@ def test_sitewatch_run_with_a_missing_clock_file_says_which_and_exits(tmp_path: 
                           timeout=120)
     assert done.returncode == 1
     assert f"{tmp_path / 'nope'}: cannot read the simulator's clock file" in done.stderr
+
+
+def test_sitewatch_simulate_writes_the_clock_file(tmp_path: Path) -> None:
+    sitewatch = Path(sys.executable).with_name("sitewatch")
+    clock = tmp_path / "clock.json"
+    done = subprocess.run([str(sitewatch), "simulate", "--scenario", "demo", "--speed", "60", "--skip", "1h",
+                           "--duration", "0.5", "--bus-dir", str(tmp_path / "buses"), "--clock-file", str(clock)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"clock: {clock}" in done.stdout
+    followed = read_clock(clock)
+    scenario = load_builtin("demo")
+    assert followed.speed == 60.0 and followed.start_time == scenario.start_epoch + 3600.0
+    assert followed.monotonic <= time.monotonic()
