@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
@@ -55,7 +55,7 @@ from gateway.deliver.records import Record
 from gateway.model import Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
 from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator, period_label
-from gateway.process.alarms import AlarmDefinition, AlarmSet, TiltJudge
+from gateway.process.alarms import AlarmDefinition, AlarmEvent, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
 from gateway.process.noise import NoiseAggregator
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
@@ -139,6 +139,14 @@ class ProcessStage(Stage):
                     batch = [o for item in batch for o in processor.process(item)]
             out.extend(batch)
         return out
+
+    def warm(self, readings: Iterable[Reading]) -> Iterator[Reading]:
+        """The readings, unchanged, after each went past the processors that rebuild memory from it."""
+        warmers = [w for w in (getattr(p, "warm", None) for p in self.processors) if callable(w)]
+        for reading in readings:
+            for warm in warmers:
+                warm(reading)
+            yield reading
 
 
 class AggregateStage(Stage):
@@ -338,11 +346,22 @@ class Pipeline:
         Only the aggregators see them: nothing is emitted again, no alarm is
         raised again. What comes out are the windows whose emission the last
         run lost (see WindowedAggregator.restore), run through the later stages.
+        The processors see them too, to rebuild their memory (the spike filter's
+        window, the stuck check's run: ProcessStage.warm), and judge nothing.
         """
+        for stage in self.stages:
+            if isinstance(stage, ProcessStage):
+                readings = stage.warm(readings)
         for i, stage in enumerate(self.stages):
             if isinstance(stage, AggregateStage):
                 return self._after(i, stage.restore(readings, known, since, now), now)
+        for _ in readings:  # no aggregator: the processors' memory all the same
+            pass
         return []
+
+    def resume_alarms(self, events: Iterable[AlarmEvent]) -> int:
+        """At start, before restore: the alarms the last run left raised stay raised (and can clear)."""
+        return 0 if self.alarms is None else self.alarms.resume(events)
 
     def set_spray_mode(self, node: str, mode: SprayMode | str, now: float, who: str = "operator") -> list[Record]:
         """Manual override of a coil node's spray: "on", "off", or back to "auto". Returns the commands."""

@@ -22,6 +22,9 @@ stuck_value        node    `channel` (or every channel) keeps the value it had
 spikes             node    `channel` (or one at random) is multiplied by
                            `magnitude` in a sample (per sample, `probability`)
 sensor_missing     node    the sensor does not answer: status "absent"
+over_range         node    `channel` (or every channel with a range below)
+                           reads the sensor's range limit, status
+                           "out_of_range": the PM sensor saturates
 reboot             node    the node restarts at `start` (sample sequence back
                            to 1, uptime 0, boot count + 1) and is silent until
                            `end` (boot time)
@@ -54,6 +57,7 @@ class FaultKind(StrEnum):
     SENSOR_MISSING = "sensor_missing"
     REBOOT = "reboot"
     BUS_UNPLUGGED = "bus_unplugged"
+    OVER_RANGE = "over_range"
 
 
 BUS_ONLY = frozenset({FaultKind.BUS_UNPLUGGED})
@@ -65,9 +69,10 @@ NODE_ONLY = frozenset(
         FaultKind.SPIKES,
         FaultKind.SENSOR_MISSING,
         FaultKind.REBOOT,
+        FaultKind.OVER_RANGE,
     }
 )
-SENSOR_KINDS = frozenset({FaultKind.STUCK_VALUE, FaultKind.SPIKES, FaultKind.SENSOR_MISSING})
+SENSOR_KINDS = frozenset({FaultKind.STUCK_VALUE, FaultKind.SPIKES, FaultKind.SENSOR_MISSING, FaultKind.OVER_RANGE})
 LINK_KINDS = frozenset(FaultKind) - SENSOR_KINDS
 
 # Which optional parameters each kind takes (others must stay at their defaults).
@@ -81,7 +86,13 @@ PARAMETERS: dict[FaultKind, frozenset[str]] = {
     FaultKind.SENSOR_MISSING: frozenset(),
     FaultKind.REBOOT: frozenset(),
     FaultKind.BUS_UNPLUGGED: frozenset(),
+    FaultKind.OVER_RANGE: frozenset({"channel"}),
 }
+
+# What a saturated sensor reads (register name -> its range limit, register units). The dust node's
+# PMS5003 counts up to 1000 ug/m3 (its "maximum range"; firmware/dust_sensor.py _PMS_MAX); the
+# channels are the main sensor's, whose status group carries "out_of_range" (regmap STATUS_SPLIT).
+RANGE_LIMITS: dict[str, float] = {"pm1": 1000.0, "pm25": 1000.0, "pm10": 1000.0}
 
 DEFAULT_BOOT_TIME = 2.0  # s a rebooting node stays silent
 DEFAULT_DELAY_MS = 500.0
@@ -132,6 +143,8 @@ class Fault:
             raise ValueError(f"magnitude: {self.magnitude!r} is not finite")
         if not 1 <= self.length <= 256:
             raise ValueError(f"length: {self.length} is outside 1 .. 256 bytes")
+        if self.kind == FaultKind.OVER_RANGE and self.channel is not None and self.channel not in RANGE_LIMITS:
+            raise ValueError(f"channel: {self.channel!r} has no range to exceed (one of {', '.join(RANGE_LIMITS)})")
 
     @classmethod
     def reboot(cls, bus: str, unit_id: int, at: float, boot_time: float = DEFAULT_BOOT_TIME) -> Fault:
@@ -151,6 +164,7 @@ class Fault:
             FaultKind.CRC_CORRUPTION: f"p={self.probability:g}",
             FaultKind.GARBAGE: f"{self.length} B, p={self.probability:g}",
             FaultKind.STUCK_VALUE: self.channel or "all",
+            FaultKind.OVER_RANGE: self.channel or "all",
             FaultKind.SPIKES: f"{self.channel or 'any'} x{self.magnitude:g}, p={self.probability:g}",
         }.get(self.kind)
         return f"{self.kind}({details})" if details else str(self.kind)
@@ -279,14 +293,17 @@ class SensorFaults:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self._stuck: dict[tuple[float, str], float] = {}
+        self.over_range: frozenset[str] = frozenset()  # channels the last sample saturated (status out_of_range)
 
     def apply(self, values: Mapping[str, float], faults: Sequence[Fault]) -> dict[str, float] | None:
         """The sample as the faulty sensor delivers it; None: the sensor did not answer."""
         sensor_faults = [f for f in faults if f.kind in SENSOR_KINDS]
+        self.over_range = frozenset()
         if any(f.kind == FaultKind.SENSOR_MISSING for f in sensor_faults):
             return None
         out = dict(values)
         live: set[tuple[float, str]] = set()
+        saturated: set[str] = set()
         for fault in sensor_faults:
             if fault.kind == FaultKind.STUCK_VALUE:
                 for channel in [fault.channel] if fault.channel else sorted(out):
@@ -299,6 +316,12 @@ class SensorFaults:
                 channel = fault.channel if fault.channel else self.rng.choice(sorted(out))
                 if channel in out:
                     out[channel] = spike(out[channel], fault.magnitude)
+            elif fault.kind == FaultKind.OVER_RANGE:
+                for channel in [fault.channel] if fault.channel else sorted(RANGE_LIMITS):
+                    if channel in out:
+                        out[channel] = RANGE_LIMITS[channel]
+                        saturated.add(channel)
+        self.over_range = frozenset(saturated)
         for key in list(self._stuck):
             if key not in live:
                 del self._stuck[key]

@@ -29,6 +29,8 @@ from simulator.faults import Fault, SensorFaults
 # The register map is untyped MicroPython code; pin the two constants used here.
 STATUS_OK: int = regmap.STATUS_OK
 STATUS_ABSENT: int = regmap.STATUS_ABSENT
+# A saturated main sensor: its group says out_of_range, the second sensor's group (the T/RH/P chip) stays clear.
+STATUS_OVER_RANGE: int = regmap.STATUS_OK | regmap.STATUS_SPLIT | regmap.STATUS_RANGE
 
 
 class TruthSource(Protocol):
@@ -107,6 +109,8 @@ class SimulatedSensor:
         for name in self.names:
             bank.set_input(name, delivered[name])
         self.last, self.delivered = true, delivered
+        if active and self.sensor_faults.over_range:
+            return STATUS_OVER_RANGE
         return STATUS_OK
 
     def remember(self, sequence: int) -> None:

@@ -37,6 +37,7 @@ scenario that starts now.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -214,6 +215,14 @@ class SimClock:
 
     def ms(self) -> int:
         return int(self._now_ms())
+
+    def line(self) -> dict[str, float]:
+        """The clock as a straight line for another process (gateway/ops/sim_clock.py): simulated epoch
+        seconds = start_time + speed * (time.monotonic() - monotonic). Only an ungated clock is one."""
+        if self.gate is not None or len(self._segments) != 1:
+            raise RuntimeError("a gated clock is not a straight line: another process cannot follow it")
+        real, sim, rate = self._segments[0]
+        return {"start_time": self.start_time + sim / 1000, "monotonic": real, "speed": rate / 1000}
 
 
 class SiteFaults:
@@ -429,6 +438,16 @@ class Site:
             if self._truth is not None:
                 self._truth.close()
                 self._truth = None
+
+    def write_clock(self, path: Path | str) -> None:
+        """Write the running clock for a gateway process to follow (its `[clock] simulated` key).
+
+        Written whole or not at all (a temporary file renamed), so a reader never sees half of it.
+        """
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(json.dumps(self.clock.line()) + "\n")
+        partial.replace(target)
 
     def __enter__(self) -> Site:
         self.start()

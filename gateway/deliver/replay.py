@@ -20,6 +20,7 @@ from pathlib import Path
 from gateway.deliver.records import RecordError, from_json
 from gateway.model import Reading
 from gateway.process.aggregate import Aggregate, KnownKey
+from gateway.process.alarms import AlarmEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,13 @@ class QueueReplay:
             record = self._decode(qid, "reading", body)
             if isinstance(record, Reading):
                 self.readings += 1
+                yield record
+
+    def alarm_events(self) -> Iterator[AlarmEvent]:
+        """Every alarm event the queue holds, in the order they were queued (a restart resumes the raised ones)."""
+        for qid, body in self._db.execute("SELECT id, body FROM records WHERE kind = 'alarm' ORDER BY id"):
+            record = self._decode(qid, "alarm", body)
+            if isinstance(record, AlarmEvent):
                 yield record
 
     def _decode(self, qid: int, kind: str, body: str) -> object:

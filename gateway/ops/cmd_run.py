@@ -26,6 +26,7 @@ from gateway.ops.instance_lock import InstanceLockError, InstanceLocks
 from gateway.ops.reload import Reloader
 from gateway.ops.sdnotify import Notifier
 from gateway.ops.service import Gateway
+from gateway.ops.sim_clock import SimClockError
 from gateway.ops.startup import EXIT_CONFIG, EXIT_IN_USE, EXIT_IO, EXIT_OK, StartupError
 from gateway.ops.supervisor import Supervisor
 
@@ -109,6 +110,8 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         gateway = Gateway(config)
     except QueueError as error:
         raise StartupError(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO) from None
+    except SimClockError as error:
+        raise StartupError(f"{error}: start the simulator with --clock-file first", EXIT_IO) from None
     except (CredentialError, SinkConfigError) as error:
         raise StartupError(f"{error}: fix the sink's settings or its credential file", EXIT_CONFIG) from None
     except (OSError, sqlite3.Error) as error:

@@ -56,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="serve the fault-control HTTP API on 127.0.0.1:N (default 0: off)",
     )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many real seconds")
+    parser.add_argument(
+        "--clock-file",
+        type=Path,
+        metavar="FILE",
+        help="write the simulated clock for a gateway process to follow ([clock] simulated = FILE)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -129,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for line in site.describe():
             print(line, flush=True)
+        if args.clock_file is not None:
+            site.write_clock(args.clock_file)
+            print(f"clock: {args.clock_file}", flush=True)
         if args.truth is not None:
             print(f"truth: {args.truth}", flush=True)
         if control is not None:

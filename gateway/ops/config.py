@@ -177,6 +177,9 @@ class ClockConfig:
                              "always: it must say so; never: a time after the build floor is enough")
     max_held: int = _key(DEFAULT_MAX_HELD, _between(0, 10_000_000),
                          "readings held per bus while the clock is not valid (the oldest are dropped past it)")
+    simulated: str = _key("", None,
+                          "development and tests only: follow the clock file a simulator writes (`sitewatch simulate "
+                          "--clock-file`) instead of the wall clock; empty: the machine's clock")
 
 
 @dataclass(frozen=True)

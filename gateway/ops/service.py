@@ -54,6 +54,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from firmware import regmap
@@ -73,6 +74,7 @@ from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
 from gateway.ops.logs import alarm_line
 from gateway.ops.node_settings import NodeSettings
+from gateway.ops.sim_clock import read_clock
 from gateway.process.alarms import AlarmEvent
 from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
@@ -340,6 +342,9 @@ class Gateway:
         self.on_readings = on_readings
         load_builtin_sinks()
         require = {"auto": None, "always": True, "never": False}[config.clock.require_sync]
+        if clock is None and config.clock.simulated:  # a gateway process against a simulated site
+            simulated = read_clock(Path(config.clock.simulated))
+            clock, link_time = simulated.clock(), link_time or simulated.at
         self.clock = clock or Clock(valid=ClockValidity(require_sync=require))
         self.pipeline = config.build_pipeline()
         specs = config.all_sinks()
@@ -506,6 +511,8 @@ class Gateway:
         try:
             try:
                 known = replay.emitted(since)
+                # Alarms first: a window the last run had not emitted is judged against them.
+                alarms = self.pipeline.resume_alarms(replay.alarm_events())
                 made = self.pipeline.restore(replay.readings_since(since), known, since, now)
             finally:
                 replay.close()
@@ -515,10 +522,13 @@ class Gateway:
         self.restored = {
             "since": since, "readings": replay.readings, "known_aggregates": len(known),
             "emitted": len(made), "undecodable": replay.undecodable, "seconds": time.monotonic() - began,
+            "alarms": alarms,
         }
         if replay.readings:
             log.info("windows rebuilt from %d queued readings since %.0f in %.1f s; %d aggregates the last run "
                      "had not emitted", replay.readings, since, self.restored["seconds"], len(made))
+        if alarms:
+            log.info("%d alarm(s) the last run left raised stay raised", alarms)
         self._accept(made)
 
     def replay_keep_s(self, now: float) -> float:

@@ -43,7 +43,7 @@ Registered by name in ALARMS; each factory returns a list of definitions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -120,6 +120,16 @@ class AlarmMachine:
         self.since: float | None = None  # when the present state was entered
         self._below_since: dict[Severity, float] = {}
         self._levels: Levels | None = None  # the last levels seen, for events outside the evaluation period
+
+    def resume(self, event: AlarmEvent) -> None:
+        """Take up the state a raised event left (the last run's, read back at a restart)."""
+        self.state, self.since = event.severity, event.time
+        self._below_since.clear()
+        # The limit of the raised severity, until the first reading brings the levels in force.
+        if event.severity is Severity.ALARM:
+            self._levels = Levels(event.limit)
+        else:
+            self._levels = Levels(math.inf, prewarning=event.limit)
 
     def invalid(self) -> None:
         """A reading without a usable value: the state holds, hold timers restart."""
@@ -296,6 +306,27 @@ class AlarmSet:
             levels = definition.levels(site, judged.timestamp)
             events += machine.update(value, judged.timestamp, levels)
         return events
+
+    def resume(self, events: Iterable[AlarmEvent]) -> int:
+        """At start: take up the alarms the last run left raised; events oldest first. Returns how many.
+
+        Only the last event of each (alarm, node, channel) counts; alarms no definition has any more
+        (the configuration changed) are left out.
+        """
+        last: dict[tuple[str, str, str], AlarmEvent] = {}
+        for event in events:
+            last[(event.alarm, event.node, event.channel)] = event
+        by_name = {d.name: d for d in self.definitions}
+        resumed = 0
+        for key, event in last.items():
+            definition = by_name.get(event.alarm)
+            if event.state is not EventState.RAISED or definition is None:
+                continue
+            machine = AlarmMachine(event.alarm, event.node, event.channel, definition.unit, definition.source)
+            machine.resume(event)
+            self._machines[key] = machine
+            resumed += 1
+        return resumed
 
     def active(self) -> list[ActiveAlarm]:
         return [

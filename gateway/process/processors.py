@@ -115,6 +115,24 @@ class HampelFilter:
         window.append(value)
         return [reading.with_quality(self._flag)] if spike else [reading]
 
+    def warm(self, reading: Reading) -> None:
+        """At a restart: take in a queued (already processed) reading as the window took it in then.
+
+        The window held every N value it judged, spikes included: queued, those are N, or the
+        filter's flag with the value kept (the decoder's D readings carry none). A value the stuck
+        check flagged later looks the same and is taken in too (what it judged was N, or a T frozen
+        at saturation: the one case this gets wrong).
+        """
+        floor = self._limits.for_node(reading.node).quality.hampel_floor.get(reading.channel)
+        if floor is None or reading.value is None or reading.quality not in (Quality.NORMAL, self._flag):
+            return
+        checks = self._limits.for_node(reading.node).quality
+        key = (reading.node, reading.channel)
+        window = self._windows.get(key)
+        if window is None or window.maxlen != checks.hampel_window:
+            window = self._windows[key] = deque(window or (), maxlen=checks.hampel_window)
+        window.append(reading.value)
+
 
 @PROCESSORS.register("stuck")
 class StuckCheck:
@@ -146,6 +164,10 @@ class StuckCheck:
         if reading.timestamp - run[1] >= duration and reading.quality in USABLE:
             return [reading.with_quality(self._flag)]
         return [reading]
+
+    def warm(self, reading: Reading) -> None:
+        """At a restart: follow the run of equal values through the queued readings (their values are kept)."""
+        self.process(reading)
 
 
 def humidity_growth_factor(rh_percent: float, kappa: float) -> float:

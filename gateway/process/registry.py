@@ -39,6 +39,9 @@ class Processor(Protocol):
 
     def process(self, reading: Reading) -> list[Reading]: ...
 
+    # Optional: ``warm(reading) -> None`` takes in a queued (processed) reading at a restart, to
+    # rebuild what the processor remembers (ProcessStage.warm; the spike filter's window).
+
 
 class Aggregator(Protocol):
     """Fed readings in time order; returns aggregates as their windows close."""

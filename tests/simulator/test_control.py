@@ -198,7 +198,7 @@ def test_the_cli_prints_its_buses_and_control_url_and_serves_the_api(tmp_path: P
         assert lines[2].startswith(f"tower: {tmp_path / 'tower'} (19200 baud 8N1;"), lines
         assert lines[3] == f"control: http://127.0.0.1:{port}/faults\n", lines
         status, body = call(re.sub(r"\s+$", "", lines[3].split(": ", 1)[1]))
-        assert status == 200 and len(body["faults"]) == 10  # the scenario's timeline
+        assert status == 200 and len(body["faults"]) == 11  # the scenario's timeline
         status, body = call(f"http://127.0.0.1:{port}/faults", "POST", {"bus": "tower", "kind": "bus_unplugged"})
         assert status == 201
     finally:

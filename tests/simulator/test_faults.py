@@ -354,3 +354,24 @@ def test_a_bad_truth_line_is_reported_with_file_and_line(tmp_path: Path, line: s
 def test_non_finite_values_cannot_be_recorded() -> None:
     with pytest.raises(TruthError, match="pm10"):
         TruthRecord(1.0, "b", 1, "dust", {"pm10": math.nan})
+
+
+def test_over_range_saturates_the_pm_channels_at_the_sensors_range_limit() -> None:
+    applier = SensorFaults(random.Random(1))
+    sample = {"pm1": 700.0, "pm25": 900.0, "pm10": 1800.0, "humidity": 35.0}
+    fault = node_fault(FaultKind.OVER_RANGE, 0.0)
+    assert applier.apply(sample, [fault]) == {"pm1": 1000.0, "pm25": 1000.0, "pm10": 1000.0, "humidity": 35.0}
+    assert applier.over_range == {"pm1", "pm25", "pm10"}
+    assert applier.apply(sample, []) == sample  # fault over: the live values, nothing saturated
+    assert applier.over_range == frozenset()
+    only_pm10 = node_fault(FaultKind.OVER_RANGE, 0.0, channel="pm10")
+    assert applier.apply(sample, [only_pm10]) == {**sample, "pm10": 1000.0}
+    assert applier.over_range == {"pm10"}
+    assert applier.apply({"laeq_1s": 80.0}, [fault]) == {"laeq_1s": 80.0}  # a node without a PM channel
+    assert applier.over_range == frozenset()
+
+
+def test_over_range_of_a_channel_without_a_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="channel: 'humidity' has no range to exceed"):
+        node_fault(FaultKind.OVER_RANGE, 0.0, channel="humidity")
+    assert node_fault(FaultKind.OVER_RANGE, 0.0, channel="pm25").label == "over_range(pm25)"

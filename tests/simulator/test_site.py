@@ -239,3 +239,26 @@ def test_a_reboot_before_a_skipped_to_start_is_history_and_one_in_progress_delay
         # ... until its 5 s are over (the skip started it 2 s in), not at once and not from scratch.
         assert site.scenario_time() >= skip + 3
         assert tower.node.bank.get_input("boot_count") == 2
+
+
+def test_an_over_range_dust_sensor_reads_its_range_limit_and_says_so_in_its_status(tmp_path: Path) -> None:
+    from gateway.acquire.decode import channel_qualities
+    from gateway.model import Quality
+
+    plan = FaultPlan([Fault(FaultKind.OVER_RANGE, "bus0", 0.0, unit_id=1)])
+    truth = tmp_path / "truth.jsonl"
+    with Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", speed=20, truth=truth,
+              faults=plan) as site:
+        node = site.node("bus0", 1)
+        wait_until(lambda: node.node.seq >= 3, timeout=60)
+        bank = node.node.bank
+        values = {name: bank.get_input(name) for name in ("pm1", "pm25", "pm10", "temperature")}
+        status = int(bank.get_input("sensor_status"))
+    assert values["pm1"] == values["pm25"] == values["pm10"] == 1000.0
+    assert status == regmap.STATUS_OK | regmap.STATUS_SPLIT | regmap.STATUS_RANGE
+    quality = channel_qualities("dust", status)
+    assert {quality[c] for c in ("pm1", "pm25", "pm10")} == {Quality.OVER_RANGE}
+    assert {quality[c] for c in ("temperature", "humidity", "pressure")} == {Quality.NORMAL}
+    # The truth keeps the physics' own value (below the limit in this quiet site) and names the fault.
+    records = node_records(truth, "bus0", 1)
+    assert records and all(r.faults == ("over_range(all)",) and r.values["pm10"] < 1000.0 for r in records)
