@@ -60,7 +60,7 @@ SPEED = 60.0  # simulated seconds per real second
 SAMPLE_S = 60.0  # the nodes' sample interval (simulated s)
 HOUR = 3600.0
 # A fixed simulated start, 5.5 minutes before a full hour: samples fall mid-minute, far from window edges.
-FIRST_HOUR = 1_796_299_200.0  # 2026-12-03 08:00 UTC (16:00 at the site)
+FIRST_HOUR = 1_796_299_200.0  # 2026-12-03 12:00 UTC (20:00 at the site)
 START = FIRST_HOUR - 330.0
 HOURS = 2  # hours compared
 WINDOW = (FIRST_HOUR, FIRST_HOUR + HOURS * HOUR)
@@ -111,7 +111,7 @@ channels = ["pm10"]
 windows = ["1min", "1h"]
 [[processing.aggregator]]
 type = "noise"
-windows = ["1min", "1h"]
+windows = ["1min", "20min", "1h"]
 [[processing.aggregator]]
 type = "wind"
 windows = ["1min", "1h"]
@@ -236,7 +236,7 @@ def mqtt_ids(messages: list[Any]) -> dict[Key, set[str]]:
         if body.get("kind") != "reading":
             continue
         record = body["record"]
-        out[(record["node"], record["channel"], int(record["sequence"]))].add(body["id"])
+        out[(record["node"], record["channel"], int(record["seq"]))].add(body["id"])
     return out
 
 
@@ -269,7 +269,7 @@ def test_every_sample_delivered_through_kills_and_outages(
     database = own_influxd.database()
     victoria_site = "campaign-" + uuid.uuid4().hex[:8]
     subscriber = broker.client(OPERATOR_USER, client_id=f"campaign-{victoria_site}", clean=False)
-    subscriber.client.reconnect_delay_set(0.2, 1)
+    subscriber.client.reconnect_delay_set(1, 2)
     subscriber.subscribe(f"{PREFIX}/{SITE}/{GATEWAY}/reading/#")
     messages: list[Any] = []
     platform = Platform()
@@ -281,8 +281,8 @@ def test_every_sample_delivered_through_kills_and_outages(
     done: list[str] = []
     try:
         with site:
-            for node in site.nodes:
-                node.node.bank.set_holding_raw("sample_interval", round(SAMPLE_S * 1000))
+            for site_node in site.nodes:
+                site_node.node.bank.set_holding_raw("sample_interval", round(SAMPLE_S * 1000))
             config = tmp_path / "gateway.toml"
             config.write_text(gateway_toml(tmp_path, site.paths["bus0"], own_influxd, database, victoria,
                                            victoria_site, broker, platform.port))
@@ -298,7 +298,7 @@ def test_every_sample_delivered_through_kills_and_outages(
                     moment, what, action = plan.pop(0)
                     action()
                     should_run = {"kill -9 gateway": False, "start gateway": True}.get(what, should_run)
-                    done.append(f"{hj212_time(moment, 0)[8:12]} UTC (+{(moment - FIRST_HOUR) / 60:5.1f} min): {what}")
+                    done.append(f"{hj212_time(moment)[8:12]} local (+{(moment - FIRST_HOUR) / 60:5.1f} min): {what}")
                 if should_run and not gateway.running:
                     raise AssertionError(f"the gateway exited on its own: {gateway.tail()}")
                 messages.extend(subscriber.drain())

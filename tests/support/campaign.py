@@ -64,13 +64,18 @@ class Platform:
 
     def drop(self) -> None:
         """The platform goes away: no more connections accepted, the open ones cut."""
-        receiver, self._receiver = self._receiver, None
-        if receiver is not None:
-            self._call(receiver.close)
+        if self._close():
             self.drops += 1
 
+    def _close(self) -> bool:
+        receiver, self._receiver = self._receiver, None
+        if receiver is None:
+            return False
+        self._call(receiver.close)
+        return True
+
     def close(self) -> None:
-        self.drop()
+        self._close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
