@@ -178,13 +178,20 @@ def fault_plan(rng: random.Random, gateway: GatewayProcess, influx: InfluxServer
         plan.append((t, what, action))
 
     h0 = FIRST_HOUR
-    # Kills: KILLS moments in the window, at least 15 simulated minutes apart; each down 1-10 real s.
+    # One kill just before the first hour ends, the gateway down until after that window's close
+    # (end + LATE_S): the restarted gateway rebuilds the window from the queue and the backfill brings
+    # the samples it missed, late. The other kills anywhere in the window, at least 15 simulated
+    # minutes from each other; each down 2-20 real s.
+    boundary = rng.uniform(h0 + HOUR - 240, h0 + HOUR - 30)
     while True:
-        kills = sorted(rng.uniform(h0 + 300, h0 + HOURS * HOUR - 900) for _ in range(KILLS))
+        kills = sorted([boundary, *(rng.uniform(h0 + 300, h0 + HOURS * HOUR - 900) for _ in range(KILLS - 1))])
         if all(b - a >= 900 for a, b in itertools.pairwise(kills)):
             break
     for moment in kills:
-        down = rng.uniform(1.0, 10.0) * SPEED
+        if moment == boundary:
+            down = h0 + HOUR + LATE_S - moment + rng.uniform(1.0, 5.0) * SPEED
+        else:
+            down = rng.uniform(2.0, 20.0) * SPEED
         at(moment, "kill -9 gateway", gateway.kill9)
         at(moment + down, "start gateway", gateway.start)
     influx_down = rng.uniform(h0 + 600, h0 + 3000)
