@@ -21,7 +21,8 @@ simulator's ground truth in the window (node, channel, sample sequence):
   to the packet's three decimals; no 2051 of the window is for a minute without a sample;
 * the hourly means in InfluxDB (`pm10_1h_mean`, `noise_1h_leq`, `wind_1h_speed_mean`, latest
   revision) equal those of an undisturbed run: the mean (Leq by energy) of the window's true values
-  as read, with the count of all 60 samples.
+  as read, with the count of all 60 samples; so do the highest revision of each received over MQTT,
+  and the platform's last hourly data (CN 2061) Avg, to its three decimals.
 
 The processors that judge samples against their neighbours (Hampel spikes, stuck values) are left
 out of the chain: their verdicts depend on the order late samples arrive in, which is a question
@@ -253,11 +254,26 @@ def hourly_aggregates(influx: InfluxServer, database: str) -> dict[tuple[str, st
     return {(r["node"], r["channel"], r["time"] / 1e9): r for r in rows}
 
 
-def minute_data(platform: Platform) -> dict[str, dict[str, float | None]]:
-    """DataTime -> factor code -> Avg, from the last 2051 packet for each (DataTime, factor)."""
+def mqtt_hourly(messages: list[Any]) -> dict[tuple[str, str, float], tuple[int, float | None, int]]:
+    """(node, channel, start) -> (revision, value, count) of the highest revision received of each 1-h window."""
+    out: dict[tuple[str, str, float], tuple[int, float | None, int]] = {}
+    for message in messages:
+        body = json.loads(message.payload)
+        record = body["record"]
+        if body.get("kind") != "aggregate" or record["window"] != "1h":
+            continue
+        key = (record["node"], record["channel"], float(record["start"]))
+        revision = int(record["revision"])
+        if key not in out or revision >= out[key][0]:
+            out[key] = (revision, record["value"], int(record["count"]))
+    return out
+
+
+def minute_data(platform: Platform, cn: str = "2051") -> dict[str, dict[str, float | None]]:
+    """DataTime -> factor code -> Avg, from the last packet of this CN for each (DataTime, factor)."""
     out: dict[str, dict[str, float | None]] = defaultdict(dict)
     for packet in platform.packets():
-        if packet.cn != "2051" or packet.data_time is None:
+        if packet.cn != cn or packet.data_time is None:
             continue
         for code, factor in packet.factors.items():
             out[packet.data_time][code] = factor.values.get("Avg")
@@ -278,6 +294,7 @@ def test_every_sample_delivered_through_kills_and_outages(
     subscriber = broker.client(OPERATOR_USER, client_id=f"campaign-{victoria_site}", clean=False)
     subscriber.client.reconnect_delay_set(1, 2)
     subscriber.subscribe(f"{PREFIX}/{SITE}/{GATEWAY}/reading/#")
+    subscriber.subscribe(f"{PREFIX}/{SITE}/{GATEWAY}/aggregate/#")
     messages: list[Any] = []
     platform = Platform()
     platform.start()
@@ -322,7 +339,9 @@ def test_every_sample_delivered_through_kills_and_outages(
                 ids = mqtt_ids(messages)
                 minutes = minute_data(platform)
                 hourly = hourly_aggregates(own_influxd, database)
+                hours_sent = minute_data(platform, "2061")
                 return (all(k in influx for k in keys) and all(k in ids for k in keys)
+                        and all(hj212_time(h) in hours_sent for h in (WINDOW[0], WINDOW[0] + HOUR))
                         and all(hj212_time(r.time // 60 * 60) in minutes for r in expected)
                         and all((f"{kind}-{unit}", HOURLY[kind][1], h) in hourly
                                 and hourly[(f"{kind}-{unit}", HOURLY[kind][1], h)]["count"] == HOUR / SAMPLE_S
@@ -348,6 +367,8 @@ def test_every_sample_delivered_through_kills_and_outages(
     ids = mqtt_ids(messages)
     minutes = minute_data(platform)
     hourly = hourly_aggregates(own_influxd, database)
+    hourly_mqtt = mqtt_hourly(messages)
+    hourly_hj212 = minute_data(platform, "2061")
 
     influx_missing = [k for k in keys if k not in influx]
     influx_twice = {k: v for k, v in influx.items() if k in keys and len(v) > 1}
@@ -391,6 +412,14 @@ def test_every_sample_delivered_through_kills_and_outages(
             close = got is not None and abs(got - want) <= 1e-9 * max(1.0, abs(want))
             if row is None or not close or row["count"] != len(values):
                 hourly_problems.append(hourly_lines[-1])
+            revision, mqtt_value, mqtt_count = hourly_mqtt.get((node, aggregate, hour), (-1, None, 0))
+            if mqtt_value is None or abs(mqtt_value - want) > 1e-9 * max(1.0, abs(want)) or mqtt_count != len(values):
+                hourly_problems.append(f"  MQTT {aggregate} {hj212_time(hour)}: {mqtt_value} (count {mqtt_count},"
+                                       f" revision {revision}), undisturbed {want}")
+            code = HJ212_FACTORS[kind][1]
+            hj_value = hourly_hj212.get(hj212_time(hour), {}).get(code)
+            if hj_value is None or abs(hj_value - want) > 0.0005 + 1e-9:
+                hourly_problems.append(f"  HJ 212 2061 {code} {hj212_time(hour)}: {hj_value}, undisturbed {want}")
 
     per_channel = Counter((k[0], k[1]) for k in keys)
     report = [
@@ -412,7 +441,8 @@ def test_every_sample_delivered_through_kills_and_outages(
         f"HJ 212: {len(sampled_minutes)} sampled minutes, {len(sampled_minutes) * len(NODES) - len(minute_problems)}"
         f" of {len(expected)} samples carried by the minute data, {len(unsampled_sent)} minutes sent without a sample;"
         f" receiver: {sum(1 for p in platform.packets() if p.cn == '2051')} packets 2051",
-        "hourly means:", *hourly_lines,
+        "hourly means (MQTT's highest revision and the platform's last 2061 Avg checked against the same):",
+        *hourly_lines,
     ]
     print("\n".join(report))
     assert not influx_missing, influx_missing[:20]
