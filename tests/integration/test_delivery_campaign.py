@@ -34,7 +34,6 @@ The seed is printed (set CAMPAIGN_SEED to run one again); the counts are printed
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -179,22 +178,26 @@ def fault_plan(rng: random.Random, gateway: GatewayProcess, influx: InfluxServer
         plan.append((t, what, action))
 
     h0 = FIRST_HOUR
-    # One kill just before the first hour ends, the gateway down until after that window's close
-    # (end + LATE_S): the restarted gateway rebuilds the window from the queue and the backfill brings
-    # the samples it missed, late. The other kills anywhere in the window, at least 15 simulated
-    # minutes from each other; each down 2-20 real s.
+    # Outages of the gateway, as (kill, restart) pairs in simulated time, apart from each other:
+    # * one kill just before the first hour ends, the gateway down until after that window's close
+    #   (end + LATE_S): the restarted gateway rebuilds the window from the queue and the backfill
+    #   brings the samples it missed, late;
+    # * one kill anywhere, down 2-20 real s, and a second kill 0.5-3 real s after that restart (while
+    #   the gateway starts, rebuilds its windows and backfills), down 2-10 real s;
+    # * the rest (KILLS > 3) anywhere, down 2-20 real s.
     boundary = rng.uniform(h0 + HOUR - 240, h0 + HOUR - 30)
-    while True:
-        kills = sorted([boundary, *(rng.uniform(h0 + 300, h0 + HOURS * HOUR - 900) for _ in range(KILLS - 1))])
-        if all(b - a >= 900 for a, b in itertools.pairwise(kills)):
-            break
-    for moment in kills:
-        if moment == boundary:
-            down = h0 + HOUR + LATE_S - moment + rng.uniform(1.0, 5.0) * SPEED
-        else:
-            down = rng.uniform(2.0, 20.0) * SPEED
-        at(moment, "kill -9 gateway", gateway.kill9)
-        at(moment + down, "start gateway", gateway.start)
+    outages = [(boundary, h0 + HOUR + LATE_S + rng.uniform(1.0, 5.0) * SPEED)]
+    while len(outages) < KILLS:
+        kill = rng.uniform(h0 + 300, h0 + HOURS * HOUR - 3600)
+        pair = [(kill, kill + rng.uniform(2.0, 20.0) * SPEED)]
+        if len(outages) == 1 and KILLS >= 3:  # the first after the boundary one: killed again at once
+            again = pair[0][1] + rng.uniform(0.5, 3.0) * SPEED
+            pair.append((again, again + rng.uniform(2.0, 10.0) * SPEED))
+        if all(b < k - 120 or a > r + 120 for a, b in pair for k, r in outages):
+            outages += pair
+    for kill, restart in sorted(outages):
+        at(kill, "kill -9 gateway", gateway.kill9)
+        at(restart, "start gateway", gateway.start)
     influx_down = rng.uniform(h0 + 600, h0 + 3000)
     at(influx_down, "stop influxd", influx.stop)
     at(influx_down + rng.uniform(20, 40) * SPEED, "start influxd", influx.start)
@@ -362,6 +365,10 @@ def test_every_sample_delivered_through_kills_and_outages(
         platform.close()
 
     # ---- counting -------------------------------------------------------------------------------
+    # What the platform received, for a post-mortem of a failed run (the queue and the logs are there too).
+    with (tmp_path / "platform.jsonl").open("w") as received:
+        for packet in platform.packets():
+            received.write(json.dumps(packet.as_dict()) + "\n")
     influx = influx_readings(own_influxd, database)
     in_victoria = victoria_sequences(victoria, victoria_site)
     ids = mqtt_ids(messages)
