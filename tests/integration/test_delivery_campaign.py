@@ -447,7 +447,8 @@ def test_every_sample_delivered_through_kills_and_outages(
         f" {len(mqtt_two_ids)} with more than one id",
         f"HJ 212: {len(sampled_minutes)} sampled minutes, {len(sampled_minutes) * len(NODES) - len(minute_problems)}"
         f" of {len(expected)} samples carried by the minute data, {len(unsampled_sent)} minutes sent without a sample;"
-        f" receiver: {sum(1 for p in platform.packets() if p.cn == '2051')} packets 2051",
+        f" receiver: {sum(1 for p in platform.packets() if p.cn == '2051')} packets 2051,"
+        f" {dict(platform.counts())}, refused frames {platform.errors[:5]}",
         "hourly means (MQTT's highest revision and the platform's last 2061 Avg checked against the same):",
         *hourly_lines,
     ]

@@ -16,12 +16,14 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from firmware import regmap
 from gateway.deliver.hj212_listen import Received, Receiver
+from gateway.protocols.hj212 import FrameError
 from simulator.scenario import KIND_CODES
 from simulator.site import Site
 
@@ -38,6 +40,8 @@ class Platform:
         self._receiver: Receiver | None = None
         self.port = 0
         self.drops = 0
+        self.errors: list[str] = []  # frames the receivers refused, and why (the sender resends them)
+        self._finished: list[Receiver] = []
 
     def _on_packet(self, packet: Received) -> None:
         with self._lock:
@@ -56,8 +60,19 @@ class Platform:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
+    def _on_error(self, peer: str, error: FrameError) -> None:
+        with self._lock:
+            self.errors.append(f"{peer}: {error}")
+
+    def counts(self) -> Counter[str]:
+        """The receivers' counts (connections, packets, acknowledged), over every start."""
+        total: Counter[str] = Counter()
+        for receiver in [*self._finished, *([self._receiver] if self._receiver is not None else [])]:
+            total.update(receiver.counts)
+        return total
+
     def start(self) -> int:
-        receiver = Receiver(self._on_packet)
+        receiver = Receiver(self._on_packet, self._on_error)
         _, self.port = self._call(lambda: receiver.start("127.0.0.1", self.port))  # type: ignore[misc]
         self._receiver = receiver
         return self.port
@@ -72,6 +87,7 @@ class Platform:
         if receiver is None:
             return False
         self._call(receiver.close)
+        self._finished.append(receiver)
         return True
 
     def close(self) -> None:
