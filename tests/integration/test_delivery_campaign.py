@@ -66,6 +66,9 @@ HOURS = 2  # hours compared
 WINDOW = (FIRST_HOUR, FIRST_HOUR + HOURS * HOUR)
 LATE_S = 300.0  # simulated s a window of a silent node waits before it closes
 KILLS = 3
+# Records per delivery: small and prime, so that batches end at every kind of place, in the middle of a
+# window's statistics too (the default 500 cuts one only in a backlog, after an outage).
+QUEUE_BATCH = 37
 MN = "44200020260001"
 NODES = (("dust", 1), ("noise", 2), ("wind", 3))
 CHANNELS = {
@@ -97,6 +100,7 @@ enabled = false
 path = "{tmp / 'queue.sqlite3'}"
 deliver_interval_s = 0.2
 max_backoff_s = 2.0
+batch = {QUEUE_BATCH}
 [clock]
 require_sync = "never"
 [processing]
