@@ -16,6 +16,12 @@ Packets the platform sends on the connection (set RtdInterval, set time,
 history requests) are answered by the session; history comes from the
 gateway's SQLite store (``store``), read-only, the latest revision of each
 window.
+
+A window's statistics go out in one packet: a queue batch can end in the middle of them (they are
+appended together, but a batch is a number of records), so the sink leaves a batch's trailing run of
+one window's statistics for the next batch (``whole_windows``; the dispatcher confirms what was
+sent and reads the rest again at once). Split over two packets, the second would carry a factor
+without its Avg, and a platform that keeps the latest packet of a DataTime would lose the mean.
 """
 
 from __future__ import annotations
@@ -25,11 +31,11 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.deliver.hj212_session import History, Settings, SettingsError, Uplink
-from gateway.deliver.queue import Batch
+from gateway.deliver.queue import Batch, Queued
 from gateway.deliver.sinks import SINKS, SinkConfigError, SinkError
 from gateway.model import Quality
 from gateway.process.aggregate import Aggregate
@@ -61,6 +67,23 @@ def store_history(path: Path | str) -> History:
         ]
 
     return query
+
+
+def _window_of(item: Queued) -> tuple[str, str, float] | None:
+    record = item.record
+    return (record.node, record.window, record.start) if isinstance(record, Aggregate) else None
+
+
+def whole_windows(items: Sequence[Queued]) -> int:
+    """How many of a batch's records to send now: all but a trailing run of one window's statistics,
+    which the batch may have cut (the rest come first in the next batch); all when that run is the batch."""
+    last = _window_of(items[-1]) if items else None
+    if last is None:
+        return len(items)
+    keep = len(items)
+    while keep > 0 and _window_of(items[keep - 1]) == last:
+        keep -= 1
+    return keep or len(items)
 
 
 @SINKS.register("hj212")
@@ -184,16 +207,17 @@ class Hj212Sink:
         await writer.drain()
 
     async def send(self, batch: Batch) -> int:
+        count = whole_windows(batch.items)
         state = self.uplink.save()
         try:
             writer = await self._connect()
-            for packet in self.uplink.records((item.record for item in batch.items), self.wall()):
+            for packet in self.uplink.records((item.record for item in batch.items[:count]), self.wall()):
                 for part in hj212.split(packet):
                     await self._deliver(part, writer)
         except BaseException:
             self.uplink.restore(state)  # the real-time snapshot is rebuilt when the batch comes again
             raise
-        return len(batch)
+        return count
 
     async def _deliver(self, part: Packet, writer: asyncio.StreamWriter) -> None:
         qn = part.qn or ""

@@ -398,7 +398,9 @@ async def test_a_failing_writer_is_counted_and_the_receiver_goes_on() -> None:
     _, port = await receiver.start()
     sink = make_sink(port, reply=True, reply_timeout=20.0)
     try:
-        await sink.send(batch([aggregate("pm10", "mean", "1min", T0 + 60 * i, float(i)) for i in range(2)]))
+        records: list[Record] = [aggregate("pm10", "mean", "1min", T0 + 60 * i, float(i)) for i in range(2)]
+        sent = await sink.send(batch(records))  # the trailing window waits for the next batch (whole_windows)
+        assert sent == 1 and await sink.send(batch(records[sent:], first=1 + sent)) == 1
         await until(lambda: len(got) == 2, "both packets")
         assert receiver.errors["writer"] == 1 and sink.counts["replies"] == 2
     finally:
@@ -420,3 +422,33 @@ async def test_a_request_the_session_fails_on_does_not_make_the_sink_deaf(platfo
         assert sink.counts["replies"] >= 1
     finally:
         await aclose(sink)
+
+
+async def test_a_window_the_queue_batch_cuts_goes_out_whole_in_one_packet(tmp_path: Path) -> None:
+    """Found by the fault campaign: a queue batch that ends inside a window's statistics made two 2051
+    packets for one factor, the first with its Avg only, the second with Min/Max and no Avg. A platform
+    that keeps the latest packet of a DataTime then holds a minute without its mean."""
+    from gateway.deliver.dispatch import Delivery
+    from gateway.deliver.queue import DurableQueue
+
+    queue = DurableQueue(tmp_path / "queue.db", ["hj212"])
+    p = Platform()
+    _, port = await p.receiver.start("127.0.0.1", 0)
+    sink = make_sink(port, reply=True, reply_timeout=20.0)
+    delivery = Delivery(queue, sink, batch=4, min_backoff=0.01, max_backoff=0.05)
+    for minute in range(3):  # each window's statistics in one append, as the pipeline emits them
+        start = T0 + 60 * minute
+        queue.append([aggregate("pm10", s, "1min", start, 40.0 + minute + d) for s, d in
+                      (("mean", 0.0), ("min", -1.0), ("max", 1.0))])
+    try:
+        assert await delivery.pump()
+        assert queue.pending("hj212") == 0
+        await until(lambda: len(p.received) >= 3, "three minute packets")
+        assert [(r.data_time, r.factors["a34002"].values) for r in p.received] == [
+            (hj212.data_time(T0 + 60 * m, OFFSET), {"Avg": 40.0 + m, "Min": 39.0 + m, "Max": 41.0 + m})
+            for m in range(3)
+        ]
+    finally:
+        await aclose(sink)
+        await p.receiver.close()
+        queue.close()
