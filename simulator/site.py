@@ -216,6 +216,11 @@ class SimClock:
         return int(self._now_ms())
 
 
+def _closed() -> int:
+    """A gate that holds simulated time where it is (the clock never passes tick 0)."""
+    return 0
+
+
 class SiteFaults:
     """The run's fault plan, shared by the bus threads, the sensors and the control API.
 
@@ -323,6 +328,9 @@ class Site:
     faults: the fault plan (default: the scenario's).
     lossless: when the host falls behind, take every sample late rather than give up a backlog
         (what tests that count samples need; see simulator/bus.py).
+    held: start with simulated time held (the clock's gate closed at tick 0) until the caller sets
+        a gate of its own: a follower that needs the site's paths before it can start (a gateway
+        on a busy host takes seconds to) misses nothing meanwhile.
     """
 
     def __init__(
@@ -337,6 +345,7 @@ class Site:
         truth: Path | str | None = None,
         faults: FaultPlan | None = None,
         lossless: bool = False,
+        held: bool = False,
     ) -> None:
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError(f"speed: {speed!r} must be a positive number")
@@ -359,6 +368,7 @@ class Site:
         self.truth_path = Path(truth) if truth is not None else None
         self.clock = SimClock(scenario.start_epoch + skip, speed)
         self.lossless = lossless
+        self.held = held
         self.faults = SiteFaults(faults if faults is not None else scenario.fault_plan(), skip, scenario.seed)
         self.nodes: list[SiteNode] = []
         self.running: list[SimBus] = []
@@ -398,6 +408,8 @@ class Site:
             raise RuntimeError("the site is already running")
         # The clock starts now: the nodes boot at tick 0, the scenario time is `skip`.
         self.clock = SimClock(None if self._wall_clock else self.scenario.start_epoch + self.skip, self.speed)
+        if self.held:
+            self.clock.gate = _closed
         if self.truth_path is not None:
             self._truth = TruthWriter(self.truth_path)
         physics = self.scenario.physics()

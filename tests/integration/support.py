@@ -52,8 +52,9 @@ from gateway.ops.config import GatewayConfig, parse_config
 from gateway.ops.service import Gateway
 from gateway.process.aggregate import Aggregate, is_valid
 from gateway.process.alarms import AlarmEvent
+from simulator.faults import FaultKind
 from simulator.scenario import load_builtin
-from simulator.site import Site
+from simulator.site import Site, SiteNode
 
 R = TypeVar("R")
 
@@ -141,30 +142,50 @@ REPLY_TIMEOUT = 1.0
 MAX_HOLD = 3.0  # real seconds the clock waits for the gateway to read one sample of one node
 
 
+# Faults that make the gateway's polls of a node fail by design: the backfill's to recover, not the clock's to wait for.
+LINK_FAULTS = frozenset(
+    {FaultKind.NO_REPLY, FaultKind.LATE_REPLY, FaultKind.CRC_CORRUPTION, FaultKind.GARBAGE, FaultKind.BUS_UNPLUGGED}
+)
+
+
 def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
-    """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled."""
+    """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled.
+
+    It holds for a node that answers, however the gateway's polls of it went: a poll that failed
+    without a fault on the line failed because the host is busy (the simulated node shares this
+    process with the gateway, so a starved bus thread answers late), which no real node would do.
+    It holds without a time limit until the gateway has polled the node at all (a gateway that
+    starts slowly on a busy host would otherwise miss the first samples), and then for MAX_HOLD
+    real seconds per sample at most. It lets go of a node that a fault keeps from answering
+    (failing twice in a row with a link fault active) or that is down.
+    """
     by_name = {n.name: n for n in site.nodes}
     watched = [
-        (health, by_name[name].sim)
+        (health, by_name[name])
         for poller in gateway.pollers
         for name, health in poller.health.items()
         if name in by_name
     ]
     holding_since: dict[int, float] = {}  # id(health) -> when it began to hold the clock for its current sample
 
+    def faulty(node: SiteNode, tick: int) -> bool:
+        return any(f.kind in LINK_FAULTS for f in site.faults.node(node.bus, node.spec.unit_id, tick))
+
     def gate() -> int | None:
         cap: int | None = None
         now = time.monotonic()
-        for health, sim in watched:
+        for health, node in watched:
             key = id(health)
+            sim = node.sim
             unread = sim.booted and not sim.down and health.last_sequence < sim.node.seq
-            if not unread or health.consecutive_failures >= 2:
+            tick = int(sim.node.next_sample_ms) - 1
+            if not unread or (health.consecutive_failures >= 2 and faulty(node, tick)):
                 holding_since.pop(key, None)
                 continue
-            since = holding_since.setdefault(key, now)
-            if now - since > MAX_HOLD:
-                continue  # the gateway will not read this one live: let the backfill have it
-            tick = int(sim.node.next_sample_ms) - 1
+            if health.polls:
+                since = holding_since.setdefault(key, now)
+                if now - since > MAX_HOLD:
+                    continue  # the gateway will not read this one live: let the backfill have it
             cap = tick if cap is None else min(cap, tick)
         return cap
 
@@ -233,7 +254,11 @@ async def run_scenario(
     """
     intervals = {p.sample_s for p in polled}
     assert len(intervals) == 1 or "interval_s" in extra, "nodes of different sample intervals: set limits per node"
-    site = Site(load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth)
+    # Lossless: a bus thread that falls behind takes every sample late, never gives up a backlog. Held:
+    # simulated time waits from the start until the gateway is built and follows it (follow_gateway).
+    site = Site(
+        load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth, lossless=True, held=True
+    )
     queue = tmp_path / "queue.sqlite3"
     with site:
         # Nodes nobody polls sample as slowly as the slowest polled one: less work for the host.
