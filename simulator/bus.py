@@ -375,9 +375,13 @@ class PtyBus(SimBus):
         *,
         faults: BusFaults | None = None,
         speed: float = 1.0,
+        clock_at: Callable[[float], int] | None = None,
     ) -> None:
         super().__init__(name, nodes, clock_ms, faults=faults, speed=speed)
         self.baud = baud
+        # The tick of a monotonic instant: the nodes hear a request at the tick its end was on the
+        # wire, not whenever this thread got round to it (see _serve).
+        self.clock_at = clock_at
         self.link = link
         self._master = -1
         self._slave = -1
@@ -450,7 +454,10 @@ class PtyBus(SimBus):
         last_byte_at = 0.0
         while not self._stop.is_set():
             now_ms = self.clock_ms()
-            self.maintain(now_ms)
+            if not frame:
+                # Not while a request is coming in: the nodes hear it at the tick it ended on the
+                # wire, and must not have sampled past that tick by then.
+                self.maintain(now_ms)
             timeout = min(gap, self.wait_for_samples(now_ms)) if frame else self.wait_for_samples(now_ms)
             try:
                 readable, _, _ = select.select([self._master], [], [], timeout)
@@ -472,11 +479,25 @@ class PtyBus(SimBus):
             if frame and now - last_byte_at >= gap:
                 request = bytes(frame)
                 frame.clear()
-                reply = self.respond(request, self.clock_ms())
+                reply = self.respond(request, self._heard_ms(first_byte_at, len(request)))
                 if reply is not None:
                     # The request occupied the wire from its first byte; the reply
                     # starts after the turnaround (and any fault's delay).
                     self._transmit(reply.data, first_byte_at + wire_time(len(request), self.baud) + reply.delay)
+
+    def _heard_ms(self, first_byte_at: float, n_bytes: int) -> int:
+        """The tick at which a node knows a request is complete: its end on the wire plus t3.5.
+
+        Reckoned from when this thread saw its first byte, not from when the thread handles it: on
+        a busy host (the thread waits for the CPU, or for the interpreter lock held by a master in
+        the same process) that can be tens of milliseconds later, which no node on a real line
+        would add to the sample age it reports. Never later than now.
+        """
+        now_ms = self.clock_ms()
+        if self.clock_at is None:
+            return now_ms
+        heard = first_byte_at + wire_time(n_bytes, self.baud) + frame_gap(self.baud)
+        return min(now_ms, self.clock_at(heard))
 
     def _transmit(self, data: bytes, start: float) -> None:
         """Write data as the wire delivers it from `start` (monotonic seconds): never a byte early."""

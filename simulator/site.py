@@ -215,6 +215,11 @@ class SimClock:
     def ms(self) -> int:
         return int(self._now_ms())
 
+    def ms_at(self, monotonic: float) -> int:
+        """The tick of a time.monotonic() instant (e.g. when a request ended on a simulated line)."""
+        with self._lock:
+            return int(self._ms_at(monotonic))
+
 
 def _closed() -> int:
     """A gate that holds simulated time where it is (the clock never passes tick 0)."""
@@ -424,7 +429,10 @@ class Site:
                     running = TcpBus(bus.name, sims, bus.port, self.clock.ms, faults=view, speed=self.speed)
                 else:
                     link = self.link_dir / bus.name
-                    running = PtyBus(bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed)
+                    running = PtyBus(
+                        bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed,
+                        clock_at=self.clock.ms_at,
+                    )
                 running.lossless = self.lossless
                 self.paths[bus.name] = running.start()
                 self.running.append(running)

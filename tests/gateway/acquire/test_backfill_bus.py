@@ -24,15 +24,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from firmware import regmap
 from firmware.history import History
 from firmware.node import Node
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.model import Gap, Quality, Reading
 from simulator.site import BusSpec, NodeSpec, Site, SiteNode
+from tests.support.waiting import wait_until
 
 BAUD = 19200
 SAMPLE_MS = 200
+DONE_WITHIN = 30.0  # s
 TOLERANCE = 0.010  # s (measured: 3.5 .. 5.5 ms late, as for polled samples)
 SCALE = {row[0]: row[3] for rows in regmap.MEASUREMENTS.values() for row in rows}
 
@@ -40,6 +44,9 @@ SCALE = {row[0]: row[3] for rows in regmap.MEASUREMENTS.values() for row in rows
 @contextmanager
 def simulated(tmp_path: Path, *nodes: NodeSpec) -> Iterator[tuple[Site, str]]:
     with Site((BusSpec("bus0", nodes, baud=BAUD),), tmp_path / "buses", seed=11) as site:
+        # A Rig hooks the firmware of a booted node (and records its boot sample): the bus thread
+        # boots them as it starts, which on a busy host can be after this line.
+        wait_until(lambda: all(n.sim.booted for n in site.nodes), timeout=10.0, interval=0.002)
         yield site, str(tmp_path / "buses" / "bus0")
 
 
@@ -99,15 +106,27 @@ def config(port: str, *nodes: tuple[str, int, float]) -> BusConfig:
     )
 
 
-async def run(poller: BusPoller, plan: list[tuple[float, Callable[[], None]]], until: float) -> None:
-    """Run the poller; at each (second, action) of plan do the action; stop at `until` seconds."""
+async def run(
+    poller: BusPoller,
+    plan: list[tuple[float, Callable[[], None]]],
+    until: float,
+    done: Callable[[], bool] | None = None,
+) -> None:
+    """Run the poller; at each (second, action) of plan do the action; stop at `until` seconds,
+    or later, once `done` holds: what the test needs delivered, however busy the host is
+    (DONE_WITHIN is a ceiling for a loaded machine, not an expectation)."""
     stop = asyncio.Event()
     task = asyncio.create_task(poller.run(stop))
-    start = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     for at, action in plan:
-        await asyncio.sleep(max(0.0, start + at - asyncio.get_running_loop().time()))
+        await asyncio.sleep(max(0.0, start + at - loop.time()))
         action()
-    await asyncio.sleep(max(0.0, start + until - asyncio.get_running_loop().time()))
+    await asyncio.sleep(max(0.0, start + until - loop.time()))
+    while done is not None and not done():
+        assert loop.time() < start + until + DONE_WITHIN, "the poller did not deliver what the test waits for"
+        assert not task.done(), task
+        await asyncio.sleep(0.02)
     stop.set()
     await asyncio.wait_for(task, 5)
 
@@ -120,6 +139,13 @@ def samples(records: list[Reading | Gap], node: str) -> list[Reading]:
             first.setdefault(r.channel, r)
     channel = next(iter(first))
     return [r for r in records if isinstance(r, Reading) and r.node == node and r.sequence and r.channel == channel]
+
+
+def sequences_of(records: list[Reading | Gap], node: str) -> list[int]:
+    """Sequence numbers of the samples delivered so far (none yet: empty)."""
+    if not any(isinstance(r, Reading) and r.node == node and r.sequence for r in records):
+        return []
+    return [r.sequence for r in samples(records, node)]
 
 
 def check_against_truth(rig: Rig, readings: list[Reading], boot: int = 0) -> None:
@@ -138,14 +164,22 @@ def consecutive(sequences: list[int]) -> bool:
 
 
 def history_fits_the_gaps(trace: list[PollRecord]) -> None:
-    """No history transaction ran into a poll's due time: backfill only uses bus time nobody wanted."""
+    """No history transaction was sized to run into a poll's due time: backfill only uses bus time nobody wanted.
+
+    Judged at the moment the poller sized it (a history record's `due`), on the line's own times:
+    the request and reply on the wire and t3.5 after them must end before the next poll is due.
+    Not on when its reply actually came: on a busy host the simulated node answers late (its bus
+    thread shares the CPU), which says nothing about the gateway's planning.
+    """
     polls = [p for p in trace if not p.outcome.startswith("history")]
     history = [h for h in trace if h.outcome.startswith("history")]
     assert history
+    t35 = 3.5 * 11 / BAUD
     for h in history:
+        on_the_wire = (h.request_bytes + h.reply_bytes) * 11 / BAUD + t35
         for p in polls:
-            if p.due > h.sent:
-                assert h.completed <= p.due + 0.003, (h, p)
+            if p.due > h.due:
+                assert h.due + on_the_wire <= p.due + 1e-6, (h, p)
 
 
 async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_path: Path) -> None:
@@ -156,13 +190,21 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
         poller = BusPoller(config(port, ("dust", 1, 0.1), ("wind", 2, 0.2)), delivered.extend,
                            trace=trace.append, on_gap=delivered.extend)
 
+        mended_at: list[int] = []
+
         def cut() -> None:
             dust.mute = True
 
         def mend() -> None:
             dust.mute = False
+            mended_at.append(dust.node.seq)
 
-        await run(poller, [(1.2, cut), (3.6, mend)], until=5.0)
+        def caught_up() -> bool:
+            # Seven samples after the mend delivered, in order: the outage has been backfilled.
+            got = sequences_of(delivered, "dust-1")
+            return bool(got) and got[-1] >= mended_at[0] + 7
+
+        await run(poller, [(1.2, cut), (3.6, mend)], until=5.0, done=caught_up)
     got = samples(delivered, "dust-1")
     sequences = [r.sequence for r in got]
     # Every sample from the first to the last, each once, in order, with the sensor's values
@@ -183,8 +225,18 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
     # The other node kept its schedule: every poll on time, the backfill used the gaps.
     history_fits_the_gaps(trace)
     wind = [p for p in trace if p.node == "wind-2"]
-    gaps = [b.sent - a.sent for a, b in itertools.pairwise(wind)]
-    assert abs(sum(gaps) / len(gaps) - 0.2) < 0.002 and max(p.sent - p.due for p in wind) < 0.05
+    # Its schedule did not drift: each due time one interval after the last, unless that poll ended
+    # after its successor was due (a host stalled that long): then the schedule moves on from then.
+    for a, b in itertools.pairwise(wind):
+        assert b.due - a.due == pytest.approx(0.2, abs=1e-6) or a.completed > a.due + 0.2 <= b.due, (a, b)
+    # A poll that went out late was held up by the host or by a poll of the other node, never by a
+    # history transaction (those only run in gaps). The host's share is not the gateway's to keep:
+    # on a loaded CPU the event loop and the simulated node's bus thread are both late, so lateness
+    # alone proves nothing; what held the bus at the due time does.
+    for p in wind:
+        if p.sent - p.due > 0.005:
+            busy = [h for h in trace if h.sent <= p.due < h.completed and h is not p]
+            assert not [h for h in busy if h.outcome.startswith("history")], (p, busy)
     assert poller.health["wind-2"].failures == 0
 
 
@@ -204,7 +256,13 @@ async def test_a_gateway_restart_resumes_where_the_store_stopped(tmp_path: Path)
             return stored
 
         again = BusPoller(bus, second.extend, resume_from=resume_from, on_gap=second.extend)
-        await run(again, [], until=1.2)
+        restarted_at = rig.node.seq
+
+        def caught_up() -> bool:
+            got = sequences_of(second, "wind-4")
+            return bool(got) and got[-1] >= max(restarted_at + 2, stored + 10)
+
+        await run(again, [], until=1.2, done=caught_up)
     assert asked == ["wind-4"]
     before = [r.sequence for r in samples(first, "wind-4")]
     after = [r.sequence for r in samples(second, "wind-4")]
