@@ -333,6 +333,8 @@ class Site:
     faults: the fault plan (default: the scenario's).
     lossless: when the host falls behind, take every sample late rather than give up a backlog
         (what tests that count samples need; see simulator/bus.py).
+    burst: RS-485 replies are handed over whole when their last byte is due, not paced byte by byte
+        (simulator/bus.py): for tests whose master must not see a starved bus thread's pauses.
     held: start with simulated time held (the clock's gate closed at tick 0) until the caller sets
         a gate of its own: a follower that needs the site's paths before it can start (a gateway
         on a busy host takes seconds to) misses nothing meanwhile.
@@ -351,6 +353,7 @@ class Site:
         faults: FaultPlan | None = None,
         lossless: bool = False,
         held: bool = False,
+        burst: bool = False,
     ) -> None:
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError(f"speed: {speed!r} must be a positive number")
@@ -374,6 +377,7 @@ class Site:
         self.clock = SimClock(scenario.start_epoch + skip, speed)
         self.lossless = lossless
         self.held = held
+        self.burst = burst
         self.faults = SiteFaults(faults if faults is not None else scenario.fault_plan(), skip, scenario.seed)
         self.nodes: list[SiteNode] = []
         self.running: list[SimBus] = []
@@ -434,6 +438,8 @@ class Site:
                         clock_at=self.clock.ms_at,
                     )
                 running.lossless = self.lossless
+                if isinstance(running, PtyBus):
+                    running.burst = self.burst
                 self.paths[bus.name] = running.start()
                 self.running.append(running)
         except BaseException:

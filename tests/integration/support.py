@@ -255,9 +255,11 @@ async def run_scenario(
     intervals = {p.sample_s for p in polled}
     assert len(intervals) == 1 or "interval_s" in extra, "nodes of different sample intervals: set limits per node"
     # Lossless: a bus thread that falls behind takes every sample late, never gives up a backlog. Held:
-    # simulated time waits from the start until the gateway is built and follows it (follow_gateway).
+    # simulated time waits from the start until the gateway is built and follows it (follow_gateway). Burst:
+    # a reply is never cut in two by a bus thread kept off the CPU (simulator/bus.py).
     site = Site(
-        load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth, lossless=True, held=True
+        load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth, lossless=True, held=True,
+        burst=True,
     )
     queue = tmp_path / "queue.sqlite3"
     with site:

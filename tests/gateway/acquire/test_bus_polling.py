@@ -33,7 +33,7 @@ BAUD = 19200
 
 @contextmanager
 def simulated(tmp_path: Path, *nodes: NodeSpec, speed: float = 1.0) -> Iterator[tuple[Site, str]]:
-    with Site((BusSpec("bus0", nodes, baud=BAUD),), tmp_path / "buses", seed=5, speed=speed) as site:
+    with Site((BusSpec("bus0", nodes, baud=BAUD),), tmp_path / "buses", seed=5, speed=speed, burst=True) as site:
         yield site, str(tmp_path / "buses" / "bus0")
 
 
