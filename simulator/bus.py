@@ -71,6 +71,7 @@ import threading
 import time
 import tty
 from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,6 +387,10 @@ class PtyBus(SimBus):
         self.clock_at = clock_at
         # Burst: each reply handed over whole when its last byte is due (see _transmit).
         self.burst = False
+        # When this thread saw the first byte of each request (monotonic), the latest last: a test
+        # compares them with when its master sent them, to know how late a busy host let the
+        # simulated nodes hear each request.
+        self.requests_seen: deque[float] = deque(maxlen=10_000)
         self.link = link
         self._master = -1
         self._slave = -1
@@ -483,6 +488,7 @@ class PtyBus(SimBus):
             if frame and now - last_byte_at >= gap:
                 request = bytes(frame)
                 frame.clear()
+                self.requests_seen.append(first_byte_at)
                 reply = self.respond(request, self._heard_ms(first_byte_at, len(request)))
                 if reply is not None:
                     # The request occupied the wire from its first byte; the reply

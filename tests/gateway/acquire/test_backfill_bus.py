@@ -31,6 +31,7 @@ from firmware.history import History
 from firmware.node import Node
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.model import Gap, Quality, Reading
+from simulator.bus import PtyBus, SimBus
 from simulator.site import BusSpec, NodeSpec, Site, SiteNode
 from tests.support.waiting import wait_until
 
@@ -148,15 +149,31 @@ def sequences_of(records: list[Reading | Gap], node: str) -> list[int]:
     return [r.sequence for r in samples(records, node)]
 
 
-def check_against_truth(rig: Rig, readings: list[Reading], boot: int = 0) -> None:
-    """Every reading carries the value the sensor measured for its sample, and the sample's time."""
+def hearing_delay(bus: SimBus, trace: list[PollRecord]) -> float:
+    """The longest a simulated node took to see a request after the poller sent it (s).
+
+    A node counts a sample's age up to when it hears the request; the gateway dates the sample
+    from when it sent the request. On an idle host the two agree to a millisecond; on a busy one
+    the bus thread (in this process) sees a request late, and the sample's date is early by as
+    much. That delay is the line's, measured here from both sides (every transaction is traced,
+    and the bus saw them in the same order), and added to TOLERANCE.
+    """
+    assert isinstance(bus, PtyBus)
+    seen = list(bus.requests_seen)
+    assert len(seen) == len(trace), (len(seen), len(trace))
+    return max([0.0, *(s - t.sent for s, t in zip(seen, sorted(trace, key=lambda t: t.sent), strict=True))])
+
+
+def check_against_truth(rig: Rig, readings: list[Reading], boot: int = 0, late: float = 0.0) -> None:
+    """Every reading carries the value the sensor measured for its sample, and the sample's time
+    (within TOLERANCE, plus `late`: how late the node heard requests, see hearing_delay)."""
     for r in readings:
         when, truth = rig.taken[(boot, r.sequence)]
         if boot == rig.boot:  # the simulator's own ground truth (keyed by sequence: the latest boot's)
             truth = rig.sensor.truth[r.sequence]
         assert r.quality is Quality.NORMAL and r.value is not None, r
         assert abs(r.value - truth[r.channel]) <= 0.5 / SCALE[r.channel] + 1e-9, (r, truth)
-        assert abs(r.timestamp - when) <= TOLERANCE, (r, when, r.timestamp - when)
+        assert abs(r.timestamp - when) <= TOLERANCE + late, (r, when, r.timestamp - when, late)
 
 
 def consecutive(sequences: list[int]) -> bool:
@@ -205,13 +222,17 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
             return bool(got) and got[-1] >= mended_at[0] + 7
 
         await run(poller, [(1.2, cut), (3.6, mend)], until=5.0, done=caught_up)
+        line = site.running[0]
     got = samples(delivered, "dust-1")
     sequences = [r.sequence for r in got]
     # Every sample from the first to the last, each once, in order, with the sensor's values
     # and their own times, including the dozen taken while the node was silent.
     assert consecutive(sequences), sequences
     assert sequences[-1] - sequences[0] >= 18
-    check_against_truth(dust, [r for r in delivered if isinstance(r, Reading) and r.node == "dust-1" and r.sequence])
+    late = hearing_delay(line, trace)
+    check_against_truth(
+        dust, [r for r in delivered if isinstance(r, Reading) and r.node == "dust-1" and r.sequence], late=late
+    )
     assert not [g for g in delivered if isinstance(g, Gap)]
     stats = poller.backfill["dust-1"]
     assert stats.fetched >= 10 and stats.lost == 0
@@ -311,9 +332,11 @@ async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences
     # Its times are those of the samples around it.
     assert abs(gap.start - rig.taken[(0, gap.first_sequence - 1)][0]) <= TOLERANCE
     assert abs(gap.end - rig.taken[(0, gap.last_sequence + 1)][0]) <= TOLERANCE
-    # What the ring still held was fetched, with its values and times.
+    # What the ring still held was fetched (how much of it depends on how soon the gateway got there
+    # after the mend, which a busy host delays: the sample after the gap was delivered, see above),
+    # with its values and times; what it no longer held is counted lost, once.
     stats = poller.backfill["tilt-3"]
-    assert stats.fetched >= 1 and stats.lost == gap.missing and stats.gaps == 1
+    assert stats.lost == gap.missing and stats.gaps == 1
     check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence])
 
 
