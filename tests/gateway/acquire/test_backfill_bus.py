@@ -12,7 +12,9 @@ with its original time, or inside a Gap record.
 Time tolerance: a delivered timestamp is within TOLERANCE of the moment the
 node took the sample, backfilled or polled (the node counts ages in whole
 milliseconds, the simulator's bus thread notices a request's end a few
-milliseconds late; without the record's age the error would be seconds).
+milliseconds late; without the record's age the error would be seconds), plus
+how late the simulated node saw the requests (hearing_delay): on an idle host
+nothing, on a busy one what the line measurably did.
 """
 
 from __future__ import annotations
@@ -258,7 +260,11 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
         if p.sent - p.due > 0.005:
             busy = [h for h in trace if h.sent <= p.due < h.completed and h is not p]
             assert not [h for h in busy if h.outcome.startswith("history")], (p, busy)
-    assert poller.health["wind-2"].failures == 0
+    # Nothing the backfill did ran into its replies: no CRC or framing error. (A timeout can happen on
+    # a busy host, where the simulated node hears a request late; that is the host's, not the line's.)
+    wind_health = poller.health["wind-2"]
+    assert wind_health.crc_errors == wind_health.framing_errors == 0
+    assert wind_health.failures == wind_health.timeouts
 
 
 async def test_a_gateway_restart_resumes_where_the_store_stopped(tmp_path: Path) -> None:
@@ -302,15 +308,26 @@ async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences
         # A ring of six samples (1.2 s) instead of ten minutes: the firmware's own History,
         # smaller, so that a 2.4 s outage outlasts it.
         rig.node.history = History(6, rig.node.history.width)
-        poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend)
+        trace: list[PollRecord] = []
+        poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend,
+                           trace=trace.append)
+
+        mended_at: list[int] = []
 
         def cut() -> None:
             rig.mute = True
 
         def mend() -> None:
             rig.mute = False
+            mended_at.append(rig.node.seq)
 
-        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6)
+        def caught_up() -> bool:
+            got = sequences_of(delivered, "tilt-3")
+            return bool(got) and got[-1] >= mended_at[0] + 3
+
+        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6, done=caught_up)
+        line = site.running[0]
+    late = hearing_delay(line, trace)
     gaps = [g for g in delivered if isinstance(g, Gap)]
     assert len(gaps) == 1, gaps
     gap = gaps[0]
@@ -330,21 +347,23 @@ async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences
     # soon the gateway got to the ring after the mend, which a busy host delays: not checked here.
     assert gap.missing >= 5
     # Its times are those of the samples around it.
-    assert abs(gap.start - rig.taken[(0, gap.first_sequence - 1)][0]) <= TOLERANCE
-    assert abs(gap.end - rig.taken[(0, gap.last_sequence + 1)][0]) <= TOLERANCE
+    assert abs(gap.start - rig.taken[(0, gap.first_sequence - 1)][0]) <= TOLERANCE + late
+    assert abs(gap.end - rig.taken[(0, gap.last_sequence + 1)][0]) <= TOLERANCE + late
     # What the ring still held was fetched (how much of it depends on how soon the gateway got there
     # after the mend, which a busy host delays: the sample after the gap was delivered, see above),
     # with its values and times; what it no longer held is counted lost, once.
     stats = poller.backfill["tilt-3"]
     assert stats.lost == gap.missing and stats.gaps == 1
-    check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence])
+    check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence], late=late)
 
 
 async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(tmp_path: Path) -> None:
     delivered: list[Reading | Gap] = []
     with simulated(tmp_path, NodeSpec("noise", 5)) as (site, port):
         rig = Rig(site.node("bus0", 5))
-        poller = BusPoller(config(port, ("noise", 5, 0.1)), delivered.extend, on_gap=delivered.extend)
+        trace: list[PollRecord] = []
+        poller = BusPoller(config(port, ("noise", 5, 0.1)), delivered.extend, on_gap=delivered.extend,
+                           trace=trace.append)
 
         def power_cut() -> None:
             rig.powered = False
@@ -359,6 +378,8 @@ async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(t
             rig.mute = False
 
         await run(poller, [(1.2, power_cut), (2.0, power_back), (3.0, transceiver_up)], until=4.0)
+        line = site.running[0]
+    late = hearing_delay(line, trace)
     assert poller.health["noise-5"].reboots == 1
     gaps = [g for g in delivered if isinstance(g, Gap)]
     assert len(gaps) == 1, gaps
@@ -371,12 +392,12 @@ async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(t
     # its memory (how many is unknown: it might have been one, or none before the power cut).
     assert consecutive([r.sequence for r in old]) and old[-1].sequence >= 4
     assert (gap.reason, gap.first_sequence, gap.last_sequence) == ("reboot", old[-1].sequence + 1, None)
-    assert abs(gap.start - rig.taken[(0, old[-1].sequence)][0]) <= TOLERANCE
+    assert abs(gap.start - rig.taken[(0, old[-1].sequence)][0]) <= TOLERANCE + late
     # The new boot, from its first sample on, including the ones taken while it was mute.
     assert [r.sequence for r in new] == list(range(1, len(new) + 1)) and len(new) >= 8
-    assert abs(gap.end - rig.taken[(1, 1)][0]) <= TOLERANCE
+    assert abs(gap.end - rig.taken[(1, 1)][0]) <= TOLERANCE + late
     assert poller.backfill["noise-5"].fetched >= 3
     check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence
-                              and delivered.index(r) < restart], boot=0)
+                              and delivered.index(r) < restart], boot=0, late=late)
     check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence
-                              and delivered.index(r) > restart], boot=1)
+                              and delivered.index(r) > restart], boot=1, late=late)
