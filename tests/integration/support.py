@@ -35,6 +35,7 @@ order it was appended), not from the simulator's truth.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import math
 import sqlite3
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.acquire.poller import PollRecord
 from gateway.acquire.timestamps import Clock
 from gateway.deliver.records import Actuation, Outage, Record, from_json
 from gateway.model import Reading
@@ -52,6 +54,7 @@ from gateway.ops.config import GatewayConfig, parse_config
 from gateway.ops.service import Gateway
 from gateway.process.aggregate import Aggregate, is_valid
 from gateway.process.alarms import AlarmEvent
+from simulator.bus import PtyBus, SimBus
 from simulator.faults import FaultKind
 from simulator.scenario import load_builtin
 from simulator.site import Site, SiteNode
@@ -78,6 +81,22 @@ class Run:
     started: float  # scenario seconds when the gateway started
     ended: float  # scenario seconds when it was told to stop
     watched: list[tuple[float, object]] = field(default_factory=list)  # (scenario seconds, what watch returned)
+    traces: dict[str, list[PollRecord]] = field(default_factory=dict)  # bus -> the gateway's polls on it
+    buses: dict[str, SimBus] = field(default_factory=dict)  # the simulated buses, by name
+
+    def hearing_delay(self, bus: str) -> float:
+        """The longest the simulated nodes of an RS-485 bus took to see a request after the gateway
+        sent it, in simulated seconds: nothing on an idle host; on a busy one the bus thread, which
+        shares this process, sees requests late, and a node dates its sample age from when it heard.
+        A timestamp check adds this to its tolerance. (The gateway's exchanges are stamped in the
+        site's time already, link_time; the bus's sightings are mapped the same way.) Each request the bus saw is
+        paired with the latest traced request sent before it (so an untraced write or a request
+        that never reached the bus can only make the delay look shorter, the check stricter).
+        """
+        line = self.buses[bus]
+        assert isinstance(line, PtyBus)
+        seen = [self.site.clock.at(t) for t in line.requests_seen]
+        return seen_late(seen, [t.sent for t in self.traces[bus]])
 
     def of(self, cls: type[R]) -> list[R]:
         return [r for r in self.records if isinstance(r, cls)]
@@ -99,6 +118,13 @@ class Run:
 
     def scenario_seconds(self, epoch: float) -> float:
         return epoch - self.site.scenario.start_epoch
+
+
+def seen_late(seen: Sequence[float], sent: Sequence[float]) -> float:
+    """Longest delay from a request's sending to a bus seeing it (monotonic seconds; 0 if none)."""
+    ordered = sorted(sent)
+    delays = [s - ordered[i - 1] for s in seen if (i := bisect.bisect_right(ordered, s)) > 0]
+    return max([0.0, *delays])
 
 
 def gateway_toml(site: Site, polled: Sequence[Polled], queue: Path, extra: str, interval_s: float) -> str:
@@ -151,7 +177,9 @@ LINK_FAULTS = frozenset(
 def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
     """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled.
 
-    It holds for a node that answers, however the gateway's polls of it went: a poll that failed
+    It never lets the clock pass a polled node's next sample before the node has taken it (a
+    lossless bus thread kept off the CPU samples late). It holds for a node that answers, however
+    the gateway's polls of it went: a poll that failed
     without a fault on the line failed because the host is busy (the simulated node shares this
     process with the gateway, so a starved bus thread answers late), which no real node would do.
     It holds without a time limit until the gateway has polled the node at all (a gateway that
@@ -177,10 +205,17 @@ def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
         for health, node in watched:
             key = id(health)
             sim = node.sim
-            unread = sim.booted and not sim.down and health.last_sequence < sim.node.seq
+            if not sim.booted or sim.down:
+                holding_since.pop(key, None)
+                continue
+            unread = health.last_sequence < sim.node.seq
             tick = int(sim.node.next_sample_ms) - 1
             if not unread or (health.consecutive_failures >= 2 and faulty(node, tick)):
                 holding_since.pop(key, None)
+                # Up to its next sample, not past it before the node has taken it: a bus thread that a
+                # busy host keeps off the CPU samples late (lossless), and the run must not end, nor
+                # the gateway poll, ahead of what the node has sampled.
+                cap = tick + 1 if cap is None else min(cap, tick + 1)
                 continue
             if health.polls:
                 since = holding_since.setdefault(key, now)
@@ -276,7 +311,9 @@ async def run_scenario(
         site.clock.gate = follow_gateway(site, gateway)
         stop = asyncio.Event()
         started = site.scenario_time()
-        run = Run(site, gateway, [], started, started)
+        run = Run(site, gateway, [], started, started, buses={b.name: b for b in site.running})
+        for poller in gateway.pollers:
+            poller.trace = run.traces.setdefault(poller.bus.name, []).append
         reader = QueueReader(queue)
         task = asyncio.create_task(gateway.run(stop))
         deadline = time.monotonic() + real_limit
