@@ -303,6 +303,10 @@ async def run_scenario(
         for n in site.nodes:
             sample_s = next((p.sample_s for p in polled if (p.bus, p.unit_id) == (n.bus, n.spec.unit_id)), slowest)
             n.node.bank.set_holding_raw("sample_interval", round(sample_s * 1000))
+            if n.node.seq:
+                # Booted already (the clock is held at its start): as if booted with this interval,
+                # the next sample one interval after the boot's, not the default 1 s after it.
+                n.node.next_sample_ms = n.node.sample_ms + round(sample_s * 1000)
         text = gateway_toml(site, polled, queue, extra, min(intervals))
         config = poll_every(parse_config(tomllib.loads(text), "integration.toml"), poll_interval)
         clock = Clock(wall=site.clock.seconds, mono=site.clock.seconds, valid=lambda: True)
