@@ -35,6 +35,7 @@ from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.model import Gap, Quality, Reading
 from simulator.bus import PtyBus, SimBus
 from simulator.site import BusSpec, NodeSpec, Site, SiteNode
+from tests.integration.support import seen_late
 from tests.support.waiting import wait_until
 
 BAUD = 19200
@@ -157,13 +158,11 @@ def hearing_delay(bus: SimBus, trace: list[PollRecord]) -> float:
     A node counts a sample's age up to when it hears the request; the gateway dates the sample
     from when it sent the request. On an idle host the two agree to a millisecond; on a busy one
     the bus thread (in this process) sees a request late, and the sample's date is early by as
-    much. That delay is the line's, measured here from both sides (every transaction is traced,
-    and the bus saw them in the same order), and added to TOLERANCE.
+    much. That delay is the line's, measured here from both sides (tests/integration/support.py
+    seen_late), and added to TOLERANCE.
     """
     assert isinstance(bus, PtyBus)
-    seen = list(bus.requests_seen)
-    assert len(seen) == len(trace), (len(seen), len(trace))
-    return max([0.0, *(s - t.sent for s, t in zip(seen, sorted(trace, key=lambda t: t.sent), strict=True))])
+    return seen_late(list(bus.requests_seen), [t.sent for t in trace])
 
 
 def check_against_truth(rig: Rig, readings: list[Reading], boot: int = 0, late: float = 0.0) -> None:
