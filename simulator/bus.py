@@ -24,7 +24,9 @@ those that read by the expected length. A group spans at most t1.5 (the
 longest silence allowed inside a frame), which is one byte at 19200 baud and
 below; above, a few bytes per group keep the number of wake-ups reasonable.
 Scheduling is against absolute times, so a late wake-up (a busy host) delays
-one group but does not accumulate.
+one group but does not accumulate. A bus in burst mode (``Site(burst=True)``)
+writes each reply whole when its last byte is due instead: a busy host can
+then delay a reply, but never cut it in two with a pause no real line makes.
 
 Sampling: each node samples at the moments its firmware schedules (every
 sample_interval of simulated time). When the host fell behind (the thread
@@ -69,6 +71,7 @@ import threading
 import time
 import tty
 from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,9 +378,19 @@ class PtyBus(SimBus):
         *,
         faults: BusFaults | None = None,
         speed: float = 1.0,
+        clock_at: Callable[[float], int] | None = None,
     ) -> None:
         super().__init__(name, nodes, clock_ms, faults=faults, speed=speed)
         self.baud = baud
+        # The tick of a monotonic instant: the nodes hear a request at the tick its end was on the
+        # wire, not whenever this thread got round to it (see _serve).
+        self.clock_at = clock_at
+        # Burst: each reply handed over whole when its last byte is due (see _transmit).
+        self.burst = False
+        # When this thread saw the first byte of each request (monotonic), the latest last: a test
+        # compares them with when its master sent them, to know how late a busy host let the
+        # simulated nodes hear each request.
+        self.requests_seen: deque[float] = deque(maxlen=10_000)
         self.link = link
         self._master = -1
         self._slave = -1
@@ -450,7 +463,10 @@ class PtyBus(SimBus):
         last_byte_at = 0.0
         while not self._stop.is_set():
             now_ms = self.clock_ms()
-            self.maintain(now_ms)
+            if not frame:
+                # Not while a request is coming in: the nodes hear it at the tick it ended on the
+                # wire, and must not have sampled past that tick by then.
+                self.maintain(now_ms)
             timeout = min(gap, self.wait_for_samples(now_ms)) if frame else self.wait_for_samples(now_ms)
             try:
                 readable, _, _ = select.select([self._master], [], [], timeout)
@@ -472,16 +488,36 @@ class PtyBus(SimBus):
             if frame and now - last_byte_at >= gap:
                 request = bytes(frame)
                 frame.clear()
-                reply = self.respond(request, self.clock_ms())
+                self.requests_seen.append(first_byte_at)
+                reply = self.respond(request, self._heard_ms(first_byte_at, len(request)))
                 if reply is not None:
                     # The request occupied the wire from its first byte; the reply
                     # starts after the turnaround (and any fault's delay).
                     self._transmit(reply.data, first_byte_at + wire_time(len(request), self.baud) + reply.delay)
 
+    def _heard_ms(self, first_byte_at: float, n_bytes: int) -> int:
+        """The tick at which a node knows a request is complete: its end on the wire plus t3.5.
+
+        Reckoned from when this thread saw its first byte, not from when the thread handles it: on
+        a busy host (the thread waits for the CPU, or for the interpreter lock held by a master in
+        the same process) that can be tens of milliseconds later, which no node on a real line
+        would add to the sample age it reports. Never later than now.
+        """
+        now_ms = self.clock_ms()
+        if self.clock_at is None:
+            return now_ms
+        heard = first_byte_at + wire_time(n_bytes, self.baud) + frame_gap(self.baud)
+        return min(now_ms, self.clock_at(heard))
+
     def _transmit(self, data: bytes, start: float) -> None:
         """Write data as the wire delivers it from `start` (monotonic seconds): never a byte early."""
         char = character_time(self.baud)
-        group = group_size(self.baud)
+        # In bursts, the reply arrives as one piece at the moment its last byte would, as through a
+        # USB adapter whose latency timer is longer than the frame. Tests that must not depend on
+        # the host use it: a paced reply is written by this thread between the master's reads, and
+        # a busy host that keeps the thread off the CPU for longer than the master's garble gap cuts
+        # the frame in two, a pause no UART makes. The last byte's time is the same either way.
+        group = len(data) if self.burst else group_size(self.baud)
         for offset in range(0, len(data), group):
             chunk = data[offset : offset + group]
             if not self._sleep_until(start + (offset + len(chunk)) * char):

@@ -224,6 +224,16 @@ class SimClock:
         real, sim, rate = self._segments[0]
         return {"start_time": self.start_time + sim / 1000, "monotonic": real, "speed": rate / 1000}
 
+    def ms_at(self, monotonic: float) -> int:
+        """The tick of a time.monotonic() instant (e.g. when a request ended on a simulated line)."""
+        with self._lock:
+            return int(self._ms_at(monotonic))
+
+
+def _closed() -> int:
+    """A gate that holds simulated time where it is (the clock never passes tick 0)."""
+    return 0
+
 
 class SiteFaults:
     """The run's fault plan, shared by the bus threads, the sensors and the control API.
@@ -332,6 +342,11 @@ class Site:
     faults: the fault plan (default: the scenario's).
     lossless: when the host falls behind, take every sample late rather than give up a backlog
         (what tests that count samples need; see simulator/bus.py).
+    burst: RS-485 replies are handed over whole when their last byte is due, not paced byte by byte
+        (simulator/bus.py): for tests whose master must not see a starved bus thread's pauses.
+    held: start with simulated time held (the clock's gate closed at tick 0) until the caller sets
+        a gate of its own: a follower that needs the site's paths before it can start (a gateway
+        on a busy host takes seconds to) misses nothing meanwhile.
     """
 
     def __init__(
@@ -346,6 +361,8 @@ class Site:
         truth: Path | str | None = None,
         faults: FaultPlan | None = None,
         lossless: bool = False,
+        held: bool = False,
+        burst: bool = False,
     ) -> None:
         if speed <= 0 or not math.isfinite(speed):
             raise ValueError(f"speed: {speed!r} must be a positive number")
@@ -368,6 +385,8 @@ class Site:
         self.truth_path = Path(truth) if truth is not None else None
         self.clock = SimClock(scenario.start_epoch + skip, speed)
         self.lossless = lossless
+        self.held = held
+        self.burst = burst
         self.faults = SiteFaults(faults if faults is not None else scenario.fault_plan(), skip, scenario.seed)
         self.nodes: list[SiteNode] = []
         self.running: list[SimBus] = []
@@ -407,6 +426,8 @@ class Site:
             raise RuntimeError("the site is already running")
         # The clock starts now: the nodes boot at tick 0, the scenario time is `skip`.
         self.clock = SimClock(None if self._wall_clock else self.scenario.start_epoch + self.skip, self.speed)
+        if self.held:
+            self.clock.gate = _closed
         if self.truth_path is not None:
             self._truth = TruthWriter(self.truth_path)
         physics = self.scenario.physics()
@@ -421,8 +442,13 @@ class Site:
                     running = TcpBus(bus.name, sims, bus.port, self.clock.ms, faults=view, speed=self.speed)
                 else:
                     link = self.link_dir / bus.name
-                    running = PtyBus(bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed)
+                    running = PtyBus(
+                        bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed,
+                        clock_at=self.clock.ms_at,
+                    )
                 running.lossless = self.lossless
+                if isinstance(running, PtyBus):
+                    running.burst = self.burst
                 self.paths[bus.name] = running.start()
                 self.running.append(running)
         except BaseException:

@@ -206,14 +206,7 @@ class RtuLink:
         if self._fd < 0:
             now = time.monotonic()
             return Exchange(NoReply("io", "port not open"), now, now, now)
-        # Exactly t3.5 of silence since the last byte on the line, no more.
-        wait = self._quiet_until - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._drain()
-        if self._rx:
-            self.stats.stray_bytes += len(self._rx)
-            self._rx.clear()
+        await self._wait_for_silence(timeout)
         loop = asyncio.get_running_loop()
         self._request = request
         self._echo_left = len(request.frame) if self.local_echo else 0
@@ -249,6 +242,31 @@ class RtuLink:
         # The line is free t3.5 after the reply's last byte.
         self._quiet_until = self._last_rx + self.t35
         return Exchange(outcome, sent, request_end, max(self._last_rx, request_end))
+
+    async def _wait_for_silence(self, limit: float) -> None:
+        """Wait until the line is free: t3.5 after our last exchange, and no stray bytes coming in.
+
+        Exactly t3.5 when the line stayed quiet, no more. Bytes that came after the last exchange
+        ended (a slow node's reply that missed its timeout, a chattering device) are dropped and
+        counted, and the request waits until the line has been silent for the garble gap: a request
+        sent now would collide with them on the wire, and their tail would run into the reply we
+        want and fail its CRC. The garble gap rather than t3.5 because an adapter delivers bytes in
+        bursts (its latency timer): a t3.5 pause seen by the host is not silence on the line. A line
+        that never falls silent delays the request by at most `limit`, then it goes out anyway.
+        """
+        give_up = time.monotonic() + limit
+        while True:
+            wait = self._quiet_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._drain()
+            if not self._rx:
+                return
+            self.stats.stray_bytes += len(self._rx)
+            self._rx.clear()
+            if time.monotonic() >= give_up:
+                return
+            self._quiet_until = min(self._last_rx + self.garble_gap, give_up)
 
     async def _write(self, frame: bytes) -> str | None:
         view = memoryview(frame)

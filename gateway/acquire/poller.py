@@ -779,6 +779,7 @@ class BusPoller:
 
     async def _history_transact(self, node: _Node, request: rtu.Request, what: str, deadline: float) -> Exchange:
         node.backfill.stats.requests += 1
+        decided = time.monotonic()  # the trace's "due" of a history transaction: when it was sized to fit
         timeout = self._reply_timeout(node, request.reply_length)
         if deadline < math.inf:
             wire = self.link.request_time
@@ -791,7 +792,7 @@ class BusPoller:
             name = what if ok else f"{what}: {_outcome_name(outcome)}"
             self.trace(
                 PollRecord(
-                    node.config.name, exchange.sent, exchange.sent, exchange.completed, name, timeout,
+                    node.config.name, decided, exchange.sent, exchange.completed, name, timeout,
                     len(request.frame), request.reply_length,
                 )
             )

@@ -35,6 +35,7 @@ order it was appended), not from the simulator's truth.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import math
 import sqlite3
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.acquire.poller import PollRecord
 from gateway.acquire.timestamps import Clock
 from gateway.deliver.records import Actuation, Outage, Record, from_json
 from gateway.model import Reading
@@ -52,8 +54,10 @@ from gateway.ops.config import GatewayConfig, parse_config
 from gateway.ops.service import Gateway
 from gateway.process.aggregate import Aggregate, is_valid
 from gateway.process.alarms import AlarmEvent
+from simulator.bus import PtyBus, SimBus
+from simulator.faults import FaultKind
 from simulator.scenario import load_builtin
-from simulator.site import Site
+from simulator.site import Site, SiteNode
 
 R = TypeVar("R")
 
@@ -77,6 +81,22 @@ class Run:
     started: float  # scenario seconds when the gateway started
     ended: float  # scenario seconds when it was told to stop
     watched: list[tuple[float, object]] = field(default_factory=list)  # (scenario seconds, what watch returned)
+    traces: dict[str, list[PollRecord]] = field(default_factory=dict)  # bus -> the gateway's polls on it
+    buses: dict[str, SimBus] = field(default_factory=dict)  # the simulated buses, by name
+
+    def hearing_delay(self, bus: str) -> float:
+        """The longest the simulated nodes of an RS-485 bus took to see a request after the gateway
+        sent it, in simulated seconds: nothing on an idle host; on a busy one the bus thread, which
+        shares this process, sees requests late, and a node dates its sample age from when it heard.
+        A timestamp check adds this to its tolerance. (The gateway's exchanges are stamped in the
+        site's time already, link_time; the bus's sightings are mapped the same way.) Each request the bus saw is
+        paired with the latest traced request sent before it (so an untraced write or a request
+        that never reached the bus can only make the delay look shorter, the check stricter).
+        """
+        line = self.buses[bus]
+        assert isinstance(line, PtyBus)
+        seen = [self.site.clock.at(t) for t in line.requests_seen]
+        return seen_late(seen, [t.sent for t in self.traces[bus]])
 
     def of(self, cls: type[R]) -> list[R]:
         return [r for r in self.records if isinstance(r, cls)]
@@ -98,6 +118,13 @@ class Run:
 
     def scenario_seconds(self, epoch: float) -> float:
         return epoch - self.site.scenario.start_epoch
+
+
+def seen_late(seen: Sequence[float], sent: Sequence[float]) -> float:
+    """Longest delay from a request's sending to a bus seeing it (monotonic seconds; 0 if none)."""
+    ordered = sorted(sent)
+    delays = [s - ordered[i - 1] for s in seen if (i := bisect.bisect_right(ordered, s)) > 0]
+    return max([0.0, *delays])
 
 
 def gateway_toml(site: Site, polled: Sequence[Polled], queue: Path, extra: str, interval_s: float) -> str:
@@ -141,30 +168,59 @@ REPLY_TIMEOUT = 1.0
 MAX_HOLD = 3.0  # real seconds the clock waits for the gateway to read one sample of one node
 
 
+# Faults that make the gateway's polls of a node fail by design: the backfill's to recover, not the clock's to wait for.
+LINK_FAULTS = frozenset(
+    {FaultKind.NO_REPLY, FaultKind.LATE_REPLY, FaultKind.CRC_CORRUPTION, FaultKind.GARBAGE, FaultKind.BUS_UNPLUGGED}
+)
+
+
 def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
-    """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled."""
+    """The site clock's gate: the tick it may not pass until the gateway has read what the nodes sampled.
+
+    It never lets the clock pass a polled node's next sample before the node has taken it (a
+    lossless bus thread kept off the CPU samples late). It holds for a node that answers, however
+    the gateway's polls of it went: a poll that failed
+    without a fault on the line failed because the host is busy (the simulated node shares this
+    process with the gateway, so a starved bus thread answers late), which no real node would do.
+    It holds without a time limit until the gateway has polled the node at all (a gateway that
+    starts slowly on a busy host would otherwise miss the first samples), and then for MAX_HOLD
+    real seconds per sample at most. It lets go of a node that a fault keeps from answering
+    (failing twice in a row with a link fault active) or that is down.
+    """
     by_name = {n.name: n for n in site.nodes}
     watched = [
-        (health, by_name[name].sim)
+        (health, by_name[name])
         for poller in gateway.pollers
         for name, health in poller.health.items()
         if name in by_name
     ]
     holding_since: dict[int, float] = {}  # id(health) -> when it began to hold the clock for its current sample
 
+    def faulty(node: SiteNode, tick: int) -> bool:
+        return any(f.kind in LINK_FAULTS for f in site.faults.node(node.bus, node.spec.unit_id, tick))
+
     def gate() -> int | None:
         cap: int | None = None
         now = time.monotonic()
-        for health, sim in watched:
+        for health, node in watched:
             key = id(health)
-            unread = sim.booted and not sim.down and health.last_sequence < sim.node.seq
-            if not unread or health.consecutive_failures >= 2:
+            sim = node.sim
+            if not sim.booted or sim.down:
                 holding_since.pop(key, None)
                 continue
-            since = holding_since.setdefault(key, now)
-            if now - since > MAX_HOLD:
-                continue  # the gateway will not read this one live: let the backfill have it
+            unread = health.last_sequence < sim.node.seq
             tick = int(sim.node.next_sample_ms) - 1
+            if not unread or (health.consecutive_failures >= 2 and faulty(node, tick)):
+                holding_since.pop(key, None)
+                # Up to its next sample, not past it before the node has taken it: a bus thread that a
+                # busy host keeps off the CPU samples late (lossless), and the run must not end, nor
+                # the gateway poll, ahead of what the node has sampled.
+                cap = tick + 1 if cap is None else min(cap, tick + 1)
+                continue
+            if health.polls:
+                since = holding_since.setdefault(key, now)
+                if now - since > MAX_HOLD:
+                    continue  # the gateway will not read this one live: let the backfill have it
             cap = tick if cap is None else min(cap, tick)
         return cap
 
@@ -233,7 +289,13 @@ async def run_scenario(
     """
     intervals = {p.sample_s for p in polled}
     assert len(intervals) == 1 or "interval_s" in extra, "nodes of different sample intervals: set limits per node"
-    site = Site(load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth)
+    # Lossless: a bus thread that falls behind takes every sample late, never gives up a backlog. Held:
+    # simulated time waits from the start until the gateway is built and follows it (follow_gateway). Burst:
+    # a reply is never cut in two by a bus thread kept off the CPU (simulator/bus.py).
+    site = Site(
+        load_builtin(scenario), tmp_path / "buses", speed=speed, skip=skip, truth=truth, lossless=True, held=True,
+        burst=True,
+    )
     queue = tmp_path / "queue.sqlite3"
     with site:
         # Nodes nobody polls sample as slowly as the slowest polled one: less work for the host.
@@ -241,6 +303,10 @@ async def run_scenario(
         for n in site.nodes:
             sample_s = next((p.sample_s for p in polled if (p.bus, p.unit_id) == (n.bus, n.spec.unit_id)), slowest)
             n.node.bank.set_holding_raw("sample_interval", round(sample_s * 1000))
+            if n.node.seq:
+                # Booted already (the clock is held at its start): as if booted with this interval,
+                # the next sample one interval after the boot's, not the default 1 s after it.
+                n.node.next_sample_ms = n.node.sample_ms + round(sample_s * 1000)
         text = gateway_toml(site, polled, queue, extra, min(intervals))
         config = poll_every(parse_config(tomllib.loads(text), "integration.toml"), poll_interval)
         clock = Clock(wall=site.clock.seconds, mono=site.clock.seconds, valid=lambda: True)
@@ -249,7 +315,9 @@ async def run_scenario(
         site.clock.gate = follow_gateway(site, gateway)
         stop = asyncio.Event()
         started = site.scenario_time()
-        run = Run(site, gateway, [], started, started)
+        run = Run(site, gateway, [], started, started, buses={b.name: b for b in site.running})
+        for poller in gateway.pollers:
+            poller.trace = run.traces.setdefault(poller.bus.name, []).append
         reader = QueueReader(queue)
         task = asyncio.create_task(gateway.run(stop))
         deadline = time.monotonic() + real_limit

@@ -121,7 +121,11 @@ def test_the_silent_nodes_samples_are_fetched_from_its_history_afterwards(silent
     during = [r for r in noise if 300.0 <= scenario_time(silent, r) < 420.0]
     assert len(during) >= 3 and all(r.quality is Quality.NORMAL for r in during)
     times = {r.sequence: scenario_time(silent, r) for r in noise}
-    assert all(abs(times[s + 1] - times[s] - 30.0) < 3.0 for s in sequences[:-1])  # 30 s apart, as sampled
+    # 30 s apart, as sampled; each time may be early by as much as the node heard a request late
+    # (measured: nothing on an idle host, see Run.hearing_delay).
+    late = silent.hearing_delay("boundary")
+    spacing = {s: round(times[s + 1] - times[s], 2) for s in sequences[:-1]}
+    assert all(abs(d - 30.0) < 3.0 + late for d in spacing.values()), (late, spacing)
 
 
 def test_a_stuck_sensor_is_flagged_once_it_has_held_its_value_too_long(sensors: Run) -> None:

@@ -101,9 +101,11 @@ def test_the_gateway_saw_every_sample_at_its_simulated_time(onset: Run) -> None:
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
     assert onset.site.truth_path is not None
     truth = {r.sequence: r.time for r in read_truth(onset.site.truth_path) if (r.bus, r.unit_id) == ("tower", 1)}
-    # At 1200x a millisecond of real time is 1.2 simulated seconds: the timestamps are that close.
+    # At 1200x a millisecond of real time is 1.2 simulated seconds: the timestamps are that close,
+    # plus how late the simulated node heard the requests (measured; nothing on an idle host).
+    late = onset.hearing_delay("tower")
     errors = [r.timestamp - truth[r.sequence] for r in speeds]
-    assert max(abs(e) for e in errors) < 10.0, (min(errors), max(errors))
+    assert max(abs(e) for e in errors) < 10.0 + late, (min(errors), max(errors), late)
     # The windows are the site's local clock: 10-min means from 12:20, 12:30 ... (+08:00).
     tens = onset.aggregates(NODE, "wind_10min_speed_mean")
     assert tens and all((a.start + 8 * 3600) % 600 == 0 and a.end - a.start == 600 for a in tens)
