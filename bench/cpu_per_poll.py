@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import pstats
 import shutil
 import signal
 import sqlite3
@@ -41,7 +42,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.drain import cpu_seconds
 from bench.pipeline import vm_rss_mb
 from tests.support.influx import InfluxServer
 from tests.support.mosquitto import GATEWAY, GATEWAY_USER, PASSWORDS, SITE, Mosquitto, free_port
@@ -58,6 +58,7 @@ class Figures:
     seconds: float
     polls: int
     cpu_s: float
+    system_s: float
     rss_mb: float
     load_start: float
     load_end: float
@@ -68,12 +69,13 @@ class Figures:
 
     def line(self) -> str:
         return (f"{self.label:<34} {self.polls / self.seconds:7.1f} {self.ms_per_poll:8.2f} "
-                f"{100.0 * self.cpu_s / self.seconds:7.1f} {self.rss_mb:7.1f} "
+                f"{100.0 * self.cpu_s / self.seconds:7.1f} {100.0 * self.system_s / max(self.cpu_s, 1e-9):5.0f} "
+                f"{self.rss_mb:7.1f} "
                 f"{self.load_start:5.2f}->{self.load_end:<5.2f} "
                 f"{'ok' if self.ms_per_poll <= TARGET_MS else 'MISSED'}")
 
 
-HEADER = (f"{'configuration':<34} {'polls/s':>7} {'CPU-ms':>8} {'% core':>7} {'RSS MB':>7} "
+HEADER = (f"{'configuration':<34} {'polls/s':>7} {'CPU-ms':>8} {'% core':>7} {'sys %':>5} {'RSS MB':>7} "
           f"{'load 1m':>11} target <= {TARGET_MS:g} ms/poll")
 
 
@@ -123,6 +125,13 @@ def gateway_config(folder: Path, layout: tuple[int, ...], where: dict[str, str],
     return config
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process and all its threads so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 
@@ -152,7 +161,7 @@ class Uplinks:
             f'[[sink]]\ntype = "influxdb"\nname = "influx"\nurl = "{influxd.url}"\nsite = "{SITE}"\n'
             f'gateway = "{GATEWAY}"\napi = "v1"\ndatabase = "{database}"',
             f'[[sink]]\ntype = "hj212"\nname = "hj212"\nhost = "127.0.0.1"\nport = {hj212_port}\n'
-            f'mn = "010000A8900016F000169DC0"',
+            f'mn = "010000A8900016F000169DC0"\nnodes = "b0-dust-1,b0-noise-2,b0-wind-4"',
         ]
         self.names = ["InfluxDB 1.6.7 (v1)", "HJ 212"]
         if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
@@ -196,7 +205,7 @@ def stop_process(process: subprocess.Popen[str] | subprocess.Popen[bytes], sig: 
 
 
 def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, warmup: float,
-            profile: Path | None) -> Figures:
+            profile: Path | None, cprofile: Path | None = None) -> Figures:
     sitewatch = Path(sys.executable).with_name("sitewatch")
     with tempfile.TemporaryDirectory(prefix="sitewatch-cpu-") as tmp, ExitStack() as stack:
         folder = Path(tmp)
@@ -207,8 +216,10 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
         sinks = Uplinks(folder, sitewatch, stack).sinks if uplinks else []
         config = gateway_config(folder, layout, where, sinks)
         log_file = stack.enter_context((folder / "gateway.log").open("w"))
-        gateway = subprocess.Popen([str(sitewatch), "run", "--config", str(config), "--log-level", "WARNING"],
-                                   stderr=log_file, text=True)
+        command = [str(sitewatch), "run", "--config", str(config), "--log-level", "WARNING"]
+        if cprofile is not None:  # the same process under cProfile: exact call counts, inflated CPU figures
+            command = [sys.executable, "-m", "cProfile", "-o", str(cprofile), *command]
+        gateway = subprocess.Popen(command, stderr=log_file, text=True)
         stack.callback(stop_process, gateway)
         deadline = time.monotonic() + warmup
         while time.monotonic() < deadline:
@@ -221,13 +232,13 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
                                     str(gateway.pid), "--duration", str(int(seconds)), "--rate", "200",
                                     "--format", "raw", "--output", str(profile), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        load_start, wall_start, cpu_start = load1(), time.time(), cpu_seconds(gateway.pid)
+        load_start, wall_start, cpu_start = load1(), time.time(), cpu_times(gateway.pid)
         monotonic_start = time.monotonic()
         while time.monotonic() - monotonic_start < seconds:
             if gateway.poll() is not None:
                 raise SystemExit(f"the gateway stopped: {(folder / 'gateway.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        cpu_end, wall_end, load_end = cpu_seconds(gateway.pid), time.time(), load1()
+        cpu_end, wall_end, load_end = cpu_times(gateway.pid), time.time(), load1()
         rss = vm_rss_mb(gateway.pid) or 0.0
         if spy is not None:
             _, err = spy.communicate(timeout=120)
@@ -241,7 +252,8 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
                     if " ERROR " in line or " WARNING " in line or "Traceback" in line]
         if warnings:
             print(f"  ({label}: {len(warnings)} warning or error lines in the log, first: {warnings[0][:160]})")
-        return Figures(label, wall_end - wall_start, polls, cpu_end - cpu_start, rss, load_start, load_end)
+        user, system = cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]
+        return Figures(label, wall_end - wall_start, polls, user + system, system, rss, load_start, load_end)
 
 
 def summarise_profile(raw: Path, top: int = 20) -> str:
@@ -269,6 +281,20 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
     return "\n".join(rows)
 
 
+def summarise_cprofile(stats_file: Path, polls: float, top: int = 20) -> str:
+    """cProfile's stats of the whole gateway run: the top functions by own time, with calls per poll."""
+    stats = pstats.Stats(str(stats_file))
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in table.values())
+    rows = [f"cProfile, whole run (start-up included), about {polls:.0f} polls, {total:.2f} s of own time",
+            "", "| own % | own ms/poll | calls/poll | function (file) |", "| ---: | ---: | ---: | --- |"]
+    ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    for (path, line, name), (_, calls, own, _, _) in ranked:
+        rows.append(f"| {100.0 * own / total:.1f} | {1000.0 * own / polls:.3f} | {calls / polls:.1f} | "
+                    f"`{short(f'{name} ({path}:{line})')}` |")
+    return "\n".join(rows)
+
+
 def short(frame: str) -> str:
     """"func (/long/path/site-packages/pkg/mod.py:123)" -> "func (pkg/mod.py)"."""
     name, _, where = frame.partition(" (")
@@ -288,21 +314,26 @@ def main() -> int:
     parser.add_argument("--uplinks", action="store_true", help="only with the uplinks on")
     parser.add_argument("--both", action="store_true", help="without and with the uplinks")
     parser.add_argument("--profile", type=Path, help="py-spy raw output file: profile the first configuration")
+    parser.add_argument("--cprofile", type=Path, help="run the first configuration's gateway under cProfile, "
+                        "save its stats here and print the top functions with calls per poll")
     args = parser.parse_args()
     layouts = list(LAYOUTS) if args.config == "all" else [args.config]
     variants = [False, True] if args.both else [args.uplinks]
     print(f"{args.seconds:g} s per configuration after {args.warmup:g} s of warm-up; {os.cpu_count()} cores")
     print(HEADER, flush=True)
     results: list[Figures] = []
-    profile = args.profile
+    profile, cprofile = args.profile, args.cprofile
     for uplinks in variants:
         for key in layouts:
             layout = LAYOUTS[key]
             label = f"{sum(layout)} nodes, {len(layout)} bus{'es' if len(layout) > 1 else ''}"
             label += " + uplinks" if uplinks else ", store only"
-            figures = measure(label, layout, uplinks, args.seconds, args.warmup, profile)
+            figures = measure(label, layout, uplinks, args.seconds, args.warmup, profile, cprofile)
             print(figures.line(), flush=True)
             results.append(figures)
+            if cprofile is not None:
+                print(summarise_cprofile(cprofile, figures.polls * (args.warmup + figures.seconds) / figures.seconds))
+                cprofile = None
             if profile is not None:
                 print(summarise_profile(profile))
                 profile = None
