@@ -29,6 +29,7 @@ import argparse
 import collections
 import os
 import pstats
+import re
 import shutil
 import signal
 import sqlite3
@@ -147,15 +148,29 @@ def polls_between(store: Path, start: float, end: float) -> int:
 class Uplinks:
     """InfluxDB 1.6.7, an HJ 212 receiver and (if installed) mosquitto, each its own process."""
 
+    def delivered(self) -> str:
+        """What reached the uplinks, to show they were really on."""
+        measurements = self.influxd.query("SHOW MEASUREMENTS", self.database)
+        names = len(measurements[0]["values"]) if measurements else 0
+        packets = len(self.hj212_packets.read_text().splitlines()) if self.hj212_packets.exists() else 0
+        text = f"InfluxDB: {names} measurements; HJ 212: {packets} packets"
+        if self.broker is not None:
+            published = self.broker.log.read_text(errors="replace").count("Received PUBLISH from")
+            text += f"; mosquitto: {published} PUBLISH received"
+        return text
+
     def __init__(self, folder: Path, sitewatch: Path, stack: ExitStack) -> None:
         (folder / "influxd").mkdir()
         influxd = InfluxServer(folder / "influxd")
         influxd.start()
         stack.callback(influxd.stop)
         database = influxd.database()
+        self.influxd, self.database = influxd, database
         hj212_port = free_port()
+        self.hj212_packets = folder / "hj212.jsonl"
         listener = subprocess.Popen([str(sitewatch), "hj212", "listen", "--host", "127.0.0.1", "--port",
-                                     str(hj212_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     str(hj212_port), "--jsonl", str(self.hj212_packets)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(stop_process, listener)
         self.sinks = [
             f'[[sink]]\ntype = "influxdb"\nname = "influx"\nurl = "{influxd.url}"\nsite = "{SITE}"\n'
@@ -164,6 +179,7 @@ class Uplinks:
             f'mn = "010000A8900016F000169DC0"\nnodes = "b0-dust-1,b0-noise-2,b0-wind-4"',
         ]
         self.names = ["InfluxDB 1.6.7 (v1)", "HJ 212"]
+        self.broker: Mosquitto | None = None
         if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
             # Its own folder: mosquitto drops to its user, which cannot enter our private temporary one.
             broker = Mosquitto(Path(tempfile.mkdtemp(prefix="sitewatch-cpu-mosquitto-")))
@@ -171,6 +187,7 @@ class Uplinks:
             broker.prepare()
             broker.start()
             stack.callback(broker.stop)
+            self.broker = broker
             password = folder / "mqtt-password"
             password.write_text(PASSWORDS[GATEWAY_USER] + "\n")
             password.chmod(0o600)
@@ -213,12 +230,13 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
         scenario.write_text(scenario_text(layout))
         site, where = start_site(sitewatch, scenario, layout, folder / "buses", warmup + seconds + 120)
         stack.callback(stop_process, site, signal.SIGINT)
-        sinks = Uplinks(folder, sitewatch, stack).sinks if uplinks else []
+        links = Uplinks(folder, sitewatch, stack) if uplinks else None
+        sinks = links.sinks if links is not None else []
         config = gateway_config(folder, layout, where, sinks)
         log_file = stack.enter_context((folder / "gateway.log").open("w"))
         command = [str(sitewatch), "run", "--config", str(config), "--log-level", "WARNING"]
         if cprofile is not None:  # the same process under cProfile: exact call counts, inflated CPU figures
-            command = [sys.executable, "-m", "cProfile", "-o", str(cprofile), *command]
+            command = [sys.executable, "-c", CPROFILE_RUNNER, str(cprofile), *command[1:]]
         gateway = subprocess.Popen(command, stderr=log_file, text=True)
         stack.callback(stop_process, gateway)
         deadline = time.monotonic() + warmup
@@ -248,6 +266,8 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
         time.sleep(3.0)
         stop_process(gateway)
         polls = polls_between(folder / "store.sqlite3", wall_start, wall_end)
+        if links is not None:
+            print(f"  ({label}: {', '.join(links.names)}; {links.delivered()})")
         warnings = [line for line in (folder / "gateway.log").read_text(errors="replace").splitlines()
                     if " ERROR " in line or " WARNING " in line or "Traceback" in line]
         if warnings:
@@ -281,12 +301,26 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
     return "\n".join(rows)
 
 
+# cProfile timed by the main thread's CPU clock (its default, wall time, would charge epoll's sleep);
+# worker threads (queue and store writes through asyncio.to_thread) are not profiled by it.
+CPROFILE_RUNNER = """
+import cProfile, sys, time
+from gateway.ops.cli import main
+profiler = cProfile.Profile(time.thread_time)
+try:
+    profiler.runcall(main, sys.argv[2:])
+finally:
+    profiler.dump_stats(sys.argv[1])
+"""
+
+
 def summarise_cprofile(stats_file: Path, polls: float, top: int = 20) -> str:
     """cProfile's stats of the whole gateway run: the top functions by own time, with calls per poll."""
     stats = pstats.Stats(str(stats_file))
     table: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in table.values())
-    rows = [f"cProfile, whole run (start-up included), about {polls:.0f} polls, {total:.2f} s of own time",
+    rows = [f"cProfile, main thread's CPU over the whole run (start-up included), about {polls:.0f} polls, "
+            f"{total:.2f} s",
             "", "| own % | own ms/poll | calls/poll | function (file) |", "| ---: | ---: | ---: | --- |"]
     ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
     for (path, line, name), (_, calls, own, _, _) in ranked:
@@ -299,10 +333,8 @@ def short(frame: str) -> str:
     """"func (/long/path/site-packages/pkg/mod.py:123)" -> "func (pkg/mod.py)"."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/lib/python3", "/cpu/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
+    path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
+    path = re.sub(r".*/(gateway|simulator|firmware)/", r"\1/", path)
     return f"{name} ({path})"
 
 
