@@ -18,9 +18,12 @@ measured span. Printed per configuration: polls/s, CPU-ms per poll, % of one cor
 
 `--profile` samples the gateway with py-spy (`pip install py-spy`) during the measured span of the
 first configuration and prints the top functions by their own time and by inclusive time.
+`--cprofile FILE` runs the first configuration's gateway under cProfile (main thread's CPU clock)
+and prints the top functions by own time with their calls per poll (its CPU figure is inflated).
+Exits 1 when a configuration misses the target.
 
     python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks|--both]
-                                 [--profile FILE]
+                                 [--profile FILE] [--cprofile FILE]
 """
 
 from __future__ import annotations
