@@ -6,9 +6,9 @@ aggregators, alarms, durable queue, local store):
 
 * 8 nodes on one bus;
 * 32 nodes on two buses (16 each);
-* each of them again with the uplinks on (`--uplinks`): InfluxDB 1.6.7 (v1 /write, started here on a
-  free loopback port), an HJ 212 platform (`sitewatch hj212 listen`, its own process) and, when
-  mosquitto is installed, MQTT over TLS.
+* each of them again with the uplinks on (`--uplinks both`, the default; `off`, `on`): InfluxDB
+  1.6.7 (v1 /write, started here on a free loopback port), an HJ 212 platform (`sitewatch hj212
+  listen`, its own process) and, when mosquitto is installed, MQTT over TLS.
 
 The simulator is its own process, so the CPU counted is the gateway's alone: user + system time of
 the `sitewatch run` process (all its threads, /proc/PID/stat) over `--seconds` after a `--warmup`.
@@ -22,7 +22,7 @@ first configuration and prints the top functions by their own time and by inclus
 and prints the top functions by own time with their calls per poll (its CPU figure is inflated).
 Exits 1 when a configuration misses the target.
 
-    python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks|--both]
+    python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks both|off|on]
                                  [--profile FILE] [--cprofile FILE]
 """
 
@@ -346,14 +346,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured real seconds per configuration")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring (start, first polls)")
     parser.add_argument("--config", choices=[*LAYOUTS, "all"], default="all")
-    parser.add_argument("--uplinks", action="store_true", help="only with the uplinks on")
-    parser.add_argument("--both", action="store_true", help="without and with the uplinks")
+    parser.add_argument("--uplinks", choices=["both", "off", "on"], default="both",
+                        help="without the uplinks, with them, or both (default)")
     parser.add_argument("--profile", type=Path, help="py-spy raw output file: profile the first configuration")
     parser.add_argument("--cprofile", type=Path, help="run the first configuration's gateway under cProfile, "
                         "save its stats here and print the top functions with calls per poll")
     args = parser.parse_args()
     layouts = list(LAYOUTS) if args.config == "all" else [args.config]
-    variants = [False, True] if args.both else [args.uplinks]
+    variants = {"both": [False, True], "off": [False], "on": [True]}[args.uplinks]
     print(f"{args.seconds:g} s per configuration after {args.warmup:g} s of warm-up; {os.cpu_count()} cores")
     print(HEADER, flush=True)
     results: list[Figures] = []
