@@ -94,7 +94,11 @@ class Harness:
         self.lock = asyncio.Lock()  # the queue's connection: one thread at a time, as in the Gateway
         self.deliveries = [Delivery(self.queue, self.sink, batch=500, interval=0.02, min_backoff=0.1, max_backoff=0.5,
                                     lock=self.lock, lane=lane) for lane in lanes_of(self.sink)]
-        self.stop = asyncio.Event()
+        self.stop = asyncio.Event()  # the deliveries
+        # The connection outlives the deliveries, as in the Gateway (gateway/ops/service.py): a delivery
+        # stopped mid-batch still gets the PUBACKs of what it published.
+        self.sink_stop = asyncio.Event()
+        self.sink_task: asyncio.Task[None] | None = None
         self.tasks: list[asyncio.Task[None]] = []
 
     async def append(self, records: list[Record]) -> None:
@@ -104,13 +108,16 @@ class Harness:
             delivery.wake.set()
 
     async def start(self) -> None:
-        self.tasks.append(asyncio.create_task(self.sink.run(self.stop)))
+        self.sink_task = asyncio.create_task(self.sink.run(self.sink_stop))
         await until(lambda: self.sink.connections >= 1, "the sink connects")
         self.tasks += [asyncio.create_task(d.run(self.stop)) for d in self.deliveries]
 
     async def close(self) -> None:
         self.stop.set()
-        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 30)
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 60)
+        self.sink_stop.set()
+        if self.sink_task is not None:
+            await asyncio.wait_for(asyncio.gather(self.sink_task, return_exceptions=True), 60)
         self.sink.close()
         self.queue.close()
 
