@@ -215,6 +215,7 @@ class InfluxSink:
         gzip: bool = True,
         timeout_s: float = 10.0,
         precision: str = "ns",
+        district: str = "",
     ) -> None:
         self.name = name
         where = f"sink {name!r} (influxdb)"
@@ -231,7 +232,7 @@ class InfluxSink:
         if timeout_s <= 0:
             raise SinkConfigError(f"{where}: timeout_s must be positive")
         try:
-            self.encoder = RecordEncoder(site, gateway, precision)
+            self.encoder = RecordEncoder(site, gateway, precision, district)
         except LineProtocolError as error:
             raise SinkConfigError(f"{where}: {error}") from None
         credentials = read_credentials(credentials_file, api)

@@ -156,16 +156,23 @@ class Encoded:
 
 
 class RecordEncoder:
-    """Records -> lines in the schema of docs/influxdb-schema.md, tagged with the site and gateway."""
+    """Records -> lines in the schema of docs/influxdb-schema.md, tagged with the site and gateway.
+
+    ``district``, when given, tags every point too: a bureau's dashboards select sites by district
+    (dashboards/README.md); an empty one is left out, as every empty tag.
+    """
 
     SERIES_CACHE = 4096  # series keys remembered (a site has a few hundred node x channel series)
 
-    def __init__(self, site: str, gateway: str, precision: str = "ns") -> None:
+    def __init__(self, site: str, gateway: str, precision: str = "ns", district: str = "") -> None:
         escape_key(site, "site")
         escape_key(gateway, "gateway")
+        if district:
+            escape_key(district, "district")
         timestamp(0.0, precision)  # checks the precision's name
         self.site = site
         self.gateway = gateway
+        self.district = district
         self.precision = precision
         self._scale = PRECISIONS[precision]
         self._series: dict[tuple[str, ...], str] = {}
@@ -205,7 +212,9 @@ class RecordEncoder:
         if key is None:
             if len(self._series) >= self.SERIES_CACHE:
                 self._series.clear()
-            key = series_key(measurement, {"site": self.site, "gateway": self.gateway, **tags})
+            key = series_key(
+                measurement, {"site": self.site, "gateway": self.gateway, "district": self.district, **tags}
+            )
             self._series[cache_key] = key
         return key
 

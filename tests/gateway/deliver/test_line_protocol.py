@@ -278,3 +278,16 @@ def test_the_readings_fast_path_writes_what_the_general_encoder_writes(
         fields["value"] = value
     tags = {"site": "site a", "gateway": "gw", "node": node, "kind": "dust", "channel": "pm10", "unit": "ug/m3"}
     assert encoder.line(reading) == line("reading", tags, fields, timestamp(seconds, precision))
+
+
+def test_a_district_tags_every_kind_of_point_and_an_empty_one_is_left_out() -> None:
+    encoder = RecordEncoder("zs-site 1", "gw-1", "ns", district="shiqi")
+    r = Reading("dust-1", "dust", "pm10", 41.5, "ug/m3", Quality.NORMAL, T0, 7)
+    assert encoder.line(r) == ("reading,channel=pm10,district=shiqi,gateway=gw-1,kind=dust,node=dust-1,"
+                               "site=zs-site\\ 1,unit=ug/m3 quality=\"N\",quality_code=0i,seq=7i,value=41.5"
+                               " 1700000000250000000")
+    outage = Outage("dust-1", "dust", T0, T0 + 30, "B: no reply", 30, closed=False)
+    assert dict(parse(encoder.line(outage) or "")[1])["district"] == "shiqi"
+    assert "district" not in dict(parse(ENCODER.line(r) or "")[1])
+    with pytest.raises(LineProtocolError, match="district"):
+        RecordEncoder("s", "gw", district="a\\b")
