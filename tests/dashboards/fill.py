@@ -1,0 +1,89 @@
+"""Fill an InfluxDB 1.6.7 database the way a bureau's would be: simulated sites, each through the gateway's own sink.
+
+Each site is a shipped scenario run through the real gateway in accelerated simulated time
+(tests/integration/support.py: the firmware nodes on pseudo-terminals, the gateway polling them,
+its pipeline, durable queue and InfluxDB sink with the site's `site`, `gateway` and `district`
+tags). The simulator's ground truth of every sample is kept beside it, so the dashboards' numbers
+can be compared with what the sensors really measured.
+
+Numbers changed for speed, and why: the nodes sample every 120 simulated seconds (holding register
+sample_interval; limits.sampling.interval_s = 120), so that a 9600-baud line with four nodes keeps
+up at a few hundred times real time; a run covers one whole clock hour and five minutes, so the
+hour's aggregates close (a reading after the window's end closes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from simulator.truth import TruthRecord, read_truth
+from tests.integration.support import Polled, Run, run_scenario
+
+SAMPLE_S = 120.0
+
+
+@dataclass(frozen=True)
+class SiteRun:
+    """One simulated site: a scenario, the stretch of it that runs, the nodes polled, its tags."""
+
+    site: str
+    gateway: str
+    district: str
+    scenario: str
+    skip: float  # scenario seconds
+    until: float
+    speed: float
+    polled: tuple[Polled, ...]
+
+
+SITES = (
+    # An ordinary morning, one node of each kind on one bus: the first clock hour (09:00-10:00 local).
+    SiteRun("zs-demo", "gw-demo", "shiqi", "demo", 0.0, 65 * 60.0, 300.0,
+            tuple(Polled("bus0", unit, SAMPLE_S) for unit in (1, 2, 3, 4))),
+    # The typhoon's second hour (13:00-14:00 local): the mean wind rising past 6 m/s, gusts over the crane limit.
+    SiteRun("zs-typhoon", "gw-typhoon", "dongqu", "typhoon", 3600.0, 3600.0 + 65 * 60.0, 600.0,
+            (Polled("tower", 1, SAMPLE_S), Polled("boundary", 1, SAMPLE_S), Polled("boundary", 2, SAMPLE_S))),
+)
+
+
+@dataclass
+class FilledSite:
+    spec: SiteRun
+    run: Run
+    truth: list[TruthRecord]
+
+    def node_truth(self, node: str) -> list[TruthRecord]:
+        """The truth of one node of the site (by the scenario's name of it)."""
+        by_name = {n.name: n for n in self.run.site.nodes}
+        target = by_name[node]
+        return [t for t in self.truth if t.bus == target.bus and t.unit_id == target.spec.unit_id and t.values]
+
+
+def sink_toml(spec: SiteRun, url: str, database: str) -> str:
+    return "\n".join([
+        "[[sink]]",
+        'type = "influxdb"',
+        'name = "influxdb"',
+        f'url = "{url}"',
+        'api = "v1"',
+        f'database = "{database}"',
+        f'site = "{spec.site}"',
+        f'gateway = "{spec.gateway}"',
+        f'district = "{spec.district}"',
+    ]) + "\n"
+
+
+def fill(root: Path, url: str, database: str) -> list[FilledSite]:
+    out = []
+    for spec in SITES:
+        path = root / spec.site
+        path.mkdir()
+        truth = path / "truth.jsonl"
+        run = asyncio.run(run_scenario(
+            path, spec.scenario, skip=spec.skip, until=spec.until, speed=spec.speed, polled=spec.polled,
+            extra=sink_toml(spec, url, database), truth=truth,
+        ))
+        out.append(FilledSite(spec, run, read_truth(truth)))
+    return out
