@@ -1,0 +1,474 @@
+"""Every panel's query of the committed dashboards, run against InfluxDB 1.6.7 and compared with the ground truth.
+
+The database was filled by the gateway's own InfluxDB sink from two simulated sites (conftest.py,
+fill.py). A query is interpolated as Grafana would (grafana.py) and its numbers are compared with the
+simulator's truth: the true value of each sample, as the gateway reads it from its register
+(encoded and decoded, tests/support/campaign.py expected_reading), placed in time where the gateway
+stamped it (its queued readings, matched to the truth by sample sequence). Windows are recomputed from
+those values here: means, energy means (Leq), maxima, circular means, Beaufort forces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from dashboards.alerts import RULES
+from dashboards.boards import BOARDS, PM10_LIMIT, exceedance_query
+from gateway.deliver.line_protocol import timestamp
+from gateway.deliver.records import Outage
+from gateway.model import Quality, Reading
+from gateway.process.alarms import AlarmEvent
+from gateway.process.limits import BEAUFORT_LOWER_BOUNDS, SiteLimits
+from simulator.truth import TruthRecord
+from tests.dashboards import grafana
+from tests.dashboards.conftest import Filled
+from tests.dashboards.fill import FilledSite
+from tests.integration.support import circular_mean, leq
+from tests.support.campaign import expected_reading
+
+pytestmark = pytest.mark.slow
+
+NS = 1_000_000_000
+INTERVAL = "10m"
+INTERVAL_S = 600.0
+ALL_VALUES = {"district": ".*", "site": ".*", "node": ".*"}
+DEMO, TYPHOON = "zs-demo", "zs-typhoon"
+LIMITS = SiteLimits()
+
+
+# ---------------------------------------------------------------------------
+# Ground truth, placed where the gateway stamped each sample.
+# ---------------------------------------------------------------------------
+
+
+def kind_of(site: FilledSite, node: str) -> str:
+    return next(n.spec.kind for n in site.run.site.nodes if n.name == node)
+
+
+def truth_of(site: FilledSite, node: str) -> dict[int, TruthRecord]:
+    return {t.sequence: t for t in site.node_truth(node) if t.sequence is not None}
+
+
+def samples(site: FilledSite, node: str, channel: str, start: float, end: float,
+            truth_channel: str | None = None) -> list[tuple[float, float]]:
+    """(gateway's timestamp, value the gateway read of the true value) of the node's flag-N samples in [start, end)."""
+    truth = truth_of(site, node)
+    kind = kind_of(site, node)
+    out = []
+    for r in site.run.readings(node, channel):
+        if start <= r.timestamp < end and r.quality is Quality.NORMAL:
+            true = truth[r.sequence].values[truth_channel or channel]
+            out.append((r.timestamp, expected_reading(kind, truth_channel or channel, true)))
+    return out
+
+
+def values(site: FilledSite, node: str, channel: str, start: float, end: float) -> list[float]:
+    return [v for _, v in samples(site, node, channel, start, end)]
+
+
+def site_range(site: FilledSite) -> tuple[float, float]:
+    """The dashboard's time range for a site: its run, and an hour after it (aggregates are stamped at window start)."""
+    origin = site.run.site.scenario.start_epoch
+    return origin + site.spec.skip - 60.0, origin + site.spec.until + 3600.0
+
+
+def nodes_of(site: FilledSite, kind: str) -> list[str]:
+    return sorted({r.node for r in site.run.of(Reading) if r.kind == kind})
+
+
+def run(filled: Filled, board: str, query: str, site: str | None, start: float, end: float,
+        district: Sequence[str] | None = grafana.ALL) -> list[dict[str, Any]]:
+    variables: dict[str, Sequence[str] | None] = {"district": district, "site": None if site is None else [site],
+                                                   "node": grafana.ALL}
+    return filled.rows(grafana.interpolate(query, variables, ALL_VALUES, start, end, INTERVAL))
+
+
+def by_window(rows: list[dict[str, Any]], key: str = "value") -> dict[tuple[str, int], float]:
+    """(node, window start in ns) -> value, of rows that have one."""
+    return {(row["node"], row["time"]): row[key] for row in rows if row[key] is not None}
+
+
+def aggregate_check(filled: Filled, board: str, title: str, ref: str, channel: str, kind: str, window_s: float,
+                    expected: Any) -> int:
+    """Run the panel's query for every site; compare each window with `expected(site, node, start, end)`."""
+    query = grafana.panel(board, title).query(ref)
+    checked = 0
+    for site in filled.sites:
+        start, end = site_range(site)
+        rows = run(filled, board, query, site.spec.site, start, end)
+        assert {r["site"] for r in rows} <= {site.spec.site}
+        got = by_window(rows)
+        for node in nodes_of(site, kind):
+            windows = sorted(t for n, t in got if n == node)
+            for t in windows:
+                want = expected(site, node, t / NS, t / NS + window_s)
+                assert got[(node, t)] == pytest.approx(want, abs=1e-6), (site.spec.site, node, channel, t)
+                checked += 1
+    return checked
+
+
+def bucket_means(site: FilledSite, node: str, channel: str) -> dict[int, float]:
+    """Mean per display interval (as GROUP BY time(10m), aligned to the epoch) of the node's samples."""
+    buckets: dict[int, list[float]] = defaultdict(list)
+    for t, v in samples(site, node, channel, -math.inf, math.inf):
+        buckets[int(t // INTERVAL_S * INTERVAL_S) * NS].append(v)
+    return {t: sum(vs) / len(vs) for t, vs in buckets.items()}
+
+
+# ---------------------------------------------------------------------------
+# The panels each test covers; a panel added without a test fails test_every_panel_is_checked.
+# ---------------------------------------------------------------------------
+
+COVERED = {
+    ("overview", "各工地现状"),
+    ("dust", "PM10 1 小时均值"), ("dust", "PM2.5 1 小时均值"), ("dust", "PM10 / PM2.5 实测"), ("dust", "超标小时数"),
+    ("dust", "高湿时段"),
+    ("wind", "10 分钟平均风速与 3 秒阵风"), ("wind", "蒲福风级"), ("wind", "风向"), ("wind", "风速报警"),
+    ("noise", "LAeq (20min)"), ("noise", "Lmax (20min)"),
+    ("tilt", "倾斜"), ("tilt", "10 分钟最大偏移"),
+    ("gateways", "网关状态"), ("gateways", "队列积压"), ("gateways", "丢弃记录"), ("gateways", "轮询成功率"),
+    ("gateways", "节点在线"), ("gateways", "节点中断"),
+}
+
+
+def test_every_panel_is_checked() -> None:
+    present = {(name, p.title) for name in BOARDS for p in grafana.panels(name)}
+    assert present == COVERED
+
+
+def test_the_variables_list_districts_sites_and_nodes(filled: Filled) -> None:
+    dust_vars = grafana.variable_queries("dust")
+
+    def tag_values(query: str, **chosen: Sequence[str] | None) -> list[str]:
+        text = grafana.interpolate(query, chosen, ALL_VALUES)
+        return sorted(row["value"] for row in filled.rows(text))
+
+    assert tag_values(dust_vars["district"]["query"]) == ["dongqu", "shiqi"]
+    assert tag_values(dust_vars["site"]["query"], district=["shiqi"]) == [DEMO]
+    assert tag_values(dust_vars["site"]["query"], district=["dongqu", "shiqi"]) == [DEMO, TYPHOON]
+    assert tag_values(dust_vars["site"]["query"], district=grafana.ALL) == [DEMO, TYPHOON]
+    assert tag_values(dust_vars["node"]["query"], site=[TYPHOON]) == ["dust-1"]
+    assert tag_values(grafana.variable_queries("wind")["node"]["query"], site=grafana.ALL) == ["wind-2", "wind-mast"]
+    assert tag_values(grafana.variable_queries("gateways")["node"]["query"], site=[DEMO]) == \
+        ["dust-1", "noise-3", "tilt-4", "wind-2"]
+
+
+# ---------------------------------------------------------------------------
+# 总览
+# ---------------------------------------------------------------------------
+
+
+def last_sample(site: FilledSite, node_kind: str, channel: str) -> tuple[float, float]:
+    node = nodes_of(site, node_kind)[0]
+    return max(samples(site, node, channel, -math.inf, math.inf))
+
+
+def test_overview_has_each_sites_latest_dust_and_wind_alarms_and_freshness(filled: Filled) -> None:
+    overview = grafana.panel("overview", "各工地现状")
+    start = min(site_range(s)[0] for s in filled.sites)
+    end = max(site_range(s)[1] for s in filled.sites)
+    got: dict[str, dict[str, Any]] = defaultdict(dict)
+    for target in overview.targets:
+        for row in run(filled, "overview", target["query"], None, start, end):
+            fields = {k: v for k, v in row.items() if k not in ("site", "time")}
+            got[row["site"]].update(fields)
+            if "last_seen" in fields:
+                got[row["site"]]["last_seen_time"] = row["time"]
+    assert set(got) == {DEMO, TYPHOON}
+    for site in filled.sites:
+        row = got[site.spec.site]
+        assert row["pm10"] == pytest.approx(last_sample(site, "dust", "pm10")[1])
+        assert row["wind_speed"] == pytest.approx(last_sample(site, "wind", "wind_speed")[1])
+        assert row["wind_gust"] == pytest.approx(last_sample(site, "wind", "wind_gust_3s")[1])
+        events = site.run.of(AlarmEvent)
+        raised = sum(e.state.value == "raised" for e in events)
+        cleared = sum(e.state.value == "cleared" for e in events)
+        assert row.get("alarms_raised", 0) == raised and row.get("alarms_cleared", 0) == cleared
+        # Freshness: when the site's last sample was taken, as the gateway stamped it, and as the truth has it
+        # (the simulated nodes share this host: allow for their hearing delay).
+        newest = max(site.run.of(Reading), key=lambda r: r.timestamp)
+        assert row["last_seen_time"] == timestamp(newest.timestamp, "ns")
+        assert abs(row["last_seen_time"] / NS - truth_of(site, newest.node)[newest.sequence].time) < 5.0
+    # The typhoon's site is over the crane limit in the truth, and its alarms say so; the demo site is not.
+    typhoon = filled.site(TYPHOON)
+    gusts = values(typhoon, "wind-mast", "wind_gust_3s", -math.inf, math.inf)
+    assert max(gusts) >= LIMITS.wind.crane_gust and got[TYPHOON]["alarms_raised"] >= 1
+    assert max(values(filled.site(DEMO), "wind-2", "wind_gust_3s", -math.inf, math.inf)) < LIMITS.wind.crane_gust
+    assert "alarms_raised" not in got[DEMO]
+    # A district selects its sites only.
+    only = run(filled, "overview", overview.query("A"), None, start, end, district=["shiqi"])
+    assert [r["site"] for r in only] == [DEMO]
+
+
+# ---------------------------------------------------------------------------
+# 扬尘监测
+# ---------------------------------------------------------------------------
+
+
+def mean_of(channel: str) -> Any:
+    def expected(site: FilledSite, node: str, start: float, end: float) -> float:
+        got = values(site, node, channel, start, end)
+        assert len(got) >= 0.75 * (end - start) / 60.0  # a valid window: at least 75 % of its samples
+        return sum(got) / len(got)
+    return expected
+
+
+@pytest.mark.parametrize(("title", "channel"), [("PM10 1 小时均值", "pm10"), ("PM2.5 1 小时均值", "pm25")])
+def test_hourly_pm_means_are_the_means_of_the_true_samples(filled: Filled, title: str, channel: str) -> None:
+    checked = aggregate_check(filled, "dust", title, "A", f"{channel}_1h_mean", "dust", 3600.0, mean_of(channel))
+    assert checked == 2  # one closed hour at each site
+    assert grafana.panel("dust", title).raw["fieldConfig"]["defaults"]["unit"] == "conμgm3"
+
+
+def test_pm_samples_are_averaged_per_display_interval(filled: Filled) -> None:
+    query = grafana.panel("dust", "PM10 / PM2.5 实测").query()
+    for site in filled.sites:
+        start, end = site_range(site)
+        rows = run(filled, "dust", query, site.spec.site, start, end)
+        for channel in ("pm10", "pm25"):
+            got = {r["time"]: r["mean"] for r in rows if r["channel"] == channel}
+            want = bucket_means(site, "dust-1", channel)
+            assert got.keys() == want.keys()
+            for t, v in want.items():
+                assert got[t] == pytest.approx(v), (site.spec.site, channel, t)
+
+
+def test_exceedance_hours_count_hourly_means_over_the_limit(filled: Filled) -> None:
+    panel = grafana.panel("dust", "超标小时数")
+    assert panel.query() == exceedance_query(PM10_LIMIT)
+    means = {site.spec.site: mean_of("pm10")(site, "dust-1", *hour_of(site)) for site in filled.sites}
+    # The default limit (no hour above it at either site), and a limit between the two sites' means, as a
+    # site's override would put it: the count follows the truth in both.
+    for limit in (PM10_LIMIT, (means[DEMO] + means[TYPHOON]) / 2):
+        want = {site: 1 for site, mean in means.items() if mean > limit}
+        query = panel.query() if limit == PM10_LIMIT else exceedance_query(limit)
+        got = {}
+        for site in filled.sites:
+            for row in run(filled, "dust", query, site.spec.site, *site_range(site)):
+                got[row["site"]] = row["exceedances"]
+        assert got == want
+    assert any(mean > (means[DEMO] + means[TYPHOON]) / 2 for mean in means.values())
+
+
+def hour_of(site: FilledSite) -> tuple[float, float]:
+    start = site.run.site.scenario.start_epoch + site.spec.skip
+    return start, start + 3600.0
+
+
+def test_humid_periods_are_where_the_true_humidity_was_above_the_flag_threshold(filled: Filled) -> None:
+    query = grafana.panel("dust", "高湿时段").query()
+    threshold = LIMITS.humidity.rh_flag_threshold
+    seen = set()
+    for site in filled.sites:
+        rows = run(filled, "dust", query, site.spec.site, *site_range(site))
+        got = {r["time"]: r["max"] for r in rows}
+        humid: dict[int, list[float]] = defaultdict(list)
+        for t, rh in samples(site, "dust-1", "humidity", -math.inf, math.inf):
+            humid[int(t // INTERVAL_S * INTERVAL_S) * NS].append(rh)
+        assert got.keys() == humid.keys()
+        for t, rhs in humid.items():
+            assert got[t] == (1.0 if max(rhs) > threshold else 0.0), (site.spec.site, t, rhs)
+            seen.add(got[t])
+    assert seen == {0.0, 1.0}  # both states occur in the fill
+
+
+# ---------------------------------------------------------------------------
+# 风速风向
+# ---------------------------------------------------------------------------
+
+
+def gust_of(site: FilledSite, node: str, start: float, end: float) -> float:
+    # The window's gust: the largest of the node's 3-s gusts and of the gateway's running 3-s means of its
+    # speed samples (with one sample a minute, a running mean is the sample itself).
+    return max(values(site, node, "wind_gust_3s", start, end) + values(site, node, "wind_speed", start, end))
+
+
+def beaufort_of(speed: float) -> float:
+    return float(sum(1 for bound in BEAUFORT_LOWER_BOUNDS[1:] if speed >= bound))
+
+
+def test_wind_means_gusts_force_and_direction_are_those_of_the_true_samples(filled: Filled) -> None:
+    title = "10 分钟平均风速与 3 秒阵风"
+    assert aggregate_check(filled, "wind", title, "A", "wind_10min_speed_mean", "wind", 600.0,
+                           mean_of("wind_speed")) >= 10
+    assert aggregate_check(filled, "wind", title, "B", "wind_10min_gust", "wind", 600.0, gust_of) >= 10
+
+    def force(site: FilledSite, node: str, start: float, end: float) -> float:
+        return beaufort_of(mean_of("wind_speed")(site, node, start, end))
+
+    assert aggregate_check(filled, "wind", "蒲福风级", "A", "wind_10min_beaufort", "wind", 600.0, force) >= 10
+
+    def direction(site: FilledSite, node: str, start: float, end: float) -> float:
+        speeds = dict(samples(site, node, "wind_speed", start, end))
+        dirs = [d for t, d in samples(site, node, "wind_dir", start, end) if speeds.get(t, 0.0) >= 0.3]
+        return circular_mean(dirs)
+
+    assert aggregate_check(filled, "wind", "风向", "A", "wind_10min_dir_mean", "wind", 600.0, direction) >= 10
+
+
+def test_wind_alarm_events_and_annotations_are_the_gateways_events_at_true_gusts(filled: Filled) -> None:
+    table = grafana.panel("wind", "风速报警").query()
+    annotation = next(a for a in grafana.load("wind")["annotations"]["list"] if a["name"] == "风速报警")
+    typhoon = filled.site(TYPHOON)
+    rows = run(filled, "wind", table, TYPHOON, *site_range(typhoon))
+    events = [e for e in typhoon.run.of(AlarmEvent) if e.alarm.endswith("_wind")]
+    assert events
+    assert sorted((r["alarm"], r["state"], r["time"], r["value"]) for r in rows) == \
+        sorted((e.alarm, e.state.value, timestamp(e.time, "ns"), e.value) for e in events)
+    gusts = {timestamp(t, "ns"): v for t, v in samples(typhoon, "wind-mast", "wind_gust_3s", -math.inf, math.inf)}
+    for row in rows:
+        if row["state"] == "raised":  # the value that raised it is a true gust at or over the limit
+            assert row["value"] == pytest.approx(gusts[row["time"]]) and row["value"] >= row["limit"]
+    marks = run(filled, "wind", annotation["target"]["query"], TYPHOON, *site_range(typhoon))
+    assert sorted(r["time"] for r in marks) == sorted(r["time"] for r in rows if r["state"] == "raised")
+    assert run(filled, "wind", table, DEMO, *site_range(filled.site(DEMO))) == []
+
+
+# ---------------------------------------------------------------------------
+# 噪声, 倾斜
+# ---------------------------------------------------------------------------
+
+
+def test_noise_leq_is_the_energy_mean_and_lmax_the_highest_true_level(filled: Filled) -> None:
+    def energy(site: FilledSite, node: str, start: float, end: float) -> float:
+        return leq(values(site, node, "laeq_1s", start, end))
+
+    def highest(site: FilledSite, node: str, start: float, end: float) -> float:
+        return max(values(site, node, "lamax_1s", start, end))
+
+    assert aggregate_check(filled, "noise", "LAeq (20min)", "A", "noise_20min_leq", "noise", 1200.0, energy) >= 4
+    assert aggregate_check(filled, "noise", "Lmax (20min)", "A", "noise_20min_lmax", "noise", 1200.0, highest) >= 4
+
+
+def test_tilt_slopes_per_interval_and_largest_deviation(filled: Filled) -> None:
+    demo = filled.site(DEMO)
+    rows = run(filled, "tilt", grafana.panel("tilt", "倾斜").query(), DEMO, *site_range(demo))
+    for channel in ("slope_x", "slope_y"):
+        got = {r["time"]: r["mean"] for r in rows if r["channel"] == channel}
+        want = bucket_means(demo, "tilt-4", channel)
+        assert got.keys() == want.keys() and want
+        assert all(got[t] == pytest.approx(v) for t, v in want.items())
+
+    def largest(axis: str) -> Any:
+        def expected(site: FilledSite, node: str, start: float, end: float) -> float:
+            return max(values(site, node, axis, start, end), key=abs)  # the baseline is the node's zero
+        return expected
+
+    for ref, axis in (("A", "slope_x"), ("B", "slope_y")):
+        assert aggregate_check(filled, "tilt", "10 分钟最大偏移", ref, f"{axis}_10min_deviation_max", "tilt", 600.0,
+                               largest(axis)) >= 5
+    # The pour loads the formwork: the lean grows over the run.
+    xs = values(demo, "tilt-4", "slope_x", -math.inf, math.inf)
+    assert abs(xs[-1]) > abs(xs[0])
+
+
+# ---------------------------------------------------------------------------
+# 网关
+# ---------------------------------------------------------------------------
+
+
+def test_gateway_table_shows_each_gateways_latest_health(filled: Filled) -> None:
+    query = grafana.panel("gateways", "网关状态").query()
+    start = min(site_range(s)[0] for s in filled.sites)
+    end = max(site_range(s)[1] for s in filled.sites)
+    rows = {r["gateway"]: r for r in run(filled, "gateways", query, None, start, end)}
+    for site in filled.sites:
+        last = max((h for h in filled.gateway_health if h.gateway == site.spec.gateway), key=lambda h: h.time)
+        row = rows[site.spec.gateway]
+        for field in ("nodes_online", "nodes_total", "queue_depth", "queue_oldest_age_s", "dropped_total",
+                      "uptime_s"):
+            assert row[field] == pytest.approx(getattr(last, field)), field
+
+
+def health_buckets(points: Sequence[Any], key: Any) -> dict[tuple[str, int], list[Any]]:
+    out: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for p in sorted(points, key=lambda p: p.time):
+        out[(key(p), int(p.time // INTERVAL_S * INTERVAL_S) * NS)].append(p)
+    return out
+
+
+def test_gateway_queue_drops_success_and_online_per_interval(filled: Filled) -> None:
+    start = min(site_range(s)[0] for s in filled.sites)
+    end = max(site_range(s)[1] for s in filled.sites)
+    queue = grafana.panel("gateways", "队列积压")
+    buckets = health_buckets(filled.gateway_health, lambda p: p.gateway)
+    for ref, field in (("A", "queue_depth"), ("B", "queue_oldest_age_s")):
+        got = {(r["gateway"], r["time"]): r["max"] for r in run(filled, "gateways", queue.query(ref), None,
+                                                                 start, end)}
+        assert got == pytest.approx({k: max(getattr(p, field) for p in ps) for k, ps in buckets.items()})
+    drops = {(r["gateway"], r["time"]): r["non_negative_difference"]
+             for r in run(filled, "gateways", grafana.panel("gateways", "丢弃记录").query(), None, start, end)}
+    want: dict[tuple[str, int], float] = {}
+    for gateway in {g for g, _ in buckets}:
+        keys = sorted(k for k in buckets if k[0] == gateway)
+        for before, after in itertools.pairwise(keys):
+            want[after] = max(p.dropped_total for p in buckets[after]) - max(p.dropped_total for p in buckets[before])
+    assert drops == want and any(v > 0 for v in want.values())
+    node_buckets = health_buckets(filled.node_health, lambda p: (p.site, p.node))
+    success = run(filled, "gateways", grafana.panel("gateways", "轮询成功率").query(), None, start, end)
+    got_rate = {((r["site"], r["node"]), r["time"]): r["mean"] for r in success}
+    assert got_rate == pytest.approx({k: sum(p.success_rate for p in ps) / len(ps) for k, ps in node_buckets.items()})
+    online = run(filled, "gateways", grafana.panel("gateways", "节点在线").query(), None, start, end)
+    got_online = {((r["site"], r["node"]), r["time"]): r["last"] for r in online}
+    assert got_online == {k: ps[-1].online for k, ps in node_buckets.items()}
+    assert False in got_online.values()
+
+
+def test_gateway_outages_are_the_gateways_outage_records(filled: Filled) -> None:
+    query = grafana.panel("gateways", "节点中断").query()
+    for site in filled.sites:
+        rows = run(filled, "gateways", query, site.spec.site, *site_range(site))
+        want = sorted((o.node, timestamp(o.start, "ns"), o.missed) for o in site.run.of(Outage))
+        got = sorted((r["node"], r["time"], r["missed"]) for r in rows)
+        assert got == want
+        durations = {(o.node, timestamp(o.start, "ns")): o.end - o.start for o in site.run.of(Outage)}
+        assert all(r["duration_s"] == pytest.approx(durations[(r["node"], r["time"])]) for r in rows)
+
+
+# ---------------------------------------------------------------------------
+# Alert rules
+# ---------------------------------------------------------------------------
+
+
+def evaluate(filled: Filled, rule_uid: str, at: float) -> dict[tuple[str, str], bool]:
+    """Grafana's evaluation of a provisioned rule at `at`: query A over its range, reduce (B), threshold (C)."""
+    spec = next(r for r in RULES if r.uid == rule_uid)
+    variables: Mapping[str, Sequence[str] | None] = {}
+    rows = filled.rows(grafana.interpolate(spec.query, variables, ALL_VALUES, at - spec.range_s, at))
+    series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        value = row.get("value", row.get("max"))
+        if value is not None:
+            series[(row["site"], row["node"])].append((row["time"], value))
+    reduce = {"last": lambda vs: sorted(vs)[-1][1], "max": lambda vs: max(v for _, v in vs)}[spec.reducer]
+    compare = {"gt": lambda v: v > spec.limit, "gte": lambda v: v >= spec.limit}[spec.comparison]
+    return {key: compare(reduce(vs)) for key, vs in series.items()}
+
+
+def test_alert_rules_fire_where_the_truth_is_over_the_limit(filled: Filled) -> None:
+    fired = 0
+    for site in filled.sites:
+        origin = site.run.site.scenario.start_epoch + site.spec.skip
+        # Moments a few seconds off the minute, so that no sample sits on the edge of a rule's range.
+        for at in (origin + 1807.0, origin + 3607.0, origin + 3907.0):
+            for spec in RULES:
+                got = {k: v for k, v in evaluate(filled, spec.uid, at).items() if k[0] == site.spec.site}
+                want: dict[tuple[str, str], bool] = {}
+                if spec.uid.startswith("sitewatch-dust"):
+                    start, end = hour_of(site)  # the one closed hour, stamped at its start
+                    if at - spec.range_s <= start <= at:
+                        want[(site.spec.site, "dust-1")] = mean_of("pm10")(site, "dust-1", start, end) > spec.limit
+                else:
+                    for node in nodes_of(site, "wind"):
+                        gusts = values(site, node, "wind_gust_3s", at - spec.range_s, at)
+                        if gusts:
+                            want[(site.spec.site, node)] = max(gusts) >= spec.limit
+                assert got == want, (spec.uid, site.spec.site, at)
+                fired += sum(want.values())
+    assert fired >= 1
