@@ -30,7 +30,8 @@ NOISE_NIGHT = LIMITS.noise.night_limit
 NOISE_NIGHT_LMAX = LIMITS.noise.night_lmax_limit
 TILT_PREWARNING = LIMITS.tilt.prewarning_permille
 TILT_ALARM = LIMITS.tilt.alarm_permille
-NOISE_PERIOD = f"{LIMITS.noise.evaluation_period_s // 60}min"  # the window the noise alarms read (20min)
+NOISE_MINUTES = LIMITS.noise.evaluation_period_s // 60
+NOISE_PERIOD = f"{NOISE_MINUTES}min"  # the window the noise alarms read: its aggregates are noise_20min_*
 
 UNIT_PM = "conμgm3"
 UNIT_WIND = "velocityms"
@@ -271,6 +272,7 @@ def dust() -> db.Dashboard:
             "0": dm.ValueMappingResult(text="正常", color=GREEN),
             "1": dm.ValueMappingResult(text="高湿", color=ORANGE),
         })])
+        .unit("bool")
         .span(24)
         .height(6)
     )
@@ -360,16 +362,18 @@ WIND_ANNOTATION_QUERY = (
 
 def noise() -> db.Dashboard:
     leq = (
-        series(f"LAeq ({NOISE_PERIOD})", f"Equivalent continuous A-weighted level of each {NOISE_PERIOD} "
-               "evaluation period (energy mean, GB 12523-2011), against the day limit of "
+        series(f"等效声级 LAeq ({NOISE_MINUTES} 分钟)",
+               f"Equivalent continuous A-weighted level of each {NOISE_PERIOD} evaluation period "
+               "(energy mean, GB 12523-2011), against the day limit of "
                f"{NOISE_DAY:g} dB(A) (06:00-22:00) and the night limit of {NOISE_NIGHT:g} dB(A) (22:00-06:00).",
                UNIT_DBA, [Influx("A", aggregate_query(f"noise_{NOISE_PERIOD}_leq"), alias=SERIES_ALIAS)])
         .thresholds(steps((None, GREEN), (NOISE_NIGHT, ORANGE), (NOISE_DAY, RED)))
         .thresholds_style(limit_lines())
     )
     lmax = (
-        series(f"Lmax ({NOISE_PERIOD})", f"Highest 1-s level of each {NOISE_PERIOD} period. At night it may exceed "
-               f"the night limit by at most {LIMITS.noise.night_lmax_excess:g} dB(A): the line at "
+        series(f"最大声级 Lmax ({NOISE_MINUTES} 分钟)",
+               f"Highest 1-s level of each {NOISE_PERIOD} period. At night it may exceed the night limit by at "
+               f"most {LIMITS.noise.night_lmax_excess:g} dB(A): the line at "
                f"{NOISE_NIGHT_LMAX:g} dB(A) applies 22:00-06:00 (GB 12523-2011).",
                UNIT_DBA, [Influx("A", aggregate_query(f"noise_{NOISE_PERIOD}_lmax"), alias=SERIES_ALIAS)])
         .thresholds(steps((None, GREEN), (NOISE_NIGHT_LMAX, RED)))
@@ -472,6 +476,7 @@ def gateways() -> db.Dashboard:
             "true": dm.ValueMappingResult(text="在线", color=GREEN),
             "false": dm.ValueMappingResult(text="离线", color=RED),
         })])
+        .unit("bool_on_off")
         .span(24)
         .height(6)
     )

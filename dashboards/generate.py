@@ -68,6 +68,8 @@ def plain(obj: object) -> object:
 def dashboard_json(name: str) -> dict[str, object]:
     built = plain(BOARDS[name]().build())
     assert isinstance(built, dict)
+    for number, panel in enumerate(built.get("panels", []), start=1):
+        panel.setdefault("id", number)  # stable ids: links to a panel (viewPanel=) survive a regeneration
     if name == "wind":  # an InfluxDB annotation's raw query has no field in the SDK's AnnotationQuery
         for annotation in built.get("annotations", {}).get("list", []):
             if annotation.get("name") == "风速报警":

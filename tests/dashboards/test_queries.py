@@ -130,7 +130,8 @@ COVERED = {
     ("dust", "PM10 1 小时均值"), ("dust", "PM2.5 1 小时均值"), ("dust", "PM10 / PM2.5 实测"), ("dust", "超标小时数"),
     ("dust", "高湿时段"),
     ("wind", "10 分钟平均风速与 3 秒阵风"), ("wind", "蒲福风级"), ("wind", "风向"), ("wind", "风速报警"),
-    ("noise", "LAeq (20min)"), ("noise", "Lmax (20min)"),
+    ("noise", "等效声级 LAeq (20 分钟)"),
+    ("noise", "最大声级 Lmax (20 分钟)"),
     ("tilt", "倾斜"), ("tilt", "10 分钟最大偏移"),
     ("gateways", "网关状态"), ("gateways", "队列积压"), ("gateways", "丢弃记录"), ("gateways", "轮询成功率"),
     ("gateways", "节点在线"), ("gateways", "节点中断"),
@@ -342,8 +343,9 @@ def test_noise_leq_is_the_energy_mean_and_lmax_the_highest_true_level(filled: Fi
     def highest(site: FilledSite, node: str, start: float, end: float) -> float:
         return max(values(site, node, "lamax_1s", start, end))
 
-    assert aggregate_check(filled, "noise", "LAeq (20min)", "A", "noise_20min_leq", "noise", 1200.0, energy) >= 4
-    assert aggregate_check(filled, "noise", "Lmax (20min)", "A", "noise_20min_lmax", "noise", 1200.0, highest) >= 4
+    leq_title, lmax_title = "等效声级 LAeq (20 分钟)", "最大声级 Lmax (20 分钟)"
+    assert aggregate_check(filled, "noise", leq_title, "A", "noise_20min_leq", "noise", 1200.0, energy) >= 4
+    assert aggregate_check(filled, "noise", lmax_title, "A", "noise_20min_lmax", "noise", 1200.0, highest) >= 4
 
 
 def test_tilt_slopes_per_interval_and_largest_deviation(filled: Filled) -> None:
