@@ -192,10 +192,13 @@ def test_overview_has_each_sites_latest_dust_and_wind_alarms_and_freshness(fille
         cleared = sum(e.state.value == "cleared" for e in events)
         assert row.get("alarms_raised", 0) == raised and row.get("alarms_cleared", 0) == cleared
         # Freshness: when the site's last sample was taken, as the gateway stamped it, and as the truth has it
-        # (the simulated nodes share this host: allow for their hearing delay).
+        # (as close as the simulated clock's speed allows, plus how late the simulated node heard the requests
+        # on a busy host: tests/integration/test_typhoon.py).
         newest = max(site.run.of(Reading), key=lambda r: r.timestamp)
         assert row["last_seen_time"] == timestamp(newest.timestamp, "ns")
-        assert abs(row["last_seen_time"] / NS - truth_of(site, newest.node)[newest.sequence].time) < 5.0
+        bus = next(n.bus for n in site.run.site.nodes if n.name == newest.node)
+        error = row["last_seen_time"] / NS - truth_of(site, newest.node)[newest.sequence].time
+        assert abs(error) < 10.0 + site.run.hearing_delay(bus), error
     # The typhoon's site is over the crane limit in the truth, and its alarms say so; the demo site is not.
     typhoon = filled.site(TYPHOON)
     gusts = values(typhoon, "wind-mast", "wind_gust_3s", -math.inf, math.inf)
