@@ -10,6 +10,7 @@ those values here: means, energy means (Leq), maxima, circular means, Beaufort f
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import defaultdict
@@ -441,9 +442,11 @@ def test_gateway_outages_are_the_gateways_outage_records(filled: Filled) -> None
 # ---------------------------------------------------------------------------
 
 
-def evaluate(filled: Filled, rule_uid: str, at: float) -> dict[tuple[str, str], bool]:
+def evaluate(filled: Filled, rule_uid: str, at: float, limit: float | None = None) -> dict[tuple[str, str], bool]:
     """Grafana's evaluation of a provisioned rule at `at`: query A over its range, reduce (B), threshold (C)."""
     spec = next(r for r in RULES if r.uid == rule_uid)
+    if limit is not None:  # as if the rule's threshold were edited
+        spec = dataclasses.replace(spec, limit=limit)
     variables: Mapping[str, Sequence[str] | None] = {}
     rows = filled.rows(grafana.interpolate(spec.query, variables, ALL_VALUES, at - spec.range_s, at))
     series: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
@@ -477,3 +480,14 @@ def test_alert_rules_fire_where_the_truth_is_over_the_limit(filled: Filled) -> N
                 assert got == want, (spec.uid, site.spec.site, at)
                 fired += sum(want.values())
     assert fired >= 1
+
+
+def test_the_dust_rule_fires_for_the_site_whose_true_hourly_mean_is_over_its_threshold(filled: Filled) -> None:
+    """Neither site's hour is over the default 150 ug/m3: with the threshold between the two means, one fires."""
+    means = {site.spec.site: mean_of("pm10")(site, "dust-1", *hour_of(site)) for site in filled.sites}
+    between = (means[DEMO] + means[TYPHOON]) / 2
+    for site in filled.sites:
+        at = hour_of(site)[1] + 307.0
+        got = {k: v for k, v in evaluate(filled, "sitewatch-dust-pm10-1h", at, between).items()
+               if k[0] == site.spec.site}
+        assert got == {(site.spec.site, "dust-1"): means[site.spec.site] > between}
