@@ -23,11 +23,13 @@ from gateway.ops import logs, startup
 from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
 from gateway.ops.instance_lock import InstanceLockError, InstanceLocks
+from gateway.ops.live_state import LatestReadings
 from gateway.ops.reload import Reloader
 from gateway.ops.sdnotify import Notifier
 from gateway.ops.service import Gateway
 from gateway.ops.sim_clock import SimClockError
 from gateway.ops.startup import EXIT_CONFIG, EXIT_IN_USE, EXIT_IO, EXIT_OK, StartupError
+from gateway.ops.status_server import StatusServer
 from gateway.ops.supervisor import Supervisor
 
 log = logging.getLogger("sitewatch")
@@ -107,7 +109,8 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, sig)
     try:
-        gateway = Gateway(config)
+        latest = LatestReadings()  # for the status page
+        gateway = Gateway(config, on_readings=latest.update)
     except QueueError as error:
         raise StartupError(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO) from None
     except SimClockError as error:
@@ -145,10 +148,14 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         # site (docs/revisions.md), and a blocked event loop would starve the watchdog. Nothing else runs yet.
         await supervisor.starting(asyncio.to_thread(gateway._restore, gateway.clock.wall()),
                                   "rebuilding the aggregation windows from the queue")
+    status_server = StatusServer(gateway, latest, supervisor)
+    if config.status.port:
+        await status_server.start(config.status.bind, config.status.port)
     watching = asyncio.create_task(supervisor.run(stop))
     try:
         await gateway.run(stop)
     finally:
         stop.set()
         await watching
+        await status_server.stop()
     log.info("stopped")
