@@ -41,8 +41,8 @@ def render(state: dict[str, Any]) -> str:
             mark = "online " if n["online"] else "OFFLINE"
             if n["online"] and n["stale"]:
                 mark = "STALE  "
-            detail = (f"last seen {age(n['last_seen_age_s'])} ago, latency {_ms(n['latency_ms'])}, "
-                      f"{n['success_rate'] * 100:.0f}% of {n['polls']} polls ok")
+            seen = "never answered" if n["last_seen_age_s"] is None else f"last seen {age(n['last_seen_age_s'])} ago"
+            detail = f"{seen}, latency {_ms(n['latency_ms'])}, {n['success_rate'] * 100:.0f}% of {n['polls']} polls ok"
             if not n["online"] and n["last_error"]:
                 detail += f", last error: {n['last_error']}"
             lines.append(f"  {mark} {n['name']:<16} {n['kind']:<8} unit {n['unit_id']!s:<3} {detail}")
