@@ -1,6 +1,6 @@
 """The status page: one self-contained HTML file (no third-party code) that polls /status every 2 s.
 
-Chinese by default with an English toggle (remembered in localStorage); a banner while alarms are active;
+Chinese by default with an English toggle (remembered in localStorage; ``?lang=en`` in the URL); a banner while alarms are active;
 node, sink and alarm tables. It reads only /status, so it shows exactly what `sitewatch status` shows.
 """
 
@@ -54,7 +54,8 @@ const WORDS = {
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
        banner: "ALARM: ", site: "site", error: "cannot reach the gateway"}
 };
-let lang = localStorage.getItem("sitewatch-lang") || "zh";
+let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
+if (!WORDS[lang]) lang = "zh";
 let last = null;
 function w(key) { return WORDS[lang][key]; }
 const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
