@@ -1,12 +1,17 @@
 """The status page: one self-contained HTML file (no third-party code) that polls /status every 2 s.
 
-Chinese by default with an English toggle (remembered in localStorage; ``?lang=en`` in the URL); a banner while alarms are active;
-node, sink and alarm tables. It reads only /status, so it shows exactly what `sitewatch status` shows.
+Chinese by default with an English toggle (remembered in localStorage; ``?lang=en`` in the URL); a banner
+while alarms are active; node, sink and alarm tables. It reads only /status, so it shows what
+`sitewatch status` shows.
 """
 
 from __future__ import annotations
 
-PAGE = """<!doctype html>
+import json
+
+from gateway.deliver.notify_text import ALARM_NAMES
+
+TEMPLATE = """<!doctype html>
 <html lang="zh">
 <head>
 <meta charset="utf-8">
@@ -54,6 +59,8 @@ const WORDS = {
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
        banner: "ALARM: ", site: "site", error: "cannot reach the gateway"}
 };
+const ALARM_NAMES = __ALARM_NAMES__;
+function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
 let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
 if (!WORDS[lang]) lang = "zh";
 let last = null;
@@ -77,7 +84,8 @@ function render() {
   if (st.alarms.length) {
     banner.style.display = "block";
     banner.className = st.alarms.some(a => a.severity === "alarm") ? "" : "prewarning";
-    banner.textContent = w("banner") + st.alarms.map(a => sev(a.severity) + " " + a.alarm + " @ " + a.node).join(", ");
+    banner.textContent = w("banner") +
+      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node).join(", ");
   } else { banner.style.display = "none"; }
   document.getElementById("summary").innerHTML =
     "<span>" + w("site") + ": <b>" + esc(st.site) + "</b></span><span>" + w("nodes") + ": <b>" + st.nodes_online +
@@ -90,7 +98,8 @@ function render() {
     (n.readings || []).map(r => esc(r.channel) + " " + (r.value === null ? "-" : r.value.toFixed(1)) + " " +
       esc(r.unit) + (r.quality === "N" ? "" : " [" + esc(r.quality) + "]")).join("; ")])).join("");
   document.getElementById("alarms").innerHTML = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
-    w("since")], "th") + st.alarms.map(a => row([esc(a.alarm), "<span class='bad'>" + sev(a.severity) + "</span>",
+    w("since")], "th") + st.alarms.map(a => row([esc(alarmName(a.alarm)),
+    "<span class='bad'>" + sev(a.severity) + "</span>",
     esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString()])).join("") : row([w("none")]);
   document.getElementById("sinks").innerHTML = row([w("sink"), w("backlog"), w("oldest"), w("state")], "th") +
     st.sinks.map(s => row([esc(s.name), s.backlog === null ? "?" : s.backlog, age(s.oldest_age_s),
@@ -116,3 +125,5 @@ setInterval(refresh, 2000);
 </body>
 </html>
 """
+# The alarms' names as the notifications word them, in both languages.
+PAGE = TEMPLATE.replace("__ALARM_NAMES__", json.dumps(ALARM_NAMES, ensure_ascii=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -182,3 +183,54 @@ def test_a_gateway_without_an_endpoint_is_said_so(tmp_path: Path) -> None:
     config.write_text(gateway_toml(tmp_path, "/dev/null", "[status]\nport = 0\n"))
     done = status("--config", str(config))
     assert done.returncode == 78 and "status.port is 0" in done.stderr
+
+
+# -- the status page, in real headless Chromium ------------------------------------------------------
+
+CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=4000"]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    assert binary is not None, "chromium is missing: tools/install-system-deps.sh installs it"
+    return subprocess.run([binary, *CHROMIUM, *args], capture_output=True, text=True, timeout=120)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_the_status_page_shows_nodes_and_the_alarm_banner_in_both_languages(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), EXTRA + f"[status]\nport = {port}\n")
+                      + DEAD_NODE)
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
+    with site:
+        gateway = Running("run", "-c", str(config))
+        try:
+            gateway.wait_for(f"status endpoint on http://127.0.0.1:{port}")
+
+            def alarmed() -> bool:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as answer:
+                    state = json.loads(answer.read())
+                return bool(state["alarms"]) and state["nodes"][0]["online"]
+
+            wait_until(alarmed, 120.0, 0.2)
+            page = f"http://127.0.0.1:{port}/"
+            zh = chromium("--dump-dom", page).stdout
+            assert 'data-loaded="1"' in zh, zh[-2000:]  # the script fetched /status and rendered it
+            assert '<div id="banner" role="alert" class="" style="display: block;">报警：报警 扬尘超标 @ dust-1' in zh
+            assert '<h2 data-t="nodes">测点</h2>' in zh and "dust-1" in zh and "dust-9" in zh and "离线" in zh
+            en = chromium("--dump-dom", page + "?lang=en").stdout
+            assert "ALARM: ALARM dust over the limit @ dust-1" in en and "OFFLINE" in en
+            assert '<h2 data-t="nodes">Nodes</h2>' in en
+            for width, height in ((1280, 800), (390, 844)):
+                shot = tmp_path / f"page-{width}.png"
+                done = chromium(f"--screenshot={shot}", f"--window-size={width},{height}", page)
+                assert done.returncode == 0, done.stderr[-2000:]
+                assert png_size(shot) == (width, height)
+        finally:
+            assert gateway.stop() == 0, "\n".join(gateway.lines)
