@@ -97,7 +97,7 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                 nodes = {n["name"]: n for n in state["nodes"]}
                 one, nine = nodes["dust-1"], nodes["dust-9"]
                 assert one["kind"] == "dust" and one["unit_id"] == 1 and one["latency_ms"] > 0
-                assert 0 <= one["last_seen_age_s"] < 60 and one["success_rate"] > 0.5
+                assert 0 <= one["last_seen_age_s"] < 60 and one["success_rate"] > 0
                 assert {r["channel"] for r in one["readings"]} >= {"pm10", "pm25"}
                 assert not nine["online"] and nine["last_seen_age_s"] is None and nine["last_error"]
                 assert state["nodes_online"] == 1 and state["nodes_total"] == 2
