@@ -149,13 +149,18 @@ async def collect(
     now = clock.wall()
     alarms = gateway.pipeline.alarms.active() if gateway.pipeline.alarms is not None else []
     nodes = node_states(gateway, latest, clock.mono())
+    late = gateway.pipeline.window_counts().get("late", {})
+    for node in nodes:
+        node["late_samples"] = late.get(node["name"], 0)  # samples that revised a closed window (backfill)
     state: dict[str, Any] = {
         "schema": SCHEMA, "version": __version__, "site": gateway.config.site.name, "pid": os.getpid(),
         "time": now, "uptime_s": time.monotonic() - started,
         "clock": {"valid": bool(clock.valid()), "require_sync": gateway.config.clock.require_sync},
         "buses": [
             {"name": p.bus.name, "address": p.bus.address, "transport": p.bus.transport, "baud": p.bus.baud,
-             "nodes": len(p.health), "online": sum(1 for h in p.health.values() if h.online)}
+             "nodes": len(p.health), "online": sum(1 for h in p.health.values() if h.online),
+             "transactions": p.link.stats.transactions, "stray_frames": p.link.stats.stray_frames,
+             "stray_bytes": p.link.stats.stray_bytes, "open_failures": p.link.stats.open_failures}
             for p in gateway.pollers
         ],
         "nodes": nodes,

@@ -31,6 +31,7 @@ class SnapshotCollector(Collector):
             return
         yield from self._nodes(state)
         yield from self._sinks(state)
+        yield from self._buses(state)
         drops = CounterMetricFamily("sitewatch_dropped", "records dropped or unusable, by cause", labels=["cause"])
         for cause, count in sorted(state["drops"].items()):
             drops.add_metric([cause], count)
@@ -62,6 +63,9 @@ class SnapshotCollector(Collector):
         online = GaugeMetricFamily("sitewatch_node_online", "1 while the node answers", labels=labels)
         seen = GaugeMetricFamily("sitewatch_node_last_seen_age_seconds", "seconds since the node last answered",
                                  labels=labels)
+        late = CounterMetricFamily("sitewatch_node_late_samples",
+                                   "samples that arrived after their window closed and revised it (backfill)",
+                                   labels=labels)
         latency = HistogramMetricFamily("sitewatch_node_latency_seconds",
                                         "reply latency: end of request to end of reply", labels=labels)
         health = {name: h for p in self.gateway.pollers for name, h in p.health.items()}
@@ -71,6 +75,7 @@ class SnapshotCollector(Collector):
             ok.add_metric(key, n["answered"])
             failed.add_metric(key, n["failures"])
             online.add_metric(key, int(n["online"]))
+            late.add_metric(key, n["late_samples"])
             if n["last_seen_age_s"] is not None:
                 seen.add_metric(key, n["last_seen_age_s"])
             h = health.get(n["name"])
@@ -80,7 +85,23 @@ class SnapshotCollector(Collector):
                     cumulative += count
                     buckets.append((bound, cumulative))
                 latency.add_metric(key, buckets, h.latency_sum)
-        yield from (polls, ok, failed, online, seen, latency)
+        yield from (polls, ok, failed, online, seen, late, latency)
+
+    def _buses(self, state: dict[str, Any]) -> Iterator[Metric]:
+        families = {
+            "transactions": CounterMetricFamily("sitewatch_bus_transactions", "requests sent on the bus",
+                                                labels=["bus"]),
+            "stray_frames": CounterMetricFamily("sitewatch_bus_stray_frames",
+                                                "whole frames from another unit (late replies)", labels=["bus"]),
+            "stray_bytes": CounterMetricFamily("sitewatch_bus_stray_bytes", "bytes outside any awaited reply",
+                                               labels=["bus"]),
+            "open_failures": CounterMetricFamily("sitewatch_bus_open_failures", "failed opens of the port",
+                                                 labels=["bus"]),
+        }
+        for bus in state["buses"]:
+            for key, family in families.items():
+                family.add_metric([bus["name"]], bus[key])
+        yield from families.values()
 
     def _sinks(self, state: dict[str, Any]) -> Iterator[Metric]:
         backlog = GaugeMetricFamily("sitewatch_sink_backlog", "records in the queue the sink has not delivered",

@@ -138,6 +138,10 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                 assert samples(families["sitewatch_alarms_active"], "sitewatch_alarms_active", alarm="dust",
                                node="dust-1", severity="alarm")[0].value == 1
                 assert samples(families["sitewatch_dropped"], "sitewatch_dropped_total", cause="queue_quota")
+                assert samples(families["sitewatch_bus_transactions"], "sitewatch_bus_transactions_total",
+                               bus="bus0")[0].value > 0
+                assert samples(families["sitewatch_node_late_samples"], "sitewatch_node_late_samples_total",
+                               node="dust-1")
                 assert samples(families["process_cpu_seconds"], "process_cpu_seconds_total")[0].value > 0
                 assert families["process_resident_memory_bytes"].samples[0].value > 0
 
