@@ -207,3 +207,55 @@ def test_the_notify_section_builds_the_notifiers_with_their_credentials(tmp_path
 
 def _batch(*events: AlarmEvent) -> Batch:
     return Batch("q", tuple(Queued(i + 1, "alarm", e) for i, e in enumerate(events)))
+
+
+async def test_a_notifier_that_never_answers_holds_up_neither_the_pipeline_nor_the_store(tmp_path: Path) -> None:
+    import socket
+    import tomllib
+
+    from gateway.ops.config import parse_config
+    from gateway.ops.service import Gateway
+    from simulator.site import BusSpec, NodeSpec, Site
+    from tests.ops.service_process import gateway_toml
+
+    # A server that accepts connections (the kernel does) and never reads or answers.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    extra = (f'[spray]\nenabled = false\n[limits.dust]\npm10_1h_limit = 1.0\n[[processing.alarm]]\ntype = "dust"\n'
+             f'channels = ["pm10"]\n[notify]\ntimeout_s = 30.0\n'
+             f'webhook_url = "http://127.0.0.1:{hole.getsockname()[1]}/hook"\n')
+    text = gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), extra, queue_extra="deliver_interval_s = 0.1")
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
+    stop = asyncio.Event()
+    with site:
+        gateway = Gateway(parse_config(tomllib.loads(text), "test.toml"))
+        store, notifier = gateway.deliveries[0], gateway.deliveries[1]
+        assert notifier.name == "notify.webhook"
+        running = asyncio.create_task(gateway.run(stop))
+        try:
+            await _until(lambda: gateway.counts.get("AlarmEvent", 0) >= 1)
+            raised_at = store.stats.delivered
+            # The alarm's notification is stuck in its send; readings keep flowing into the store meanwhile.
+            await _until(lambda: store.stats.delivered >= raised_at + 20)
+            sink = notifier.sink
+            assert isinstance(sink, AlarmNotifier)
+            assert sink.stats.sent == 0 and notifier.stats.delivered == 0 and notifier.stats.failures == 0
+        finally:
+            stop.set()
+            hole.close()  # resets the pending connection: the stuck send ends, the shutdown goes on
+            await asyncio.wait_for(running, 120)
+    # Not delivered, so not lost: the alarm waits in the queue for the next start.
+    queue = DurableQueue(gateway.config.queue_path, ["sqlite", "notify.webhook"])
+    try:
+        assert [q.kind for q in queue.read("notify.webhook", 10, frozenset({"alarm"})).items] == ["alarm"]
+    finally:
+        queue.close()
+
+
+async def _until(condition: object, timeout: float = 120.0) -> None:
+    assert callable(condition)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s"
+        await asyncio.sleep(0.05)
