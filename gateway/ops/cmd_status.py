@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from gateway.ops.config import ConfigError, load_config
+from gateway.ops.config import ConfigError, StatusConfig, load_config
 from gateway.ops.startup import EXIT_CONFIG
 from gateway.ops.status_text import render
 
 EXIT_NOT_RUNNING = 3
 DEFAULT_CONFIG = Path("/etc/sitewatch/gateway.toml")
+DEFAULT_URL = f"http://127.0.0.1:{StatusConfig().port}"
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -29,8 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="show the running gateway's state: nodes, sinks, backlog, alarms, clock",
         description="Ask the running gateway (its [status] endpoint) for its live state.",
     )
-    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG,
-                        help=f"gateway configuration, for the endpoint's address (default {DEFAULT_CONFIG})")
+    parser.add_argument("--config", "-c", type=Path, default=None,
+                        help=f"gateway configuration, for the endpoint's address (default {DEFAULT_CONFIG}; when "
+                        f"you may not read it, the default address {DEFAULT_URL})")
     parser.add_argument("--url", help="the endpoint instead, e.g. http://127.0.0.1:9721")
     parser.add_argument("--json", action="store_true", help="print the state as JSON (docs/operator-guide.md)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
@@ -41,9 +44,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def endpoint(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url).rstrip("/")
-    config = load_config(args.config)
+    path: Path | None = args.config
+    if path is None:
+        # The installed file is readable by root and the sitewatch group only (deploy/install.sh): anyone
+        # else on the gateway still gets the status from the default address.
+        if not os.access(DEFAULT_CONFIG, os.R_OK):
+            return DEFAULT_URL
+        path = DEFAULT_CONFIG
+    config = load_config(path)
     if config.status.port == 0:
-        raise ConfigError(f"{args.config}: status.port is 0: this gateway serves no status endpoint")
+        raise ConfigError(f"{path}: status.port is 0: this gateway serves no status endpoint")
     host = "127.0.0.1" if config.status.bind in ("0.0.0.0", "::", "") else config.status.bind
     return f"http://{host}:{config.status.port}"
 

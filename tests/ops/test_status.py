@@ -238,3 +238,23 @@ def test_the_status_page_shows_nodes_and_the_alarm_banner_in_both_languages(tmp_
                 assert png_size(shot) == (width, height)
         finally:
             assert gateway.stop() == 0, "\n".join(gateway.lines)
+
+
+def test_the_endpoint_comes_from_the_url_the_configuration_or_the_default(tmp_path: Path,
+                                                                          monkeypatch: Any) -> None:
+    import argparse
+
+    from gateway.ops import cmd_status
+
+    def args(**kw: Any) -> argparse.Namespace:
+        return argparse.Namespace(**{"url": None, "config": None, **kw})
+
+    assert cmd_status.endpoint(args(url="http://10.0.0.5:9000/")) == "http://10.0.0.5:9000"
+    config = tmp_path / "gateway.toml"
+    config.write_text(gateway_toml(tmp_path, "/dev/null", '[status]\nport = 9999\nbind = "0.0.0.0"\n'))
+    assert cmd_status.endpoint(args(config=config)) == "http://127.0.0.1:9999"  # all addresses: ask loopback
+    # The installed file is not readable by everyone: the default address then.
+    monkeypatch.setattr(cmd_status, "DEFAULT_CONFIG", tmp_path / "unreadable.toml")
+    assert cmd_status.endpoint(args()) == "http://127.0.0.1:9721"
+    monkeypatch.setattr(cmd_status, "DEFAULT_CONFIG", config)
+    assert cmd_status.endpoint(args()) == "http://127.0.0.1:9999"
