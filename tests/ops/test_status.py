@@ -90,7 +90,7 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                     return (nodes["dust-1"]["online"] and nodes["dust-9"]["consecutive_failures"] >= 3
                             and bool(state["alarms"]) and bool(nodes["dust-1"]["readings"]))
 
-                wait_until(settled, 120.0, 0.2)
+                wait_until(settled, 240.0, 0.2)
                 state = json_status(config)
                 assert state["site"] == "site" and state["clock"]["valid"] is True and state["pid"] == gateway.pid
                 assert [b["name"] for b in state["buses"]] == ["bus0"] and state["buses"][0]["nodes"] == 2
@@ -146,7 +146,7 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                 assert families["process_resident_memory_bytes"].samples[0].value > 0
 
                 # The alarm reached every notifier; the webhook only after its first try failed with a 500.
-                wait_until(lambda: len(webhook.requests) >= 2 and len(robots.requests) >= 2, 60.0)
+                wait_until(lambda: len(webhook.requests) >= 2 and len(robots.requests) >= 2, 120.0)
                 assert webhook.answers[:2] == [500, 200]
                 assert webhook.requests[0].body == webhook.requests[1].body  # the same event, retried
                 hook = webhook.requests[1].json()
@@ -222,7 +222,7 @@ def test_the_status_page_shows_nodes_and_the_alarm_banner_in_both_languages(tmp_
                     state = json.loads(answer.read())
                 return bool(state["alarms"]) and state["nodes"][0]["online"]
 
-            wait_until(alarmed, 120.0, 0.2)
+            wait_until(alarmed, 240.0, 0.2)
             page = f"http://127.0.0.1:{port}/"
             zh = chromium("--dump-dom", page).stdout
             assert 'data-loaded="1"' in zh, zh[-2000:]  # the script fetched /status and rendered it
