@@ -63,12 +63,12 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
     (tmp_path / "ding.token").write_text("dt\n")
     (tmp_path / "ding.secret").write_text("SECsecret\n")
     with HttpRecorder([(500, b"down for a moment")]) as webhook, HttpRecorder() as robots:
-        notify = (f'[status]\nport = {port}\n[notify]\nwebhook_url = "{webhook.url}/hook"\n'
+        notify = (f'[notify]\nwebhook_url = "{webhook.url}/hook"\n'
                   f'wecom_url = "{robots.url}/wecom"\nwecom_key_file = "{tmp_path / "wecom.key"}"\n'
                   f'dingtalk_url = "{robots.url}/ding"\ndingtalk_token_file = "{tmp_path / "ding.token"}"\n'
                   f'dingtalk_secret_file = "{tmp_path / "ding.secret"}"\n')
         text = gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), EXTRA + notify,
-                            queue_extra="max_backoff_s = 1.0\ndeliver_interval_s = 0.1") + DEAD_NODE
+                            queue_extra="max_backoff_s = 1.0\ndeliver_interval_s = 0.1", status_port=port) + DEAD_NODE
         config = tmp_path / "gateway.toml"
         config.write_text(text)
 
@@ -172,7 +172,7 @@ def test_a_port_in_use_is_one_error_line_and_the_gateway_runs_on(tmp_path: Path)
         holder.listen()
         port = holder.getsockname()[1]
         config = tmp_path / "gateway.toml"
-        config.write_text(gateway_toml(tmp_path, str(tmp_path / "no-bus"), f"[status]\nport = {port}\n"))
+        config.write_text(gateway_toml(tmp_path, str(tmp_path / "no-bus"), status_port=port))
         gateway = Running("run", "-c", str(config))
         try:
             line = gateway.wait_for("status endpoint: cannot listen")
@@ -184,7 +184,7 @@ def test_a_port_in_use_is_one_error_line_and_the_gateway_runs_on(tmp_path: Path)
 
 def test_a_gateway_without_an_endpoint_is_said_so(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
-    config.write_text(gateway_toml(tmp_path, "/dev/null", "[status]\nport = 0\n"))
+    config.write_text(gateway_toml(tmp_path, "/dev/null"))
     done = status("--config", str(config))
     assert done.returncode == 78 and "status.port is 0" in done.stderr
 
@@ -209,8 +209,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_the_status_page_shows_nodes_and_the_alarm_banner_in_both_languages(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "gateway.toml"
-    config.write_text(gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), EXTRA + f"[status]\nport = {port}\n")
-                      + DEAD_NODE)
+    config.write_text(gateway_toml(tmp_path, str(tmp_path / "buses" / "bus0"), EXTRA, status_port=port) + DEAD_NODE)
     site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
     with site:
         gateway = Running("run", "-c", str(config))
@@ -251,7 +250,8 @@ def test_the_endpoint_comes_from_the_url_the_configuration_or_the_default(tmp_pa
 
     assert cmd_status.endpoint(args(url="http://10.0.0.5:9000/")) == "http://10.0.0.5:9000"
     config = tmp_path / "gateway.toml"
-    config.write_text(gateway_toml(tmp_path, "/dev/null", '[status]\nport = 9999\nbind = "0.0.0.0"\n'))
+    text = gateway_toml(tmp_path, "/dev/null", status_port=9999)
+    config.write_text(text.replace("[status]", '[status]\nbind = "0.0.0.0"'))
     assert cmd_status.endpoint(args(config=config)) == "http://127.0.0.1:9999"  # all addresses: ask loopback
     # The installed file is not readable by everyone: the default address then.
     monkeypatch.setattr(cmd_status, "DEFAULT_CONFIG", tmp_path / "unreadable.toml")
