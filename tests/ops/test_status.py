@@ -101,6 +101,7 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                 assert {r["channel"] for r in one["readings"]} >= {"pm10", "pm25"}
                 assert not nine["online"] and nine["last_seen_age_s"] is None and nine["last_error"]
                 assert state["nodes_online"] == 1 and state["nodes_total"] == 2
+                assert state["status_line"].startswith("1/2 nodes online") and state["stuck"] == {}  # systemd's
                 assert {s["name"] for s in state["sinks"]} == {"sqlite", "notify.wecom", "notify.dingtalk",
                                                                "notify.webhook"}
                 assert all(isinstance(s["backlog"], int) for s in state["sinks"]) and state["queue_answered"]
