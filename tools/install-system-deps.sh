@@ -13,6 +13,7 @@ needed=(
   "node:nodejs"
   "npm:npm"
   "systemd-analyze:systemd"
+  "chromium:chromium"
 )
 missing=()
 for entry in "${needed[@]}"; do

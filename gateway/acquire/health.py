@@ -31,8 +31,9 @@ Scheduling rules (``choose``):
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Smallest extra time, beyond the reply's own wire time, a node is given to answer.
 MIN_SLACK = 0.010
@@ -44,6 +45,8 @@ SUSPECT_AFTER = 2  # consecutive failures
 # that one that answers again is polled at once, not at the end of its backoff.
 PROBE_INTERVAL = 1.0  # seconds
 PROBE_SLACK = 0.050  # s beyond the probe reply's wire time it may take to answer
+# Upper bounds of the reply latency buckets (s): a 9600-baud reply takes ~25 ms on the wire, timeouts ~1 s.
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 @dataclass
@@ -110,6 +113,10 @@ class NodeHealth:
     last_latency: float = 0.0  # seconds from the end of the request to the end of the reply
     mean_latency: float = 0.0  # exponentially weighted (1/8)
     max_latency: float = 0.0
+    # Answered polls by latency: latency_counts[i] counts latencies <= LATENCY_BUCKETS_S[i] (the last: the rest);
+    # with latency_sum, a Prometheus histogram (gateway/ops/metrics.py).
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    latency_sum: float = 0.0
     timeout: float = 0.0  # the reply timeout in force
     node_crc_errors: int = 0  # requests the node dropped for a bad CRC (its own counter)
     node_sensor_errors: int = 0
@@ -147,6 +154,8 @@ class NodeHealth:
         self.last_latency = latency
         self.mean_latency = latency if self.answered == 1 else self.mean_latency + (latency - self.mean_latency) / 8
         self.max_latency = max(self.max_latency, latency)
+        self.latency_sum += latency
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency)] += 1
 
     def failed(self, error: str, answered: bool = False) -> None:
         """A poll without a usable sample; answered: the node did reply (exception, bad content)."""

@@ -570,6 +570,12 @@ class DurableQueue:
         position = self.cursor(sink)
         return int(self._db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (position,)).fetchone()[0])
 
+    def oldest_pending(self, sink: str) -> float | None:
+        """When the oldest record after the sink's cursor was appended (None: the sink has caught up)."""
+        position = self.cursor(sink)
+        row = self._db.execute("SELECT added FROM records WHERE id > ? ORDER BY id LIMIT 1", (position,)).fetchone()
+        return None if row is None else float(row[0])
+
     def last_id(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
         return int(row[0]) if row else 0

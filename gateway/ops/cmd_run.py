@@ -23,6 +23,7 @@ from gateway.ops import logs, startup
 from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
 from gateway.ops.instance_lock import InstanceLockError, InstanceLocks
+from gateway.ops.live_state import LatestReadings
 from gateway.ops.reload import Reloader
 from gateway.ops.sdnotify import Notifier
 from gateway.ops.service import Gateway
@@ -107,7 +108,8 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping, sig)
     try:
-        gateway = Gateway(config)
+        latest = LatestReadings()  # for the status page
+        gateway = Gateway(config, on_readings=latest.update)
     except QueueError as error:
         raise StartupError(f"{error}: check the disk (df -h, dmesg) and the file's owner", EXIT_IO) from None
     except SimClockError as error:
@@ -145,10 +147,19 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         # site (docs/revisions.md), and a blocked event loop would starve the watchdog. Nothing else runs yet.
         await supervisor.starting(asyncio.to_thread(gateway._restore, gateway.clock.wall()),
                                   "rebuilding the aggregation windows from the queue")
+    status_server = None
+    if config.status.port:
+        # Imported only when served: aiohttp and prometheus_client add about 12 MB to the process.
+        from gateway.ops.status_server import StatusServer
+
+        status_server = StatusServer(gateway, latest, supervisor)
+        await status_server.start(config.status.bind, config.status.port)
     watching = asyncio.create_task(supervisor.run(stop))
     try:
         await gateway.run(stop)
     finally:
         stop.set()
         await watching
+        if status_server is not None:
+            await status_server.stop()
     log.info("stopped")

@@ -221,6 +221,43 @@ class ServiceConfig:
                                 "wait counts as stuck: the systemd watchdog is no longer fed and restarts the gateway")
 
 
+@dataclass(frozen=True)
+class StatusConfig:
+    port: int = _key(9721, _between(0, 65535),
+                     "TCP port of the local status endpoint (`sitewatch status`, /status JSON, /metrics for "
+                     "Prometheus, the status page); 0: none")
+    bind: str = _key("127.0.0.1", _not_empty,
+                     "address it listens on: 127.0.0.1 keeps it on the gateway; 0.0.0.0 lets Prometheus and the "
+                     "site office's phones reach it over the site network (it shows no secrets, takes no commands)")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    language: str = _key("zh", _one_of("zh", "en"), "language of the notification messages")
+    min_severity: str = _key("prewarning", _one_of("prewarning", "alarm"),
+                             "the least severe alarm that is notified")
+    cleared: bool = _key(True, None, "also notify when an alarm clears")
+    max_age_s: float = _key(3600.0, _between(0.0, 30 * 86400.0, " s"),
+                            "alarm events older than this when their turn comes are not sent (counted as skipped): a "
+                            "notifier added or down for a day does not replay old alarms")
+    timeout_s: float = _key(10.0, _between(0.5, 120.0, " s"), "HTTP timeout of one notification")
+    msgtype: str = _key("markdown", _one_of("text", "markdown"), "WeCom and DingTalk message type")
+    wecom_url: str = _key("https://qyapi.weixin.qq.com/cgi-bin/webhook/send", _not_empty,
+                          "WeCom (企业微信) group robot endpoint; the key goes in wecom_key_file")
+    wecom_key_file: str = _key("", None, "credential file holding the WeCom robot's key; empty: no WeCom notifier")
+    dingtalk_url: str = _key("https://oapi.dingtalk.com/robot/send", _not_empty,
+                             "DingTalk (钉钉) custom robot endpoint; the access token goes in dingtalk_token_file")
+    dingtalk_token_file: str = _key("", None,
+                                    "credential file holding the DingTalk robot's access_token; empty: no DingTalk "
+                                    "notifier")
+    dingtalk_secret_file: str = _key("", None,
+                                     "credential file holding the robot's signing secret (SEC...); empty: unsigned "
+                                     "(the robot must then use a keyword or IP allow-list)")
+    webhook_url: str = _key("", None, "generic JSON webhook (POST, one alarm event per request); empty: none")
+    webhook_token_file: str = _key("", None,
+                                   "credential file whose content is sent as `Authorization: Bearer ...`; empty: none")
+
+
 # Sections made of these dataclasses: TOML table name -> class.
 SECTIONS: dict[str, type] = {
     "site": SiteConfig,
@@ -230,6 +267,8 @@ SECTIONS: dict[str, type] = {
     "processing": ProcessingConfig,
     "spray": SprayConfig,
     "service": ServiceConfig,
+    "status": StatusConfig,
+    "notify": NotifyConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -257,6 +296,8 @@ class GatewayConfig:
     sinks: tuple[SinkSpec, ...] = ()
     store_max_bytes: int = 0
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -485,13 +526,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     processing = _section(c, data, "processing", ProcessingConfig, stages)
     spray = _section(c, data, "spray", SprayConfig, stages)
     service = _section(c, data, "service", ServiceConfig, stages)
+    status = _section(c, data, "status", StatusConfig, stages)
+    notify = _section(c, data, "notify", NotifyConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
     _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service,
+        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, status=status,
+        notify=notify,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")

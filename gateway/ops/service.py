@@ -64,6 +64,7 @@ from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusPoller, NodeConfig, _make_link
 from gateway.acquire.timestamps import Clock, ClockValidity
 from gateway.deliver.dispatch import Delivery
+from gateway.deliver.notify import build_notifiers
 from gateway.deliver.queue import DurableQueue, Held
 from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
 from gateway.deliver.replay import REPLAY_LEAD_S, QueueReplay
@@ -349,6 +350,7 @@ class Gateway:
         self.pipeline = config.build_pipeline()
         specs = config.all_sinks()
         self.sinks: list[Sink] = [SINKS.create(spec.type, spec.name, spec.params) for spec in specs]
+        self.sinks += build_notifiers(config.notify, config.site.name)  # alarm notifications ([notify])
         self.queue = DurableQueue(
             config.queue_path,
             [lane.cursor for sink in self.sinks for lane in lanes_of(sink)],

@@ -16,10 +16,17 @@ SITEWATCH = str(Path(sys.executable).with_name("sitewatch"))
 
 
 def gateway_toml(
-    tmp: Path, port: str, extra: str = "", store: str | None = None, queue: str = "", queue_extra: str = ""
+    tmp: Path, port: str, extra: str = "", store: str | None = None, queue: str = "", queue_extra: str = "",
+    status_port: int = 0,
 ) -> str:
-    """A small gateway configuration: one serial bus (the port need not exist: the gateway retries it)."""
+    """A small gateway configuration: one serial bus (the port need not exist: the gateway retries it).
+
+    status_port: the status endpoint's; 0 (none) by default, so that gateways of concurrent tests never compete
+    for the default port.
+    """
     return f"""
+[status]
+port = {status_port}
 [store]
 path = "{store or tmp / 'store.sqlite3'}"
 [queue]

@@ -1,0 +1,129 @@
+"""The status page: one self-contained HTML file (no third-party code) that polls /status every 2 s.
+
+Chinese by default with an English toggle (remembered in localStorage; ``?lang=en`` in the URL); a banner
+while alarms are active; node, sink and alarm tables. It reads only /status, so it shows what
+`sitewatch status` shows.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gateway.deliver.notify_text import ALARM_NAMES
+
+TEMPLATE = """<!doctype html>
+<html lang="zh">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>sitewatch</title>
+<style>
+body { font-family: system-ui, "Noto Sans CJK SC", sans-serif; margin: 0; background: #f4f5f7; color: #222; }
+header { background: #1f3a5f; color: #fff; padding: 10px 16px; display: flex; justify-content: space-between;
+         align-items: center; }
+header h1 { font-size: 18px; margin: 0; }
+button { font-size: 14px; padding: 4px 10px; }
+main { padding: 12px 16px; }
+#banner { display: none; background: #c62828; color: #fff; padding: 10px 16px; font-weight: bold; }
+#banner.prewarning { background: #ef8f00; }
+section { background: #fff; border-radius: 6px; padding: 8px 12px; margin-bottom: 12px; overflow-x: auto; }
+h2 { font-size: 16px; margin: 4px 0 8px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
+.bad { color: #c62828; font-weight: bold; } .ok { color: #2e7d32; }
+#summary span { margin-right: 16px; }
+</style>
+</head>
+<body>
+<header><h1 data-t="title"></h1><button id="lang" type="button"></button></header>
+<div id="banner" role="alert"></div>
+<main>
+<section id="summary"></section>
+<section><h2 data-t="nodes"></h2><table id="nodes"></table></section>
+<section><h2 data-t="alarms"></h2><table id="alarms"></table></section>
+<section><h2 data-t="sinks"></h2><table id="sinks"></table></section>
+</main>
+<script>
+"use strict";
+const WORDS = {
+  zh: {title: "工地监测网关", nodes: "测点", alarms: "当前报警", sinks: "数据上传", lang: "English",
+       online: "在线", offline: "离线", node: "测点", kind: "类型", state: "状态", seen: "最后通信",
+       latency: "延迟", values: "数值", alarm: "报警", severity: "级别", since: "开始时间", none: "无",
+       sink: "去向", backlog: "积压", oldest: "最早积压", up: "正常", down: "异常", clock: "时钟",
+       valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
+       banner: "报警：", site: "工地", error: "无法连接网关"},
+  en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
+       online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
+       latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
+       sink: "sink", backlog: "backlog", oldest: "oldest", up: "up", down: "DOWN", clock: "clock",
+       valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
+       banner: "ALARM: ", site: "site", error: "cannot reach the gateway"}
+};
+const ALARM_NAMES = __ALARM_NAMES__;
+function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
+let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
+if (!WORDS[lang]) lang = "zh";
+let last = null;
+function w(key) { return WORDS[lang][key]; }
+const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
+function esc(s) { return String(s).replace(/[&<>"]/g, c => ENTITIES[c]); }
+function age(s) { return s === null ? "-" : s < 60 ? s.toFixed(1) + " s" : s < 3600 ? (s / 60).toFixed(0) + " min"
+                  : (s / 3600).toFixed(1) + " h"; }
+function row(cells, tag) {
+  const t = tag || "td";
+  return "<tr>" + cells.map(c => "<" + t + ">" + c + "</" + t + ">").join("") + "</tr>";
+}
+function sev(s) { return s === "alarm" ? w("alarmlevel") : w("prewarning"); }
+function render() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-t]").forEach(e => { e.textContent = w(e.dataset.t); });
+  document.getElementById("lang").textContent = w("lang");
+  const st = last;
+  if (!st) return;
+  const banner = document.getElementById("banner");
+  if (st.alarms.length) {
+    banner.style.display = "block";
+    banner.className = st.alarms.some(a => a.severity === "alarm") ? "" : "prewarning";
+    banner.textContent = w("banner") +
+      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node).join(", ");
+  } else { banner.style.display = "none"; }
+  document.getElementById("summary").innerHTML =
+    "<span>" + w("site") + ": <b>" + esc(st.site) + "</b></span><span>" + w("nodes") + ": <b>" + st.nodes_online +
+    "/" + st.nodes_total + "</b></span><span>" + w("clock") + ": <b class='" + (st.clock.valid ? "ok" : "bad") + "'>" +
+    w(st.clock.valid ? "valid" : "invalid") + "</b></span><span>" + w("uptime") + ": " + age(st.uptime_s) + "</span>";
+  document.getElementById("nodes").innerHTML = row([w("node"), w("kind"), w("state"), w("seen"), w("latency"),
+    w("values")], "th") + st.nodes.map(n => row([esc(n.name), esc(n.kind),
+    n.online ? "<span class='ok'>" + w("online") + "</span>" : "<span class='bad'>" + w("offline") + "</span>",
+    age(n.last_seen_age_s), n.latency_ms === null ? "-" : n.latency_ms.toFixed(0) + " ms",
+    (n.readings || []).map(r => esc(r.channel) + " " + (r.value === null ? "-" : r.value.toFixed(1)) + " " +
+      esc(r.unit) + (r.quality === "N" ? "" : " [" + esc(r.quality) + "]")).join("; ")])).join("");
+  document.getElementById("alarms").innerHTML = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
+    w("since")], "th") + st.alarms.map(a => row([esc(alarmName(a.alarm)),
+    "<span class='bad'>" + sev(a.severity) + "</span>",
+    esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString()])).join("") : row([w("none")]);
+  document.getElementById("sinks").innerHTML = row([w("sink"), w("backlog"), w("oldest"), w("state")], "th") +
+    st.sinks.map(s => row([esc(s.name), s.backlog === null ? "?" : s.backlog, age(s.oldest_age_s),
+    s.up ? "<span class='ok'>" + w("up") + "</span>" : "<span class='bad'>" + w("down") + "</span>"])).join("");
+}
+async function refresh() {
+  try {
+    const answer = await fetch("/status", {cache: "no-store"});
+    last = await answer.json();
+    document.body.dataset.loaded = "1";
+  } catch (e) {
+    document.getElementById("summary").textContent = w("error");
+  }
+  render();
+}
+document.getElementById("lang").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render();
+});
+render();
+refresh();
+setInterval(refresh, 2000);
+</script>
+</body>
+</html>
+"""
+# The alarms' names as the notifications word them, in both languages.
+PAGE = TEMPLATE.replace("__ALARM_NAMES__", json.dumps(ALARM_NAMES, ensure_ascii=False))

@@ -1,0 +1,85 @@
+"""The gateway's local HTTP endpoint: /status (JSON), /metrics (Prometheus), / (the status page).
+
+One aiohttp server on ``[status] bind``:``port`` (default 127.0.0.1:9721), on the gateway's own event loop,
+so a snapshot is read between two steps of the bus owners, never half-way through one. Read-only: it takes
+no commands and shows no secrets, so loopback needs no authentication; bind it to the site network only
+when Prometheus or the site office's phones must reach it (docs/operator-guide.md).
+
+A port that cannot be bound (another process holds it) is one error line: the gateway runs on without the
+endpoint, since collecting data matters more than showing it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.ops import live_state
+from gateway.ops.metrics import make_registry
+
+log = logging.getLogger(__name__)
+
+
+class StatusServer:
+    def __init__(self, gateway: Any, latest: live_state.LatestReadings | None = None, supervisor: Any = None,
+                 started: float | None = None) -> None:
+        self.gateway = gateway
+        self.latest = latest
+        self.supervisor = supervisor
+        self.started = time.monotonic() if started is None else started
+        self.registry, self.collector = make_registry(gateway)
+        self.app = web.Application()
+        self.app.router.add_get("/status", self._status)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/", self._page)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await live_state.collect(self.gateway, self.started, self.latest, self._extra)
+
+    def _extra(self) -> dict[str, Any]:
+        if self.supervisor is None:
+            return {}
+        return {"stuck": dict(self.supervisor.stuck), "status_line": self.supervisor.status_line()}
+
+    async def _status(self, request: web.Request) -> web.Response:
+        state = await self.snapshot()
+        return web.json_response(state, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.collector.state = await self.snapshot()
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _page(self, request: web.Request) -> web.Response:
+        from gateway.ops.status_page import PAGE  # the page's HTML, only when asked for
+
+        return web.Response(text=PAGE, content_type="text/html", charset="utf-8")
+
+    async def start(self, bind: str, port: int) -> bool:
+        """Listen; False (one error logged) when the address cannot be bound."""
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, bind, port)
+        try:
+            await site.start()
+        except OSError as error:
+            log.error("status endpoint: cannot listen on %s:%d: %s; running without it (set [status] port to a "
+                      "free port, or 0 for none)", bind, port, error.strerror or error)
+            await runner.cleanup()
+            return False
+        self._runner = runner
+        self.url = f"http://{bind}:{port}"
+        log.info("status endpoint on %s (/status, /metrics, /)", self.url)
+        return True
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
