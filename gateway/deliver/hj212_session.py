@@ -14,7 +14,8 @@ splits them on the way out):
 * aggregates of the 1min / 1h / 24h windows -> 2051 / 2061 / 2031, one packet
   per window start with each factor's -Avg / -Min / -Max and -Flag. A revised
   window (an aggregate with a higher ``revision``) is simply sent again.
-* everything else (other windows, alarms, tilt, outages ...) has no HJ 212
+* everything else (other windows, alarms, tilt, outages, spray commands, the
+  gateway's health reports: HJ 212 has no CN for them ...) has no HJ 212
   form here: counted in ``counts["not_sent"]`` and confirmed.
 
 ``Uplink.handle`` answers a packet from the platform (time, RtdInterval,

@@ -14,6 +14,7 @@ Every key, its default and its meaning: docs/configuration.md
     [limits.*]      every threshold (defaults: gateway/process/limits.py)
     [node_limits."node".*]   the same, for one node
     [[sink]]        further sinks by registered type (gateway/deliver/sinks.py)
+    [health]        the gateway's periodic health reports (to every sink through the queue)
     [[bus]]         a serial port (or Modbus TCP endpoint) and its [[bus.node]]s
 
 The sections other than [[bus]], [limits], [node_limits] and the stage and
@@ -221,6 +222,13 @@ class ServiceConfig:
                                 "wait counts as stuck: the systemd watchdog is no longer fed and restarts the gateway")
 
 
+@dataclass(frozen=True)
+class HealthConfig:
+    enabled: bool = _key(True, None, "false: no health reports")
+    interval_s: float = _key(60.0, _between(0.5, 86400.0, " s"),
+                             "a health report (gateway, sinks, nodes) is measured and queued for every sink this often")
+
+
 # Sections made of these dataclasses: TOML table name -> class.
 SECTIONS: dict[str, type] = {
     "site": SiteConfig,
@@ -230,6 +238,7 @@ SECTIONS: dict[str, type] = {
     "processing": ProcessingConfig,
     "spray": SprayConfig,
     "service": ServiceConfig,
+    "health": HealthConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -257,6 +266,7 @@ class GatewayConfig:
     sinks: tuple[SinkSpec, ...] = ()
     store_max_bytes: int = 0
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -485,13 +495,14 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     processing = _section(c, data, "processing", ProcessingConfig, stages)
     spray = _section(c, data, "spray", SprayConfig, stages)
     service = _section(c, data, "service", ServiceConfig, stages)
+    health = _section(c, data, "health", HealthConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
     _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service,
+        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, health=health,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")
