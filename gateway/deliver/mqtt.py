@@ -36,6 +36,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,19 +252,29 @@ class MqttSink:
         if client is None:
             raise SinkError(f"not connected to {self.host}:{self.port}" + (f" ({self.last_error})"
                                                                            if self.last_error else ""))
-        delivered = 0
-        for start in range(0, len(batch.items), self.inflight):
-            chunk = batch.items[start : start + self.inflight]
-            results = await asyncio.gather(*(self._publish(client, tree, item) for item in chunk),
-                                           return_exceptions=True)
-            for result in results:  # acknowledged from the front only: the cursor never skips a record
-                if isinstance(result, BaseException):
+        # A sliding window: up to `inflight` publishes awaiting their PUBACK at any moment, a new one started as
+        # soon as the oldest is acknowledged (chunks of `inflight` left the window half empty while the
+        # slowest of each chunk was awaited). Acknowledged from the front only: the cursor never skips a record.
+        items = batch.items
+        window: deque[asyncio.Future[None]] = deque()
+        started = delivered = 0
+        try:
+            while delivered < len(items):
+                while started < len(items) and len(window) < self.inflight:
+                    window.append(asyncio.ensure_future(self._publish(client, tree, items[started])))
+                    started += 1
+                try:
+                    await window.popleft()
+                except Exception as error:  # the connection dropped, or the PUBACK did not come in time
                     if delivered:
                         return delivered
-                    raise SinkError(f"publish failed: {type(result).__name__}: {result}")
+                    raise SinkError(f"publish failed: {type(error).__name__}: {error}") from error
                 delivered += 1
                 self.published += 1
-        return delivered
+            return delivered
+        finally:
+            if window:  # publishes behind a failure: let them end (their records are sent again next time)
+                await asyncio.gather(*window, return_exceptions=True)
 
     async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:
         topic = tree.topic(item.record)

@@ -471,6 +471,7 @@ class Gateway:
                 log.error("queue: %d readings held for a valid clock by bus %r, which is no longer configured, "
                           "are dropped", len(readings), holder)
                 self.queue.stats.held_other_boot += len(readings)
+                self.queue.note_dropped(len(readings))  # in the drops since install (health reports)
                 self.writer.release(holder, serial)
                 continue
             stamper.preload(serial, mono, readings)
