@@ -607,24 +607,30 @@ class DurableQueue:
         position = self.cursor(sink)
         return int(self._db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (position,)).fetchone()[0])
 
-    def backlog_after(self, position: int) -> tuple[int, float | None]:
-        """Records after id `position`, and when the oldest of them was appended (None: there are none)."""
-        count, oldest = self._db.execute(
-            "SELECT COUNT(*), (SELECT added FROM records WHERE id > ?1 ORDER BY id LIMIT 1) FROM records WHERE id > ?1",
-            (position,),
-        ).fetchone()
-        return int(count), None if oldest is None else float(oldest)
-
     def backlogs(self) -> tuple[tuple[int, float | None], dict[str, tuple[int, float | None]]]:
-        """For a health report: the records some sink has yet to confirm (count, oldest append time), and the
-        same per cursor. One read transaction, so the figures agree with each other."""
+        """For a health report: the records some sink has yet to confirm (count, when the oldest was appended;
+        None: none), and the same per cursor. One read transaction, so the figures agree with each other.
+
+        Each stretch between two cursors is counted once and the counts summed from the newest back: one pass
+        over the backlog however many cursors share it (four lanes behind a million records: one scan, not five).
+        """
         with self._db:
             self._db.execute("BEGIN")
-            cursors = dict(self._db.execute("SELECT sink, position FROM cursors").fetchall())
-            lowest = min(cursors.values(), default=self.last_id())
-            per_sink = {sink: self.backlog_after(int(position)) for sink, position in cursors.items()}
-            undelivered = self.backlog_after(int(lowest))
-        return undelivered, per_sink
+            cursors = {sink: int(position) for sink, position in self._db.execute("SELECT sink, position FROM cursors")}
+            positions = sorted(set(cursors.values())) or [self.last_id()]
+            after: dict[int, tuple[int, float | None]] = {}
+            total = 0
+            for i in range(len(positions) - 1, -1, -1):
+                low = positions[i]
+                if i + 1 < len(positions):
+                    count = self._db.execute("SELECT COUNT(*) FROM records WHERE id > ? AND id <= ?",
+                                             (low, positions[i + 1])).fetchone()
+                else:
+                    count = self._db.execute("SELECT COUNT(*) FROM records WHERE id > ?", (low,)).fetchone()
+                total += int(count[0])
+                row = self._db.execute("SELECT added FROM records WHERE id > ? ORDER BY id LIMIT 1", (low,)).fetchone()
+                after[low] = (total, None if row is None else float(row[0]))
+        return after[positions[0]], {sink: after[position] for sink, position in cursors.items()}
 
     def last_id(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()

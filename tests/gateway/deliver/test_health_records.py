@@ -4,6 +4,7 @@ skipping them, and the queue's disk quota dropping them before any reading (coun
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,28 @@ def test_drops_since_install_survive_a_restart(tmp_path: Path) -> None:
     assert again.dropped_total == dropped + 5
     again.close()
 
+
+
+def test_backlog_figures_agree_with_each_cursor_whatever_their_order(tmp_path: Path) -> None:
+    wall = [1000.0]
+    sinks = ["store", "cloud", "mqtt.alarms", "mqtt", "hj212"]
+    queue = DurableQueue(tmp_path / "q.sqlite3", sinks, wall=lambda: wall[0])
+    assert queue.backlogs() == ((0, None), {s: (0, None) for s in sinks})
+    rng = random.Random(7)
+    for step in range(12):
+        wall[0] += 10
+        queue.append([Reading("dust-1", "dust", "pm10", 1.0, "ug/m3", Quality.NORMAL, 2e9 + i, i + 1)
+                      for i in range(rng.randint(1, 20))])
+        for sink in rng.sample(sinks, 2):
+            queue.confirm(sink, rng.randint(queue.cursor(sink), queue.last_id()))
+        if step == 6:
+            queue.prune(0.0, now=wall[0] + 1)  # ids no longer contiguous: counts are of rows, not of id ranges
+        undelivered, per_sink = queue.backlogs()
+        added = dict(queue._db.execute("SELECT id, added FROM records").fetchall())
+        for sink in sinks:
+            position = queue.cursor(sink)
+            after = [added[i] for i in sorted(added) if i > position]
+            assert per_sink[sink] == (queue.pending(sink), after[0] if after else None), (step, sink)
+        lowest = min(queue.cursor(s) for s in sinks)
+        assert undelivered == per_sink[next(s for s in sinks if queue.cursor(s) == lowest)]
+    queue.close()
