@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.acquire.health import OFFLINE_AFTER, NodeHealth
+from gateway.deliver.queue import DurableQueue
+from gateway.model import Quality, Reading
 from gateway.ops.health_report import HealthBuilder, NodeFigures, ProcessFigures, QueueFigures, SinkFigures, age
+from gateway.ops.health_task import resident_bytes
+from gateway.ops.service import Gateway
+from tests.gateway.test_pipeline import site_config
 
 PROCESS = ProcessFigures(uptime_s=120.0, rss_bytes=50_000_000, cpu_s=3.5)
 QUEUE = QueueFigures(undelivered=0, oldest_added=None, in_memory=0, dropped_total=0)
@@ -128,3 +134,37 @@ def test_age_is_never_negative_and_zero_for_nothing() -> None:
     assert age(10.0, -math.inf) == 0.0
     assert age(10.0, 12.0) == 0.0
     assert age(10.0, 4.0) == 6.0
+
+
+# -- the service's side: what it measures (gateway/ops/health_task.py) -------------------------
+
+
+def test_resident_memory_is_read_from_proc_and_zero_where_there_is_none(tmp_path: Path) -> None:
+    assert resident_bytes() > 1_000_000  # this Python process
+    assert resident_bytes(str(tmp_path / "missing")) == 0
+    (tmp_path / "statm").write_text("garbage")
+    assert resident_bytes(str(tmp_path / "statm")) == 0
+
+
+async def test_a_report_of_a_gateway_counts_held_readings_a_bus_dropped_once_and_since_install(
+    tmp_path: Path,
+) -> None:
+    config = site_config(tmp_path, tmp_path / "no-such-port")
+    gateway = Gateway(config)  # not running: measured as it stands
+    try:
+        assert gateway.health is not None
+        first = await gateway.health.measure()
+        assert (first.gateway.nodes_total, first.gateway.nodes_online, first.gateway.dropped_total) == (1, 0, 0)
+        assert [s.sink for s in first.sinks] == ["sqlite"] and first.sinks[0].connected
+        assert first.nodes[0].success_rate is None and first.nodes[0].last_seen_age_s is None  # never polled
+        gateway.pollers[0].stamper.dropped = 7  # the bus's hold for a valid clock overflowed
+        assert (await gateway.health.measure()).gateway.dropped_total == 7
+        assert (await gateway.health.measure()).gateway.dropped_total == 7  # counted once
+        # Saved with the next append that writes something.
+        gateway.writer.add([Reading("dust-1", "dust", "pm10", 1.0, "ug/m3", Quality.NORMAL, 2e9, 1)])
+        await gateway.writer.flush()
+    finally:
+        gateway.queue.close()
+    again = DurableQueue(config.queue_path, ["sqlite"])
+    assert again.dropped_total == 7  # kept in the queue file
+    again.close()
