@@ -17,6 +17,19 @@ history requests) are answered by the session; history comes from the
 gateway's SQLite store (``store``), read-only, the latest revision of each
 window.
 
+The real-time snapshot being built (the latest value of each factor in the
+interval in progress) survives a restart: after each delivered batch it is
+written to ``state_file`` (inside the gateway: ``<queue>-<sink name>-realtime.json``
+beside the queue), before the queue's cursor moves past the batch, and read
+back at the first send. So the interval in progress at a restart (even
+``kill -9``) still goes out as its 2011 packet once the next interval's first
+reading comes; readings delivered again after a crash fold into it unchanged
+or count as late, never as a second packet. The file is replaced atomically
+but not fsynced (one write per delivery would wear an SD card): a power cut
+may lose it, and the interval then starts again, as before this existed. A
+file that does not read (corrupt, another MN's) is logged, counted
+(``counts["state_unreadable"]``) and replaced.
+
 A window's statistics go out in one packet: a queue batch can end in the middle of them (they are
 appended together, but a batch is a number of records), so the sink leaves a batch's trailing run of
 one window's statistics for the next batch (``whole_windows``; the dispatcher confirms what was
@@ -28,11 +41,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.deliver.hj212_session import History, Settings, SettingsError, Uplink
 from gateway.deliver.queue import Batch, Queued
@@ -106,6 +122,7 @@ class Hj212Sink:
         store: str = "",
         nodes: str = "",
         connect_timeout: float = 10.0,
+        state_file: str = "",
     ) -> None:
         if reply_timeout <= 0 or connect_timeout <= 0 or retries < 0:
             raise SinkConfigError("hj212 sink: reply_timeout and connect_timeout must be positive, retries >= 0")
@@ -129,6 +146,42 @@ class Hj212Sink:
         self._receiving: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Packet]] = {}
         self.parser = hj212.StreamParser()
+        self.state_path: Path | None = Path(state_file) if state_file else None
+        self._state_loaded = False
+        self._state_saved: dict[str, Any] | None = None
+        self._state_error = ""
+
+    def attach(self, service: Any) -> None:
+        """Inside the gateway: the snapshot's file beside the queue, unless `state_file` names one."""
+        if self.state_path is None:
+            queue_path = Path(service.queue.path)
+            self.state_path = queue_path.with_name(f"{queue_path.stem}-{self.name}-realtime.json")
+
+    # -- the real-time snapshot across restarts ---------------------------------------------
+    def _load_state(self) -> None:
+        self._state_loaded = True
+        path = self.state_path
+        if path is None or not path.exists():
+            return
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not self.uplink.load_snapshot(state):
+                raise ValueError(f"it is the snapshot of MN {state.get('mn')!r}, not of {self.uplink.settings.mn!r}")
+        except (OSError, ValueError) as error:  # json's errors are ValueErrors
+            self.counts["state_unreadable"] += 1
+            log.error("hj212 sink %s: the real-time snapshot in %s does not read (%s): starting a new one",
+                      self.name, path, error)
+            return
+        self._state_saved = self.uplink.snapshot_state()
+        log.info("hj212 sink %s: real-time snapshot of %s taken back from %s", self.name,
+                 self._state_saved["slot"], path)
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        path = self.state_path
+        assert path is not None
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(state, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)  # atomic: the file is the old snapshot or the new one, never half of one
 
     @property
     def connected(self) -> bool:
@@ -207,6 +260,8 @@ class Hj212Sink:
         await writer.drain()
 
     async def send(self, batch: Batch) -> int:
+        if not self._state_loaded:
+            self._load_state()
         count = whole_windows(batch.items)
         state = self.uplink.save()
         try:
@@ -217,6 +272,19 @@ class Hj212Sink:
         except BaseException:
             self.uplink.restore(state)  # the real-time snapshot is rebuilt when the batch comes again
             raise
+        snapshot = self.uplink.snapshot_state()
+        if self.state_path is not None and snapshot != self._state_saved:
+            # Before the cursor moves past the batch (the dispatcher confirms after send returns): the file is
+            # never behind the queue. A failed write costs only durability: delivered is delivered.
+            try:
+                await asyncio.to_thread(self._save_state, snapshot)
+                self._state_saved = snapshot
+            except OSError as error:
+                self.counts["state_write_errors"] += 1
+                if self.counts["state_write_errors"] == 1 or str(error) != self._state_error:  # not once a second
+                    log.error("hj212 sink %s: cannot keep the real-time snapshot in %s: %s (%d failed writes)",
+                              self.name, self.state_path, error, self.counts["state_write_errors"])
+                self._state_error = str(error)
         return count
 
     async def _deliver(self, part: Packet, writer: asyncio.StreamWriter) -> None:

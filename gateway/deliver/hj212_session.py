@@ -14,7 +14,8 @@ splits them on the way out):
 * aggregates of the 1min / 1h / 24h windows -> 2051 / 2061 / 2031, one packet
   per window start with each factor's -Avg / -Min / -Max and -Flag. A revised
   window (an aggregate with a higher ``revision``) is simply sent again.
-* everything else (other windows, alarms, tilt, outages ...) has no HJ 212
+* everything else (other windows, alarms, tilt, outages, spray commands, the
+  gateway's health reports: HJ 212 has no CN for them ...) has no HJ 212
   form here: counted in ``counts["not_sent"]`` and confirmed.
 
 ``Uplink.handle`` answers a packet from the platform (time, RtdInterval,
@@ -28,9 +29,11 @@ off must not move them.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.deliver.records import Record
 from gateway.model import Quality, Reading
@@ -143,6 +146,35 @@ class Uplink:
 
     def restore(self, state: tuple[float | None, dict[str, tuple[float | None, str]] | None]) -> None:
         self._snapshot = _Snapshot(*state)
+
+    # -- the snapshot across restarts (the sink keeps it in a file) ------------------------------
+    def snapshot_state(self) -> dict[str, Any]:
+        """The real-time snapshot being built, as a JSON-ready object (``load_snapshot`` takes it back)."""
+        snap = self._snapshot
+        values = {code: [value, flag] for code, (value, flag) in (snap.values or {}).items()}
+        return {"mn": self.settings.mn, "slot": snap.slot, "values": values}
+
+    def load_snapshot(self, state: Mapping[str, Any]) -> bool:
+        """Take back a snapshot ``snapshot_state`` gave (saved before a restart). False when it belongs to another
+        MN (the configuration changed: it is not this monitoring point's); ValueError naming what is malformed."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"expected an object, got {type(state).__name__}")
+        if state.get("mn") != self.settings.mn:
+            return False
+        slot = state.get("slot")
+        raw = state.get("values")
+        if slot is not None and not (isinstance(slot, int | float) and math.isfinite(slot)):
+            raise ValueError(f"slot {slot!r} is not a time")
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"values {raw!r} is not an object")
+        values: dict[str, tuple[float | None, str]] = {}
+        for code, entry in raw.items():
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
+                    and (entry[0] is None or isinstance(entry[0], int | float))):
+                raise ValueError(f"values.{code}: {entry!r} is not [value or null, flag]")
+            values[str(code)] = (None if entry[0] is None else float(entry[0]), entry[1])
+        self._snapshot = _Snapshot(None if slot is None else float(slot), values if slot is not None else None)
+        return True
 
     # -- uplink ---------------------------------------------------------------------------
     def new_qn(self, now: float) -> str:

@@ -261,7 +261,10 @@ class InfluxSink:
                 if text is None:
                     self.stats.skipped += 1
             if text is not None:
-                lines.append(text)
+                if item.kind == "health":  # several points in one record: count each
+                    lines.extend(text.split("\n"))
+                else:
+                    lines.append(text)
             if len(lines) >= self.batch_size or index == last:
                 if lines:
                     try:

@@ -38,7 +38,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.deliver.records import Actuation, Outage, Record
+from gateway.deliver.records import Actuation, HealthReport, Outage, Record
 from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
@@ -60,6 +60,8 @@ _FINEST = 1_000_000
 QUALITY_CODES: dict[Quality, int] = {quality: code for code, quality in enumerate(Quality)}
 
 MEASUREMENTS = ("reading", "aggregate", "alarm", "actuation", "outage", "gap")
+# One health report is several points: the gateway's, one per sink lane, one per node.
+HEALTH_MEASUREMENTS = ("gateway_health", "sink_health", "node_health")
 
 # ' quality="N",quality_code=0i,seq=': the start of a reading's field set, per quality.
 _QUALITY_FIELDS = {quality: f' quality="{quality.value}",quality_code={code}i,seq=' for quality, code
@@ -189,7 +191,10 @@ class RecordEncoder:
         return out
 
     def line(self, record: Record, counts: Encoded | None = None) -> str | None:
-        """The record's line, or None for a kind that is not written."""
+        """The record's line, or None for a kind that is not written.
+
+        A health report is several points: its lines joined by a line break (``health_lines`` gives them apart).
+        """
         if isinstance(record, Reading):
             return self._reading(record, counts)
         if isinstance(record, Aggregate):
@@ -204,6 +209,8 @@ class RecordEncoder:
             return self._gap(record)
         if isinstance(record, SprayCommand):
             return None
+        if isinstance(record, HealthReport):
+            return "\n".join(self.health_lines(record, counts))
         raise LineProtocolError(f"not a record: {record!r}")  # pragma: no cover - Record is closed
 
     def _key(self, measurement: str, **tags: str) -> str:
@@ -295,3 +302,35 @@ class RecordEncoder:
             fields["last_sequence"] = g.last_sequence
             fields["missing"] = g.last_sequence - g.first_sequence + 1
         return key + " " + _fields(fields) + " " + self._stamp(g.start)
+
+    def health_lines(self, report: HealthReport, counts: Encoded | None = None) -> list[str]:
+        """gateway_health, then one sink_health per sink lane and one node_health per node, all at report.time.
+
+        A point's identity is its series and the report's time: a report delivered twice is the same points.
+        A node value that is unknown (no poll in the interval, never answered) is left out of its point.
+        """
+        stamp = self._stamp(report.time)
+        g = report.gateway
+        gateway: dict[str, FieldValue] = {
+            "uptime_s": float(g.uptime_s), "rss_bytes": int(g.rss_bytes), "cpu_s": float(g.cpu_s),
+            "queue_depth": int(g.queue_depth), "queue_oldest_age_s": float(g.queue_oldest_age_s),
+            "dropped_total": int(g.dropped_total), "nodes_online": int(g.nodes_online),
+            "nodes_total": int(g.nodes_total), "clock_valid": bool(g.clock_valid),
+        }
+        out = [self._key("gateway_health") + " " + _fields(gateway) + " " + stamp]
+        for s in report.sinks:
+            fields: dict[str, FieldValue] = {
+                "backlog": int(s.backlog), "oldest_age_s": float(s.oldest_age_s),
+                "delivered_total": int(s.delivered_total), "failed_total": int(s.failed_total),
+                "connected": bool(s.connected), "fatal": bool(s.fatal),
+            }
+            out.append(self._key("sink_health", sink=s.sink) + " " + _fields(fields) + " " + stamp)
+        for n in report.nodes:
+            fields = {"online": bool(n.online), "polls_ok_total": int(n.polls_ok_total),
+                      "polls_failed_total": int(n.polls_failed_total)}
+            self._value(fields, "success_rate", n.success_rate, counts)
+            self._value(fields, "latency_ms", n.latency_ms, counts)
+            self._value(fields, "last_seen_age_s", n.last_seen_age_s, counts)
+            out.append(self._key("node_health", node=n.node, kind=n.kind, bus=n.bus) + " " + _fields(fields)
+                       + " " + stamp)
+        return out

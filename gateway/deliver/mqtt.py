@@ -19,7 +19,10 @@ too.
   command subscription, and commands sent while the gateway was away,
   survive a disconnection.
 * Retained status: ``online`` when connected, ``offline`` as the last will
-  (connection lost) and when the gateway stops.
+  (connection lost) and when the gateway stops. Health reports (``<base>/health``,
+  from the queue like any record) also refresh the retained status, which then
+  carries the newest report published (``health``), so a receiver that
+  subscribes late sees at once how the gateway was last doing.
 * Commands on ``<base>/cmd`` (only when ``command_key_file`` is set): checked
   by gateway/ops/commands.py, applied to the service, answered on
   ``<base>/cmd/reply``, logged (without secrets).
@@ -33,6 +36,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ import aiomqtt
 from gateway.deliver.credentials import read_credential
 from gateway.deliver.mqtt_topics import TopicTree, status_payload
 from gateway.deliver.queue import Batch, Queued
+from gateway.deliver.records import HealthReport
 from gateway.deliver.sinks import SINKS, Lane, SinkError
 from gateway.ops.command_store import SqliteSeenIds
 from gateway.ops.commands import CommandTarget, CommandVerifier, Rejected, execute, rejection
@@ -104,6 +109,13 @@ class MqttSink:
         self.last_error = ""
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
+        self.latest_health: HealthReport | None = None  # the newest health report published (in the status)
+        self.status_errors = 0  # status refreshes that failed (the next report tries again)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up (a health report's ``sink_health.connected``)."""
+        return self._client is not None
 
     # -- wiring ----------------------------------------------------------------------
     def attach(self, service: Any) -> None:
@@ -166,8 +178,8 @@ class MqttSink:
         while not stop.is_set():
             try:
                 async with self._client_for(tree) as client:
-                    await client.publish(tree.status, status_payload(tree, "online", self.wall(), "connected"),
-                                         qos=1, retain=True)
+                    await client.publish(tree.status, status_payload(tree, "online", self.wall(), "connected",
+                                                                     self.latest_health), qos=1, retain=True)
                     if self.commands is not None:
                         await client.subscribe(tree.command, qos=1)
                     self.connections += 1
@@ -180,8 +192,8 @@ class MqttSink:
                     if await self._serve(client, stop):
                         self._ready.clear()
                         self._client = None
-                        await client.publish(tree.status, status_payload(tree, "offline", self.wall(), "stopped"),
-                                             qos=1, retain=True)
+                        await client.publish(tree.status, status_payload(tree, "offline", self.wall(), "stopped",
+                                                                         self.latest_health), qos=1, retain=True)
                         return
             except (aiomqtt.MqttError, OSError, ssl.SSLError) as error:
                 self._lost(f"{type(error).__name__}: {error}")
@@ -240,24 +252,43 @@ class MqttSink:
         if client is None:
             raise SinkError(f"not connected to {self.host}:{self.port}" + (f" ({self.last_error})"
                                                                            if self.last_error else ""))
-        delivered = 0
-        for start in range(0, len(batch.items), self.inflight):
-            chunk = batch.items[start : start + self.inflight]
-            results = await asyncio.gather(*(self._publish(client, tree, item) for item in chunk),
-                                           return_exceptions=True)
-            for result in results:  # acknowledged from the front only: the cursor never skips a record
-                if isinstance(result, BaseException):
+        # A sliding window: up to `inflight` publishes awaiting their PUBACK at any moment, a new one started as
+        # soon as the oldest is acknowledged (chunks of `inflight` left the window half empty while the
+        # slowest of each chunk was awaited). Acknowledged from the front only: the cursor never skips a record.
+        items = batch.items
+        window: deque[asyncio.Future[None]] = deque()
+        started = delivered = 0
+        try:
+            while delivered < len(items):
+                while started < len(items) and len(window) < self.inflight:
+                    window.append(asyncio.ensure_future(self._publish(client, tree, items[started])))
+                    started += 1
+                try:
+                    await window.popleft()
+                except Exception as error:  # the connection dropped, or the PUBACK did not come in time
                     if delivered:
                         return delivered
-                    raise SinkError(f"publish failed: {type(result).__name__}: {result}")
+                    raise SinkError(f"publish failed: {type(error).__name__}: {error}") from error
                 delivered += 1
                 self.published += 1
-        return delivered
+            return delivered
+        finally:
+            if window:  # publishes behind a failure: let them end (their records are sent again next time)
+                await asyncio.gather(*window, return_exceptions=True)
 
     async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:
         topic = tree.topic(item.record)
         assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
         await client.publish(topic, tree.payload(item.record), qos=1, timeout=self.publish_timeout_s)
+        record = item.record
+        if isinstance(record, HealthReport) and (self.latest_health is None or record.time > self.latest_health.time):
+            self.latest_health = record
+            try:
+                await client.publish(tree.status, status_payload(tree, "online", self.wall(), "health", record),
+                                     qos=1, retain=True, timeout=self.publish_timeout_s)
+            except aiomqtt.MqttError as error:  # the report itself was delivered: the next one refreshes it
+                self.status_errors += 1
+                log.debug("sink %s: status refresh failed: %s", self.name, error)
 
     def close(self) -> None:
         if self.commands is not None:

@@ -2,7 +2,8 @@
 
 Every topic of a gateway lies under ``<prefix>/<site>/<gateway>/``::
 
-    status                              retained: online / offline (also the last will)
+    status                              retained: online / offline (also the last will), with the latest health
+    health                              the gateway's health report, every [health] interval_s
     reading/<node>/<channel>            one reading
     aggregate/<node>/<channel>          one window statistic (revisions share the topic)
     alarm/<node>/<alarm>                raised / cleared events
@@ -26,6 +27,7 @@ actuation  ``<site>/<gateway>/actuation/<node>/<coil>/<time>/<attempt>``
 outage     ``<site>/<gateway>/outage/<node>/<start>/<end>``
 gap        ``<site>/<gateway>/gap/<node>/<first>/<last>/<start>``
 spray      ``<site>/<gateway>/spray/<node>/<coil>/<time>/<on|off>``
+health     ``<site>/<gateway>/health/<time>``
 ========== ====================================================================
 
 Times in ids are the record's float seconds written with ``repr`` (exact).
@@ -35,11 +37,13 @@ receiver keeps the highest revision of a window.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from gateway.deliver.records import Actuation, Outage, Record, kind_of, to_json
+from gateway.deliver.records import Actuation, HealthReport, Outage, Record, health_body, kind_of, to_json
 from gateway.model import Gap, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
@@ -53,6 +57,7 @@ class TopicError(ValueError):
     """A prefix, site or gateway that cannot be part of a topic."""
 
 
+@functools.lru_cache(maxsize=4096)  # a site has a few hundred node and channel names; one per message otherwise
 def level(text: str) -> str:
     """`text` as one topic level: /, +, # and % percent-encoded, never empty."""
     return "".join(_SPECIAL.get(ch, ch) for ch in text) or "%00"
@@ -82,6 +87,10 @@ class TopicTree:
         return f"{self.base}/status"
 
     @property
+    def health(self) -> str:
+        return f"{self.base}/health"
+
+    @property
     def command(self) -> str:
         return f"{self.base}/cmd"
 
@@ -96,6 +105,8 @@ class TopicTree:
             return f"{self.base}/aggregate/{level(record.node)}/{level(record.channel)}"
         if isinstance(record, AlarmEvent):
             return f"{self.base}/alarm/{level(record.node)}/{level(record.alarm)}"
+        if isinstance(record, HealthReport):
+            return self.health
         return f"{self.base}/event/{kind_of(record)}/{level(record.node)}"
 
     def message_id(self, record: Record) -> str:
@@ -116,20 +127,30 @@ class TopicTree:
             return f"{head}/gap/{r.node}/{r.first_sequence}/{r.last_sequence}/{r.start!r}"
         if isinstance(r, SprayCommand):
             return f"{head}/spray/{r.node}/{r.coil}/{r.time!r}/{'on' if r.on else 'off'}"
+        if isinstance(r, HealthReport):
+            return f"{head}/health/{r.time!r}"
         raise TypeError(f"not a record: {record!r}")  # pragma: no cover - Record is closed
 
     def payload(self, record: Record) -> bytes:
         """``{"id", "kind", "site", "gateway", ["revision",] "record": {...}}``: the record as the queue stores it."""
-        head: dict[str, object] = {"id": self.message_id(record), "kind": kind_of(record), "site": self.site,
-                                   "gateway": self.gateway}
+        # The same text json.dumps of the head gives (tests/gateway/deliver/test_mqtt_payload.py checks it), built from
+        # parts: one encoder call per message instead of a dict and a whole dumps (a backlog drain is CPU-bound).
+        kind = kind_of(record)
+        text = '{"id":' + _string(self.message_id(record)) + ',"kind":"' + kind + '",' + self._site_gateway
         if isinstance(record, Aggregate):
-            head["revision"] = revision(record)
-        text = json.dumps(head, separators=(",", ":"), ensure_ascii=False)[:-1]
+            text += ',"revision":' + str(revision(record))
         return (text + ',"record":' + to_json(record) + "}").encode("utf-8")
+
+    @functools.cached_property
+    def _site_gateway(self) -> str:
+        return json.dumps({"site": self.site, "gateway": self.gateway}, separators=(",", ":"), ensure_ascii=False)[1:-1]
 
     def owns(self, topic: str) -> bool:
         """Whether `topic` lies in this gateway's subtree (the only topics it may publish)."""
         return topic == self.base or topic.startswith(self.base + "/")
+
+
+_string = json.JSONEncoder(ensure_ascii=False).encode  # a str as a JSON string
 
 
 def revision(aggregate: Aggregate) -> int:
@@ -137,6 +158,12 @@ def revision(aggregate: Aggregate) -> int:
     return int(getattr(aggregate, "revision", 0))
 
 
-def status_payload(tree: TopicTree, state: str, time: float, reason: str) -> bytes:
-    body = {"state": state, "site": tree.site, "gateway": tree.gateway, "time": time, "reason": reason}
+def status_payload(
+    tree: TopicTree, state: str, time: float, reason: str, health: HealthReport | None = None
+) -> bytes:
+    """The retained status; `health`: the latest health report published (its body, as on ``<base>/health``)."""
+    body: dict[str, Any] = {"state": state, "site": tree.site, "gateway": tree.gateway, "time": time,
+                            "reason": reason}
+    if health is not None:
+        body["health"] = health_body(health)
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -19,6 +19,9 @@ outage     Outage                                       the bus owners (a node's
                                                         arrive live: silent, or a frozen sample
                                                         sequence) or the service (the gateway)
 gap        gateway.model.Gap                            the history backfill: samples lost for good
+health     HealthReport                                 the service, every ``[health] interval_s``:
+                                                        the gateway's, its sinks' and its nodes'
+                                                        health (gateway/ops/health_report.py)
 ========== ============================================ =========================================
 
 A gap says which samples are gone for good (the node's ring was overwritten,
@@ -30,13 +33,15 @@ without one (queued by an older gateway) reads as revision 0.
 
 The JSON body of each kind is a flat object of the record's fields (enums by
 value), so a queue file can be read with nothing but ``sqlite3`` and
-``json``.
+``json``. A health report is the one nested body: ``{"time", "gateway": {...},
+"sinks": [{...}], "nodes": [{...}]}``, each part flat.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +101,65 @@ class Outage:
 
 GATEWAY_NODE = "gateway"
 
-Record = Reading | Aggregate | AlarmEvent | SprayCommand | Actuation | Outage | Gap
+
+@dataclass(frozen=True, slots=True)
+class GatewayHealth:
+    """The gateway process and its queue (measurement ``gateway_health``, docs/influxdb-schema.md)."""
+
+    uptime_s: float  # since this gateway process started
+    rss_bytes: int  # resident memory
+    cpu_s: float  # process CPU time (user + system) since it started
+    queue_depth: int  # records not yet delivered to every sink (in memory ones included)
+    queue_oldest_age_s: float  # age of the oldest of them (0 when none)
+    dropped_total: int  # readings / aggregates dropped (quota, refused disk, held too long), since install
+    nodes_online: int
+    nodes_total: int
+    clock_valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """One delivery lane of a sink (measurement ``sink_health``, tag ``sink``: its cursor name)."""
+
+    sink: str
+    backlog: int  # records after its cursor
+    oldest_age_s: float  # age of the oldest of them (0 when none)
+    delivered_total: int  # records it confirmed since the gateway started
+    failed_total: int  # sends that failed since the gateway started
+    connected: bool  # its connection is up (sinks without one: its last send did not fail)
+    fatal: bool  # stopped for good (a bad token, a missing database) until the configuration is fixed
+
+
+@dataclass(frozen=True, slots=True)
+class NodePollHealth:
+    """One node's polls (measurement ``node_health``, tags ``node``, ``kind``, ``bus``)."""
+
+    node: str
+    kind: str
+    bus: str
+    online: bool
+    polls_ok_total: int  # polls that brought a usable sample, since the gateway started
+    polls_failed_total: int
+    success_rate: float | None  # polls_ok / polls over the report's interval; None: no poll in it
+    latency_ms: float | None  # smoothed reply time; None before its first reply
+    last_seen_age_s: float | None  # since its last good reply; None: never answered since the start
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The gateway's health at one moment (``time``: when it was measured, wall clock)."""
+
+    time: float
+    gateway: GatewayHealth
+    sinks: tuple[SinkHealth, ...] = ()
+    nodes: tuple[NodePollHealth, ...] = ()
+
+    @property
+    def node(self) -> str:
+        return GATEWAY_NODE  # the queue's node column: the report is about the gateway
+
+
+Record = Reading | Aggregate | AlarmEvent | SprayCommand | Actuation | Outage | Gap | HealthReport
 
 KINDS: dict[type, str] = {
     Reading: "reading",
@@ -106,6 +169,7 @@ KINDS: dict[type, str] = {
     Actuation: "actuation",
     Outage: "outage",
     Gap: "gap",
+    HealthReport: "health",
 }
 
 
@@ -187,6 +251,8 @@ def to_json(record: Record) -> str:
             "node": record.node, "kind": record.kind, "start": record.start, "end": record.end,
             "first": record.first_sequence, "last": record.last_sequence, "reason": record.reason,
         }
+    elif isinstance(record, HealthReport):
+        body = health_body(record)
     else:  # pragma: no cover - Record is closed
         raise TypeError(f"not a record: {record!r}")
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -243,6 +309,61 @@ def from_json(kind: str, text: str) -> Record:
                 b["node"], b["kind"], float(b["start"]), float(b["end"]), int(b["first"]),
                 None if last is None else int(last), b["reason"],
             )
-    except (KeyError, TypeError, ValueError) as error:
+        if kind == "health":
+            return health_from_body(b)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise RecordError(f"{kind} record {text[:200]!r}: {error}") from error
     raise RecordError(f"unknown record kind {kind!r}")
+
+
+def health_body(report: HealthReport) -> dict[str, Any]:
+    """A health report as a JSON-ready object (the queue's body, and the MQTT payload's ``record``)."""
+    g = report.gateway
+    return {
+        "time": report.time,
+        "gateway": {
+            "uptime_s": g.uptime_s, "rss_bytes": g.rss_bytes, "cpu_s": g.cpu_s, "queue_depth": g.queue_depth,
+            "queue_oldest_age_s": g.queue_oldest_age_s, "dropped_total": g.dropped_total,
+            "nodes_online": g.nodes_online, "nodes_total": g.nodes_total, "clock_valid": g.clock_valid,
+        },
+        "sinks": [
+            {"sink": s.sink, "backlog": s.backlog, "oldest_age_s": s.oldest_age_s,
+             "delivered_total": s.delivered_total, "failed_total": s.failed_total, "connected": s.connected,
+             "fatal": s.fatal}
+            for s in report.sinks
+        ],
+        "nodes": [
+            {"node": n.node, "kind": n.kind, "bus": n.bus, "online": n.online, "polls_ok_total": n.polls_ok_total,
+             "polls_failed_total": n.polls_failed_total, "success_rate": _number(n.success_rate),
+             "latency_ms": _number(n.latency_ms), "last_seen_age_s": _number(n.last_seen_age_s)}
+            for n in report.nodes
+        ],
+    }
+
+
+def _strict_bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what}: expected true or false, got {value!r}")
+    return value
+
+
+def health_from_body(b: Mapping[str, Any]) -> HealthReport:
+    g = b["gateway"]
+    gateway = GatewayHealth(
+        float(g["uptime_s"]), int(g["rss_bytes"]), float(g["cpu_s"]), int(g["queue_depth"]),
+        float(g["queue_oldest_age_s"]), int(g["dropped_total"]), int(g["nodes_online"]), int(g["nodes_total"]),
+        _strict_bool(g["clock_valid"], "gateway.clock_valid"),
+    )
+    sinks = tuple(
+        SinkHealth(str(s["sink"]), int(s["backlog"]), float(s["oldest_age_s"]), int(s["delivered_total"]),
+                   int(s["failed_total"]), _strict_bool(s["connected"], "sinks.connected"),
+                   _strict_bool(s["fatal"], "sinks.fatal"))
+        for s in b["sinks"]
+    )
+    nodes = tuple(
+        NodePollHealth(str(n["node"]), str(n["kind"]), str(n["bus"]), _strict_bool(n["online"], "nodes.online"),
+                       int(n["polls_ok_total"]), int(n["polls_failed_total"]), _float(n["success_rate"]),
+                       _float(n["latency_ms"]), _float(n["last_seen_age_s"]))
+        for n in b["nodes"]
+    )
+    return HealthReport(float(b["time"]), gateway, sinks, nodes)

@@ -259,7 +259,8 @@ class SqliteStore:
                     outages.append((r.node, r.kind, r.start, r.end, r.reason, r.missed, int(r.closed)))
                 elif isinstance(r, Gap):
                     gaps.append((r.node, r.kind, r.start, r.end, r.first_sequence, r.last_sequence, r.reason))
-                # Other kinds (the bare spray commands) are not stored: their actuation is.
+                # Other kinds are not stored: the bare spray commands (their actuation is), health reports (the
+                # uplinks carry them; the status page shows the present).
             self._db.executemany(_READING_SQL, readings)
             self._db.executemany(_AGGREGATE_SQL, aggregates)
             self._db.executemany(

@@ -14,6 +14,7 @@ Every key, its default and its meaning: docs/configuration.md
     [limits.*]      every threshold (defaults: gateway/process/limits.py)
     [node_limits."node".*]   the same, for one node
     [[sink]]        further sinks by registered type (gateway/deliver/sinks.py)
+    [health]        the gateway's periodic health reports (to every sink through the queue)
     [[bus]]         a serial port (or Modbus TCP endpoint) and its [[bus.node]]s
 
 The sections other than [[bus]], [limits], [node_limits] and the stage and
@@ -256,6 +257,10 @@ class NotifyConfig:
     webhook_url: str = _key("", None, "generic JSON webhook (POST, one alarm event per request); empty: none")
     webhook_token_file: str = _key("", None,
                                    "credential file whose content is sent as `Authorization: Bearer ...`; empty: none")
+class HealthConfig:
+    enabled: bool = _key(True, None, "false: no health reports")
+    interval_s: float = _key(60.0, _between(0.5, 86400.0, " s"),
+                             "a health report (gateway, sinks, nodes) is measured and queued for every sink this often")
 
 
 # Sections made of these dataclasses: TOML table name -> class.
@@ -269,6 +274,7 @@ SECTIONS: dict[str, type] = {
     "service": ServiceConfig,
     "status": StatusConfig,
     "notify": NotifyConfig,
+    "health": HealthConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -298,6 +304,7 @@ class GatewayConfig:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -528,6 +535,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     service = _section(c, data, "service", ServiceConfig, stages)
     status = _section(c, data, "status", StatusConfig, stages)
     notify = _section(c, data, "notify", NotifyConfig, stages)
+    health = _section(c, data, "health", HealthConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
     _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
@@ -535,7 +543,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
         _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, status=status,
-        notify=notify,
+        notify=notify, health=health,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")

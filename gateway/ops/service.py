@@ -12,7 +12,9 @@ Tasks, all on one event loop:
 * one delivery per sink (gateway/deliver/dispatch.py);
 * the ticker: every ``processing.tick_s``, the time-driven work (windows a
   silent node leaves open, the spray's minimum on-time, coil write retries);
-* the pruner: the queue's retention.
+* the pruner: the queue's retention;
+* the health reports (gateway/ops/health_task.py): every ``[health] interval_s``
+  the gateway's, its sinks' and its nodes' health, queued like any record.
 
 Starting: before the first reading is processed (at the first moment the
 clock is valid), the aggregation windows open or still revisable are rebuilt
@@ -73,6 +75,7 @@ from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
+from gateway.ops.health_task import HealthTask
 from gateway.ops.logs import alarm_line
 from gateway.ops.node_settings import NodeSettings
 from gateway.ops.sim_clock import read_clock
@@ -402,6 +405,10 @@ class Gateway:
                 attach(self)
         self._restored = False
         self.restored: dict[str, Any] = {}  # what the start's window rebuild replayed (see _restore)
+        # Health reports (None: [health] enabled = false); the latest is in status()["health"].
+        self.health: HealthTask | None = (
+            HealthTask(self, config.health.interval_s, self._accept) if config.health.enabled else None
+        )
 
     # -- records -------------------------------------------------------------------------
     def _deliver(self, readings: list[Reading]) -> None:
@@ -466,6 +473,7 @@ class Gateway:
                 log.error("queue: %d readings held for a valid clock by bus %r, which is no longer configured, "
                           "are dropped", len(readings), holder)
                 self.queue.stats.held_other_boot += len(readings)
+                self.queue.note_dropped(len(readings))  # in the drops since install (health reports)
                 self.writer.release(holder, serial)
                 continue
             stamper.preload(serial, mono, readings)
@@ -616,6 +624,8 @@ class Gateway:
                 group.create_task(self._ticker(stop))
                 group.create_task(self._pruner(stop))
                 group.create_task(self.node_settings.run(stop))
+                if self.health is not None:
+                    group.create_task(self.health.run(stop))
                 for delivery in self.deliveries:
                     group.create_task(delivery.run(stop))
             await self._shutdown()
@@ -691,6 +701,7 @@ class Gateway:
             "node_settings": {node: [dataclasses.asdict(c) for c in checks]
                               for node, checks in self.node_settings.checks.items()},
             "coil_faults": self.actuator.faults(),
+            "health": self.health.latest if self.health is not None else None,
             "nodes": {
                 name: {"online": h.online, "healthy": h.healthy, "stale": h.stale, "outage": h.outage}
                 for poller in self.pollers

@@ -56,6 +56,7 @@ topic write {OWN}/reading/#
 topic write {OWN}/aggregate/#
 topic write {OWN}/alarm/#
 topic write {OWN}/event/#
+topic write {OWN}/health
 topic write {OWN}/cmd/reply
 topic read {OWN}/cmd
 
