@@ -257,6 +257,9 @@ class NotifyConfig:
     webhook_url: str = _key("", None, "generic JSON webhook (POST, one alarm event per request); empty: none")
     webhook_token_file: str = _key("", None,
                                    "credential file whose content is sent as `Authorization: Bearer ...`; empty: none")
+
+
+@dataclass(frozen=True)
 class HealthConfig:
     enabled: bool = _key(True, None, "false: no health reports")
     interval_s: float = _key(60.0, _between(0.5, 86400.0, " s"),
