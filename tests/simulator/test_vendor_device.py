@@ -1,0 +1,79 @@
+"""The simulator's vendor slave: a profile's layout behind Modbus RTU, with the refusals of a real device. Pure."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from gateway.profiles.vendor import parse_profile
+from gateway.protocols import modbus_rtu_master as rtu
+from simulator.vendor_device import VendorSlave
+
+PROFILE = parse_profile(tomllib.loads("""
+[device]
+kind = "wind"
+description = "test"
+source = "test"
+max_gap = 3
+[[register]]
+quantity = "wind_speed"
+function = 4
+address = 10
+type = "f32"
+word_order = "little"
+unit = "m/s"
+[[register]]
+quantity = "wind_dir"
+function = 4
+address = 16
+scale = 0.1
+unit = "deg"
+invalid = 65535
+[[rejected]]
+function = 4
+first = 13
+last = 13
+"""), "t")
+
+def reply(slave: VendorSlave, frame: bytes) -> bytes:
+    return bytes(slave.tx[: slave.handle(frame)])
+
+def test_reads_what_the_profile_lays_out() -> None:
+    slave = VendorSlave(7, PROFILE)
+    slave.load({"wind_speed": 12.5, "wind_dir": 270.4})
+    # 12.5 = 0x41480000, words swapped: 0x0000 then 0x4148.
+    request = rtu.read_registers(7, 4, 10, 2)
+    assert reply(slave, request.frame) == rtu.with_crc(bytes([7, 4, 4, 0x00, 0x00, 0x41, 0x48]))
+    request = rtu.read_registers(7, 4, 16, 1)
+    assert reply(slave, request.frame) == rtu.with_crc(bytes([7, 4, 2, 0x0A, 0x90]))  # 2704
+    slave.load({"wind_speed": 1.0, "wind_dir": None})
+    assert reply(slave, request.frame)[3:5] == b"\xff\xff"  # the sentinel
+
+@pytest.mark.parametrize(("function", "address", "count", "code"), [
+    (4, 10, 5, 2),  # runs over the rejected register 13
+    (4, 9, 2, 2),  # below the device's registers
+    (4, 16, 2, 2),  # past them
+    (3, 10, 2, 2),  # no holding registers at all
+    (4, 10, 126, 3),  # more than a request may ask
+])
+def test_refuses_what_a_device_refuses(function: int, address: int, count: int, code: int) -> None:
+    slave = VendorSlave(7, PROFILE)
+    slave.load({"wind_speed": 1.0, "wind_dir": 1.0})
+    frame = rtu.with_crc(bytes([7, function, address >> 8, address & 0xFF, count >> 8, count & 0xFF]))
+    assert reply(slave, frame) == rtu.with_crc(bytes([7, function | 0x80, code]))
+
+def test_other_functions_other_units_broadcasts_and_bad_crc() -> None:
+    slave = VendorSlave(7, PROFILE)
+    slave.load({"wind_speed": 1.0, "wind_dir": 1.0})
+    assert reply(slave, rtu.write_register(7, 16, 5).frame) == rtu.with_crc(bytes([7, 0x86, 1]))
+    assert reply(slave, rtu.read_registers(8, 4, 10, 2).frame) == b""
+    assert reply(slave, rtu.with_crc(bytes([0, 4, 0, 10, 0, 2]))) == b""
+    bad = bytearray(rtu.read_registers(7, 4, 10, 2).frame)
+    bad[-1] ^= 0xFF
+    assert reply(slave, bytes(bad)) == b"" and slave.crc_errors == 1
+
+def test_gap_registers_inside_the_span_read_as_zero() -> None:
+    slave = VendorSlave(7, PROFILE)
+    slave.load({"wind_speed": 1.0, "wind_dir": 1.0})
+    assert reply(slave, rtu.read_registers(7, 4, 14, 3).frame)[3:7] == b"\x00\x00\x00\x00"
