@@ -502,7 +502,7 @@ class Site:
         """One line per bus: "name: path (details)"."""
         lines = []
         for spec in self.buses:
-            units = ", ".join(f"{n.kind} {n.unit_id}" for n in spec.nodes)
+            units = ", ".join(f"{n.kind} {n.unit_id}" + (f" ({n.profile})" if n.profile else "") for n in spec.nodes)
             link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8N1"
             lines.append(f"{spec.name}: {self.paths.get(spec.name, '(not started)')} ({link}; {units})")
         return lines

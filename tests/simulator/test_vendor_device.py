@@ -8,6 +8,8 @@ import pytest
 
 from gateway.profiles.vendor import parse_profile
 from gateway.protocols import modbus_rtu_master as rtu
+from simulator.scenario import ScenarioError, loads_scenario
+from simulator.site import bus_specs
 from simulator.vendor_device import VendorSlave
 
 PROFILE = parse_profile(tomllib.loads("""
@@ -77,3 +79,48 @@ def test_gap_registers_inside_the_span_read_as_zero() -> None:
     slave = VendorSlave(7, PROFILE)
     slave.load({"wind_speed": 1.0, "wind_dir": 1.0})
     assert reply(slave, rtu.read_registers(7, 4, 14, 3).frame)[3:7] == b"\x00\x00\x00\x00"
+
+
+SCENARIO = """
+name = "vendor"
+description = "a bus with a sitewatch node and vendor devices"
+seed = 1
+duration = "1h"
+start = 2025-04-15T09:00:00+08:00
+
+[[buses]]
+name = "bus0"
+baud = 19200
+
+[[buses.nodes]]
+kind = "dust"
+unit_id = 1
+
+[[buses.nodes]]
+profile = "calypso-ulp-ultrasonic"
+unit_id = 5
+
+[[buses.nodes]]
+kind = "dust"
+profile = "deltaohm-pmsense"
+unit_id = 6
+"""
+
+
+def test_scenario_nodes_may_be_vendor_devices() -> None:
+    scenario = loads_scenario(SCENARIO, "vendor.toml")
+    nodes = {node.unit_id: node for _, node in scenario.nodes()}
+    assert nodes[5].kind == "wind" and nodes[5].profile == "calypso-ulp-ultrasonic" and nodes[5].name == "wind-5"
+    assert nodes[6].kind == "dust" and nodes[1].profile == ""
+    assert [spec.profile for spec in bus_specs(scenario)[0].nodes] == ["", "calypso-ulp-ultrasonic",
+                                                                        "deltaohm-pmsense"]
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    ('profile = "no-such"\nunit_id = 7', r"vendor\.toml: buses\[0\]\.nodes\[3\]\.profile: no vendor profile 'no-such'"),
+    ('kind = "noise"\nprofile = "deltaohm-pmsense"\nunit_id = 7',
+     r"buses\[0\]\.nodes\[3\]\.kind: 'noise', but profile deltaohm-pmsense is a dust device"),
+])
+def test_bad_vendor_nodes_in_a_scenario_are_named(node: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        loads_scenario(SCENARIO + "\n[[buses.nodes]]\n" + node + "\n", "vendor.toml")
