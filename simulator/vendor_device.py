@@ -19,6 +19,7 @@ gateway stores is whatever the registers held when it asked.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import cast
 
 from firmware.modbus_rtu import BROADCAST, ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, MAX_FRAME, crc16
 from firmware.node import Node
-from gateway.profiles.vendor import MAX_READ_COUNT, VendorProfile, load_profile, load_vendor_profiles
+from gateway.profiles.vendor import MAX_READ_COUNT, Register, VendorProfile, load_profile, load_vendor_profiles
 from simulator.bus import SimNode
 from simulator.sensors import TruthSource
 
@@ -115,6 +116,12 @@ class VendorSlave:
         return n + 2
 
 
+def _saturated(value: float, register: Register) -> float:
+    low = -math.inf if register.low is None else register.low
+    high = math.inf if register.high is None else register.high
+    return min(max(value, low), high)
+
+
 class _Sensor:
     """What the site's warm-up looks for on a node: its truth source."""
 
@@ -172,7 +179,9 @@ class VendorDevice:
 
     def sample(self, now_ms: int) -> None:
         truth = self.sensor.source.values(self.epoch_of_ms(now_ms))
-        self.last = {q: truth[q] for q in self.profile.quantities}
+        # A transmitter saturates at the ends of its measuring range (the profile's range): that is what it
+        # measured, and the truth a test compares with.
+        self.last = {q: _saturated(truth[q], self.profile.register(q)) for q in self.profile.quantities}
         self.samples.append((self.epoch_of_ms(now_ms), self.last))
         self.slave.load(self.last)
         self.seq += 1

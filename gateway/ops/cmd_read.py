@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for v in values:
         shown = "-" if v.value is None else f"{v.value:.6g}"
         flag = "" if v.quality is Quality.NORMAL else f"  flag {v.quality.value} ({v.quality.name.lower()})"
-        print(f"  {v.name:14} {shown:>12} {v.unit}{flag}")
+        print(f"  {v.name:14} {shown:>12} {v.unit}{flag}".rstrip())
     return 0
 
 
