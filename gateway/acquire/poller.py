@@ -494,8 +494,8 @@ class BusPoller:
         last = exchanges[-1]
         outcome = last.outcome
         if len(exchanges) == len(node.reads) and isinstance(outcome, rtu.Registers):
-            for exchange in exchanges:
-                health.answered_at(exchange.completed, exchange.response_time)
+            # One poll answered (health counts polls, however many requests a profile needs).
+            health.answered_at(last.completed, exchanges[0].response_time)
             node.timeout.observe(exchanges[0].response_time)
             replies = {}
             for (read, _), exchange in zip(node.reads, exchanges, strict=True):
@@ -524,8 +524,7 @@ class BusPoller:
             return "sample", readings, heard, (node.polls, 0)
         if isinstance(outcome, rtu.Registers):  # cannot be: the loop stops at the first failure
             raise AssertionError("vendor poll ended early on a good reply")
-        for exchange in exchanges[:-1]:
-            health.answered_at(exchange.completed, exchange.response_time)
+        # A poll whose first requests were answered but not its last delivers nothing: a failed poll.
         if isinstance(outcome, rtu.ExceptionReply):
             health.answered_at(last.completed, last.response_time)
             health.exceptions += 1

@@ -90,6 +90,7 @@ async def test_missed_polls_are_gaps_and_refusals_are_faults(tmp_path: Path) -> 
         by_sequence.setdefault(r.sequence, set()).add(r.channel)
     assert all(channels == {"wind_speed", "wind_dir"} for channels in by_sequence.values())
     assert len(by_sequence) == health.new_samples
+    assert health.answered == health.polls - health.failures  # a poll of two requests counts once
     # Each failed poll: both channels without a value, flag B; never a repeat of the last good value.
     assert len(missed) == 2 * health.failures and health.failures >= 2
     assert all(r.value is None and r.sequence == 0 for r in missed)
