@@ -532,8 +532,11 @@ class Site:
     def _make_device(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
         """A vendor device (simulator/vendor_device.py) with its kind's physics; truth as for a node."""
         profile = find_profile(spec.profile)
-        device = VendorDevice(profile, spec.unit_id, _Locked(EpochSource(model, self.scenario.start_epoch),
-                                                             self._physics_lock), self.epoch_of_ms)
+        device = VendorDevice(
+            profile, spec.unit_id, _Locked(EpochSource(model, self.scenario.start_epoch), self._physics_lock),
+            self.epoch_of_ms, faults=_node_faults(self.faults, bus.name, spec.unit_id),
+            sensor_faults=SensorFaults(stream(self.seed, f"sensor-faults/{bus.name}/{spec.unit_id}")),
+        )
         sim = vendor_sim_node(device, spec.turnaround_ms / 1000)
         name, unit = bus.name, spec.unit_id
         site_node = SiteNode(name, NodeSpec(spec.kind, unit, spec.turnaround_ms, spec.profile), sim,

@@ -20,8 +20,9 @@ gateway stores is whatever the registers held when it asked.
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -29,8 +30,10 @@ from firmware.modbus_rtu import BROADCAST, ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, IL
 from firmware.node import Node
 from gateway.profiles.vendor import MAX_READ_COUNT, Register, VendorProfile, load_profile, load_vendor_profiles
 from simulator.bus import SimNode
-from simulator.sensors import TruthSource
+from simulator.faults import Fault, SensorFaults
+from simulator.sensors import TruthSource, no_faults
 
+DEVICE_FAILURE = 4  # Modbus exception code: slave device failure
 DEFAULT_UPDATE_MS = 1000  # a transmitter refreshes its registers about once a second
 SAMPLES_KEPT = 3600  # recent samples a device remembers as ground truth
 
@@ -46,6 +49,7 @@ class VendorSlave:
         self.frames_ok = 0
         self.crc_errors = 0
         self.exceptions = 0
+        self.failing = False  # its sensor is gone: reads get exception 4 (slave device failure)
         spans: dict[int, list[int]] = {}
         for r in profile.registers:
             spans.setdefault(r.function, []).extend(range(r.address, r.address + r.words))
@@ -86,6 +90,8 @@ class VendorSlave:
         count = (f[4] << 8) | f[5]
         if not 1 <= count <= MAX_READ_COUNT:
             return self._exception(function, ILLEGAL_VALUE)
+        if self.failing:
+            return self._exception(function, DEVICE_FAILURE)
         span = self._span.get(function)
         end = address + count - 1
         if span is None or address < span[0] or end > span[1] or any(
@@ -152,6 +158,8 @@ class VendorDevice:
         epoch_of_ms: Callable[[int], float],
         boot_ms: int = 0,
         update_ms: int = DEFAULT_UPDATE_MS,
+        faults: Callable[[int], Sequence[Fault]] = no_faults,
+        sensor_faults: SensorFaults | None = None,
     ) -> None:
         self.profile = profile
         self.kind = profile.kind
@@ -163,8 +171,11 @@ class VendorDevice:
         self.update_ms = update_ms
         self.next_sample_ms = boot_ms
         self.seq = 0
-        self.last: dict[str, float] = {}  # true values of the newest sample, as the registers hold them
-        # (epoch time, true values) of recent samples, newest last: what a test compares stored readings with.
+        self.faults = faults
+        self.sensor_faults = sensor_faults if sensor_faults is not None else SensorFaults(random.Random(unit_id))
+        self.last: dict[str, float] = {}  # true values of the newest sample (the ground truth)
+        # (epoch time, values the registers held) of recent samples, newest last, after any sensor fault (a stuck
+        # or spiking sensor, a missing one: {}): what a test compares stored readings with.
         self.samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=SAMPLES_KEPT)
 
     @property
@@ -182,8 +193,16 @@ class VendorDevice:
         # A transmitter saturates at the ends of its measuring range (the profile's range): that is what it
         # measured, and the truth a test compares with.
         self.last = {q: _saturated(truth[q], self.profile.register(q)) for q in self.profile.quantities}
-        self.samples.append((self.epoch_of_ms(now_ms), self.last))
-        self.slave.load(self.last)
+        # The run's sensor faults act as on a node's sensor (simulator/faults.py SensorFaults).
+        delivered = self.sensor_faults.apply(self.last, self.faults(now_ms))
+        if delivered is None:  # the sensor is gone: the transmitter reports a device failure
+            self.slave.failing = True
+            self.samples.append((self.epoch_of_ms(now_ms), {}))
+        else:
+            held = {q: _saturated(v, self.profile.register(q)) for q, v in delivered.items()}
+            self.slave.failing = False
+            self.slave.load(held)
+            self.samples.append((self.epoch_of_ms(now_ms), held))
         self.seq += 1
         self.next_sample_ms = now_ms + self.update_ms
 
@@ -195,7 +214,8 @@ class VendorDevice:
 
     def restarted(self, now_ms: int) -> VendorDevice:
         """The device after a power cycle: same address and physics, registers empty until it samples."""
-        return VendorDevice(self.profile, self.unit_id, self.sensor.source, self.epoch_of_ms, now_ms, self.update_ms)
+        return VendorDevice(self.profile, self.unit_id, self.sensor.source, self.epoch_of_ms, now_ms, self.update_ms,
+                            self.faults, self.sensor_faults)
 
 
 def find_profile(name_or_path: str) -> VendorProfile:

@@ -6,11 +6,12 @@ import tomllib
 
 import pytest
 
-from gateway.profiles.vendor import parse_profile
+from gateway.profiles.vendor import load_vendor_profiles, parse_profile
 from gateway.protocols import modbus_rtu_master as rtu
+from simulator.faults import Fault, FaultKind
 from simulator.scenario import ScenarioError, loads_scenario
 from simulator.site import bus_specs
-from simulator.vendor_device import VendorSlave
+from simulator.vendor_device import VendorDevice, VendorSlave
 
 PROFILE = parse_profile(tomllib.loads("""
 [device]
@@ -124,3 +125,30 @@ def test_scenario_nodes_may_be_vendor_devices() -> None:
 def test_bad_vendor_nodes_in_a_scenario_are_named(node: str, message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         loads_scenario(SCENARIO + "\n[[buses.nodes]]\n" + node + "\n", "vendor.toml")
+
+
+class Ramp:
+    """Wind speed rising 1 m/s per second: every sample differs from the last."""
+
+    def values(self, t: float) -> dict[str, float]:
+        return {"wind_speed": 1.0 + t % 40, "wind_dir": 90.0, "wind_gust_3s": 0.0}
+
+
+def test_sensor_faults_act_on_a_vendor_device() -> None:
+    profile = load_vendor_profiles(system_dir=None)["calypso-ulp-ultrasonic"]
+    active: list[Fault] = []
+    device = VendorDevice(profile, 9, Ramp(), lambda ms: ms / 1000, faults=lambda ms: tuple(active))
+    read = rtu.read_registers(9, 3, 201, 2)
+    device.sample(0)
+    assert reply(device.slave, read.frame)[3:5] == (10).to_bytes(2, "big")  # 1.0 m/s
+    active.append(Fault(FaultKind.STUCK_VALUE, "bus0", 0.0, unit_id=9, channel="wind_speed"))
+    device.sample(1000)
+    device.sample(2000)
+    assert device.last["wind_speed"] == 3.0  # the truth moves on...
+    assert [held["wind_speed"] for _, held in device.samples] == [1.0, 2.0, 2.0]  # ...the stuck sensor does not
+    active[:] = [Fault(FaultKind.SENSOR_MISSING, "bus0", 0.0, unit_id=9)]
+    device.sample(3000)
+    assert reply(device.slave, read.frame) == rtu.with_crc(bytes([9, 0x83, 4]))  # slave device failure
+    active.clear()
+    device.sample(4000)
+    assert reply(device.slave, read.frame)[3:5] == (50).to_bytes(2, "big")  # back: 5.0 m/s
