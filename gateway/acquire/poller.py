@@ -36,7 +36,8 @@ same schedule, each poll the profile's merged requests one after the other
 in the device's slot (the scheduler counts their time), decoded through the
 profile with a flag per value. They have no history ring and no sample
 sequence: a failed poll gives value-less B/D readings, their readings are
-numbered by the poller's count of good polls, and a device whose profile
+numbered by poll slot (so a missed poll leaves a gap in the numbers, as a
+node's lost sample does), and a device whose profile
 says ``gust = "gateway"`` gets a ``wind_gust_3s`` channel formed from its
 speed samples (gust.py). Nothing is ever written to them.
 
@@ -207,7 +208,11 @@ class _Node:
         # A vendor device: its profile's merged reads, one transaction each per poll; the first is the
         # poll's request (and its probe), the others follow it in the same slot.
         self.reads: list[tuple[ReadRequest, rtu.Request]] = []
-        self.polls = 0  # successful polls of a vendor device: the sequence number of its readings
+        # A vendor device's sample number: the poll slots (intervals) since its first good poll, so a missed
+        # poll leaves a gap in the numbers as a node's lost sample does (the aggregators measure the sample
+        # interval from numbers and times: counting good polls only would stretch it over every gap).
+        self.sequence = 0
+        self.sequence_due = 0.0  # the due time of the poll that got self.sequence
         self.gust: RunningGust | None = None  # a device whose 3 s gust the gateway forms (profile gust "gateway")
         if config.profile is not None:
             self.reads = [(r, rtu.read_registers(config.unit_id, r.function, r.address, r.count))
@@ -469,8 +474,8 @@ class BusPoller:
         else:
             now = time.monotonic()
             exchanges.append(Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now))
-        previous = node.polls
-        outcome_name, readings, taken, fresh = self._account_device(node, health, exchanges, timeout)
+        previous = node.sequence
+        outcome_name, readings, taken, fresh = self._account_device(node, health, exchanges, due)
         now = time.monotonic()
         if health.consecutive_failures:
             delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
@@ -480,7 +485,7 @@ class BusPoller:
             node.due = max(due + config.interval, now)
         health.timeout = node.timeout.current
         self._watch_poll(node, health, exchanges[0], outcome_name, readings, fresh, previous)
-        self._emit(node, [Sampled(node.polls, taken, readings)])
+        self._emit(node, [Sampled(node.sequence, taken, readings)])
         if self.trace is not None:
             last = exchanges[-1]
             self.trace(
@@ -492,7 +497,7 @@ class BusPoller:
             )
 
     def _account_device(
-        self, node: _Node, health: NodeHealth, exchanges: list[Exchange], timeout: float
+        self, node: _Node, health: NodeHealth, exchanges: list[Exchange], due: float
     ) -> tuple[str, list[Reading], float, tuple[int, int] | None]:
         """_account for a vendor device: count, decode through the profile, or make the B/D readings."""
         config = node.config
@@ -517,11 +522,13 @@ class BusPoller:
                 return self._device_failed(health, "decode error", str(error), node, heard, Quality.DEVICE_FAULT,
                                            answered=True)
             health.succeeded()
-            node.polls += 1
-            health.last_sequence = node.polls
+            slots = 1 if not node.sequence else max(1, round((due - node.sequence_due) / config.interval))
+            node.sequence += slots
+            node.sequence_due = due
+            health.last_sequence = node.sequence
             health.new_samples += 1
             readings = [
-                Reading(config.name, config.kind, name, value, profile.unit(name), quality, 0.0, node.polls)
+                Reading(config.name, config.kind, name, value, profile.unit(name), quality, 0.0, node.sequence)
                 for name, (value, quality) in decoded.items()
             ]
             if node.gust is not None:
@@ -529,8 +536,8 @@ class BusPoller:
                 gust = node.gust.add(heard, speed if quality is Quality.NORMAL else None)
                 if gust is not None:
                     readings.append(Reading(config.name, config.kind, GUST_CHANNEL, gust, profile.unit("wind_speed"),
-                                            Quality.NORMAL, 0.0, node.polls))
-            return "sample", readings, heard, (node.polls, 0)
+                                            Quality.NORMAL, 0.0, node.sequence))
+            return "sample", readings, heard, (node.sequence, 0)
         if isinstance(outcome, rtu.Registers):  # cannot be: the loop stops at the first failure
             raise AssertionError("vendor poll ended early on a good reply")
         # A poll whose first requests were answered but not its last delivers nothing: a failed poll.

@@ -80,6 +80,8 @@ async def test_mixed_bus_of_nodes_and_vendor_devices(tmp_path: Path) -> None:
             # Six good polls of every vendor device, however long a loaded host takes for them.
             await wait_until(lambda: all(poller.health[n.name].new_samples >= (6 if n.profile else 2)
                                          for n in bus.nodes), 60.0)
+            # And a gust formed: 6 good polls within 3 s (a loaded host may take a few tries).
+            await wait_until(lambda: any(r.node == "wind-10" and r.channel == "wind_gust_3s" for r in delivered), 60.0)
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
 from gateway.model import Quality, Reading
@@ -73,7 +75,7 @@ async def test_missed_polls_are_gaps_and_refusals_are_faults(tmp_path: Path) -> 
             away = [s for s in line.nodes if s.ident == 20]
             line.nodes = [s for s in line.nodes if s.ident != 20]
             timeouts = health.timeouts  # (a loaded host may have missed a reply already)
-            await until(lambda: health.timeouts >= timeouts + 2)
+            await until(lambda: health.timeouts >= timeouts + 3)
             line.nodes = line.nodes + away
             back = health.new_samples
             await until(lambda: health.new_samples >= back + 3 and outages)
@@ -92,6 +94,12 @@ async def test_missed_polls_are_gaps_and_refusals_are_faults(tmp_path: Path) -> 
     assert all(channels == {"wind_speed", "wind_dir"} for channels in by_sequence.values())
     assert len(by_sequence) == health.new_samples
     assert health.answered == health.polls - health.failures  # a poll of two requests counts once
+    # Numbered by poll slot: the outage leaves a gap in the numbers, so numbers and times give the interval
+    # the aggregators must see (0.25 s), not one stretched over the missed polls.
+    speeds = sorted((r for r in good if r.channel == "wind_speed"), key=lambda r: r.sequence)
+    first, last = speeds[0], speeds[-1]
+    measured = (last.timestamp - first.timestamp) / (last.sequence - first.sequence)
+    assert measured == pytest.approx(0.25, rel=0.1), (measured, [(r.sequence, r.timestamp) for r in speeds])
     # Each failed poll: both channels without a value, flag B; never a repeat of the last good value.
     assert len(missed) == 2 * health.failures and health.failures >= 2
     assert all(r.value is None and r.sequence == 0 for r in missed)

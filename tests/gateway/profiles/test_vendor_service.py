@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 from gateway.deliver.sqlite_store import SqliteStore
-from gateway.model import Quality
+from gateway.model import Quality, Reading
 from gateway.ops.config import parse_config
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
@@ -41,7 +41,8 @@ profile = "lambrecht-14523-wind-direction"
 unit_id = 11
 name = "crane-vane"
 """
-        gateway = Gateway(parse_config(tomllib.loads(text), "gateway.toml"))
+        seen: list[Reading] = []
+        gateway = Gateway(parse_config(tomllib.loads(text), "gateway.toml"), on_readings=seen.extend)
         stop = asyncio.Event()
         task = asyncio.create_task(gateway.run(stop))
         poller = gateway.pollers[0]
@@ -49,7 +50,9 @@ name = "crane-vane"
         deadline = loop.time() + 60.0
         try:
             # Five good polls of each device: the gust (3 samples of 1 s) is formed by then.
-            while not all(poller.health[n].new_samples >= 5 for n in ("crane-anemometer", "crane-vane")):
+            while not (all(poller.health[n].new_samples >= 5 for n in ("crane-anemometer", "crane-vane"))
+                       and {("crane-anemometer", "wind_gust_3s"), ("wind-2", "wind_gust_3s")}
+                       <= {(r.node, r.channel) for r in seen}):
                 assert loop.time() < deadline and not task.done()
                 await asyncio.sleep(0.05)
             status = gateway.status()
