@@ -94,7 +94,7 @@ class Register:
         value = raw * self.scale + self.offset
         if self.transform == "degrees_to_permille":
             value = 1000.0 * math.tan(math.radians(value))
-        return value
+        return value if math.isfinite(value) else None  # a raw value the scale carries beyond any float
 
     def raw_of(self, value: float) -> float:
         """The raw number that decodes to value (the simulator's and the tests' encoder)."""

@@ -233,3 +233,18 @@ def test_extra_and_system_dirs_add_and_override(tmp_path: Path) -> None:
     assert load_vendor_profiles(system_dir=tmp_path / "missing")  # a missing folder is no error
 
 
+
+
+@given(st.data())
+def test_any_reply_decodes_to_values_or_honest_gaps(data: st.DataObject) -> None:
+    """Whatever a device (or another device at that address, during a scan) answers: a finite value with
+    flag N or T, or no value with flag D; never an exception, a NaN or an infinity."""
+    for p in load_vendor_profiles(system_dir=None).values():
+        replies = {r: data.draw(st.lists(st.integers(0, 0xFFFF), min_size=r.count, max_size=r.count))
+                   for r in p.reads()}
+        for quantity, (value, quality) in p.decode_quality(replies).items():
+            if value is None:
+                assert quality is Quality.DEVICE_FAULT, (p.name, quantity)
+            else:
+                assert math.isfinite(value) and quality in (Quality.NORMAL, Quality.OVER_RANGE), (p.name, quantity)
+        p.plausible(p.decode(replies))  # a verdict, never an error
