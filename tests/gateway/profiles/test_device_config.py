@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.ops.config import ConfigError, load_config, parse_config
+from gateway.ops.startup import alarm_warnings, spray_warnings
 
 BUS = '[[bus]]\nport = "/dev/ttyUSB0"\nbaud = 9600\nparity = "N"\n[[bus.node]]\nkind = "dust"\nunit_id = 1\n'
 
@@ -85,3 +86,25 @@ def test_spray_cannot_drive_a_vendor_device() -> None:
             '[[bus.device]]\nprofile = "deltaohm-pmsense"\nunit_id = 2\n[spray.mode]\n"dust-2" = "on"\n')
     with pytest.raises(ConfigError, match=r"spray\.mode\.dust-2: 'dust-2' is not a configured node with a"):
         parse(text)
+
+
+def test_warnings_know_what_a_device_supplies() -> None:
+    text = ('[[processing.alarm]]\ntype = "crane_wind"\nnodes = ["vane", "cups"]\n' + BUS +
+            '[[bus.device]]\nprofile = "lambrecht-14523-wind-direction"\nunit_id = 5\nname = "vane"\n'
+            '[[bus.device]]\nprofile = "lambrecht-14524-wind-speed"\nunit_id = 6\nname = "cups"\n')
+    found = [str(w) for w in alarm_warnings(parse_config(tomllib.loads(text), "t.toml"))]
+    # The vane has no speed, so no gust; the cup anemometer gets the gust the gateway forms from its speed.
+    assert [w for w in found if "crane_wind" in w] == [
+        "processing.alarm (crane_wind): node 'vane' is a wind node without wind_gust_3s: this alarm never fires for it"]
+
+
+def test_a_vendor_dust_monitor_without_a_coil_is_warned_about() -> None:
+    bus = ('[[bus]]\nport = "/dev/ttyUSB0"\nbaud = 19200\nparity = "E"\n'
+           '[[bus.node]]\nkind = "dust"\nunit_id = 1\n'
+           '[[bus.device]]\nprofile = "deltaohm-pmsense"\nunit_id = 2\nname = "pm-gate"\n')
+    found = [str(w) for w in spray_warnings(parse_config(tomllib.loads(bus), "t.toml"))]
+    assert len(found) == 1 and found[0].startswith("spray.coils.pm-gate: dust device 'pm-gate' (profile "
+                                                   "deltaohm-pmsense) has no spray coil")
+    mapped = '[spray.coils]\n"pm-gate" = "dust-1"\n'
+    assert spray_warnings(parse_config(tomllib.loads(mapped + bus), "t.toml")) == []
+    assert spray_warnings(parse_config(tomllib.loads("[spray]\nenabled = false\n" + bus), "t.toml")) == []
