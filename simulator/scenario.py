@@ -103,7 +103,7 @@ _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 _TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
 _BUS_KEYS = ("name", "baud", "transport", "port", "nodes")
-_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms")
+_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile")
 _SET_KEYS = ("at", "label", "ramp", "set")
 _FAULT_KEYS = ("at", "label", "fault", "bus", "unit_id", "duration", *sorted(set().union(*PARAMETERS.values())))
 
@@ -130,6 +130,9 @@ class ScenarioNode:
     name: str
     params: NodeParams
     turnaround_ms: float = DEFAULT_TURNAROUND_MS  # end of a request to the start of the reply
+    # A vendor device laid out by this profile (name or .toml path; simulator/vendor_device.py) instead of a
+    # sitewatch node; its physics are those of its kind.
+    profile: str = ""
 
     @property
     def kind_code(self) -> int:
@@ -447,7 +450,18 @@ class _Parser:
 
     def node(self, table: Mapping[str, Any], where: str) -> ScenarioNode:
         self.keys(table, _NODE_KEYS, where)
-        kind = self.text(self.required(table, "kind", where), f"{where}.kind")
+        profile = ""
+        if "profile" in table:
+            profile = self.text(table["profile"], f"{where}.profile")
+            try:
+                device_kind = _profile_kind(profile)
+            except (KeyError, ValueError) as error:
+                raise self.fail(f"{where}.profile", str(error).strip("\"'")) from None
+            kind = self.text(table.get("kind", device_kind), f"{where}.kind")
+            if kind != device_kind:
+                raise self.fail(f"{where}.kind", f"{kind!r}, but profile {profile} is a {device_kind} device")
+        else:
+            kind = self.text(self.required(table, "kind", where), f"{where}.kind")
         if kind not in PARAMS_BY_KIND or kind not in KIND_CODES:
             raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_NAMES)})")
         unit_id = self.integer(self.required(table, "unit_id", where), f"{where}.unit_id", 1, 247)
@@ -463,7 +477,7 @@ class _Parser:
             turnaround = self.number(table["turnaround_ms"], f"{where}.turnaround_ms")
             if not 0.0 <= turnaround <= 1000.0:
                 raise self.fail(f"{where}.turnaround_ms", f"{turnaround:g} is outside 0 .. 1000 ms")
-        return ScenarioNode(kind, unit_id, name, params, turnaround)
+        return ScenarioNode(kind, unit_id, name, params, turnaround, profile)
 
     def change(self, entry: Mapping[str, Any], where: str) -> Change:
         self.keys(entry, _SET_KEYS, where)
@@ -572,3 +586,10 @@ def parse_duration(text: str) -> float | None:
         total += float(match[1]) * _DURATION_UNITS[match[2]]
         position = match.end()
     return total
+
+
+def _profile_kind(profile: str) -> str:
+    """The kind of a vendor profile (by name or path); KeyError or ValueError (ProfileError) when unusable."""
+    from simulator.vendor_device import find_profile  # the profiles load only for scenarios that use them
+
+    return find_profile(profile).kind

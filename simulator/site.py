@@ -62,6 +62,7 @@ from simulator.scenario import (
 from simulator.sensors import SimulatedSensor, TruthSource
 from simulator.tcp import TcpBus
 from simulator.truth import TruthWriter
+from simulator.vendor_device import VendorDevice, find_profile, vendor_sim_node
 
 WARM_UP = 6 * 3600.0  # s of history the models get before a skipped-to start
 WARM_UP_STEP = 10.0  # s between warm-up steps
@@ -72,6 +73,7 @@ class NodeSpec:
     kind: str
     unit_id: int
     turnaround_ms: float = 2.0
+    profile: str = ""  # a vendor device laid out by this profile (simulator/vendor_device.py); "": a sitewatch node
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
     return tuple(
         BusSpec(
             bus.name,
-            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms) for node in bus.nodes),
+            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.profile) for node in bus.nodes),
             bus.baud,
             bus.transport,
             bus.port,
@@ -112,7 +114,8 @@ def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | 
                 bus.name,
                 bus.baud,
                 tuple(
-                    ScenarioNode(n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms)
+                    ScenarioNode(n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
+                                 n.profile)
                     for n in bus.nodes
                 ),
                 bus.transport,
@@ -499,13 +502,15 @@ class Site:
         """One line per bus: "name: path (details)"."""
         lines = []
         for spec in self.buses:
-            units = ", ".join(f"{n.kind} {n.unit_id}" for n in spec.nodes)
+            units = ", ".join(f"{n.kind} {n.unit_id}" + (f" ({n.profile})" if n.profile else "") for n in spec.nodes)
             link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8N1"
             lines.append(f"{spec.name}: {self.paths.get(spec.name, '(not started)')} ({link}; {units})")
         return lines
 
     # -- building --------------------------------------------------------------------
     def _make_node(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
+        if spec.profile:
+            return self._make_device(bus, spec, model)
         kind = spec.kind_code
         source = EpochSource(model, self.scenario.start_epoch)
         sensor = SimulatedSensor(
@@ -521,6 +526,32 @@ class Site:
         sim = SimNode(node, spec.turnaround_ms / 1000, unit_id=spec.unit_id)
         site_node = SiteNode(bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms), sim, sensor, spec.name)
         sim.on_sample = self._recorder(site_node)
+        self.nodes.append(site_node)
+        return sim
+
+    def _make_device(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
+        """A vendor device (simulator/vendor_device.py) with its kind's physics; truth as for a node."""
+        profile = find_profile(spec.profile)
+        device = VendorDevice(
+            profile, spec.unit_id, _Locked(EpochSource(model, self.scenario.start_epoch), self._physics_lock),
+            self.epoch_of_ms, faults=_node_faults(self.faults, bus.name, spec.unit_id),
+            sensor_faults=SensorFaults(stream(self.seed, f"sensor-faults/{bus.name}/{spec.unit_id}")),
+        )
+        sim = vendor_sim_node(device, spec.turnaround_ms / 1000)
+        name, unit = bus.name, spec.unit_id
+        site_node = SiteNode(name, NodeSpec(spec.kind, unit, spec.turnaround_ms, spec.profile), sim,
+                             SimulatedSensor(spec.kind_code, device.sensor.source, self.clock.seconds), spec.name)
+
+        def on_sample(sim: SimNode, now_ms: int) -> None:
+            if self._truth is None:
+                return
+            labels = self.faults.labels(name, unit, now_ms)
+            with self._truth_lock:
+                if self._truth is not None:
+                    self._truth.record(self.epoch_of_ms(now_ms), name, unit, spec.kind, device.last, labels,
+                                       device.seq)
+
+        sim.on_sample = on_sample
         self.nodes.append(site_node)
         return sim
 
@@ -542,6 +573,18 @@ class Site:
                     self._truth.record(self.epoch_of_ms(now_ms), bus, unit, kind, sensor.last, labels, sequence)
 
         return on_sample
+
+
+class _Locked:
+    """A truth source stepped under the site's physics lock (bus threads share one site's weather)."""
+
+    def __init__(self, source: EpochSource, lock: threading.Lock) -> None:
+        self.source = source
+        self.lock = lock
+
+    def values(self, t: float) -> dict[str, float]:
+        with self.lock:
+            return self.source.values(t)
 
 
 def warm_up(source: TruthSource, start_epoch: float, skip: float) -> None:

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_firmware",
     "gateway.ops.cmd_hj212",
     "gateway.ops.cmd_status",
+    "gateway.ops.cmd_read",
 )
 
 

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
+from gateway.acquire.poller import NodeConfig
 from gateway.ops.config import GatewayConfig
 from gateway.pipeline import default_alarms
+from gateway.profiles.gust import GUST_CHANNEL
+from gateway.profiles.quantities import QUANTITY_UNITS
 
 # Exit statuses of `sitewatch run` (sysexits.h values, which systemd also shows by name).
 EXIT_OK = 0
@@ -145,6 +148,32 @@ def has_channel(kind: str, channel: str) -> bool:
     return channel in raw or channel.startswith(prefixes)
 
 
+def node_has_channel(node: NodeConfig, channel: str) -> bool:
+    """has_channel for a configured node; a vendor device has only its profile's quantities (and the gust
+    the gateway forms for it), not every channel of its kind."""
+    if node.profile is None:
+        return has_channel(node.kind, channel)
+    raw = set(node.profile.quantities) | ({GUST_CHANNEL} if node.profile.gust == "gateway" else set())
+    if channel in QUANTITY_UNITS:  # a reading's channel: the device supplies it or not
+        return channel in raw
+    prefixes = tuple({f"{name}_" for name in raw} | {f"{name.split('_')[0]}_" for name in raw})
+    return channel.startswith(prefixes)
+
+
+def spray_warnings(config: GatewayConfig) -> list[Finding]:
+    """A vendor dust monitor drives no spray of its own: it has no coil the gateway may write."""
+    if not config.spray.enabled:
+        return []
+    return [
+        Finding(f"spray.coils.{node.name}",
+                f"dust device {node.name!r} (profile {node.profile.name}) has no spray coil: its PM10 means switch "
+                "no spray, each switch is recorded as a failed actuation; map it to a node with a spray_relay coil "
+                "in [spray] coils, or set [spray] enabled = false")
+        for bus in config.buses for node in bus.nodes
+        if node.profile is not None and node.kind == "dust" and node.name not in config.spray.coils
+    ]
+
+
 def serial_port_warnings(config: GatewayConfig) -> list[Finding]:
     out = []
     for i, bus in enumerate(config.buses):
@@ -168,7 +197,7 @@ def alarm_warnings(config: GatewayConfig) -> list[Finding]:
     for definition in alarms.definitions if alarms is not None else ():
         for name in definition.nodes:
             node = nodes.get(name)
-            if node is not None and not any(has_channel(node.kind, c) for c in definition.channels):
+            if node is not None and not any(node_has_channel(node, c) for c in definition.channels):
                 out.append(Finding(f"processing.alarm ({definition.name})",
                                    f"node {name!r} is a {node.kind} node without {', '.join(definition.channels)}: "
                                    f"this alarm never fires for it"))
@@ -186,7 +215,7 @@ def location_findings(config: GatewayConfig) -> tuple[list[Finding], list[Findin
 
 
 def all_warnings(config: GatewayConfig) -> list[Finding]:
-    return [*serial_port_warnings(config), *alarm_warnings(config)]
+    return [*serial_port_warnings(config), *alarm_warnings(config), *spray_warnings(config)]
 
 
 def lock_files(config: GatewayConfig) -> list[tuple[Path, str]]:
