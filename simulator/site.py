@@ -47,6 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.node import Node
+from firmware.rs485 import BAUD_RATES
 from simulator.bus import PtyBus, SimBus, SimNode
 from simulator.faults import Fault, FaultKind, FaultPlan, NodeId, SensorFaults
 from simulator.physics import PARAMS_BY_KIND, Conditions, EpochSource, NodeModel, stream
@@ -62,6 +63,7 @@ from simulator.scenario import (
 from simulator.sensors import SimulatedSensor, TruthSource
 from simulator.tcp import TcpBus
 from simulator.truth import TruthWriter
+from simulator.uart import LineSettings
 
 WARM_UP = 6 * 3600.0  # s of history the models get before a skipped-to start
 WARM_UP_STEP = 10.0  # s between warm-up steps
@@ -72,6 +74,8 @@ class NodeSpec:
     kind: str
     unit_id: int
     turnaround_ms: float = 2.0
+    baud: int | None = None  # the node's own line settings (None: the bus's)
+    parity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class BusSpec:
     baud: int = 9600
     transport: str = "rtu"  # "rtu" (pty) or "tcp"
     port: int = 0  # tcp: port on 127.0.0.1, 0 for any free one
+    parity: str = "N"  # the nodes' parity unless a node has its own
 
 
 def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
@@ -88,10 +93,11 @@ def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
     return tuple(
         BusSpec(
             bus.name,
-            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms) for node in bus.nodes),
+            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.baud, node.parity) for node in bus.nodes),
             bus.baud,
             bus.transport,
             bus.port,
+            bus.parity,
         )
         for bus in scenario.buses
     )
@@ -112,11 +118,15 @@ def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | 
                 bus.name,
                 bus.baud,
                 tuple(
-                    ScenarioNode(n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms)
+                    ScenarioNode(
+                        n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
+                        n.baud, n.parity,
+                    )
                     for n in bus.nodes
                 ),
                 bus.transport,
                 bus.port,
+                bus.parity,
             )
             for bus in buses
         ),
@@ -444,7 +454,7 @@ class Site:
                     link = self.link_dir / bus.name
                     running = PtyBus(
                         bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed,
-                        clock_at=self.clock.ms_at,
+                        clock_at=self.clock.ms_at, parity=bus.parity,
                     )
                 running.lossless = self.lossless
                 if isinstance(running, PtyBus):
@@ -499,8 +509,12 @@ class Site:
         """One line per bus: "name: path (details)"."""
         lines = []
         for spec in self.buses:
-            units = ", ".join(f"{n.kind} {n.unit_id}" for n in spec.nodes)
-            link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8N1"
+            units = ", ".join(
+                f"{n.kind} {n.unit_id}"
+                + (f" at {n.baud or spec.baud} 8{n.parity or spec.parity}1" if n.baud or n.parity else "")
+                for n in spec.nodes
+            )
+            link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8{spec.parity}1"
             lines.append(f"{spec.name}: {self.paths.get(spec.name, '(not started)')} ({link}; {units})")
         return lines
 
@@ -519,7 +533,13 @@ class Site:
         )
         node = Node(kind, sensor, 0, unit_id=spec.unit_id)  # boots at tick 0: see SimNode.boot
         sim = SimNode(node, spec.turnaround_ms / 1000, unit_id=spec.unit_id)
-        site_node = SiteNode(bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms), sim, sensor, spec.name)
+        if bus.transport == "rtu":
+            sim.line = node_line(bus, spec)
+            configure_serial(node, sim.line)
+        site_node = SiteNode(
+            bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms, spec.baud, spec.parity), sim, sensor,
+            spec.name,
+        )
         sim.on_sample = self._recorder(site_node)
         self.nodes.append(site_node)
         return sim
@@ -542,6 +562,18 @@ class Site:
                     self._truth.record(self.epoch_of_ms(now_ms), bus, unit, kind, sensor.last, labels, sequence)
 
         return on_sample
+
+
+def node_line(bus: ScenarioBus, node: ScenarioNode) -> LineSettings:
+    """A node's UART settings: its own, else its bus's."""
+    return LineSettings(node.baud or bus.baud, node.parity or bus.parity)
+
+
+def configure_serial(node: Node, line: LineSettings) -> None:
+    """Set the node's baud_code and parity holding registers to its line, as flashed (when they can say it)."""
+    if line.baud in BAUD_RATES:
+        node.bank.set_holding_raw("baud_code", BAUD_RATES.index(line.baud))
+    node.bank.set_holding_raw("parity", "NEO".index(line.parity))
 
 
 def warm_up(source: TruthSource, start_epoch: float, skip: float) -> None:
