@@ -444,7 +444,7 @@ def open_serial(port: str, baud: int, parity: str, stopbits: int) -> int:
         new: list[int | list[bytes | int]] = [iflag, 0, cflag, 0, speed, speed, cc]
         termios.tcsetattr(fd, termios.TCSANOW, new)
         termios.tcflush(fd, termios.TCIOFLUSH)
-    except OSError:
+    except (OSError, termios.error):  # termios.error is no OSError: the fd (and its flock) must not leak
         os.close(fd)
         raise
     return fd

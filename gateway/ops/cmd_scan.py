@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"sitewatch scan: {error}") from None
     profiles = [] if args.no_identify else vendor_profiles(args.profiles)
+    found = None
     try:
         with SerialLine(args.port, args.latency_ms / 1000) as line, _progress(err) as bar:
             if args.auto:
@@ -129,8 +130,11 @@ def run(args: argparse.Namespace) -> int:
             sweep_units(line, settings, sweep, lambda n, what: bar.update(task, completed=len(sweep.results),
                                                                            description=what))
             bar.update(task, completed=len(ids), description=f"scanned at {settings}")
+            answered = sweep.answered
+            if args.auto and found is not None and found.unit not in sweep.results:
+                answered.append(found.unit)  # the sweep stopped at silence before the unit the search found
             found_units = [
-                Identity(u, settings) if args.no_identify else identify(line, u, profiles) for u in sweep.answered
+                Identity(u, settings) if args.no_identify else identify(line, u, profiles) for u in answered
             ]
     except OSError as error:
         raise SystemExit(f"sitewatch scan: {args.port}: {error.strerror or error}") from None

@@ -202,7 +202,7 @@ class UnitSweep:
 Phase = Literal["likely", "pin", "sweep", "done"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Probe:
     settings: SerialSettings
     unit: int

@@ -1,0 +1,85 @@
+"""`sitewatch scan` against simulated buses of real firmware nodes on pseudo-terminals.
+
+The sites run in burst mode (each reply handed over whole) and the scan gets a generous
+--latency-ms, so a busy host delays replies without making them miss their timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from gateway.ops.cli import main
+from gateway.ops.cmd_scan import parse_ids
+from simulator.site import BusSpec, NodeSpec, Site
+
+LATENCY_MS = "150"  # s of slack a loaded host gets for each reply; a real scan uses 20
+
+
+def scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["scan", "--latency-ms", LATENCY_MS, *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_scan_finds_every_node_of_a_bus_and_names_its_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = (NodeSpec("dust", 1), NodeSpec("wind", 2), NodeSpec("noise", 5), NodeSpec("tilt", 9))
+    with Site([BusSpec("bus0", nodes, baud=19200, parity="E")], tmp_path, burst=True) as site:
+        port = site.paths["bus0"]
+        status, out, _ = scan(capsys, "--port", port, "--baud", "19200", "--parity", "E", "--stop-after-silence", "6")
+        assert status == 0
+        assert f"{port} at 19200 8E1: 4 device(s) answered, 15 unit ids probed" in out
+        for unit, kind in ((1, "dust"), (2, "wind"), (5, "noise"), (9, "tilt")):
+            assert re.search(rf"unit +{unit}: sitewatch {kind} node", out), out
+        assert "stopped after 6 silent ids in a row (at unit 15)" in out
+
+        status, out, _ = scan(capsys, "--port", port, "--baud", "19200", "--parity", "E", "--ids", "1-10", "--toml")
+        config = tomllib.loads(out)
+        assert config["bus"][0]["baud"] == 19200 and config["bus"][0]["parity"] == "E"
+        assert [(n["unit_id"], n["kind"]) for n in config["bus"][0]["node"]] == [
+            (1, "dust"), (2, "wind"), (5, "noise"), (9, "tilt")
+        ]
+
+
+def test_scan_at_the_wrong_parity_reports_garbage_not_devices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Site([BusSpec("bus0", (NodeSpec("dust", 3),), baud=9600, parity="E")], tmp_path, burst=True) as site:
+        status, out, _ = scan(capsys, "--port", site.paths["bus0"], "--ids", "1-5", "--no-identify")
+    assert status == 1
+    assert "0 device(s) answered" in out
+    assert re.search(r"unit +3: garbage only", out), out
+
+
+def test_auto_finds_a_lone_device_at_an_unknown_setting_without_a_blind_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lone = NodeSpec("wind", 17, baud=57600, parity="O")  # the bus's own default is 9600 8N1
+    with Site([BusSpec("bus0", (lone,))], tmp_path, burst=True) as site:
+        status, out, err = scan(capsys, "--port", site.paths["bus0"], "--auto", "--stop-after-silence", "3")
+        requests = site.bus("bus0").stats.frames_in
+    assert status == 0, err
+    found = re.search(r"found: unit 17 answers at 57600 8O1 \((\d+) requests\)", err)
+    assert found, err
+    # Blind: 21 settings x 247 ids = 5187 requests. The search: 3 likely ids at every setting (63), the ids
+    # up to 17 at 9600 8N1 (14), unit 17 at the settings its garbage ranks first (a few); under 100, with
+    # room for a reply a loaded host lost.
+    assert int(found.group(1)) <= 63 + 14 + 21
+    assert re.search(r"unit +17: sitewatch wind node", out), out
+    assert requests < 5187 / 20
+
+
+def test_ids_parse_and_bad_ids_name_the_problem() -> None:
+    assert parse_ids("1-3,7,2") == [1, 2, 3, 7]
+    with pytest.raises(SystemExit, match="'x' is not a unit id"):
+        parse_ids("1,x")
+    with pytest.raises(SystemExit, match="unit ids are 1 to 247"):
+        parse_ids("0-300")
+
+
+def test_a_missing_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="no-such-port: No such file or directory"):
+        main(["scan", "--port", str(tmp_path / "no-such-port")])
