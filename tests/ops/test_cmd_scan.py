@@ -16,7 +16,7 @@ from gateway.ops.cli import main
 from gateway.ops.cmd_scan import parse_ids
 from simulator.site import BusSpec, NodeSpec, Site
 
-LATENCY_MS = "150"  # s of slack a loaded host gets for each reply; a real scan uses 20
+LATENCY_MS = "100"  # ms of slack a loaded host gets for each reply; a real scan uses 20
 
 
 def scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -54,6 +54,7 @@ def test_scan_at_the_wrong_parity_reports_garbage_not_devices(
     assert re.search(r"unit +3: garbage only", out), out
 
 
+@pytest.mark.slow
 def test_auto_finds_a_lone_device_at_an_unknown_setting_without_a_blind_search(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
