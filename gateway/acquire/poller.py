@@ -91,6 +91,8 @@ from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpL
 from gateway.acquire.outages import NodeOutage, OutageWatch
 from gateway.acquire.timestamps import Clock, Stamper
 from gateway.model import Gap, Quality, Reading
+from gateway.profiles.vendor import DecodeError as ProfileDecodeError
+from gateway.profiles.vendor import ReadRequest, VendorProfile
 from gateway.protocols import modbus_rtu_master as rtu
 
 __all__ = ["BackfillStats", "BusConfig", "BusPoller", "NodeConfig", "NodeHealth", "PollRecord"]
@@ -126,6 +128,9 @@ class NodeConfig:
     # The node keeps a history ring (sitewatch firmware). Without one, a failed poll gives value-less
     # B/D readings, as nothing could fill that sample in later; with one, the backfill does.
     history: bool = True
+    # A vendor device read through its profile (gateway/profiles) rather than a sitewatch node: merged
+    # reads as the profile says, no history ring, no sample sequence of its own. None: a sitewatch node.
+    profile: VendorProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,15 @@ class _Node:
         self.watch = OutageWatch(config.name, config.kind, config.interval)
         self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
         self.probe_due = math.inf  # the next probe, while the node is suspect
+        # A vendor device: its profile's merged reads, one transaction each per poll; the first is the
+        # poll's request (and its probe), the others follow it in the same slot.
+        self.reads: list[tuple[ReadRequest, rtu.Request]] = []
+        self.polls = 0  # successful polls of a vendor device: the sequence number of its readings
+        if config.profile is not None:
+            self.reads = [(r, rtu.read_registers(config.unit_id, r.function, r.address, r.count))
+                          for r in config.profile.reads()]
+            self.request = self.probe = self.reads[0][1]
+            self.history = False
 
 
 class BusPoller:
@@ -227,8 +241,12 @@ class BusPoller:
         for node in bus.nodes:
             if node.kind not in KIND_BY_NAME:
                 raise ValueError(f"bus {bus.name}: node {node.name}: unknown kind {node.kind!r}")
-            count = regmap.input_count(KIND_BY_NAME[node.kind])
-            request = rtu.read_registers(node.unit_id, rtu.READ_INPUT_REGISTERS, 0, count)
+            if node.profile is not None:
+                first = node.profile.reads()[0]
+                request = rtu.read_registers(node.unit_id, first.function, first.address, first.count)
+            else:
+                count = regmap.input_count(KIND_BY_NAME[node.kind])
+                request = rtu.read_registers(node.unit_id, rtu.READ_INPUT_REGISTERS, 0, count)
             ceiling = node.timeout if node.timeout is not None else bus.timeout
             reply_wire = self.link.request_time(request.reply_length)
             timeout = AdaptiveTimeout(floor=reply_wire + MIN_SLACK, ceiling=ceiling)
@@ -336,13 +354,17 @@ class BusPoller:
                 self.health[n.config.name].reliable,
                 n.timeout.current,
                 n.timeout.floor,
-                self.link.request_time(len(n.request.frame)) + gap,
+                self.link.request_time(len(n.request.frame)) + gap + self._further_reads(n),
                 n.probe_due,
                 self._probe_timeout(n),
                 self.link.request_time(len(n.probe.frame)) + gap,
             )
             for n in self._nodes
         ]
+
+    def _further_reads(self, node: _Node) -> float:
+        """Bus time the further requests of a vendor device's poll take when it answers (0: one request)."""
+        return sum((self._expected(node, request) for _, request in node.reads[1:]), 0.0)
 
     def _by_name(self, name: str) -> _Node:
         for n in self._nodes:
@@ -368,6 +390,9 @@ class BusPoller:
 
     # -- one poll ---------------------------------------------------------------------------
     async def _poll(self, node: _Node, timeout: float) -> None:
+        if node.reads:
+            await self._poll_device(node, timeout)
+            return
         config = node.config
         health = self.health[config.name]
         health.polls += 1
@@ -406,6 +431,130 @@ class BusPoller:
                     len(node.request.frame), node.request.reply_length,
                 )
             )
+
+    async def _poll_device(self, node: _Node, timeout: float) -> None:
+        """One poll of a vendor device: its profile's merged reads in turn, decoded through the profile.
+
+        No history ring: a failed poll gives value-less readings (flag B for no
+        or a garbled answer, D for an exception or content that does not
+        decode), and the outage watch records the gap. Never an old value.
+        """
+        config = node.config
+        health = self.health[config.name]
+        health.polls += 1
+        due = node.due
+        exchanges: list[Exchange] = []
+        if await self._ensure_open():
+            for i, (_, request) in enumerate(node.reads):
+                wait = timeout if i == 0 else self._reply_timeout(node, request.reply_length)
+                exchange = await self.link.transact(request, wait)
+                exchanges.append(exchange)
+                if not isinstance(exchange.outcome, rtu.Registers):
+                    break  # the rest of the poll would fail the same way: leave the bus to others
+        else:
+            now = time.monotonic()
+            exchanges.append(Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now))
+        previous = node.polls
+        outcome_name, readings, taken, fresh = self._account_device(node, health, exchanges, timeout)
+        now = time.monotonic()
+        if health.consecutive_failures:
+            delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
+            node.due = max(due + config.interval, now) if health.consecutive_failures == 1 else now + delay
+            node.probe_due = now + PROBE_INTERVAL
+        else:
+            node.due = max(due + config.interval, now)
+        health.timeout = node.timeout.current
+        self._watch_poll(node, health, exchanges[0], outcome_name, readings, fresh, previous)
+        self._emit(node, [Sampled(node.polls, taken, readings)])
+        if self.trace is not None:
+            last = exchanges[-1]
+            self.trace(
+                PollRecord(
+                    config.name, due, exchanges[0].sent, last.completed, outcome_name, timeout,
+                    sum(len(r.frame) for _, r in node.reads[:len(exchanges)]),
+                    sum(r.reply_length for _, r in node.reads[:len(exchanges)]),
+                )
+            )
+
+    def _account_device(
+        self, node: _Node, health: NodeHealth, exchanges: list[Exchange], timeout: float
+    ) -> tuple[str, list[Reading], float, tuple[int, int] | None]:
+        """_account for a vendor device: count, decode through the profile, or make the B/D readings."""
+        config = node.config
+        profile = config.profile
+        assert profile is not None
+        # The device answers from the value it holds when the (first) request has reached it.
+        heard = exchanges[0].request_end + self.link.gap()
+        last = exchanges[-1]
+        outcome = last.outcome
+        if len(exchanges) == len(node.reads) and isinstance(outcome, rtu.Registers):
+            for exchange in exchanges:
+                health.answered_at(exchange.completed, exchange.response_time)
+            node.timeout.observe(exchanges[0].response_time)
+            replies = {}
+            for (read, _), exchange in zip(node.reads, exchanges, strict=True):
+                assert isinstance(exchange.outcome, rtu.Registers)
+                replies[read] = exchange.outcome.values
+            try:
+                decoded = profile.decode_quality(replies)
+            except ProfileDecodeError as error:
+                health.decode_errors += 1
+                return self._device_failed(health, "decode error", str(error), node, heard, Quality.DEVICE_FAULT,
+                                           answered=True)
+            health.succeeded()
+            node.polls += 1
+            health.last_sequence = node.polls
+            health.new_samples += 1
+            readings = [
+                Reading(config.name, config.kind, name, value, profile.unit(name), quality, 0.0, node.polls)
+                for name, (value, quality) in decoded.items()
+            ]
+            return "sample", readings, heard, (node.polls, 0)
+        if isinstance(outcome, rtu.Registers):  # cannot be: the loop stops at the first failure
+            raise AssertionError("vendor poll ended early on a good reply")
+        for exchange in exchanges[:-1]:
+            health.answered_at(exchange.completed, exchange.response_time)
+        if isinstance(outcome, rtu.ExceptionReply):
+            health.answered_at(last.completed, last.response_time)
+            health.exceptions += 1
+            quality = (
+                Quality.COMMUNICATION_FAILURE if outcome.code in _COMMUNICATION_EXCEPTIONS else Quality.DEVICE_FAULT
+            )
+            return self._device_failed(health, f"exception {outcome.code}", f"exception reply: {outcome.name}",
+                                       node, heard, quality, answered=True)
+        if isinstance(outcome, NoReply):
+            if outcome.reason == "timeout":
+                health.timeouts += 1
+                node.timeout.expired()
+                name = "timeout"
+            else:
+                health.io_errors += 1
+                name = "io"
+            return self._device_failed(health, name, outcome.detail, node, heard, Quality.COMMUNICATION_FAILURE)
+        if isinstance(outcome, rtu.FrameError):
+            if outcome.problem == "crc":
+                health.crc_errors += 1
+            else:
+                health.framing_errors += 1
+            return self._device_failed(health, outcome.problem, outcome.detail, node, heard,
+                                       Quality.COMMUNICATION_FAILURE)
+        health.framing_errors += 1
+        return self._device_failed(health, "function", f"unexpected reply {outcome!r}", node, heard,
+                                   Quality.COMMUNICATION_FAILURE)
+
+    def _device_failed(
+        self, health: NodeHealth, name: str, detail: str, node: _Node, heard: float, quality: Quality,
+        answered: bool = False,
+    ) -> tuple[str, list[Reading], float, None]:
+        config = node.config
+        profile = config.profile
+        assert profile is not None
+        if detail != health.last_error or health.consecutive_failures + 1 == 3:
+            log.warning("bus %s device %s: %s: %s", self.bus.name, config.name, name, detail)
+        health.failed(detail, answered)
+        readings = [Reading(config.name, config.kind, q, None, profile.unit(q), quality, 0.0, 0)
+                    for q in profile.quantities]
+        return name, readings, heard, None
 
     def _watch_poll(
         self,

@@ -83,12 +83,15 @@ from gateway.pipeline import (
 )
 from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits, override
 from gateway.process.spray import SprayMode
+from gateway.profiles.vendor import ProfileError, VendorProfile, load_profile, load_vendor_profiles
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-COMMON_BUS_KEYS = {"name", "transport", "port", "timeout", "max_backoff", "node"}
+COMMON_BUS_KEYS = {"name", "transport", "port", "timeout", "max_backoff", "node", "device"}
 # Keys that only mean something on one transport ("port" is on both: a device or a TCP port).
 TRANSPORT_KEYS = {"rtu": {"baud", "parity", "stopbits", "local_echo"}, "tcp": {"host"}}
 NODE_KEYS = {"name", "kind", "unit_id", "interval", "timeout", "rh_correction"}
+# [[bus.device]]: a vendor Modbus device read through a profile (gateway/profiles, docs/profiles.md).
+DEVICE_KEYS = {"name", "profile", "unit_id", "interval", "timeout", "baud", "parity"}
 DEFAULT_STORE = "/var/lib/sitewatch/readings.sqlite3"
 SPRAY_COIL = "spray_relay"
 
@@ -472,7 +475,7 @@ def sink_parameters(type_name: str) -> dict[str, inspect.Parameter]:
 def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfig:
     c = _Checker(source)
     c.unknown(data, TOP_KEYS, "")
-    buses = _parse_buses(c, data)
+    buses = _parse_buses(c, data, Path(source).parent if source != "<config>" else Path.cwd())
     nodes = {node.name: node for bus in buses for node in bus.nodes}
 
     def stages(raw: Any, path: str, what: str) -> tuple[StageSpec, ...]:
@@ -515,6 +518,8 @@ def _check_spray(c: _Checker, spray: SprayConfig, nodes: Mapping[str, NodeConfig
     def has_coil(name: str) -> bool:
         node = nodes.get(name)
         if node is None:
+            return False
+        if node.profile is not None:  # a vendor device: the gateway writes no coil of it
             return False
         return any(row[0] == SPRAY_COIL for row in regmap.coils(KIND_BY_NAME[node.kind]))
 
@@ -573,13 +578,14 @@ def _check_alarm_nodes(c: _Checker, processing: ProcessingConfig, names: set[str
                     raise c.fail(f"processing.alarm[{i}].nodes", f"no node {node!r} is configured")
 
 
-def _parse_buses(c: _Checker, data: dict[str, Any]) -> tuple[BusConfig, ...]:
+def _parse_buses(c: _Checker, data: dict[str, Any], folder: Path) -> tuple[BusConfig, ...]:
     buses_raw = c.get(data, "bus", "", list, [])
     if not buses_raw:
         raise c.fail("bus", "no [[bus]] configured: the gateway needs at least one bus to poll")
     buses = []
     seen_nodes: set[str] = set()
     seen_ports: dict[str, str] = {}
+    profiles = _ProfileSource(c, folder)
     for i, raw in enumerate(buses_raw):
         where = f"bus[{i}]"
         if not isinstance(raw, dict):
@@ -661,8 +667,14 @@ def _parse_buses(c: _Checker, data: dict[str, Any]) -> tuple[BusConfig, ...]:
                 NodeConfig(node_name, kind, unit_id, interval, None if node_timeout is None else float(node_timeout),
                            rh_correction)
             )
+        for j, device_raw in enumerate(c.get(raw, "device", where, list, [])):
+            device = _parse_device(c, device_raw, f"{where}.device[{j}]", profiles, transport, baud, parity, name,
+                                   units, seen_nodes)
+            units.add(device.unit_id)
+            seen_nodes.add(device.name)
+            nodes.append(device)
         if not nodes:
-            raise c.fail(f"{where}.node", "no [[bus.node]] on this bus")
+            raise c.fail(f"{where}.node", "no [[bus.node]] or [[bus.device]] on this bus")
         buses.append(
             BusConfig(
                 name, port, tuple(nodes), baud, parity, stopbits, timeout,
@@ -670,6 +682,66 @@ def _parse_buses(c: _Checker, data: dict[str, Any]) -> tuple[BusConfig, ...]:
             )
         )
     return tuple(buses)
+
+
+class _ProfileSource:
+    """The vendor profiles a configuration names: loaded once, when the first [[bus.device]] asks."""
+
+    def __init__(self, c: _Checker, folder: Path) -> None:
+        self.c = c
+        self.folder = folder  # the configuration file's folder: a profile path is relative to it
+        self._known: dict[str, VendorProfile] | None = None
+
+    def get(self, name: str, where: str) -> VendorProfile:
+        try:
+            if name.endswith(".toml"):
+                return load_profile(self.folder / name)
+            if self._known is None:
+                self._known = load_vendor_profiles()
+        except ProfileError as error:
+            raise self.c.fail(where, str(error)) from error
+        found = self._known.get(name)
+        if found is None:
+            raise self.c.fail(where, f"no profile {name!r} (known: {', '.join(sorted(self._known))}; "
+                                     "or give the path of a .toml file)")
+        return found
+
+
+def _parse_device(
+    c: _Checker, raw: Any, where: str, profiles: _ProfileSource, transport: str, bus_baud: int, bus_parity: str,
+    bus_name: str, units: set[int], names: set[str],
+) -> NodeConfig:
+    """One [[bus.device]]: a vendor device, polled through its profile next to the sitewatch nodes."""
+    if not isinstance(raw, dict):
+        raise c.fail(where, "expected a table ([[bus.device]])")
+    c.unknown(raw, DEVICE_KEYS, where)
+    profile = profiles.get(c.get(raw, "profile", where, str), f"{where}.profile")
+    unit_id = c.get(raw, "unit_id", where, int)
+    if not 1 <= unit_id <= 247:
+        raise c.fail(f"{where}.unit_id", f"{unit_id} is outside 1 .. 247")
+    if unit_id in units:
+        raise c.fail(f"{where}.unit_id", f"unit {unit_id} appears twice on bus {bus_name}")
+    name = c.get(raw, "name", where, str, f"{profile.kind}-{unit_id}")
+    if name in names:
+        raise c.fail(f"{where}.name", f"node name {name!r} is used twice")
+    interval = float(c.get(raw, "interval", where, (int, float), 1.0))
+    if not 0.1 <= interval <= 3600:
+        raise c.fail(f"{where}.interval", f"{interval} s is outside 0.1 .. 3600 s")
+    timeout = c.get(raw, "timeout", where, (int, float), None)
+    if timeout is not None and not 0.01 <= timeout <= 10:
+        raise c.fail(f"{where}.timeout", f"{timeout} s is outside 0.01 .. 10 s")
+    # One serial line has one speed and parity: a device that runs otherwise cannot share it.
+    for key, bus_value, default in (("baud", bus_baud, profile.baud), ("parity", bus_parity, profile.parity)):
+        if key in raw and transport != "rtu":
+            raise c.fail(f"{where}.{key}", f"applies to transport = \"rtu\" only (this bus is {transport})")
+        value = c.get(raw, key, where, int if key == "baud" else str, default)
+        if transport == "rtu" and value is not None and value != bus_value:
+            said = f"{value}" if key in raw else f"{value} (profile {profile.name}'s default)"
+            raise c.fail(f"{where}.{key}", f"the device runs at {said}, bus {bus_name} at {bus_value}: one line "
+                                           f"setting per port (set the device to {bus_value} and write "
+                                           f"{key} = {json.dumps(bus_value)} here, or give it a bus of its own)")
+    return NodeConfig(name, profile.kind, unit_id, interval, None if timeout is None else float(timeout),
+                      history=False, profile=profile)
 
 
 def load_config(path: Path) -> GatewayConfig:

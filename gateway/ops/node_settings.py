@@ -47,6 +47,8 @@ class SettingCheck:
 
 def wanted_registers(node: NodeConfig) -> dict[str, int]:
     """Holding register -> raw value that the configuration implies for a node."""
+    if node.profile is not None:  # a vendor device: its registers are its vendor's, sitewatch sets none
+        return {}
     if node.kind == "dust":
         return {"rh_correction": 1 if node.rh_correction else 0}
     return {}

@@ -197,6 +197,8 @@ class CoilActuator:
         if owner is None:
             return f"no bus owns node {node!r}"
         poller, config = owner
+        if config.profile is not None:
+            return f"node {node!r} is a vendor device ({config.profile.name}): the gateway writes none of its coils"
         rows = regmap.coils(KIND_BY_NAME[config.kind])
         address = next((row[1] for row in rows if row[0] == coil), None)
         if address is None:

@@ -17,6 +17,7 @@ from gateway.acquire.poller import BusConfig, NodeConfig
 from gateway.deliver.sinks import SINKS, load_builtin_sinks
 from gateway.ops.config import (
     COMMON_BUS_KEYS,
+    DEVICE_KEYS,
     NODE_KEYS,
     SECTIONS,
     TRANSPORT_KEYS,
@@ -82,6 +83,7 @@ def accepted_keys() -> dict[str, dict[str, str | None]]:
         out[f"sink.{type_name}"] = {name: _param_default(p) for name, p in sink_parameters(type_name).items()}
     out["bus"] = dict.fromkeys(COMMON_BUS_KEYS | set().union(*TRANSPORT_KEYS.values()))
     out["bus.node"] = dict.fromkeys(NODE_KEYS)
+    out["bus.device"] = dict.fromkeys(DEVICE_KEYS)
     return out
 
 

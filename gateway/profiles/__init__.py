@@ -1,0 +1,1 @@
+"""Device profiles: vendor Modbus devices described as data (TOML), decoded without I/O."""
