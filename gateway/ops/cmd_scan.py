@@ -12,7 +12,6 @@ other device by the vendor profiles). The output is for a person, or with
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gateway.ops.config import toml_value
-from gateway.scan.identify import ProfileLike
+from gateway.profiles.vendor import ProfileError, VendorProfile, load_vendor_profiles
 from gateway.scan.plan import (
     DEFAULT_LATENCY,
     DEFAULT_PROBE_IDS,
@@ -88,14 +87,12 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def vendor_profiles(extra: Sequence[Path]) -> list[ProfileLike]:
-    """The vendor profiles (gateway/profiles/vendor.py), or none where that module is not installed."""
+def vendor_profiles(extra: Sequence[Path]) -> list[VendorProfile]:
+    """The vendor profiles: shipped, /etc/sitewatch/profiles and --profiles folders."""
     try:
-        module = importlib.import_module("gateway.profiles.vendor")
-    except ImportError:
-        return []
-    profiles: dict[str, ProfileLike] = module.load_vendor_profiles(tuple(extra))
-    return list(profiles.values())
+        return list(load_vendor_profiles(tuple(extra)).values())
+    except ProfileError as error:
+        raise SystemExit(f"sitewatch scan: {error}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,8 +164,9 @@ def report(port: str, settings: SerialSettings, sweep: UnitSweep, units: Sequenc
 
 
 def toml_fragment(port: str, settings: SerialSettings, units: Sequence[Identity]) -> str:
+    """A [[bus]] with a [[bus.node]] per sitewatch node and a [[bus.device]] per vendor device that a profile fits."""
     out = [
-        "# sitewatch scan: paste into the gateway's configuration and give each node a name you will recognise",
+        "# sitewatch scan: paste into the gateway's configuration; rename the nodes and devices as you like",
         "[[bus]]",
         'name = "bus0"',
         f"port = {toml_value(port)}",
@@ -176,20 +174,29 @@ def toml_fragment(port: str, settings: SerialSettings, units: Sequence[Identity]
         f"parity = {toml_value(settings.parity)}",
     ]
     for identity in units:
-        out.append("")
-        out.append("[[bus.node]]")
         if identity.sitewatch is not None:
-            out.append(f"name = {toml_value(f'{identity.sitewatch}-{identity.unit}')}")
-            out.append(f"kind = {toml_value(identity.sitewatch)}")
-            out.append(f"unit_id = {identity.unit}")
+            name = f"{identity.sitewatch}-{identity.unit}"
+            out += ["", "[[bus.node]]", f"name = {toml_value(name)}", f"kind = {toml_value(identity.sitewatch)}"]
         elif identity.matches:
             best = identity.matches[0]
-            out.append(f"name = {toml_value(f'{best.kind}-{identity.unit}')}")
-            out.append(f"profile = {toml_value(best.profile)}  # vendor profile, {best.confidence:.0%} sure")
-            out.append(f"unit_id = {identity.unit}")
+            others = "".join(f"; or {m.profile} ({m.confidence:.0%})" for m in identity.matches[1:3])
+            out += [
+                "",
+                f"[[bus.device]]  # {best.profile}: {best.confidence:.0%} sure{others}",
+                f"name = {toml_value(f'{best.kind}-{identity.unit}')}",
+                f"profile = {toml_value(best.profile)}",
+            ]
+            # The gateway refuses a device whose profile default differs from its bus: say what the line runs at.
+            profile = best.profile_settings
+            if profile[0] is not None and profile[0] != settings.baud:
+                out.append(f"baud = {settings.baud}  # found on the line (the profile's default: {profile[0]})")
+            if profile[1] is not None and profile[1] != settings.parity:
+                out.append(f"parity = {toml_value(settings.parity)}  # found on the line (the profile's default: "
+                           f"{profile[1]})")
         else:
-            out.append(f"# unit {identity.unit} answered but no profile fits: write one (docs/profiles.md)")
-            out.append(f"# unit_id = {identity.unit}")
+            out += ["", f"# unit {identity.unit} answered, but no profile fits it: write one (docs/profiles.md)"]
+            continue
+        out.append(f"unit_id = {identity.unit}")
     return "\n".join(out)
 
 

@@ -14,47 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from firmware import regmap
+from gateway.profiles.vendor import ReadRequest, VendorProfile
 from gateway.protocols import modbus_rtu_master as rtu
 from gateway.scan.plan import SerialSettings
-
-
-class ReadLike(Protocol):
-    """gateway.profiles.vendor.ReadRequest (the agreed vendor-profile API)."""
-
-    @property
-    def function(self) -> int: ...
-
-    @property
-    def address(self) -> int: ...
-
-    @property
-    def count(self) -> int: ...
-
-
-class ProfileLike(Protocol):
-    """gateway.profiles.vendor.VendorProfile, as far as the scan uses it."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def baud(self) -> int | None: ...
-
-    @property
-    def parity(self) -> str | None: ...
-
-    def reads(self) -> Sequence[ReadLike]: ...
-
-    def decode(self, replies: Mapping[ReadLike, Sequence[int]], /) -> Mapping[str, float | None]: ...
-
-    def plausible(self, values: Mapping[str, float | None], /) -> bool: ...
-
 
 # -- sitewatch nodes ---------------------------------------------------------------------
 
@@ -83,9 +47,10 @@ class Match:
     kind: str
     confidence: float  # 0..1
     values: Mapping[str, float | None]
+    profile_settings: tuple[int | None, str | None] = (None, None)  # the profile's default baud and parity
 
 
-def profile_reads(profiles: Sequence[ProfileLike]) -> list[tuple[int, int, int]]:
+def profile_reads(profiles: Sequence[VendorProfile]) -> list[tuple[int, int, int]]:
     """Every distinct (function, address, count) the profiles need, each asked once per unit."""
     seen: list[tuple[int, int, int]] = []
     for profile in profiles:
@@ -97,12 +62,12 @@ def profile_reads(profiles: Sequence[ProfileLike]) -> list[tuple[int, int, int]]
 
 
 def match_profiles(
-    profiles: Sequence[ProfileLike], replies: Mapping[tuple[int, int, int], rtu.Reply | None], line: SerialSettings
+    profiles: Sequence[VendorProfile], replies: Mapping[tuple[int, int, int], rtu.Reply | None], line: SerialSettings
 ) -> list[Match]:
     """The profiles the replies fit, best first, with their confidence (summing to 1 when any fit)."""
-    scored: list[tuple[float, ProfileLike, Mapping[str, float | None]]] = []
+    scored: list[tuple[float, VendorProfile, Mapping[str, float | None]]] = []
     for profile in profiles:
-        answered: dict[ReadLike, Sequence[int]] = {}
+        answered: dict[ReadRequest, Sequence[int]] = {}
         for read in profile.reads():
             reply = replies.get((read.function, read.address, read.count))
             if not isinstance(reply, rtu.Registers):
@@ -120,5 +85,5 @@ def match_profiles(
             score += sum(v is not None for v in values.values()) / len(values)
             scored.append((score, profile, values))
     total = sum(score for score, _, _ in scored)
-    matches = [Match(p.name, p.kind, score / total, values) for score, p, values in scored]
+    matches = [Match(p.name, p.kind, score / total, values, (p.baud, p.parity)) for score, p, values in scored]
     return sorted(matches, key=lambda m: -m.confidence)

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.acquire.link import open_serial
+from gateway.profiles.vendor import VendorProfile
 from gateway.protocols import modbus_rtu_master as rtu
 from gateway.scan.identify import (
     IDENTITY_READ,
     UNIT_ID_READ,
     Match,
-    ProfileLike,
     match_profiles,
     profile_reads,
     sitewatch_kind,
@@ -177,7 +177,7 @@ class Identity:
         return "unknown device (no profile fits)"
 
 
-def identify(line: SerialLine, unit: int, profiles: Sequence[ProfileLike]) -> Identity:
+def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> Identity:
     settings = line.settings
     if settings is None:
         raise RuntimeError("identify before use(settings)")

@@ -14,7 +14,10 @@ import pytest
 
 from gateway.ops.cli import main
 from gateway.ops.cmd_scan import parse_ids
+from gateway.ops.config import parse_config
+from gateway.profiles.vendor import load_vendor_profiles
 from simulator.site import BusSpec, NodeSpec, Site
+from tests.support.register_slave import RegisterSlave
 
 LATENCY_MS = "100"  # ms of slack a loaded host gets for each reply; a real scan uses 20
 
@@ -84,3 +87,22 @@ def test_ids_parse_and_bad_ids_name_the_problem() -> None:
 def test_a_missing_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="no-such-port: No such file or directory"):
         main(["scan", "--port", str(tmp_path / "no-such-port")])
+
+
+def test_scan_names_vendor_devices_by_the_profile_their_registers_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    profiles = load_vendor_profiles()
+    noise, speed = profiles["generic-485-noise"], profiles["lambrecht-14524-wind-speed"]
+    devices = {12: noise.encode({"laeq_1s": 63.4}), 20: speed.encode({"wind_speed": 7.5})}
+    with RegisterSlave(devices) as slave:
+        status, out, _ = scan(capsys, "--port", slave.path, "--ids", "10-21")
+        assert status == 0
+        assert re.search(r"unit +12: generic-485-noise \(noise\), \d+% sure", out), out
+        assert re.search(r"unit +20: lambrecht-14524-wind-speed \(wind\), \d+% sure", out), out
+        status, out, _ = scan(capsys, "--port", slave.path, "--ids", "11-20", "--toml")
+    fragment = tomllib.loads(out)
+    assert [(d["unit_id"], d["profile"]) for d in fragment["bus"][0]["device"]] == [
+        (12, "generic-485-noise"), (20, "lambrecht-14524-wind-speed")
+    ]
+    # The fragment is a bus the gateway accepts as it stands.
+    config = parse_config({"site": {"name": "test"}, **fragment})
+    assert [(n.unit_id, n.profile is not None) for n in config.buses[0].nodes] == [(12, True), (20, True)]
