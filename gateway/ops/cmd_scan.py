@@ -122,16 +122,13 @@ def run(args: argparse.Namespace) -> int:
                     return 1
                 err.print(f"found: unit {found.unit} answers at {found.settings} ({search.requests} requests)")
                 settings = found.settings
-            sweep = UnitSweep(ids, args.stop_after_silence)
+            sweep = UnitSweep(ids, args.stop_after_silence, known=[found.unit] if found is not None else [])
             task = bar.add_task(f"scanning at {settings}", total=len(ids))
             sweep_units(line, settings, sweep, lambda n, what: bar.update(task, completed=len(sweep.results),
                                                                            description=what))
             bar.update(task, completed=len(ids), description=f"scanned at {settings}")
-            answered = sweep.answered
-            if args.auto and found is not None and found.unit not in sweep.results:
-                answered.append(found.unit)  # the sweep stopped at silence before the unit the search found
             found_units = [
-                Identity(u, settings) if args.no_identify else identify(line, u, profiles) for u in answered
+                Identity(u, settings) if args.no_identify else identify(line, u, profiles) for u in sweep.answered
             ]
     except OSError as error:
         raise SystemExit(f"sitewatch scan: {args.port}: {error.strerror or error}") from None
@@ -158,6 +155,8 @@ def report(port: str, settings: SerialSettings, sweep: UnitSweep, units: Sequenc
             lines.append(f"            or {other.profile} ({other.kind}), {other.confidence:.0%}")
     for unit in sweep.garbled:
         lines.append(f"  unit {unit:3d}: garbage only (a device at another baud rate or parity, or two on one id?)")
+    if sweep.garbled and not units:
+        lines.append("  nothing answered properly: try --auto, or the baud rate and parity the devices are set to")
     if sweep.stop_after_silence and probed < len(sweep.ids):
         lines.append(f"  stopped after {sweep.stop_after_silence} silent ids in a row (at unit {max(sweep.results)})")
     return "\n".join(lines)

@@ -156,10 +156,15 @@ def rank_by_evidence(
 
 @dataclass
 class UnitSweep:
-    """Unit ids in order at one setting; stops after `stop_after_silence` silent ids in a row (0: never)."""
+    """Unit ids in order at one setting; stops after `stop_after_silence` silent ids in a row (0: never).
+
+    known: units already known to answer (the one a settings search found): the sweep goes on at least
+    until it has passed them, however many silent ids lie before them.
+    """
 
     ids: Sequence[int] = UNIT_IDS
     stop_after_silence: int = 0
+    known: Sequence[int] = ()
     retries: int = 1  # probes again a unit that answered garbage, this many times
     results: dict[int, Heard] = field(default_factory=dict)
     requests: int = 0
@@ -170,9 +175,11 @@ class UnitSweep:
     def next_unit(self) -> int | None:
         if self._index >= len(self.ids):
             return None
-        if self.stop_after_silence and self._silent_run >= self.stop_after_silence:
+        unit = self.ids[self._index]
+        quiet_enough = self.stop_after_silence and self._silent_run >= self.stop_after_silence
+        if quiet_enough and unit > max(self.known, default=0):
             return None
-        return self.ids[self._index]
+        return unit
 
     def record(self, unit: int, heard: Heard) -> None:
         if unit != self.next_unit():

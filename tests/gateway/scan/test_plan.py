@@ -164,3 +164,11 @@ def test_every_probe_is_made_once() -> None:
         asked.append(probe)
         search.record(probe, SILENCE)
     assert sorted(asked) == sorted(Probe(s, u) for s, u in itertools.product(ALL[:3], range(1, 6)))
+
+
+def test_unit_sweep_goes_past_a_known_unit_before_stopping_at_silence() -> None:
+    sweep = UnitSweep(range(1, 248), stop_after_silence=2, known=[9])
+    while (unit := sweep.next_unit()) is not None:
+        sweep.record(unit, Heard("answer", 7) if unit == 9 else SILENCE)
+    assert sweep.answered == [9]
+    assert max(sweep.results) == 11
