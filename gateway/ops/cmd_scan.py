@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
                                                                            description=what))
             bar.update(task, completed=len(ids), description=f"scanned at {settings}")
             found_units = [
-                Identity(u, settings) if args.no_identify else identify(line, u, profiles) for u in sweep.answered
+                Identity(u, settings, identified=False) if args.no_identify else identify(line, u, profiles)
+                for u in sweep.answered
             ]
     except OSError as error:
         raise SystemExit(f"sitewatch scan: {args.port}: {error.strerror or error}") from None

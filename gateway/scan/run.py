@@ -166,6 +166,7 @@ class Identity:
     settings: SerialSettings
     sitewatch: str | None = None  # a sitewatch node's kind
     matches: list[Match] = field(default_factory=list)  # vendor profiles that fit, best first
+    identified: bool = True  # False: only its presence is known (scan --no-identify)
 
     @property
     def label(self) -> str:
@@ -174,7 +175,7 @@ class Identity:
         if self.matches:
             best = self.matches[0]
             return f"{best.profile} ({best.kind}), {best.confidence:.0%} sure"
-        return "unknown device (no profile fits)"
+        return "unknown device (no profile fits)" if self.identified else "answers"
 
 
 def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> Identity:
