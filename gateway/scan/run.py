@@ -58,12 +58,7 @@ class SerialLine:
         if settings == self.settings and self._fd >= 0:
             return
         self.close()
-        if settings.parity != "N":
-            _clear_parity_check(self.port)
-        try:
-            self._fd = open_serial(self.port, settings.baud, settings.parity, 1)
-        except termios.error as error:
-            raise OSError(error.args[0], f"cannot set {settings}: {error.args[-1]}") from None
+        self._fd = open_serial(self.port, settings.baud, settings.parity, 1)
         self.settings = settings
         self._free_at = time.monotonic() + rtu.t35(settings.baud)
 
@@ -192,24 +187,3 @@ def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> 
     }
     return Identity(unit, settings, matches=match_profiles(profiles, replies, settings))
 
-
-def _clear_parity_check(port: str) -> None:
-    """Turn INPCK off on a port that has it, before asking for parity again.
-
-    A pseudo-terminal (the simulator's bus) drops PARENB, and glibc's tcsetattr fails with EINVAL when
-    none of the requested changes took: asking for 8E1 on a pty already at 8E1 (INPCK on) changes only
-    PARENB, which the pty refuses. A real serial port is not affected; on one this changes nothing.
-    """
-    try:
-        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError:
-        return  # open_serial says why
-    try:
-        attrs = termios.tcgetattr(fd)
-        if attrs[0] & termios.INPCK:
-            attrs[0] &= ~termios.INPCK
-            termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    except termios.error:
-        pass
-    finally:
-        os.close(fd)

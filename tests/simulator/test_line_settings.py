@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.acquire.link import open_serial
 from gateway.scan.plan import SerialSettings
 from gateway.scan.run import SerialLine
 from simulator.bus import PtyBus
@@ -80,3 +81,17 @@ def test_garbage_at_the_wrong_baud_rate_is_what_a_uart_makes_of_the_reply(tmp_pa
     # Twice as fast: the 7 characters the node sent look like more than 7 to the master.
     assert heard.kind == "garbage"
     assert heard.size > 7
+
+
+def test_the_gateway_reopens_a_pty_at_even_parity(tmp_path: Path) -> None:
+    # Linux refuses a termios request whose only change is PARENB on a pty (EINVAL): the second open at
+    # 8E1 failed, and the error (no OSError) escaped RtuLink.open and leaked the fd and its lock.
+    bus = PtyBus("b", [], baud=9600)
+    path = bus.start()
+    try:
+        for _ in range(3):
+            fd = open_serial(path, 9600, "E", 1)
+            os.close(fd)
+        assert bus.master_line(LineSettings(1)) == LineSettings(9600, "E")
+    finally:
+        bus.stop()
