@@ -90,6 +90,7 @@ from simulator.physics import (
     check_condition,
     make_params,
 )
+from simulator.uart import STANDARD_BAUDS
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has kept +08:00 without DST since 1991
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -106,7 +107,7 @@ _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 _TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
 _BUS_KEYS = ("name", "baud", "transport", "port", "nodes", "parity")
-_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "baud", "parity")
+_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile", "baud", "parity")
 _PARITIES = ("N", "E", "O")
 _SET_KEYS = ("at", "label", "ramp", "set")
 _FAULT_KEYS = ("at", "label", "fault", "bus", "unit_id", "duration", *sorted(set().union(*PARAMETERS.values())))
@@ -134,6 +135,9 @@ class ScenarioNode:
     name: str
     params: NodeParams
     turnaround_ms: float = DEFAULT_TURNAROUND_MS  # end of a request to the start of the reply
+    # A vendor device laid out by this profile (name or .toml path; simulator/vendor_device.py) instead of a
+    # sitewatch node; its physics are those of its kind.
+    profile: str = ""
     baud: int | None = None  # the node's own line settings (None: the bus's)
     parity: str | None = None
 
@@ -455,7 +459,18 @@ class _Parser:
 
     def node(self, table: Mapping[str, Any], where: str) -> ScenarioNode:
         self.keys(table, _NODE_KEYS, where)
-        kind = self.text(self.required(table, "kind", where), f"{where}.kind")
+        profile = ""
+        if "profile" in table:
+            profile = self.text(table["profile"], f"{where}.profile")
+            try:
+                device_kind = _profile_kind(profile)
+            except (KeyError, ValueError) as error:
+                raise self.fail(f"{where}.profile", str(error).strip("\"'")) from None
+            kind = self.text(table.get("kind", device_kind), f"{where}.kind")
+            if kind != device_kind:
+                raise self.fail(f"{where}.kind", f"{kind!r}, but profile {profile} is a {device_kind} device")
+        else:
+            kind = self.text(self.required(table, "kind", where), f"{where}.kind")
         if kind not in PARAMS_BY_KIND or kind not in KIND_CODES:
             raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_NAMES)})")
         unit_id = self.integer(self.required(table, "unit_id", where), f"{where}.unit_id", 1, 247)
@@ -472,10 +487,11 @@ class _Parser:
             if not 0.0 <= turnaround <= 1000.0:
                 raise self.fail(f"{where}.turnaround_ms", f"{turnaround:g} is outside 0 .. 1000 ms")
         baud = table.get("baud")
-        if baud is not None and (isinstance(baud, bool) or baud not in BAUD_RATES):
-            raise self.fail(f"{where}.baud", f"{baud!r} is not one of {', '.join(map(str, BAUD_RATES))}")
+        rates = STANDARD_BAUDS if profile else BAUD_RATES  # a vendor device may run slower than a sitewatch node
+        if baud is not None and (isinstance(baud, bool) or baud not in rates):
+            raise self.fail(f"{where}.baud", f"{baud!r} is not one of {', '.join(map(str, rates))}")
         parity = self.parity(table["parity"], f"{where}.parity") if "parity" in table else None
-        return ScenarioNode(kind, unit_id, name, params, turnaround, baud, parity)
+        return ScenarioNode(kind, unit_id, name, params, turnaround, profile, baud, parity)
 
     def parity(self, value: Any, key: str) -> str:
         parity = self.text(value, key).upper()
@@ -590,3 +606,10 @@ def parse_duration(text: str) -> float | None:
         total += float(match[1]) * _DURATION_UNITS[match[2]]
         position = match.end()
     return total
+
+
+def _profile_kind(profile: str) -> str:
+    """The kind of a vendor profile (by name or path); KeyError or ValueError (ProfileError) when unusable."""
+    from simulator.vendor_device import find_profile  # the profiles load only for scenarios that use them
+
+    return find_profile(profile).kind

@@ -64,6 +64,7 @@ from simulator.sensors import SimulatedSensor, TruthSource
 from simulator.tcp import TcpBus
 from simulator.truth import TruthWriter
 from simulator.uart import LineSettings
+from simulator.vendor_device import VendorDevice, find_profile, vendor_sim_node
 
 WARM_UP = 6 * 3600.0  # s of history the models get before a skipped-to start
 WARM_UP_STEP = 10.0  # s between warm-up steps
@@ -74,6 +75,7 @@ class NodeSpec:
     kind: str
     unit_id: int
     turnaround_ms: float = 2.0
+    profile: str = ""  # a vendor device laid out by this profile (simulator/vendor_device.py); "": a sitewatch node
     baud: int | None = None  # the node's own line settings (None: the bus's)
     parity: str | None = None
 
@@ -93,7 +95,10 @@ def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
     return tuple(
         BusSpec(
             bus.name,
-            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.baud, node.parity) for node in bus.nodes),
+            tuple(
+                NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.profile, node.baud, node.parity)
+                for node in bus.nodes
+            ),
             bus.baud,
             bus.transport,
             bus.port,
@@ -120,7 +125,7 @@ def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | 
                 tuple(
                     ScenarioNode(
                         n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
-                        n.baud, n.parity,
+                        n.profile, n.baud, n.parity,
                     )
                     for n in bus.nodes
                 ),
@@ -511,6 +516,7 @@ class Site:
         for spec in self.buses:
             units = ", ".join(
                 f"{n.kind} {n.unit_id}"
+                + (f" ({n.profile})" if n.profile else "")
                 + (f" at {n.baud or spec.baud} 8{n.parity or spec.parity}1" if n.baud or n.parity else "")
                 for n in spec.nodes
             )
@@ -520,6 +526,8 @@ class Site:
 
     # -- building --------------------------------------------------------------------
     def _make_node(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
+        if spec.profile:
+            return self._make_device(bus, spec, model)
         kind = spec.kind_code
         source = EpochSource(model, self.scenario.start_epoch)
         sensor = SimulatedSensor(
@@ -537,10 +545,39 @@ class Site:
             sim.line = node_line(bus, spec)
             configure_serial(node, sim.line)
         site_node = SiteNode(
-            bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms, spec.baud, spec.parity), sim, sensor,
-            spec.name,
+            bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms, baud=spec.baud, parity=spec.parity), sim,
+            sensor, spec.name,
         )
         sim.on_sample = self._recorder(site_node)
+        self.nodes.append(site_node)
+        return sim
+
+    def _make_device(self, bus: ScenarioBus, spec: ScenarioNode, model: NodeModel) -> SimNode:
+        """A vendor device (simulator/vendor_device.py) with its kind's physics; truth as for a node."""
+        profile = find_profile(spec.profile)
+        device = VendorDevice(
+            profile, spec.unit_id, _Locked(EpochSource(model, self.scenario.start_epoch), self._physics_lock),
+            self.epoch_of_ms, faults=_node_faults(self.faults, bus.name, spec.unit_id),
+            sensor_faults=SensorFaults(stream(self.seed, f"sensor-faults/{bus.name}/{spec.unit_id}")),
+        )
+        sim = vendor_sim_node(device, spec.turnaround_ms / 1000)
+        if bus.transport == "rtu":
+            sim.line = node_line(bus, spec)
+        name, unit = bus.name, spec.unit_id
+        site_node = SiteNode(name, NodeSpec(spec.kind, unit, spec.turnaround_ms, spec.profile, spec.baud, spec.parity),
+                             sim,
+                             SimulatedSensor(spec.kind_code, device.sensor.source, self.clock.seconds), spec.name)
+
+        def on_sample(sim: SimNode, now_ms: int) -> None:
+            if self._truth is None:
+                return
+            labels = self.faults.labels(name, unit, now_ms)
+            with self._truth_lock:
+                if self._truth is not None:
+                    self._truth.record(self.epoch_of_ms(now_ms), name, unit, spec.kind, device.last, labels,
+                                       device.seq)
+
+        sim.on_sample = on_sample
         self.nodes.append(site_node)
         return sim
 
@@ -574,6 +611,18 @@ def configure_serial(node: Node, line: LineSettings) -> None:
     if line.baud in BAUD_RATES:
         node.bank.set_holding_raw("baud_code", BAUD_RATES.index(line.baud))
     node.bank.set_holding_raw("parity", "NEO".index(line.parity))
+
+
+class _Locked:
+    """A truth source stepped under the site's physics lock (bus threads share one site's weather)."""
+
+    def __init__(self, source: EpochSource, lock: threading.Lock) -> None:
+        self.source = source
+        self.lock = lock
+
+    def values(self, t: float) -> dict[str, float]:
+        with self.lock:
+            return self.source.values(t)
 
 
 def warm_up(source: TruthSource, start_epoch: float, skip: float) -> None:

@@ -91,6 +91,7 @@ from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpL
 from gateway.acquire.outages import NodeOutage, OutageWatch
 from gateway.acquire.timestamps import Clock, Stamper
 from gateway.model import Gap, Quality, Reading
+from gateway.profiles.gust import GUST_CHANNEL, RunningGust
 from gateway.profiles.vendor import DecodeError as ProfileDecodeError
 from gateway.profiles.vendor import ReadRequest, VendorProfile
 from gateway.protocols import modbus_rtu_master as rtu
@@ -198,11 +199,14 @@ class _Node:
         # poll's request (and its probe), the others follow it in the same slot.
         self.reads: list[tuple[ReadRequest, rtu.Request]] = []
         self.polls = 0  # successful polls of a vendor device: the sequence number of its readings
+        self.gust: RunningGust | None = None  # a device whose 3 s gust the gateway forms (profile gust "gateway")
         if config.profile is not None:
             self.reads = [(r, rtu.read_registers(config.unit_id, r.function, r.address, r.count))
                           for r in config.profile.reads()]
             self.request = self.probe = self.reads[0][1]
             self.history = False
+            if config.profile.gust == "gateway":
+                self.gust = RunningGust(config.interval)
 
 
 class BusPoller:
@@ -266,6 +270,8 @@ class BusPoller:
         for n in self._nodes:
             if node is None or n.config.name == node:
                 n.config = dataclasses.replace(n.config, interval=seconds)
+                if n.gust is not None:
+                    n.gust = RunningGust(seconds)  # the 3 s span holds another number of samples
                 changed.append(n.config.name)
         return changed
 
@@ -488,8 +494,8 @@ class BusPoller:
         last = exchanges[-1]
         outcome = last.outcome
         if len(exchanges) == len(node.reads) and isinstance(outcome, rtu.Registers):
-            for exchange in exchanges:
-                health.answered_at(exchange.completed, exchange.response_time)
+            # One poll answered (health counts polls, however many requests a profile needs).
+            health.answered_at(last.completed, exchanges[0].response_time)
             node.timeout.observe(exchanges[0].response_time)
             replies = {}
             for (read, _), exchange in zip(node.reads, exchanges, strict=True):
@@ -509,11 +515,16 @@ class BusPoller:
                 Reading(config.name, config.kind, name, value, profile.unit(name), quality, 0.0, node.polls)
                 for name, (value, quality) in decoded.items()
             ]
+            if node.gust is not None:
+                speed, quality = decoded["wind_speed"]
+                gust = node.gust.add(heard, speed if quality is Quality.NORMAL else None)
+                if gust is not None:
+                    readings.append(Reading(config.name, config.kind, GUST_CHANNEL, gust, profile.unit("wind_speed"),
+                                            Quality.NORMAL, 0.0, node.polls))
             return "sample", readings, heard, (node.polls, 0)
         if isinstance(outcome, rtu.Registers):  # cannot be: the loop stops at the first failure
             raise AssertionError("vendor poll ended early on a good reply")
-        for exchange in exchanges[:-1]:
-            health.answered_at(exchange.completed, exchange.response_time)
+        # A poll whose first requests were answered but not its last delivers nothing: a failed poll.
         if isinstance(outcome, rtu.ExceptionReply):
             health.answered_at(last.completed, last.response_time)
             health.exceptions += 1

@@ -15,7 +15,7 @@ from firmware.rs485 import BAUD_RATES
 from simulator.control import ControlServer
 from simulator.scenario import Scenario, ScenarioError, builtin_names, load_builtin, parse_duration
 from simulator.site import DEMO_SCENARIO, Site, find_scenario
-from simulator.uart import LineSettings
+from simulator.uart import STANDARD_BAUDS, LineSettings
 
 DEFAULT_BUS_DIR = Path("/tmp/sitewatch")
 
@@ -95,16 +95,19 @@ def with_lines(scenario: Scenario, overrides: list[str]) -> Scenario:
             line = LineSettings.parse(value)
         except ValueError as error:
             raise SystemExit(f"sitewatch simulate: --line {text!r}: {error}") from None
-        if line.baud not in BAUD_RATES or line.stopbits != 1:
+        if unit is not None and unit not in {n.unit_id for n in bus.nodes}:
+            raise SystemExit(f"sitewatch simulate: --line {text!r}: bus {name} has no unit {unit}")
+        vendor = unit is not None and any(n.profile for n in bus.nodes if n.unit_id == unit)
+        rates = STANDARD_BAUDS if vendor else BAUD_RATES  # a vendor device may run slower than a sitewatch node
+        if line.baud not in rates or line.stopbits != 1:
+            what = "a vendor device" if vendor else "a sitewatch node"
             raise SystemExit(
-                f"sitewatch simulate: --line {text!r}: a sitewatch node runs at {', '.join(map(str, BAUD_RATES))} "
-                "baud, 8N1, 8E1 or 8O1"
+                f"sitewatch simulate: --line {text!r}: {what} runs at {', '.join(map(str, rates))} baud, 8N1, 8E1 "
+                "or 8O1"
             )
         if unit is None:
             buses[name] = replace(bus, baud=line.baud, parity=line.parity)
             continue
-        if unit not in {n.unit_id for n in bus.nodes}:
-            raise SystemExit(f"sitewatch simulate: --line {text!r}: bus {name} has no unit {unit}")
         nodes = tuple(replace(n, baud=line.baud, parity=line.parity) if n.unit_id == unit else n for n in bus.nodes)
         buses[name] = replace(bus, nodes=nodes)
     return replace(scenario, buses=tuple(buses[b.name] for b in scenario.buses))

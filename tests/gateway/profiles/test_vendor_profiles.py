@@ -142,6 +142,22 @@ def test_encode_decode_round_trip(speed: float, direction: float, gust: float) -
     assert decoded["wind_gust_3s"] == gust
 
 
+@given(st.sampled_from(["u16", "s16", "u32", "s32", "f32", "u64"]), st.sampled_from(["big", "little"]),
+       st.sampled_from(["big", "little"]), st.sampled_from([1.0, 0.1, 0.01, 0.5]), st.floats(-50, 50),
+       st.floats(0, 1))
+def test_every_type_and_order_round_trips_through_a_profile(data_type: str, byte_order: str, word_order: str,
+                                                            scale: float, offset: float, fraction: float) -> None:
+    row = (f'quantity = "temperature"\nfunction = 3\naddress = 40\ntype = "{data_type}"\nunit = "degC"\n'
+           f'byte_order = "{byte_order}"\nword_order = "{word_order}"\nscale = {scale}\noffset = {offset}')
+    p = profile(DEVICE.replace('"wind"', '"dust"') + registers(row))
+    signed = data_type.startswith("s") or data_type == "f32"
+    value = offset + (fraction * 200 - (100 if signed else 0)) * scale  # within every type's range
+    decoded = p.decode(replies(p, p.encode({"temperature": value})))["temperature"]
+    assert decoded is not None
+    tolerance = abs(value) * 1e-6 + 1e-6 if data_type == "f32" else scale / 2 + 1e-9
+    assert abs(decoded - value) <= tolerance
+
+
 # -- plausibility --------------------------------------------------------------------------
 def test_plausible() -> None:
     p = profile(DEVICE + registers(SPEED + "\ninvalid = 65535", DIR))
