@@ -206,7 +206,7 @@ class UnitSweep:
         return [unit for unit, heard in self.results.items() if heard.kind == "garbage"]
 
 
-Phase = Literal["likely", "pin", "sweep", "done"]
+Phase = Literal["likely", "pin", "sweep", "confirm", "done"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -222,8 +222,12 @@ class SettingsSearch:
     2. sweep (if nothing was heard): every other id at one setting after another, likeliest first.
     3. pin: as soon as a unit answers garbage, that unit at the settings not yet tried for it,
        ranked by the garbage (:func:`rank_by_evidence`); a unit that answers garbage everywhere is
-       given up and the search goes on where it was.
-    Done when a unit answers properly (found) or every probe was made (not found).
+       given up and the search goes on where it was. A unit that fell silent there is asked once more
+       (it is known to be on the line: its reply was lost, or came too late).
+    4. confirm: a proper answer is asked for again at the same setting before it counts: a reply that
+       came late (a slow device, a busy host) can arrive while the next setting is being probed and
+       would name the wrong setting; it does not come twice.
+    Done when a unit answered properly twice (found) or every probe was made (not found).
     """
 
     def __init__(
@@ -247,12 +251,17 @@ class SettingsSearch:
         self._pinning: list[Probe] = []
         self._given_up: set[int] = set()
         self._tried: set[Probe] = set()
+        self._confirming: Probe | None = None
+        self._asked_again: set[Probe] = set()  # pin probes repeated after a silence
         self.phase: Phase = "likely"
 
     def next_probe(self) -> Probe | None:
         if self.found is not None:
             self.phase = "done"
             return None
+        if self._confirming is not None:
+            self.phase = "confirm"
+            return self._confirming
         while True:
             if self._pinning:
                 self.phase = "pin"
@@ -294,14 +303,26 @@ class SettingsSearch:
         if probe != self.next_probe():
             raise ValueError(f"{probe} recorded, but the search is at {self.next_probe()}")
         self.requests += 1
+        if self._confirming is not None:
+            self._confirming = None
+            if heard.answered:
+                self.evidence.append((probe, heard))
+                self.found, self.found_heard = probe, heard
+                self._pinning.clear()
+            return  # not confirmed: the first answer was a stray; go on where the search was
+        pinning = self.phase == "pin"
         self._tried.add(probe)
         self._drop(probe)
         if heard.kind == "silence":
+            if pinning and probe not in self._asked_again:
+                self._asked_again.add(probe)
+                self._tried.discard(probe)
+                self._given_up.discard(probe.unit)
+                self._pinning.insert(0, probe)
             return
         self.evidence.append((probe, heard))
         if heard.answered:
-            self.found, self.found_heard = probe, heard
-            self._pinning.clear()
+            self._confirming = probe
             return
         if not self._pinning and probe.unit not in self._given_up:
             rest = [s for s in self.candidates if Probe(s, probe.unit) not in self._tried]

@@ -106,3 +106,33 @@ def test_scan_names_vendor_devices_by_the_profile_their_registers_fit(capsys: py
     # The fragment is a bus the gateway accepts as it stands.
     config = parse_config({"site": {"name": "test"}, **fragment})
     assert [(n.unit_id, n.profile is not None) for n in config.buses[0].nodes] == [(12, True), (20, True)]
+
+
+def test_scan_sorts_out_a_mixed_simulated_bus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nodes = (
+        NodeSpec("dust", 1),
+        NodeSpec("noise", 4, profile="generic-485-noise"),
+        NodeSpec("wind", 6, profile="calypso-ulp-ultrasonic"),
+        NodeSpec("tilt", 8, profile="geokon-6150f-inclinometer"),
+    )
+    with Site([BusSpec("bus0", nodes, baud=9600)], tmp_path, burst=True) as site:
+        status, out, _ = scan(capsys, "--port", site.paths["bus0"], "--ids", "1-9")
+    assert status == 0
+    assert re.search(r"unit +1: sitewatch dust node", out), out
+    for unit, profile in ((4, "generic-485-noise"), (6, "calypso-ulp-ultrasonic"), (8, "geokon-6150f-inclinometer")):
+        assert re.search(rf"unit +{unit}: {profile} \(\w+\), \d+% sure", out), out
+
+
+@pytest.mark.slow
+def test_auto_finds_a_lone_vendor_device_at_its_profiles_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # generic-485-noise ships at 4800 8N1: the profiles' defaults are tried first.
+    lone = NodeSpec("noise", 12, profile="generic-485-noise", baud=4800)
+    with Site([BusSpec("bus0", (lone,), baud=9600)], tmp_path, burst=True) as site:
+        status, out, err = scan(capsys, "--port", site.paths["bus0"], "--auto", "--stop-after-silence", "2")
+    assert status == 0, err
+    found = re.search(r"found: unit 12 answers at 4800 8N1 \((\d+) requests\)", err)
+    assert found, err
+    assert int(found.group(1)) <= 63 + 11 + 21
+    assert re.search(r"unit +12: generic-485-noise \(noise\)", out), out

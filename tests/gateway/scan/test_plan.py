@@ -113,8 +113,9 @@ def run_search(search: SettingsSearch, device) -> Probe | None:  # type: ignore[
 def test_the_search_finds_any_setting_and_id_far_from_blind(true: SerialSettings, unit: int) -> None:
     search = SettingsSearch(ALL)
     assert run_search(search, device_at(true, unit)) == Probe(true, unit)
-    # Likely ids everywhere (63), at most one sweep of the first setting (244), then the unit alone (<= 20).
-    assert search.requests <= 3 * 21 + 244 + 20
+    # Likely ids everywhere (63), at most one sweep of the first setting (244), then the unit alone (<= 20),
+    # and the answer once more to confirm it.
+    assert search.requests <= 3 * 21 + 244 + 20 + 1
     assert search.requests < BLIND / 15
 
 
@@ -122,8 +123,8 @@ def test_a_likely_id_is_pinned_in_a_few_probes() -> None:
     search = SettingsSearch(ALL)
     found = run_search(search, device_at(SerialSettings(57600, "O"), 1))
     assert found == Probe(SerialSettings(57600, "O"), 1)
-    # Garbage at the first probe (9600 8N1, unit 1), then 57600 with each parity at most.
-    assert search.requests <= 1 + 3
+    # Garbage at the first probe (9600 8N1, unit 1), then 57600 with each parity at most, then the confirmation.
+    assert search.requests <= 1 + 3 + 1
     assert [p.settings.baud for p, _ in search.evidence][1:] == [57600] * (search.requests - 1)
 
 
@@ -172,3 +173,33 @@ def test_unit_sweep_goes_past_a_known_unit_before_stopping_at_silence() -> None:
         sweep.record(unit, Heard("answer", 7) if unit == 9 else SILENCE)
     assert sweep.answered == [9]
     assert max(sweep.results) == 11
+
+
+def test_a_late_reply_does_not_name_the_wrong_setting() -> None:
+    # Unit 5 runs at 4800 8E1. Its garbage at 9600 8N1 points at 4800; at 4800 8N1 a reply that came too
+    # late for an earlier probe lands in the window and looks like a proper answer. The confirmation
+    # finds it out, and the search goes on to 4800 8E1.
+    true = SerialSettings(4800, "E")
+    device = device_at(true, 5)
+    stray = {Probe(SerialSettings(4800, "N"), 5): [Heard("answer", 7)]}
+
+    def late(probe: Probe) -> Heard:
+        queued = stray.get(probe)
+        return queued.pop(0) if queued else device(probe)
+
+    search = SettingsSearch(ALL, probe_ids=(5,))
+    assert run_search(search, late) == Probe(true, 5)
+    answers = [p for p, h in search.evidence if h.answered]
+    assert answers == [Probe(SerialSettings(4800, "N"), 5), Probe(true, 5), Probe(true, 5)]
+
+
+def test_a_silent_unit_is_pinned_once_more_then_given_up() -> None:
+    # Garbage from unit 1 at 9600 8N1, silence at every other setting: each asked twice, then given up.
+    def once(probe: Probe) -> Heard:
+        return Heard("garbage", 7) if probe == Probe(SerialSettings(9600), 1) else SILENCE
+
+    search = SettingsSearch(ALL, probe_ids=(1,), ids=range(1, 3))
+    assert run_search(search, once) is None
+    asked = [p for p, _ in search.evidence]
+    assert asked == [Probe(SerialSettings(9600), 1)]
+    assert search.requests == 1 + 2 * 20 + 21  # unit 2 at every setting in the sweep
