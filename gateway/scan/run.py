@@ -118,14 +118,22 @@ class SerialLine:
         request = probe_request(unit)
         return classify(request, self.exchange(request))
 
-    def read(self, unit: int, function: int, address: int, count: int) -> rtu.Reply | None:
-        """One read, parsed; None for silence."""
+    def read(self, unit: int, function: int, address: int, count: int, attempts: int = 2) -> rtu.Reply | None:
+        """One read, parsed; None for silence. Silence or a bad frame is asked again (attempts in all)."""
         request = rtu.read_registers(unit, function, address, count)
-        data = self.exchange(request)
+        reply: rtu.Reply | None = None
+        for _ in range(attempts):
+            reply = self._parse(request, self.exchange(request))
+            if reply is not None and not isinstance(reply, rtu.FrameError):
+                return reply
+        return reply
+
+    @staticmethod
+    def _parse(request: rtu.Request, data: bytes) -> rtu.Reply | None:
         if not data:
             return None
         for start in range(len(data)):  # the reply may sit behind stray bytes
-            n = rtu.reply_length(request, data[start : start + 2]) if data[start] == unit else None
+            n = rtu.reply_length(request, data[start : start + 2]) if data[start] == request.unit else None
             if n is not None and 0 < n <= len(data) - start:
                 reply = rtu.parse_reply(request, data[start : start + n])
                 if not isinstance(reply, rtu.FrameError):
