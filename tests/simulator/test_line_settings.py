@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.acquire.link import open_serial
+from gateway.acquire.link import RtuLink, open_serial
+from gateway.protocols import modbus_rtu_master as rtu
 from gateway.scan.plan import SerialSettings
 from gateway.scan.run import SerialLine
 from simulator.bus import PtyBus
@@ -95,3 +96,22 @@ def test_the_gateway_reopens_a_pty_at_even_parity(tmp_path: Path) -> None:
         assert bus.master_line(LineSettings(1)) == LineSettings(9600, "E")
     finally:
         bus.stop()
+
+
+async def test_the_gateways_link_reads_a_node_only_at_its_baud_and_parity(tmp_path: Path) -> None:
+    # The rehearsal issue 11 asks for: a gateway at the wrong parity gets no readings (garbage, counted as
+    # frame errors or timeouts), at the right one it reads.
+    spec = BusSpec("bus0", (NodeSpec("tilt", 3, baud=19200, parity="E"),), baud=19200)
+    request = rtu.read_registers(3, rtu.READ_INPUT_REGISTERS, 0, 2)
+    with Site([spec], tmp_path, burst=True) as site:
+        outcomes = {}
+        for parity in ("N", "O", "E"):
+            link = RtuLink(site.paths["bus0"], baud=19200, parity=parity)
+            await link.open()
+            try:
+                outcomes[parity] = (await link.transact(request, timeout=LATENCY)).outcome
+            finally:
+                link.close()
+    assert isinstance(outcomes["E"], rtu.Registers) and outcomes["E"].values[1] == 3  # node_kind: tilt
+    for parity in ("N", "O"):
+        assert not isinstance(outcomes[parity], rtu.Registers), (parity, outcomes[parity])
