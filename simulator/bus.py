@@ -97,6 +97,7 @@ from typing import Protocol
 
 from firmware.modbus_rtu import crc_ok
 from firmware.node import Node
+from firmware.rs485 import BAUD_RATES
 from simulator.faults import Fault, FaultKind, corrupt_crc, garbage_bytes, happens
 from simulator.uart import LineSettings, fifo_bytes, receive, termios_bytes, wire_seconds
 
@@ -221,6 +222,13 @@ class SimNode:
         fresh = Node(old.kind, old.sensor, now_ms, unit_id=unit_id, boot_count=boot_count)
         fresh.bank.holdings[:] = holdings
         self.node = fresh
+        if self.line is not None:
+            # The firmware sets its UART from baud_code and parity at boot (firmware/main.py): settings
+            # written over Modbus apply now, as on a real node after its restart.
+            baud_code = int(fresh.bank.get_holding_raw("baud_code"))
+            parity = int(fresh.bank.get_holding_raw("parity"))
+            baud = BAUD_RATES[baud_code] if 0 <= baud_code < len(BAUD_RATES) else self.line.baud
+            self.line = LineSettings(baud, "NEO"[parity] if 0 <= parity < 3 else self.line.parity)
         self.boot(now_ms)
 
     def sample(self, now_ms: int) -> None:

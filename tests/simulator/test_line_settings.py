@@ -8,6 +8,7 @@ The master here opens the port exactly as the gateway does (gateway/acquire/link
 from __future__ import annotations
 
 import os
+import time
 import tty
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from gateway.protocols import modbus_rtu_master as rtu
 from gateway.scan.plan import SerialSettings
 from gateway.scan.run import SerialLine
 from simulator.bus import PtyBus
+from simulator.faults import Fault
 from simulator.site import BusSpec, NodeSpec, Site
 from simulator.uart import LineSettings
 
@@ -115,3 +117,22 @@ async def test_the_gateways_link_reads_a_node_only_at_its_baud_and_parity(tmp_pa
     assert isinstance(outcomes["E"], rtu.Registers) and outcomes["E"].values[1] == 3  # node_kind: tilt
     for parity in ("N", "O"):
         assert not isinstance(outcomes[parity], rtu.Registers), (parity, outcomes[parity])
+
+
+def test_parity_written_over_modbus_applies_after_the_nodes_restart(tmp_path: Path) -> None:
+    # What hardware/register-map.md tells the installer: write parity = 1 (even), restart, talk 8E1.
+    with Site([BusSpec("bus0", (NodeSpec("dust", 1),), baud=9600)], tmp_path, burst=True) as site, \
+            SerialLine(site.paths["bus0"], LATENCY) as line:
+        line.use(SerialSettings(9600, "N"))
+        write = rtu.write_register(1, 2, 1)  # holding register 2: parity
+        assert rtu.parse_reply(write, line.exchange(write)) == rtu.WriteAck(2, 1)
+        assert line.probe(1).answered  # still 8N1 until it restarts
+        site.faults.add(Fault.reboot("bus0", 1, at=site.scenario_time(), boot_time=0.1))
+        bus = site.bus("bus0")
+        deadline = time.monotonic() + 10
+        while bus.stats.reboots < 1:
+            assert time.monotonic() < deadline, "the node never rebooted"
+            time.sleep(0.01)
+        assert not line.probe(1).answered
+        line.use(SerialSettings(9600, "E"))
+        assert line.probe(1).answered
