@@ -31,6 +31,15 @@ that comes back is polled at once. Errors are values: a CRC failure or a
 timeout is counted in the node's health and the loop goes on; so does a
 port that fails (reopened with backoff).
 
+Vendor devices (``NodeConfig.profile``, gateway/profiles): polled in the
+same schedule, each poll the profile's merged requests one after the other
+in the device's slot (the scheduler counts their time), decoded through the
+profile with a flag per value. They have no history ring and no sample
+sequence: a failed poll gives value-less B/D readings, their readings are
+numbered by the poller's count of good polls, and a device whose profile
+says ``gust = "gateway"`` gets a ``wind_gust_3s`` channel formed from its
+speed samples (gust.py). Nothing is ever written to them.
+
 Backfill (backfill.py). The poller remembers, per node, the last sample it
 delivered (across gateway restarts through ``resume_from``: the sequence
 number of the newest sample the store holds). A poll that finds a newer sample than the next

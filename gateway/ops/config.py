@@ -15,6 +15,7 @@ Every key, its default and its meaning: docs/configuration.md
     [node_limits."node".*]   the same, for one node
     [[sink]]        further sinks by registered type (gateway/deliver/sinks.py)
     [[bus]]         a serial port (or Modbus TCP endpoint) and its [[bus.node]]s
+                    and vendor [[bus.device]]s (profiles: docs/profiles.md)
 
 The sections other than [[bus]], [limits], [node_limits] and the stage and
 sink tables are frozen dataclasses below: their fields *are* the keys, with

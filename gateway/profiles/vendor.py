@@ -312,7 +312,9 @@ def parse_profile(data: Mapping[str, Any], name: str, source: str = "") -> Vendo
     c.unknown(data, {"device", "register", "status", "rejected"}, "")
     device = c.get(data, "device", "", dict)
     c.unknown(device, _DEVICE_KEYS, "device")
-    kind = c.choice(device, "kind", "device", KINDS, "")
+    kind = c.get(device, "kind", "device", str)
+    if kind not in KINDS:
+        raise c.fail("device.kind", f"{kind!r} is not one of {', '.join(map(repr, KINDS))}")
     baud = c.get(device, "baud", "device", int, None)
     if baud is not None and baud not in BAUD_RATES:
         raise c.fail("device.baud", f"{baud} is not a standard rate ({', '.join(map(str, BAUD_RATES))})")
@@ -384,7 +386,7 @@ def parse_profile(data: Mapping[str, Any], name: str, source: str = "") -> Vendo
         name=name,
         kind=kind,
         description=c.get(device, "description", "device", str),
-        source=c.get(device, "source", "device", str),
+        source=_source(c, device),
         baud=baud,
         parity=parity,
         registers=tuple(registers),
@@ -400,6 +402,13 @@ def parse_profile(data: Mapping[str, Any], name: str, source: str = "") -> Vendo
         if request.count > max_count:  # one register wider than the device's limit
             raise c.fail("device.max_count", f"{max_count} is less than a register's {request.count} words")
     return profile
+
+
+def _source(c: _Reader, device: Mapping[str, Any]) -> str:
+    source: str = c.get(device, "source", "device", str)
+    if not source.strip():
+        raise c.fail("device.source", "empty: name the manual the register map comes from (or say it has none)")
+    return source
 
 
 def _address(c: _Reader, table: Mapping[str, Any], key: str, where: str, default: Any = _MISSING) -> int:

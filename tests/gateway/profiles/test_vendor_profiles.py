@@ -187,6 +187,8 @@ def test_plausible() -> None:
     (DEVICE + 'parity = "X"\n' + registers(SPEED), r"device\.parity"),
     (DEVICE + 'gust = "device"\n' + registers(SPEED), r"device\.gust: \"device\" needs"),
     (DEVICE, r"t\.toml: register: no \[\[register\]\]"),
+    (DEVICE.replace('kind = "wind"\n', "") + registers(SPEED), r"t\.toml: device\.kind: required"),
+    (DEVICE.replace('"test vectors"', '" "') + registers(SPEED), r"t\.toml: device\.source: empty: name the manual"),
     (DEVICE.replace('source = "test vectors"\n', "") + registers(SPEED), r"t\.toml: device\.source: required"),
     (DEVICE + registers(SPEED) + "[[rejected]]\nfunction = 4\nfirst = 0\nlast = 0\n",
      r"register\[0\]\.address: FC 4 0 lies in rejected 0 \.\. 0"),
