@@ -19,11 +19,16 @@ from gateway.profiles.vendor import load_vendor_profiles
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.support.register_slave import RegisterSlave
 
-LATENCY_MS = "100"  # ms of slack a loaded host gets for each reply; a real scan uses 20
+# ms of slack a loaded host gets for each reply (a real scan uses 20): a sweep that missed a reply would miss
+# a device, so sweeps get much; the --auto searches probe hundreds of silent ids and get less (their request
+# bounds leave room for a lost reply).
+LATENCY_MS = "250"
+AUTO_LATENCY_MS = "100"
 
 
 def scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(["scan", "--latency-ms", LATENCY_MS, *args])
+    latency = AUTO_LATENCY_MS if "--auto" in args else LATENCY_MS
+    status = main(["scan", "--latency-ms", latency, *args])
     out, err = capsys.readouterr()
     return status, out, err
 
