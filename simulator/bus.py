@@ -59,6 +59,23 @@ run's fault plan, asked at every request and every sample:
   coils are off. A reboot shorter than a loop turn still happens.
 - sensor faults (stuck_value, spikes, sensor_missing) act in the sensor
   (simulator/sensors.py).
+
+Line settings (PtyBus): every node has its own UART settings (``SimNode.line``:
+baud, parity; by default the bus's baud, 8N1), and the bus reads the settings
+the master chose from the pty before each request (:func:`master_line`). A
+node whose settings match hears the request as sent. One whose settings do not
+hears what its UART samples (simulator/uart.py: wrong bytes, framing errors),
+so its firmware sees garbage (and counts a CRC error); and when the request
+was meant for it, it answers anyway, and the master receives the node's reply
+as its own UART samples it at the wrong settings: garbage, with zero bytes
+for framing and parity errors when the master checks parity. (A real node
+hearing garbage stays silent; answering lets a master at the wrong settings
+see what a mismatched line looks like, which is what the simulator is for:
+rehearsing that fault, and letting `sitewatch scan --auto` find the setting.)
+Linux ptys clear PARENB (the pty driver forces CS8 and no parity), so parity is
+read from what survives: INPCK (parity checking, which the gateway and
+libmodbus turn on for E and O) and PARODD. A master that sets parity without
+INPCK (pyserial) looks like 8N1 at even parity, and like 8O1 at odd.
 """
 
 from __future__ import annotations
@@ -67,6 +84,7 @@ import contextlib
 import os
 import random
 import select
+import termios
 import threading
 import time
 import tty
@@ -77,8 +95,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from firmware.modbus_rtu import crc_ok
 from firmware.node import Node
+from firmware.rs485 import BAUD_RATES
 from simulator.faults import Fault, FaultKind, corrupt_crc, garbage_bytes, happens
+from simulator.uart import LineSettings, fifo_bytes, receive, termios_bytes, wire_seconds
 
 BITS_PER_CHARACTER = 11
 IDLE_WAIT = 0.02  # s, longest sleep of a serving loop with nothing to do
@@ -155,6 +176,7 @@ class BusStats:
     late: int = 0  # replies held back by a late_reply fault
     corrupted: int = 0  # replies sent with a broken CRC
     garbage: int = 0  # bursts of garbage put on the line
+    mismatched: int = 0  # requests a node heard at other line settings than its own (it heard garbage)
     reboots: int = 0
     samples: int = 0
     skipped_samples: int = 0  # samples given up because the host fell too far behind
@@ -169,6 +191,7 @@ class SimNode:
     on_sample: Callable[[SimNode, int], None] | None = None
     stats: dict[str, int] = field(default_factory=dict)
     unit_id: int = 0  # the node's address in the run's fault plan (0: the node's own unit id)
+    line: LineSettings | None = None  # the node's UART settings (None: whatever the master uses)
     booted: bool = False
     down: bool = False  # rebooting: deaf, silent, not sampling
     pending_reboot: bool = False
@@ -199,6 +222,13 @@ class SimNode:
         fresh = Node(old.kind, old.sensor, now_ms, unit_id=unit_id, boot_count=boot_count)
         fresh.bank.holdings[:] = holdings
         self.node = fresh
+        if self.line is not None:
+            # The firmware sets its UART from baud_code and parity at boot (firmware/main.py): settings
+            # written over Modbus apply now, as on a real node after its restart.
+            baud_code = int(fresh.bank.get_holding_raw("baud_code"))
+            parity = int(fresh.bank.get_holding_raw("parity"))
+            baud = BAUD_RATES[baud_code] if 0 <= baud_code < len(BAUD_RATES) else self.line.baud
+            self.line = LineSettings(baud, "NEO"[parity] if 0 <= parity < 3 else self.line.parity)
         self.boot(now_ms)
 
     def sample(self, now_ms: int) -> None:
@@ -220,6 +250,7 @@ class Reply:
     noise: bytes = b""  # bus garbage ahead of the reply
     corrupted: bool = False  # the frame's CRC was broken by a fault
     garbage: bool = False  # the frame was replaced by a node's garbage
+    wire: float = 0.0  # s the frame occupies the line when sent at other settings than the master's (0: its own)
 
     @property
     def data(self) -> bytes:
@@ -313,8 +344,11 @@ class SimBus:
         return max(MIN_WAIT, soonest)
 
     # -- one request ----------------------------------------------------------------
-    def respond(self, request: bytes, now_ms: int) -> Reply | None:
-        """Hand a request frame to every node; what goes back on the line, if anything."""
+    def respond(self, request: bytes, now_ms: int, master: LineSettings | None = None) -> Reply | None:
+        """Hand a request frame to every node; what goes back on the line, if anything.
+
+        master: the master's UART settings (None: every node hears it as sent, as over TCP).
+        """
         self.stats.frames_in += 1
         self.stats.bytes_in += len(request)
         faults = self.faults
@@ -337,6 +371,11 @@ class SimBus:
             if any(f.kind == FaultKind.NO_REPLY for f in own):
                 if request and request[0] == sim.node.unit_id:
                     self.stats.ignored += 1
+                continue
+            if master is not None and sim.line is not None and not sim.line.understands(master):
+                mismatched = self._mismatched(sim, request, now_ms, master, sim.line)
+                if mismatched is not None and answer is None:
+                    answer = mismatched
                 continue
             n = sim.node.handle(request, len(request), now_ms)
             if not n or answer is not None:
@@ -362,7 +401,30 @@ class SimBus:
             self.stats.silent += 1
             return Reply(b"", 0.0, None, noise) if noise else None
         self.stats.replies += 1
-        return answer
+        return answer if not noise else Reply(
+            answer.frame, answer.delay, answer.sim, noise, answer.corrupted, answer.garbage, answer.wire
+        )
+
+    def _mismatched(
+        self, sim: SimNode, request: bytes, now_ms: int, master: LineSettings, own: LineSettings
+    ) -> Reply | None:
+        """A node at other line settings than the master's: it hears garbage; meant for it, it answers garbage."""
+        self.stats.mismatched += 1
+        heard = fifo_bytes(receive(request, master, own))
+        n = sim.node.handle(heard, len(heard), now_ms) if heard else 0  # mostly a CRC error, counted
+        if n:
+            sent = bytes(sim.node.slave.tx[:n])  # its UART got the request through (parity ignored)
+        elif len(request) >= 4 and request[0] == sim.node.unit_id and crc_ok(request, len(request)):
+            # Meant for it: it answers, as long as a short read's reply, random bytes (the run's seed).
+            sent = garbage_bytes(self.faults.rng, 7)
+        else:
+            return None
+        # Sent at its own settings, received as the master's UART samples them.
+        seen = termios_bytes(receive(sent, own, master), check_parity=master.parity != "N")
+        if not seen:
+            return None
+        self.stats.garbage += 1
+        return Reply(seen, sim.turnaround, sim, garbage=True, wire=wire_seconds(len(sent), own))
 
 
 class PtyBus(SimBus):
@@ -379,14 +441,18 @@ class PtyBus(SimBus):
         faults: BusFaults | None = None,
         speed: float = 1.0,
         clock_at: Callable[[float], int] | None = None,
+        parity: str = "N",
     ) -> None:
         super().__init__(name, nodes, clock_ms, faults=faults, speed=speed)
         self.baud = baud
+        self.parity = parity  # the line's settings when the pty opens, until a master sets its own
         # The tick of a monotonic instant: the nodes hear a request at the tick its end was on the
         # wire, not whenever this thread got round to it (see _serve).
         self.clock_at = clock_at
         # Burst: each reply handed over whole when its last byte is due (see _transmit).
         self.burst = False
+        # Honour the master's line settings (module docstring); off: every node hears every request as sent.
+        self.honour_line = True
         # When this thread saw the first byte of each request (monotonic), the latest last: a test
         # compares them with when its master sent them, to know how late a busy host let the
         # simulated nodes hear each request.
@@ -432,8 +498,19 @@ class PtyBus(SimBus):
 
     def _open(self) -> None:
         self._master, self._slave = os.openpty()
-        # Raw on the slave side: no echo, no CR/LF translation, 8-bit clean.
+        # Raw on the slave side: no echo, no CR/LF translation, 8-bit clean. At the bus's own settings, as
+        # a serial port keeps the last ones it was set to: a master that sets none talks at the bus's.
         tty.setraw(self._slave)
+        attrs = termios.tcgetattr(self._slave)
+        speed = getattr(termios, f"B{self.baud}", None)
+        if isinstance(speed, int):
+            attrs[4] = attrs[5] = speed
+        attrs[0] &= ~termios.INPCK
+        attrs[2] &= ~termios.PARODD
+        if self.parity in ("E", "O"):
+            attrs[0] |= termios.INPCK
+            attrs[2] |= termios.PARODD if self.parity == "O" else 0
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
         self.path = os.ttyname(self._slave)
         if self.link is not None:
             self.link.parent.mkdir(parents=True, exist_ok=True)
@@ -461,6 +538,7 @@ class PtyBus(SimBus):
         frame = bytearray()
         first_byte_at = 0.0
         last_byte_at = 0.0
+        line = LineSettings(self.baud)
         while not self._stop.is_set():
             now_ms = self.clock_ms()
             if not frame:
@@ -482,6 +560,9 @@ class PtyBus(SimBus):
                     continue
                 if not frame:
                     first_byte_at = now
+                    # The master set its line before writing: a request is at one setting.
+                    line = self.master_line(line)
+                    gap = frame_gap(line.baud)
                 frame += chunk
                 last_byte_at = now
                 continue
@@ -489,13 +570,26 @@ class PtyBus(SimBus):
                 request = bytes(frame)
                 frame.clear()
                 self.requests_seen.append(first_byte_at)
-                reply = self.respond(request, self._heard_ms(first_byte_at, len(request)))
+                heard_ms = self._heard_ms(first_byte_at, len(request), line.baud)
+                reply = self.respond(request, heard_ms, line if self.honour_line else None)
                 if reply is not None:
                     # The request occupied the wire from its first byte; the reply
                     # starts after the turnaround (and any fault's delay).
-                    self._transmit(reply.data, first_byte_at + wire_time(len(request), self.baud) + reply.delay)
+                    start = first_byte_at + wire_time(len(request), line.baud) + reply.delay
+                    char = character_time(line.baud)
+                    if reply.wire and reply.data:
+                        char = reply.wire / len(reply.data)  # sent at the node's rate, whatever arrives
+                    self._transmit(reply.data, start, char)
 
-    def _heard_ms(self, first_byte_at: float, n_bytes: int) -> int:
+    def master_line(self, previous: LineSettings) -> LineSettings:
+        """The line settings the master set on the pty (previous if they cannot be read)."""
+        try:
+            attrs = termios.tcgetattr(self._master)  # on Linux, the slave's settings
+        except (termios.error, OSError):
+            return previous
+        return line_from_termios(attrs[0], attrs[2], attrs[5], previous)
+
+    def _heard_ms(self, first_byte_at: float, n_bytes: int, baud: int | None = None) -> int:
         """The tick at which a node knows a request is complete: its end on the wire plus t3.5.
 
         Reckoned from when this thread saw its first byte, not from when the thread handles it: on
@@ -506,18 +600,24 @@ class PtyBus(SimBus):
         now_ms = self.clock_ms()
         if self.clock_at is None:
             return now_ms
-        heard = first_byte_at + wire_time(n_bytes, self.baud) + frame_gap(self.baud)
+        baud = baud or self.baud
+        heard = first_byte_at + wire_time(n_bytes, baud) + frame_gap(baud)
         return min(now_ms, self.clock_at(heard))
 
-    def _transmit(self, data: bytes, start: float) -> None:
-        """Write data as the wire delivers it from `start` (monotonic seconds): never a byte early."""
-        char = character_time(self.baud)
+    def _transmit(self, data: bytes, start: float, char: float | None = None) -> None:
+        """Write data as the wire delivers it from `start` (monotonic seconds): never a byte early.
+
+        char: seconds per byte as it arrives (default: a character at the bus's baud rate).
+        """
+        char = character_time(self.baud) if char is None else char
         # In bursts, the reply arrives as one piece at the moment its last byte would, as through a
         # USB adapter whose latency timer is longer than the frame. Tests that must not depend on
         # the host use it: a paced reply is written by this thread between the master's reads, and
         # a busy host that keeps the thread off the CPU for longer than the master's garble gap cuts
         # the frame in two, a pause no UART makes. The last byte's time is the same either way.
-        group = len(data) if self.burst else group_size(self.baud)
+        # As many bytes per write as fit in t1.5 at the rate they arrive (group_size), at least one.
+        longest_pause = 1.5 * char if char >= character_time(19200) else character_gap(115200)
+        group = len(data) if self.burst else max(1, int(longest_pause / char + 1e-9))
         for offset in range(0, len(data), group):
             chunk = data[offset : offset + group]
             if not self._sleep_until(start + (offset + len(chunk)) * char):
@@ -540,3 +640,18 @@ class PtyBus(SimBus):
                 self._stop.wait(left - 0.002)  # coarse, interruptible by stop()
             else:
                 time.sleep(left)
+
+
+_SPEEDS = {getattr(termios, name): int(name[1:]) for name in dir(termios) if name[:1] == "B" and name[1:].isdigit()}
+
+
+def line_from_termios(iflag: int, cflag: int, ospeed: int, previous: LineSettings) -> LineSettings:
+    """Line settings from a termios (iflag, cflag, speed); parity from PARENB, or INPCK on a pty (docstring)."""
+    baud = _SPEEDS.get(ospeed, previous.baud) or previous.baud
+    odd = bool(cflag & termios.PARODD)
+    parity = "N"
+    if cflag & termios.PARENB or iflag & termios.INPCK:
+        parity = "O" if odd else "E"
+    elif odd:
+        parity = "O"  # PARENB was cleared by the pty driver; PARODD says odd parity was asked for
+    return LineSettings(baud, parity, 2 if cflag & termios.CSTOPB else 1)

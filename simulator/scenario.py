@@ -19,6 +19,7 @@ there) has these parts::
     transport = "rtu"                       # "rtu" (default): RS-485 on a pseudo-terminal;
                                             # "tcp": nodes on Wi-Fi, served over Modbus TCP
     port = 0                                # tcp only: TCP port on 127.0.0.1 (0: any free port)
+    parity = "N"                            # rtu only: the nodes' parity, N, E or O (default N: 8N1)
 
     [[buses.nodes]]                         # one or more nodes on that bus
     kind = "dust"                           # dust, noise, tilt or wind
@@ -26,6 +27,8 @@ there) has these parts::
     name = "dust-east"                      # optional; default "<kind>-<unit_id>", unique in the site
     params = { bearing = 90.0 }             # optional per-node physics parameters
     turnaround_ms = 2.0                     # optional: request end to reply start (0 .. 1000, default 2)
+    baud = 19200                            # optional, rtu: this node's own baud rate (default: the bus's)
+    parity = "E"                            # optional, rtu: this node's own parity (default: the bus's)
 
     [[timeline]]                            # zero or more entries; each either sets conditions ...
     at = "1h"                               # offset from start, a clock time 22:00:00 / "22:00"
@@ -87,6 +90,7 @@ from simulator.physics import (
     check_condition,
     make_params,
 )
+from simulator.uart import STANDARD_BAUDS
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has kept +08:00 without DST since 1991
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -102,8 +106,9 @@ _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 _TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
-_BUS_KEYS = ("name", "baud", "transport", "port", "nodes")
-_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile")
+_BUS_KEYS = ("name", "baud", "transport", "port", "nodes", "parity")
+_NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile", "baud", "parity")
+_PARITIES = ("N", "E", "O")
 _SET_KEYS = ("at", "label", "ramp", "set")
 _FAULT_KEYS = ("at", "label", "fault", "bus", "unit_id", "duration", *sorted(set().union(*PARAMETERS.values())))
 
@@ -133,6 +138,8 @@ class ScenarioNode:
     # A vendor device laid out by this profile (name or .toml path; simulator/vendor_device.py) instead of a
     # sitewatch node; its physics are those of its kind.
     profile: str = ""
+    baud: int | None = None  # the node's own line settings (None: the bus's)
+    parity: str | None = None
 
     @property
     def kind_code(self) -> int:
@@ -147,6 +154,7 @@ class ScenarioBus:
     nodes: tuple[ScenarioNode, ...]
     transport: str = "rtu"  # "rtu": RS-485 on a pseudo-terminal; "tcp": Modbus TCP (nodes on Wi-Fi)
     port: int = 0  # tcp: the TCP port on 127.0.0.1, 0 for any free one
+    parity: str = "N"  # rtu: the nodes' parity unless a node has its own
 
 
 @dataclass(frozen=True)
@@ -445,7 +453,8 @@ class _Parser:
                     )
                 node_names[node.name] = node_where
                 nodes.append(node)
-            buses.append(ScenarioBus(name, int(baud), tuple(nodes), transport, port))
+            parity = self.parity(table.get("parity", "N"), f"{where}.parity")
+            buses.append(ScenarioBus(name, int(baud), tuple(nodes), transport, port, parity))
         return tuple(buses)
 
     def node(self, table: Mapping[str, Any], where: str) -> ScenarioNode:
@@ -477,7 +486,18 @@ class _Parser:
             turnaround = self.number(table["turnaround_ms"], f"{where}.turnaround_ms")
             if not 0.0 <= turnaround <= 1000.0:
                 raise self.fail(f"{where}.turnaround_ms", f"{turnaround:g} is outside 0 .. 1000 ms")
-        return ScenarioNode(kind, unit_id, name, params, turnaround, profile)
+        baud = table.get("baud")
+        rates = STANDARD_BAUDS if profile else BAUD_RATES  # a vendor device may run slower than a sitewatch node
+        if baud is not None and (isinstance(baud, bool) or baud not in rates):
+            raise self.fail(f"{where}.baud", f"{baud!r} is not one of {', '.join(map(str, rates))}")
+        parity = self.parity(table["parity"], f"{where}.parity") if "parity" in table else None
+        return ScenarioNode(kind, unit_id, name, params, turnaround, profile, baud, parity)
+
+    def parity(self, value: Any, key: str) -> str:
+        parity = self.text(value, key).upper()
+        if parity not in _PARITIES:
+            raise self.fail(key, f"{value!r} is not one of N, E, O")
+        return parity
 
     def change(self, entry: Mapping[str, Any], where: str) -> Change:
         self.keys(entry, _SET_KEYS, where)

@@ -47,6 +47,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.node import Node
+from firmware.rs485 import BAUD_RATES
 from simulator.bus import PtyBus, SimBus, SimNode
 from simulator.faults import Fault, FaultKind, FaultPlan, NodeId, SensorFaults
 from simulator.physics import PARAMS_BY_KIND, Conditions, EpochSource, NodeModel, stream
@@ -62,6 +63,7 @@ from simulator.scenario import (
 from simulator.sensors import SimulatedSensor, TruthSource
 from simulator.tcp import TcpBus
 from simulator.truth import TruthWriter
+from simulator.uart import LineSettings
 from simulator.vendor_device import VendorDevice, find_profile, vendor_sim_node
 
 WARM_UP = 6 * 3600.0  # s of history the models get before a skipped-to start
@@ -74,6 +76,8 @@ class NodeSpec:
     unit_id: int
     turnaround_ms: float = 2.0
     profile: str = ""  # a vendor device laid out by this profile (simulator/vendor_device.py); "": a sitewatch node
+    baud: int | None = None  # the node's own line settings (None: the bus's)
+    parity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class BusSpec:
     baud: int = 9600
     transport: str = "rtu"  # "rtu" (pty) or "tcp"
     port: int = 0  # tcp: port on 127.0.0.1, 0 for any free one
+    parity: str = "N"  # the nodes' parity unless a node has its own
 
 
 def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
@@ -90,10 +95,14 @@ def bus_specs(scenario: Scenario) -> tuple[BusSpec, ...]:
     return tuple(
         BusSpec(
             bus.name,
-            tuple(NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.profile) for node in bus.nodes),
+            tuple(
+                NodeSpec(node.kind, node.unit_id, node.turnaround_ms, node.profile, node.baud, node.parity)
+                for node in bus.nodes
+            ),
             bus.baud,
             bus.transport,
             bus.port,
+            bus.parity,
         )
         for bus in scenario.buses
     )
@@ -114,12 +123,15 @@ def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | 
                 bus.name,
                 bus.baud,
                 tuple(
-                    ScenarioNode(n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
-                                 n.profile)
+                    ScenarioNode(
+                        n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
+                        n.profile, n.baud, n.parity,
+                    )
                     for n in bus.nodes
                 ),
                 bus.transport,
                 bus.port,
+                bus.parity,
             )
             for bus in buses
         ),
@@ -447,7 +459,7 @@ class Site:
                     link = self.link_dir / bus.name
                     running = PtyBus(
                         bus.name, sims, bus.baud, link, self.clock.ms, faults=view, speed=self.speed,
-                        clock_at=self.clock.ms_at,
+                        clock_at=self.clock.ms_at, parity=bus.parity,
                     )
                 running.lossless = self.lossless
                 if isinstance(running, PtyBus):
@@ -502,8 +514,13 @@ class Site:
         """One line per bus: "name: path (details)"."""
         lines = []
         for spec in self.buses:
-            units = ", ".join(f"{n.kind} {n.unit_id}" + (f" ({n.profile})" if n.profile else "") for n in spec.nodes)
-            link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8N1"
+            units = ", ".join(
+                f"{n.kind} {n.unit_id}"
+                + (f" ({n.profile})" if n.profile else "")
+                + (f" at {n.baud or spec.baud} 8{n.parity or spec.parity}1" if n.baud or n.parity else "")
+                for n in spec.nodes
+            )
+            link = "Modbus TCP" if spec.transport == "tcp" else f"{spec.baud} baud 8{spec.parity}1"
             lines.append(f"{spec.name}: {self.paths.get(spec.name, '(not started)')} ({link}; {units})")
         return lines
 
@@ -524,7 +541,13 @@ class Site:
         )
         node = Node(kind, sensor, 0, unit_id=spec.unit_id)  # boots at tick 0: see SimNode.boot
         sim = SimNode(node, spec.turnaround_ms / 1000, unit_id=spec.unit_id)
-        site_node = SiteNode(bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms), sim, sensor, spec.name)
+        if bus.transport == "rtu":
+            sim.line = node_line(bus, spec)
+            configure_serial(node, sim.line)
+        site_node = SiteNode(
+            bus.name, NodeSpec(spec.kind, spec.unit_id, spec.turnaround_ms, baud=spec.baud, parity=spec.parity), sim,
+            sensor, spec.name,
+        )
         sim.on_sample = self._recorder(site_node)
         self.nodes.append(site_node)
         return sim
@@ -538,8 +561,11 @@ class Site:
             sensor_faults=SensorFaults(stream(self.seed, f"sensor-faults/{bus.name}/{spec.unit_id}")),
         )
         sim = vendor_sim_node(device, spec.turnaround_ms / 1000)
+        if bus.transport == "rtu":
+            sim.line = node_line(bus, spec)
         name, unit = bus.name, spec.unit_id
-        site_node = SiteNode(name, NodeSpec(spec.kind, unit, spec.turnaround_ms, spec.profile), sim,
+        site_node = SiteNode(name, NodeSpec(spec.kind, unit, spec.turnaround_ms, spec.profile, spec.baud, spec.parity),
+                             sim,
                              SimulatedSensor(spec.kind_code, device.sensor.source, self.clock.seconds), spec.name)
 
         def on_sample(sim: SimNode, now_ms: int) -> None:
@@ -573,6 +599,18 @@ class Site:
                     self._truth.record(self.epoch_of_ms(now_ms), bus, unit, kind, sensor.last, labels, sequence)
 
         return on_sample
+
+
+def node_line(bus: ScenarioBus, node: ScenarioNode) -> LineSettings:
+    """A node's UART settings: its own, else its bus's."""
+    return LineSettings(node.baud or bus.baud, node.parity or bus.parity)
+
+
+def configure_serial(node: Node, line: LineSettings) -> None:
+    """Set the node's baud_code and parity holding registers to its line, as flashed (when they can say it)."""
+    if line.baud in BAUD_RATES:
+        node.bank.set_holding_raw("baud_code", BAUD_RATES.index(line.baud))
+    node.bank.set_holding_raw("parity", "NEO".index(line.parity))
 
 
 class _Locked:

@@ -442,8 +442,20 @@ def open_serial(port: str, baud: int, parity: str, stopbits: int) -> int:
         cc[termios.VMIN] = 0
         cc[termios.VTIME] = 0
         new: list[int | list[bytes | int]] = [iflag, 0, cflag, 0, speed, speed, cc]
-        termios.tcsetattr(fd, termios.TCSANOW, new)
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, new)
+        except termios.error:
+            if not cflag & termios.PARENB:
+                raise
+            # A pseudo-terminal (the simulator's bus) drops PARENB, and Linux refuses (EINVAL) a request whose
+            # only change is one it drops: a pty already set up for parity, asked again. Without PARENB the
+            # request is what the pty holds; INPCK and PARODD still tell the simulator the parity.
+            new[2] = cflag & ~termios.PARENB
+            termios.tcsetattr(fd, termios.TCSANOW, new)
         termios.tcflush(fd, termios.TCIOFLUSH)
+    except termios.error as error:  # no OSError subclass: as one, so callers report it; the fd must not leak
+        os.close(fd)
+        raise OSError(error.args[0], str(error.args[-1])) from None
     except OSError:
         os.close(fd)
         raise

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_hj212",
     "gateway.ops.cmd_status",
     "gateway.ops.cmd_read",
+    "gateway.ops.cmd_scan",
 )
 
 

@@ -8,11 +8,14 @@ import signal
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from firmware.rs485 import BAUD_RATES
 from simulator.control import ControlServer
 from simulator.scenario import Scenario, ScenarioError, builtin_names, load_builtin, parse_duration
 from simulator.site import DEMO_SCENARIO, Site, find_scenario
+from simulator.uart import STANDARD_BAUDS, LineSettings
 
 DEFAULT_BUS_DIR = Path("/tmp/sitewatch")
 
@@ -24,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Run a scenario's simulated site: the real firmware code on every node, fed by the scenario's "
             "physics, with its faults. Each RS-485 bus gets a stable path (a link in --bus-dir) that a Modbus "
-            "master such as the gateway or mbpoll opens at the bus's baud rate, 8N1; each Modbus TCP bus a port "
+            "master such as the gateway or mbpoll opens at the bus's baud rate and parity (8N1 unless set; see "
+            "--line); each Modbus TCP bus a port "
             "on 127.0.0.1. One line per bus is printed, as 'NAME: PATH' or 'NAME: tcp://127.0.0.1:PORT'. "
             "Runs until the scenario's end (in simulated time), --duration real seconds, or Ctrl-C."
         ),
@@ -62,8 +66,51 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="write the simulated clock for a gateway process to follow ([clock] simulated = FILE)",
     )
+    parser.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="BUS[:UNIT]=SETTINGS",
+        help="line settings of a bus's nodes, or of one node, e.g. bus0=19200-8E1 or bus0:3=9600-8O1: the node "
+        "answers only a master at those settings (may be repeated)",
+    )
     parser.set_defaults(func=run)
     return parser
+
+
+def with_lines(scenario: Scenario, overrides: list[str]) -> Scenario:
+    """The scenario with --line overrides applied; SystemExit naming a bad one."""
+    buses = {bus.name: bus for bus in scenario.buses}
+    for text in overrides:
+        target, sep, value = text.partition("=")
+        name, _, unit_text = target.partition(":")
+        bus = buses.get(name)
+        if not sep or bus is None or bus.transport != "rtu":
+            rtu = ", ".join(b.name for b in scenario.buses if b.transport == "rtu") or "none"
+            raise SystemExit(f"sitewatch simulate: --line {text!r}: expected BUS[:UNIT]=SETTINGS, BUS one of: {rtu}")
+        if unit_text and not unit_text.isdigit():
+            raise SystemExit(f"sitewatch simulate: --line {text!r}: unit {unit_text!r} is not a unit id")
+        unit = int(unit_text) if unit_text else None
+        try:
+            line = LineSettings.parse(value)
+        except ValueError as error:
+            raise SystemExit(f"sitewatch simulate: --line {text!r}: {error}") from None
+        if unit is not None and unit not in {n.unit_id for n in bus.nodes}:
+            raise SystemExit(f"sitewatch simulate: --line {text!r}: bus {name} has no unit {unit}")
+        vendor = unit is not None and any(n.profile for n in bus.nodes if n.unit_id == unit)
+        rates = STANDARD_BAUDS if vendor else BAUD_RATES  # a vendor device may run slower than a sitewatch node
+        if line.baud not in rates or line.stopbits != 1:
+            what = "a vendor device" if vendor else "a sitewatch node"
+            raise SystemExit(
+                f"sitewatch simulate: --line {text!r}: {what} runs at {', '.join(map(str, rates))} baud, 8N1, 8E1 "
+                "or 8O1"
+            )
+        if unit is None:
+            buses[name] = replace(bus, baud=line.baud, parity=line.parity)
+            continue
+        nodes = tuple(replace(n, baud=line.baud, parity=line.parity) if n.unit_id == unit else n for n in bus.nodes)
+        buses[name] = replace(bus, nodes=nodes)
+    return replace(scenario, buses=tuple(buses[b.name] for b in scenario.buses))
 
 
 def list_scenarios() -> int:
@@ -112,7 +159,7 @@ def _check(args: argparse.Namespace) -> tuple[Scenario, float]:
         raise SystemExit(f"sitewatch simulate: {error}") from None
     if skip >= scenario.duration:
         raise SystemExit(f"sitewatch simulate: --skip {args.skip} is past the scenario's end")
-    return scenario, skip
+    return with_lines(scenario, args.line), skip
 
 
 def run(args: argparse.Namespace) -> int:

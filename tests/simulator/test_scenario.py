@@ -419,3 +419,34 @@ def test_timeline_changes_reach_the_physics(tmp_path: Path) -> None:
         return physics.step("north", 2, 600.0, 1.0)["laeq_1s"]
 
     assert level(loud) > level(quiet) + 15.0
+
+
+def test_bus_and_node_line_settings() -> None:
+    text = """
+name = "lines"
+seed = 1
+duration = "1h"
+start = 2025-04-15T09:00:00+08:00
+
+[[buses]]
+name = "b"
+baud = 19200
+parity = "e"
+
+[[buses.nodes]]
+kind = "dust"
+unit_id = 1
+
+[[buses.nodes]]
+kind = "wind"
+unit_id = 2
+baud = 57600
+parity = "O"
+"""
+    bus = loads_scenario(text).buses[0]
+    assert (bus.baud, bus.parity) == (19200, "E")
+    assert [(n.baud, n.parity) for n in bus.nodes] == [(None, None), (57600, "O")]
+    with pytest.raises(ScenarioError, match=r"buses\[0\]\.nodes\[1\]\.parity: 'M' is not one of N, E, O"):
+        loads_scenario(text.replace('parity = "O"', 'parity = "M"'))
+    with pytest.raises(ScenarioError, match=r"buses\[0\]\.nodes\[1\]\.baud: 4800 is not one of 9600"):
+        loads_scenario(text.replace("baud = 57600", "baud = 4800"))

@@ -1,0 +1,197 @@
+"""`sitewatch scan`, the I/O: a serial port, probes on it, the planners of gateway/scan/plan.py driving them.
+
+The port is opened as the gateway opens it (gateway/acquire/link.py open_serial:
+raw, exclusive, parity checking on for E and O, so a character with a parity or
+framing error reads as 0x00) and reopened when the line setting changes. One
+exchange: wait t3.5 of silence, drop stale input, write the request, collect
+bytes until the expected reply is complete, the line falls silent after some
+bytes, or the timeout passes with none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import termios
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from gateway.acquire.link import open_serial
+from gateway.profiles.vendor import VendorProfile
+from gateway.protocols import modbus_rtu_master as rtu
+from gateway.scan.identify import (
+    IDENTITY_READ,
+    UNIT_ID_READ,
+    Match,
+    match_profiles,
+    profile_reads,
+    sitewatch_kind,
+)
+from gateway.scan.plan import (
+    DEFAULT_LATENCY,
+    Heard,
+    Probe,
+    SerialSettings,
+    SettingsSearch,
+    UnitSweep,
+    classify,
+    probe_request,
+    probe_timeout,
+    quiet_time,
+)
+
+
+class SerialLine:
+    """One serial port at one line setting at a time; counts every request it sends."""
+
+    def __init__(self, port: str, latency: float = DEFAULT_LATENCY) -> None:
+        self.port = port
+        self.latency = latency
+        self.settings: SerialSettings | None = None
+        self.requests = 0
+        self._fd = -1
+        self._free_at = 0.0
+
+    def use(self, settings: SerialSettings) -> None:
+        if settings == self.settings and self._fd >= 0:
+            return
+        self.close()
+        self._fd = open_serial(self.port, settings.baud, settings.parity, 1)
+        self.settings = settings
+        self._free_at = time.monotonic() + rtu.t35(settings.baud)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+        self.settings = None
+
+    def __enter__(self) -> SerialLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def exchange(self, request: rtu.Request, timeout: float | None = None) -> bytes:
+        """Send one request; the bytes that came back (b"" for silence)."""
+        settings = self.settings
+        if settings is None or self._fd < 0:
+            raise RuntimeError("SerialLine.exchange before use(settings)")
+        baud = settings.baud
+        if timeout is None:
+            timeout = probe_timeout(baud, self.latency, request.reply_length)
+        wait = self._free_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # t3.5 of silence before a request: the line's rule, not a test's luck
+        termios.tcflush(self._fd, termios.TCIFLUSH)
+        os.write(self._fd, request.frame)
+        self.requests += 1
+        end_of_request = time.monotonic() + rtu.wire_time(len(request.frame), baud)
+        deadline = end_of_request + timeout
+        quiet = quiet_time(baud)
+        data = bytearray()
+        last = 0.0
+        while True:
+            now = time.monotonic()
+            if data:
+                if len(data) >= request.reply_length and rtu.crc_ok(data[-request.reply_length :]):
+                    break
+                if len(data) >= rtu.EXCEPTION_LENGTH and rtu.crc_ok(data[-rtu.EXCEPTION_LENGTH :]):
+                    break
+                left = last + quiet - now
+            else:
+                left = deadline - now
+            if left <= 0:
+                break
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if ready:
+                chunk = os.read(self._fd, 512)
+                data += chunk
+                last = time.monotonic()
+        self._free_at = (last if data else time.monotonic()) + rtu.t35(baud)
+        return bytes(data)
+
+    def probe(self, unit: int) -> Heard:
+        request = probe_request(unit)
+        return classify(request, self.exchange(request))
+
+    def read(self, unit: int, function: int, address: int, count: int, attempts: int = 2) -> rtu.Reply | None:
+        """One read, parsed; None for silence. Silence or a bad frame is asked again (attempts in all)."""
+        request = rtu.read_registers(unit, function, address, count)
+        reply: rtu.Reply | None = None
+        for _ in range(attempts):
+            reply = self._parse(request, self.exchange(request))
+            if reply is not None and not isinstance(reply, rtu.FrameError):
+                return reply
+        return reply
+
+    @staticmethod
+    def _parse(request: rtu.Request, data: bytes) -> rtu.Reply | None:
+        if not data:
+            return None
+        for start in range(len(data)):  # the reply may sit behind stray bytes
+            n = rtu.reply_length(request, data[start : start + 2]) if data[start] == request.unit else None
+            if n is not None and 0 < n <= len(data) - start:
+                reply = rtu.parse_reply(request, data[start : start + n])
+                if not isinstance(reply, rtu.FrameError):
+                    return reply
+        return rtu.parse_reply(request, data)
+
+
+Progress = Callable[[int, str], None]  # (requests so far, what is being done)
+
+
+def sweep_units(line: SerialLine, settings: SerialSettings, sweep: UnitSweep, progress: Progress | None = None) -> None:
+    line.use(settings)
+    while (unit := sweep.next_unit()) is not None:
+        if progress is not None:
+            progress(sweep.requests, f"unit {unit} at {settings}")
+        sweep.record(unit, line.probe(unit))
+
+
+def search_settings(line: SerialLine, search: SettingsSearch, progress: Progress | None = None) -> Probe | None:
+    while (probe := search.next_probe()) is not None:
+        if progress is not None:
+            progress(search.requests, f"{search.phase}: unit {probe.unit} at {probe.settings}")
+        line.use(probe.settings)
+        search.record(probe, line.probe(probe.unit))
+    return search.found
+
+
+@dataclass
+class Identity:
+    """What one answering unit is."""
+
+    unit: int
+    settings: SerialSettings
+    sitewatch: str | None = None  # a sitewatch node's kind
+    matches: list[Match] = field(default_factory=list)  # vendor profiles that fit, best first
+    identified: bool = True  # False: only its presence is known (scan --no-identify)
+
+    @property
+    def label(self) -> str:
+        if self.sitewatch is not None:
+            return f"sitewatch {self.sitewatch} node"
+        if self.matches:
+            best = self.matches[0]
+            return f"{best.profile} ({best.kind}), {best.confidence:.0%} sure"
+        return "unknown device (no profile fits)" if self.identified else "answers"
+
+
+def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> Identity:
+    settings = line.settings
+    if settings is None:
+        raise RuntimeError("identify before use(settings)")
+    identity = line.read(unit, *IDENTITY_READ)
+    own_id = line.read(unit, *UNIT_ID_READ) if isinstance(identity, rtu.Registers) else None
+    kind = sitewatch_kind(unit, identity, own_id)
+    if kind is not None:
+        return Identity(unit, settings, sitewatch=kind)
+    replies: Mapping[tuple[int, int, int], rtu.Reply | None] = {
+        read: line.read(unit, *read) for read in profile_reads(profiles)
+    }
+    return Identity(unit, settings, matches=match_profiles(profiles, replies, settings))
+
