@@ -468,10 +468,12 @@ def gateways() -> db.Dashboard:
     online = (
         statetimeline.Panel()
         .title("节点在线")
-        .description("Whether each node answered its polls (node_health online).")
+        .description("Whether each node answered its polls (node_health online), every health report: a node "
+                     "offline for one report shows, however long the display interval (a last() per interval would "
+                     "hide an outage that ended before the interval did).")
         .datasource(DATASOURCE)
-        .targets([Influx("A", f'SELECT last("online") FROM "node_health" WHERE {where(NODE_FILTER)}'
-                          ' GROUP BY time($__interval), "site", "node" fill(none)', alias=SERIES_ALIAS)])
+        .targets([Influx("A", f'SELECT "online" FROM "node_health" WHERE {where(NODE_FILTER)} GROUP BY "site", "node"',
+                         alias=SERIES_ALIAS)])
         .mappings([dm.ValueMap(options={
             "true": dm.ValueMappingResult(text="在线", color=GREEN),
             "false": dm.ValueMappingResult(text="离线", color=RED),
