@@ -23,6 +23,7 @@ from dashboards.boards import BOARDS, GATEWAY_FIELDS, PM10_LIMIT, exceedance_que
 from gateway.deliver.line_protocol import timestamp
 from gateway.deliver.records import HealthReport, Outage
 from gateway.model import Quality, Reading
+from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
 from gateway.process.limits import BEAUFORT_LOWER_BOUNDS, SiteLimits
 from simulator.truth import TruthRecord
@@ -106,11 +107,22 @@ def aggregate_check(filled: Filled, board: str, title: str, ref: str, channel: s
         got = by_window(rows)
         for node in nodes_of(site, kind):
             windows = sorted(t for n, t in got if n == node)
+            # The windows shown are the gateway's valid ones (latest revision), none left out, none added.
+            assert windows == valid_windows(site, node, channel), (site.spec.site, node, channel)
             for t in windows:
                 want = expected(site, node, t / NS, t / NS + window_s)
                 assert got[(node, t)] == pytest.approx(want, abs=1e-6), (site.spec.site, node, channel, t)
                 checked += 1
     return checked
+
+
+def valid_windows(site: FilledSite, node: str, channel: str) -> list[int]:
+    """Window starts (ns) of the node's aggregates of `channel` whose latest revision is valid, with a value."""
+    latest: dict[float, Aggregate] = {}
+    for a in site.run.aggregates(node, channel):
+        if a.start not in latest or a.revision >= latest[a.start].revision:
+            latest[a.start] = a
+    return sorted(timestamp(a.start, "ns") for a in latest.values() if a.valid and a.value is not None)
 
 
 def bucket_means(site: FilledSite, node: str, channel: str) -> dict[int, float]:
@@ -238,7 +250,7 @@ def test_pm_samples_are_averaged_per_display_interval(filled: Filled) -> None:
         for channel in ("pm10", "pm25"):
             got = {r["time"]: r["mean"] for r in rows if r["channel"] == channel}
             want = bucket_means(site, "dust-1", channel)
-            assert got.keys() == want.keys()
+            assert got.keys() == want.keys() and want
             for t, v in want.items():
                 assert got[t] == pytest.approx(v), (site.spec.site, channel, t)
 
