@@ -174,6 +174,9 @@ def overview() -> db.Dashboard:
             alarm_count("alarms_cleared", "cleared", "E"),
             last_seen,
         ])
+        # InfluxQL cannot join measurements nor return a time as a value: Grafana joins the six frames by
+        # site; the six "Time" columns are told apart as "Time 1".."Time 6" in query order, and F's (the
+        # newest sample) is the freshness column. Not run in tests: dashboards/README.md section 4.
         .with_transformation(dm.DataTransformerConfig(id_val="joinByField", options={"byField": "site",
                                                                                      "mode": "outer"}))
         .with_transformation(dm.DataTransformerConfig(id_val="calculateField", options={
