@@ -426,8 +426,10 @@ def test_the_gateways_reported_their_health_through_the_sink(filled: Filled) -> 
     """Every report the gateway queued reached InfluxDB; what they say agrees with what the runs are known to be."""
     for site in filled.sites:
         reports = site.health()
-        interval = HEALTH_INTERVAL_S * site.spec.speed  # simulated seconds between reports, at most (a held clock)
-        assert len(reports) >= (site.spec.until - site.spec.skip) / interval - 2, len(reports)
+        # Simulated seconds between reports: at most this (a clock held for the gateway passes slower), but a
+        # busy host can start the task late.
+        interval = HEALTH_INTERVAL_S * site.spec.speed
+        assert len(reports) >= 0.75 * (site.spec.until - site.spec.skip) / interval, len(reports)
         stored = filled.rows(f"SELECT * FROM \"gateway_health\" WHERE \"gateway\" = '{site.spec.gateway}'")
         assert [r["time"] for r in stored] == [timestamp(r.time, "ns") for r in stored_reports(site)]
         polled = {n.name for n in site.run.site.nodes
