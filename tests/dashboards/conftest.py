@@ -1,9 +1,8 @@
 """One session-scoped InfluxDB 1.6.7 database filled by simulated sites through the gateway's own sink.
 
 Every query test of the dashboards reads the same fill (tests/dashboards/fill.py), so the suite pays
-for the simulated runs once. The gateway health measurements (gateway_health, node_health) are not
-written by this branch's gateway yet: they are written here, as line protocol in the agreed schema
-(docs/influxdb-schema.md, "gateway health"), with known values, before the gateway panels are run.
+for the simulated runs once, health reports included: the gateways' own health task writes
+gateway_health, sink_health and node_health through the same sink (fill.py).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from tests.dashboards.fill import FilledSite, fill
-from tests.dashboards.health import HealthPoint, NodeHealthPoint, health_lines, health_points
 from tests.support.influx import InfluxServer
 
 
@@ -24,8 +22,6 @@ class Filled:
     influx: InfluxServer
     database: str
     sites: list[FilledSite]
-    gateway_health: list[HealthPoint]
-    node_health: list[NodeHealthPoint]
 
     def site(self, name: str) -> FilledSite:
         return next(s for s in self.sites if s.spec.site == name)
@@ -41,6 +37,4 @@ class Filled:
 def filled(influxd: InfluxServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     database = influxd.database()
     sites = fill(tmp_path_factory.mktemp("dashboards"), influxd.url, database)
-    gateway_health, node_health = health_points(sites)
-    influxd.write(database, health_lines(gateway_health, node_health))
-    yield Filled(influxd, database, sites, gateway_health, node_health)
+    yield Filled(influxd, database, sites)

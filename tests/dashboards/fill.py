@@ -11,6 +11,12 @@ sample_interval, whose 16 bits allow at most 65.5 s; limits.sampling.interval_s 
 9600-baud line with four nodes keeps up at a couple of hundred times real time; a run covers one
 whole clock hour and five minutes, so the hour's aggregates close (a reading after the window's end
 closes it). The sites run side by side, each with its own simulated clock and gateway.
+
+The gateways' own health task reports (gateway_health, sink_health, node_health) every
+HEALTH_INTERVAL_S: the task waits in real time (asyncio), so the configuration's smallest interval,
+0.5 s, is 100 simulated seconds at the demo's speed and 150 at the typhoon's (several reports per
+10-minute display interval). At the typhoon site the noise monitor falls silent for ten simulated
+minutes (a no_reply fault, SILENCE): the gateway's reports show it offline, then back.
 """
 
 from __future__ import annotations
@@ -19,10 +25,17 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.deliver.records import HealthReport
+from simulator.faults import Fault, FaultKind
 from simulator.truth import TruthRecord, read_truth
 from tests.integration.support import Polled, Run, run_scenario
 
 SAMPLE_S = 60.0
+HEALTH_INTERVAL_S = 0.5  # real seconds: the smallest [health] interval_s the configuration allows
+# The typhoon's noise monitor (bus boundary, unit 2) is silent 13:25-13:35 local (scenario seconds).
+# A silent node is polled (and found offline) only in the line's free time: the typhoon's line gets some.
+POLL_WITH_GAPS_S = 0.1
+SILENCE = Fault(FaultKind.NO_REPLY, "boundary", 3600.0 + 25 * 60.0, 3600.0 + 35 * 60.0, unit_id=2)
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,8 @@ class SiteRun:
     until: float
     speed: float
     polled: tuple[Polled, ...]
+    faults: tuple[Fault, ...] = ()
+    poll_interval: float = 0.0  # real seconds between polls of a node (0: back to back)
 
 
 SITES = (
@@ -44,8 +59,10 @@ SITES = (
     SiteRun("zs-demo", "gw-demo", "shiqi", "demo", 0.0, 65 * 60.0, 200.0,
             tuple(Polled("bus0", unit, SAMPLE_S) for unit in (1, 2, 3, 4))),
     # The typhoon's second hour (13:00-14:00 local): the mean wind rising past 6 m/s, gusts over the crane limit.
+    # The noise monitor falls silent for ten minutes (SILENCE).
     SiteRun("zs-typhoon", "gw-typhoon", "dongqu", "typhoon", 3600.0, 3600.0 + 65 * 60.0, 300.0,
-            (Polled("tower", 1, SAMPLE_S), Polled("boundary", 1, SAMPLE_S), Polled("boundary", 2, SAMPLE_S))),
+            (Polled("tower", 1, SAMPLE_S), Polled("boundary", 1, SAMPLE_S), Polled("boundary", 2, SAMPLE_S)),
+            (SILENCE,), POLL_WITH_GAPS_S),
 )
 
 
@@ -61,8 +78,12 @@ class FilledSite:
         target = by_name[node]
         return [t for t in self.truth if t.bus == target.bus and t.unit_id == target.spec.unit_id and t.values]
 
+    def health(self) -> list[HealthReport]:
+        """The health reports the site's gateway queued, in the order it measured them."""
+        return self.run.of(HealthReport)
 
-def sink_toml(spec: SiteRun, url: str, database: str) -> str:
+
+def extra_toml(spec: SiteRun, url: str, database: str) -> str:
     return "\n".join([
         "[[sink]]",
         'type = "influxdb"',
@@ -73,6 +94,8 @@ def sink_toml(spec: SiteRun, url: str, database: str) -> str:
         f'site = "{spec.site}"',
         f'gateway = "{spec.gateway}"',
         f'district = "{spec.district}"',
+        "[health]",
+        f"interval_s = {HEALTH_INTERVAL_S}",
     ]) + "\n"
 
 
@@ -82,7 +105,8 @@ async def _run(root: Path, spec: SiteRun, url: str, database: str) -> FilledSite
     truth = path / "truth.jsonl"
     run = await run_scenario(
         path, spec.scenario, skip=spec.skip, until=spec.until, speed=spec.speed, polled=spec.polled,
-        extra=sink_toml(spec, url, database), truth=truth,
+        extra=extra_toml(spec, url, database), truth=truth, faults=spec.faults,
+        poll_interval=spec.poll_interval,
     )
     return FilledSite(spec, run, read_truth(truth))
 

@@ -122,3 +122,26 @@ def test_the_provisioning_files_are_what_grafana_reads() -> None:
         assert board["uid"].startswith("sitewatch-") and len(board["uid"]) <= 40
         ids = [p["id"] for p in board["panels"]]
         assert len(set(ids)) == len(ids)
+
+
+def test_the_overview_transformations_name_the_columns_its_queries_return() -> None:
+    """Grafana's join names the queries' Time columns "Time 1".. in query order (dashboards/README.md section 4):
+    the freshness query is first, so that a later query without rows only removes a hidden column; every
+    other name a transformation uses is a column one of the queries returns."""
+    panel = grafana.panel("overview", "各工地现状")
+    queries = [t["query"] for t in panel.targets]
+    assert [t["refId"] for t in panel.targets] == list("ABCDEF")
+    assert 'AS "last_seen"' in queries[0] and all("last_seen" not in q for q in queries[1:])
+    columns = {m.group(1) for q in queries for m in re.finditer(r' AS "(\w+)"', q)} | {"site"}
+    steps = {t["id"]: t["options"] for t in panel.raw["transformations"]}
+    assert list(steps) == ["joinByField", "calculateField", "organize"]
+    assert steps["joinByField"] == {"byField": "site", "mode": "outer"}
+    binary = steps["calculateField"]["binary"]
+    assert {binary["left"], binary["right"]} <= columns
+    organize = steps["organize"]
+    assert set(organize["excludeByName"]) == {f"Time {n}" for n in range(2, len(queries) + 1)}
+    renamed = organize["renameByName"]
+    freshness = boards.OVERVIEW_COLUMNS["last_seen"]
+    assert renamed["Time"] == renamed["Time 1"] == freshness
+    assert set(renamed) - {"Time", "Time 1"} <= columns | {steps["calculateField"]["alias"]}
+    assert set(boards.OVERVIEW_COLUMNS) <= columns

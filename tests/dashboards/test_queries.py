@@ -11,7 +11,6 @@ those values here: means, energy means (Leq), maxima, circular means, Beaufort f
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -20,16 +19,17 @@ from typing import Any
 import pytest
 
 from dashboards.alerts import RULES
-from dashboards.boards import BOARDS, PM10_LIMIT, exceedance_query
+from dashboards.boards import BOARDS, GATEWAY_FIELDS, PM10_LIMIT, exceedance_query
 from gateway.deliver.line_protocol import timestamp
-from gateway.deliver.records import Outage
+from gateway.deliver.records import HealthReport, Outage
 from gateway.model import Quality, Reading
+from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
 from gateway.process.limits import BEAUFORT_LOWER_BOUNDS, SiteLimits
 from simulator.truth import TruthRecord
 from tests.dashboards import grafana
 from tests.dashboards.conftest import Filled
-from tests.dashboards.fill import FilledSite
+from tests.dashboards.fill import HEALTH_INTERVAL_S, SILENCE, FilledSite
 from tests.integration.support import circular_mean, leq
 from tests.support.campaign import expected_reading
 
@@ -107,11 +107,22 @@ def aggregate_check(filled: Filled, board: str, title: str, ref: str, channel: s
         got = by_window(rows)
         for node in nodes_of(site, kind):
             windows = sorted(t for n, t in got if n == node)
+            # The windows shown are the gateway's valid ones (latest revision), none left out, none added.
+            assert windows == valid_windows(site, node, channel), (site.spec.site, node, channel)
             for t in windows:
                 want = expected(site, node, t / NS, t / NS + window_s)
                 assert got[(node, t)] == pytest.approx(want, abs=1e-6), (site.spec.site, node, channel, t)
                 checked += 1
     return checked
+
+
+def valid_windows(site: FilledSite, node: str, channel: str) -> list[int]:
+    """Window starts (ns) of the node's aggregates of `channel` whose latest revision is valid, with a value."""
+    latest: dict[float, Aggregate] = {}
+    for a in site.run.aggregates(node, channel):
+        if a.start not in latest or a.revision >= latest[a.start].revision:
+            latest[a.start] = a
+    return sorted(timestamp(a.start, "ns") for a in latest.values() if a.valid and a.value is not None)
 
 
 def bucket_means(site: FilledSite, node: str, channel: str) -> dict[int, float]:
@@ -239,7 +250,7 @@ def test_pm_samples_are_averaged_per_display_interval(filled: Filled) -> None:
         for channel in ("pm10", "pm25"):
             got = {r["time"]: r["mean"] for r in rows if r["channel"] == channel}
             want = bucket_means(site, "dust-1", channel)
-            assert got.keys() == want.keys()
+            assert got.keys() == want.keys() and want
             for t, v in want.items():
                 assert got[t] == pytest.approx(v), (site.spec.site, channel, t)
 
@@ -377,53 +388,121 @@ def test_tilt_slopes_per_interval_and_largest_deviation(filled: Filled) -> None:
 # ---------------------------------------------------------------------------
 # 网关
 # ---------------------------------------------------------------------------
+# What the panels show is compared with the reports the gateways' own health task queued (read back
+# from their queue files) as InfluxDB keeps them: a report is one point per measurement, identified by
+# its time, so two reports measured at the same simulated instant (the site's clock waits for the
+# gateway) are one point, the later one's fields written over the earlier's. And with what is known
+# of the runs: the nodes configured, the typhoon's noise monitor silent (fill.SILENCE), no drops.
+
+
+def stored_reports(site: FilledSite) -> list[HealthReport]:
+    """The site's reports as InfluxDB keeps gateway_health: the last written of each timestamp, by time."""
+    kept: dict[int, HealthReport] = {}
+    for report in site.health():
+        kept[timestamp(report.time, "ns")] = report
+    return [kept[t] for t in sorted(kept)]
+
+
+def stored_nodes(site: FilledSite) -> dict[tuple[str, int], dict[str, Any]]:
+    """(node, time in ns) -> node_health fields as InfluxDB keeps them (a later point's fields over an earlier's;
+    a field left out, a None, keeps the earlier value)."""
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    for report in site.health():
+        for node in report.nodes:
+            fields = {k: v for k, v in dataclasses.asdict(node).items() if v is not None}
+            kept.setdefault((node.node, timestamp(report.time, "ns")), {}).update(fields)
+    return kept
+
+
+def bucket_of(ns: int) -> int:
+    return ns // round(INTERVAL_S * NS) * round(INTERVAL_S * NS)
+
+
+def whole_range(filled: Filled) -> tuple[float, float]:
+    return min(site_range(s)[0] for s in filled.sites), max(site_range(s)[1] for s in filled.sites)
+
+
+def test_the_gateways_reported_their_health_through_the_sink(filled: Filled) -> None:
+    """Every report the gateway queued reached InfluxDB; what they say agrees with what the runs are known to be."""
+    for site in filled.sites:
+        reports = site.health()
+        # Simulated seconds between reports: at most this (a clock held for the gateway passes slower), but a
+        # busy host can start the task late.
+        interval = HEALTH_INTERVAL_S * site.spec.speed
+        assert len(reports) >= 0.75 * (site.spec.until - site.spec.skip) / interval, len(reports)
+        stored = filled.rows(f"SELECT * FROM \"gateway_health\" WHERE \"gateway\" = '{site.spec.gateway}'")
+        assert [r["time"] for r in stored] == [timestamp(r.time, "ns") for r in stored_reports(site)]
+        polled = {n.name for n in site.run.site.nodes
+                  if any((p.bus, p.unit_id) == (n.bus, n.spec.unit_id) for p in site.spec.polled)}
+        for index, report in enumerate(reports):
+            g = report.gateway
+            assert {n.node for n in report.nodes} == polled
+            assert g.nodes_total == len(polled) and g.nodes_online == sum(n.online for n in report.nodes)
+            # Nothing was dropped (no quota, a disk that takes every write, a valid clock) ...
+            assert g.dropped_total == 0 and g.clock_valid
+            # ... and what is queued is at most what the gateway had appended before this report.
+            assert 0 <= g.queue_depth <= index + sum(1 for r in site.run.records[:site.run.records.index(report)]
+                                                     if not isinstance(r, HealthReport))
+        assert site.run.gateway.queue.dropped_total == 0
+        assert max(r.gateway.queue_depth for r in reports) > 0  # records do wait in the queue between deliveries
 
 
 def test_gateway_table_shows_each_gateways_latest_health(filled: Filled) -> None:
     query = grafana.panel("gateways", "网关状态").query()
-    start = min(site_range(s)[0] for s in filled.sites)
-    end = max(site_range(s)[1] for s in filled.sites)
-    rows = {r["gateway"]: r for r in run(filled, "gateways", query, None, start, end)}
+    rows = {r["gateway"]: r for r in run(filled, "gateways", query, None, *whole_range(filled))}
+    assert set(rows) == {s.spec.gateway for s in filled.sites}
     for site in filled.sites:
-        last = max((h for h in filled.gateway_health if h.gateway == site.spec.gateway), key=lambda h: h.time)
+        last = stored_reports(site)[-1]
         row = rows[site.spec.gateway]
-        for field in ("nodes_online", "nodes_total", "queue_depth", "queue_oldest_age_s", "dropped_total",
-                      "uptime_s"):
-            assert row[field] == pytest.approx(getattr(last, field)), field
+        assert row["site"] == site.spec.site
+        for field in GATEWAY_FIELDS:
+            assert row[field] == pytest.approx(getattr(last.gateway, field)), field
+        assert row["nodes_total"] == len(site.spec.polled) and row["dropped_total"] == 0
 
 
-def health_buckets(points: Sequence[Any], key: Any) -> dict[tuple[str, int], list[Any]]:
-    out: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for p in sorted(points, key=lambda p: p.time):
-        out[(key(p), int(p.time // INTERVAL_S * INTERVAL_S) * NS)].append(p)
-    return out
-
-
-def test_gateway_queue_drops_success_and_online_per_interval(filled: Filled) -> None:
-    start = min(site_range(s)[0] for s in filled.sites)
-    end = max(site_range(s)[1] for s in filled.sites)
+def test_gateway_queue_and_drops_per_interval(filled: Filled) -> None:
+    start, end = whole_range(filled)
     queue = grafana.panel("gateways", "队列积压")
-    buckets = health_buckets(filled.gateway_health, lambda p: p.gateway)
+    buckets: dict[tuple[str, int], list[HealthReport]] = defaultdict(list)
+    for site in filled.sites:
+        for report in stored_reports(site):
+            buckets[(site.spec.gateway, bucket_of(timestamp(report.time, "ns")))].append(report)
     for ref, field in (("A", "queue_depth"), ("B", "queue_oldest_age_s")):
         got = {(r["gateway"], r["time"]): r["max"] for r in run(filled, "gateways", queue.query(ref), None,
                                                                  start, end)}
-        assert got == pytest.approx({k: max(getattr(p, field) for p in ps) for k, ps in buckets.items()})
-    drops = {(r["gateway"], r["time"]): r["non_negative_difference"]
-             for r in run(filled, "gateways", grafana.panel("gateways", "丢弃记录").query(), None, start, end)}
-    want: dict[tuple[str, int], float] = {}
-    for gateway in {g for g, _ in buckets}:
-        keys = sorted(k for k in buckets if k[0] == gateway)
-        for before, after in itertools.pairwise(keys):
-            want[after] = max(p.dropped_total for p in buckets[after]) - max(p.dropped_total for p in buckets[before])
-    assert drops == want and any(v > 0 for v in want.values())
-    node_buckets = health_buckets(filled.node_health, lambda p: (p.site, p.node))
+        assert got == pytest.approx({k: max(getattr(r.gateway, field) for r in rs) for k, rs in buckets.items()})
+    # The increase of dropped_total per interval: none dropped in these runs, so a 0 for every interval after
+    # each gateway's first (non_negative_difference needs the one before), not an empty panel.
+    drops = run(filled, "gateways", grafana.panel("gateways", "丢弃记录").query(), None, start, end)
+    got_drops = {(r["gateway"], r["time"]): r["non_negative_difference"] for r in drops}
+    firsts = {min(k for k in buckets if k[0] == g) for g, _ in buckets}
+    assert got_drops == {k: 0 for k in buckets if k not in firsts}
+
+
+def test_gateway_node_success_and_online_per_interval(filled: Filled) -> None:
+    start, end = whole_range(filled)
+    kept: dict[tuple[tuple[str, str], int], list[dict[str, Any]]] = defaultdict(list)
+    for site in filled.sites:
+        for (node, t), fields in sorted(stored_nodes(site).items(), key=lambda item: item[0][1]):
+            kept[((site.spec.site, node), bucket_of(t))].append(fields)
     success = run(filled, "gateways", grafana.panel("gateways", "轮询成功率").query(), None, start, end)
     got_rate = {((r["site"], r["node"]), r["time"]): r["mean"] for r in success}
-    assert got_rate == pytest.approx({k: sum(p.success_rate for p in ps) / len(ps) for k, ps in node_buckets.items()})
+    want_rate = {k: sum(rates) / len(rates) for k, fs in kept.items()
+                 if (rates := [f["success_rate"] for f in fs if "success_rate" in f])}
+    assert got_rate == pytest.approx(want_rate)
+    # Every report's online state, not one per display interval: a node offline for part of an interval shows.
     online = run(filled, "gateways", grafana.panel("gateways", "节点在线").query(), None, start, end)
-    got_online = {((r["site"], r["node"]), r["time"]): r["last"] for r in online}
-    assert got_online == {k: ps[-1].online for k, ps in node_buckets.items()}
-    assert False in got_online.values()
+    got_online = {(r["site"], r["node"], r["time"]): r["online"] for r in online}
+    assert got_online == {(site.spec.site, node, t): fields["online"]
+                          for site in filled.sites for (node, t), fields in stored_nodes(site).items()}
+    # The silenced noise monitor shows offline during its silence (found offline after three failed polls,
+    # online again at its first answer after it), and only then; online again at the end.
+    typhoon = filled.site(TYPHOON)
+    origin = typhoon.run.site.scenario.start_epoch
+    offline = sorted(t / NS - origin for (site, node, t), up in got_online.items()
+                     if (site, node) == (TYPHOON, "noise-2") and up is False)
+    assert offline and all(SILENCE.start < t < SILENCE.end + INTERVAL_S for t in offline), offline
+    assert stored_nodes(typhoon)[("noise-2", timestamp(stored_reports(typhoon)[-1].time, "ns"))]["online"] is True
 
 
 def test_gateway_outages_are_the_gateways_outage_records(filled: Filled) -> None:
@@ -435,6 +514,12 @@ def test_gateway_outages_are_the_gateways_outage_records(filled: Filled) -> None
         assert got == want
         durations = {(o.node, timestamp(o.start, "ns")): o.end - o.start for o in site.run.of(Outage)}
         assert all(r["duration_s"] == pytest.approx(durations[(r["node"], r["time"])]) for r in rows)
+    # The silence is one of them: an outage of the noise monitor that covers most of it.
+    typhoon = filled.site(TYPHOON)
+    origin = typhoon.run.site.scenario.start_epoch
+    covering = [o for o in typhoon.run.outages("noise-2")
+                if o.start - origin < SILENCE.start + 120.0 and o.end - origin > SILENCE.end - 120.0]
+    assert covering, [(o.start - origin, o.end - origin) for o in typhoon.run.outages("noise-2")]
 
 
 # ---------------------------------------------------------------------------

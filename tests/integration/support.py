@@ -55,7 +55,7 @@ from gateway.ops.service import Gateway
 from gateway.process.aggregate import Aggregate, is_valid
 from gateway.process.alarms import AlarmEvent
 from simulator.bus import PtyBus, SimBus
-from simulator.faults import FaultKind
+from simulator.faults import Fault, FaultKind
 from simulator.scenario import load_builtin
 from simulator.site import Site, SiteNode
 
@@ -279,13 +279,15 @@ async def run_scenario(
     truth: Path | None = None,
     poll_interval: float = 0.0,
     real_limit: float = 300.0,
+    faults: Sequence[Fault] = (),
 ) -> Run:
     """Run `scenario` from `skip` to `until` (scenario seconds) at `speed` with the gateway polling `polled`.
 
     extra: more gateway configuration (TOML), e.g. limit overrides. stop_when: checked on the
     records queued so far, stops the run early. watch: called every 20 ms of real time, its
     results are kept with their scenario time (e.g. the state of a node's coil). poll_interval:
-    real seconds between polls of a node (0: back to back).
+    real seconds between polls of a node (0: back to back). faults: added to the scenario's own fault
+    plan before the gateway starts (times in scenario seconds).
     """
     intervals = {p.sample_s for p in polled}
     assert len(intervals) == 1 or "interval_s" in extra, "nodes of different sample intervals: set limits per node"
@@ -297,6 +299,8 @@ async def run_scenario(
         burst=True,
     )
     queue = tmp_path / "queue.sqlite3"
+    for fault in faults:
+        site.faults.add(fault)
     with site:
         # Nodes nobody polls sample as slowly as the slowest polled one: less work for the host.
         slowest = max(p.sample_s for p in polled)
