@@ -225,12 +225,19 @@ class Wait:
 def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Probe | Wait:
     """What the bus does next (see the module docstring)."""
     best: Slot | None = None
+    starved: Slot | None = None
     next_reliable = math.inf
     for s in slots:
         if s.reliable:
             if s.due <= now and (best is None or s.due < best.due):
                 best = s
             next_reliable = min(next_reliable, s.due)
+        elif now - s.due >= starve_after and (starved is None or s.due < starved.due):
+            starved = s
+    # Checked before the live nodes: on a bus where some live node is always due (polled back to back),
+    # a suspect node would otherwise never be tried again, and never be found offline.
+    if starved is not None:
+        return Poll(starved.name, starved.timeout)
     if best is not None:
         return Poll(best.name, best.timeout)
     wake = next_reliable

@@ -132,6 +132,13 @@ def test_a_starving_suspect_node_is_polled_anyway() -> None:
     assert choose([slot("a", 61.01), dead], 61.0, starve_after=60) == Poll("dead", 0.3)
 
 
+def test_a_starving_suspect_node_goes_before_a_live_node_that_is_always_due() -> None:
+    # Polled back to back, "a" is due at every decision: the dead node still gets its try once starved.
+    dead = slot("dead", 1.0, reliable=False, timeout=0.3)
+    assert choose([slot("a", 60.9), dead], 60.95, starve_after=60) == Poll("a", 0.3)
+    assert choose([slot("a", 60.99), dead], 61.0, starve_after=60) == Poll("dead", 0.3)
+
+
 def probed(name: str, due: float, probe_due: float, probe_timeout: float = 0.06) -> Slot:
     return Slot(name, due, False, 0.3, 0.04, 0.007, probe_due, probe_timeout, 0.005)
 
