@@ -160,7 +160,9 @@ async def collect(
             {"name": p.bus.name, "address": p.bus.address, "transport": p.bus.transport, "baud": p.bus.baud,
              "nodes": len(p.health), "online": sum(1 for h in p.health.values() if h.online),
              "transactions": p.link.stats.transactions, "stray_frames": p.link.stats.stray_frames,
-             "stray_bytes": p.link.stats.stray_bytes, "open_failures": p.link.stats.open_failures}
+             "stray_bytes": p.link.stats.stray_bytes, "open_failures": p.link.stats.open_failures,
+             "busy_s": p.bus_time.busy_s, "utilisation": p.bus_time.fraction(time.monotonic()),
+             "utilisation_window_s": p.bus_time.window_s}
             for p in gateway.pollers
         ],
         "nodes": nodes,
