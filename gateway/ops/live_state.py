@@ -24,6 +24,7 @@ from typing import Any
 from gateway import __version__
 from gateway.deliver.notify import AlarmNotifier
 from gateway.model import Reading
+from gateway.ops.recent import RecentReadings
 
 QUEUE_WAIT_S = 2.0
 SCHEMA = 1  # bumped when a key changes meaning or goes away (new keys may appear any time)
@@ -34,8 +35,10 @@ class LatestReadings:
 
     def __init__(self) -> None:
         self.latest: dict[tuple[str, str], Reading] = {}
+        self.recent = RecentReadings()  # the last half hour, for the page's charts
 
     def update(self, readings: list[Reading]) -> None:
+        self.recent.update(readings)
         for r in readings:
             self.latest[(r.node, r.channel)] = r
 

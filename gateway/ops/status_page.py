@@ -32,6 +32,9 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
 .bad { color: #c62828; font-weight: bold; } .ok { color: #2e7d32; }
 #summary span { margin-right: 16px; }
+#charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 8px; }
+#charts figure { margin: 0; min-width: 0; }
+#charts svg { display: block; max-width: 100%; height: auto; }
 </style>
 </head>
 <body>
@@ -39,6 +42,7 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; whit
 <div id="banner" role="alert"></div>
 <main>
 <section id="summary"></section>
+<section><h2 data-t="charts"></h2><div id="charts"></div></section>
 <section><h2 data-t="nodes"></h2><table id="nodes"></table></section>
 <section><h2 data-t="alarms"></h2><table id="alarms"></table></section>
 <section><h2 data-t="sinks"></h2><table id="sinks"></table></section>
@@ -51,13 +55,14 @@ const WORDS = {
        latency: "延迟", values: "数值", alarm: "报警", severity: "级别", since: "开始时间", none: "无",
        sink: "去向", backlog: "积压", oldest: "最早积压", up: "正常", down: "异常", clock: "时钟",
        valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
-       banner: "报警：", site: "工地", error: "无法连接网关"},
+       banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线"},
   en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
        online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
        latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
        sink: "sink", backlog: "backlog", oldest: "oldest", up: "up", down: "DOWN", clock: "clock",
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
-       banner: "ALARM: ", site: "site", error: "cannot reach the gateway"}
+       banner: "ALARM: ", site: "site", error: "cannot reach the gateway",
+       charts: "Last 30 minutes"}
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
@@ -115,12 +120,24 @@ async function refresh() {
   }
   render();
 }
+async function refreshCharts() {
+  // The SVG is drawn by the gateway (gateway/ops/charts.py), its text escaped there.
+  try {
+    const answer = await fetch("/charts?lang=" + lang, {cache: "no-store"});
+    const charts = (await answer.json()).charts;
+    document.getElementById("charts").innerHTML = charts.map(c => "<figure data-chart='" + esc(c.id) + "'>" +
+      c.svg + "</figure>").join("");
+    document.body.dataset.charts = String(charts.length);
+  } catch (e) { /* the summary already says the gateway cannot be reached */ }
+}
 document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render();
+  lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render(); refreshCharts();
 });
 render();
 refresh();
+refreshCharts();
 setInterval(refresh, 2000);
+setInterval(refreshCharts, 10000);
 </script>
 </body>
 </html>

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.ops import live_state
 from gateway.ops.metrics import make_registry
+from gateway.process.limits import SiteLimits
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class StatusServer:
         self.app.router.add_get("/status", self._status)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/", self._page)
+        self.app.router.add_get("/charts", self._charts)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -56,6 +58,23 @@ class StatusServer:
         self.collector.state = await self.snapshot()
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def limits_of(self, node: str) -> SiteLimits:
+        """The limits the alarms judge the node by (changed by `threshold` commands), else the configuration's."""
+        alarms = self.gateway.pipeline.alarms
+        resolver = alarms.limits if alarms is not None else self.gateway.config.limits_resolver()
+        limits: SiteLimits = resolver.for_node(node)
+        return limits
+
+    async def _charts(self, request: web.Request) -> web.Response:
+        """The page's charts as SVG markup (page_charts.py), in the language asked for (?lang=en)."""
+        from gateway.ops.page_charts import page_charts
+
+        now = self.gateway.clock.wall()
+        charts = [] if self.latest is None else page_charts(self.latest.recent, self.limits_of, now,
+                                                             request.query.get("lang", "zh"))
+        return web.json_response({"time": now, "charts": charts},
+                                 dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
     async def _page(self, request: web.Request) -> web.Response:
         from gateway.ops.status_page import PAGE  # the page's HTML, only when asked for
