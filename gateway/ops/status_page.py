@@ -35,6 +35,7 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; whit
 #charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 8px; }
 #charts figure { margin: 0; min-width: 0; }
 #charts svg { display: block; max-width: 100%; height: auto; }
+#charts svg.rose { max-width: 300px; margin: 0 auto; }
 </style>
 </head>
 <body>

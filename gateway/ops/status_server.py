@@ -73,7 +73,8 @@ class StatusServer:
         now = self.gateway.clock.wall()
         charts = [] if self.latest is None else page_charts(self.latest.recent, self.limits_of, now,
                                                              request.query.get("lang", "zh"))
-        return web.json_response({"time": now, "charts": charts},
+        skipped = 0 if self.latest is None else self.latest.recent.skipped_old
+        return web.json_response({"time": now, "charts": charts, "skipped_old": skipped},
                                  dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
     async def _page(self, request: web.Request) -> web.Response:
