@@ -45,7 +45,10 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; whit
 <section id="summary"></section>
 <section><h2 data-t="charts"></h2><div id="charts"></div></section>
 <section><h2 data-t="nodes"></h2><table id="nodes"></table></section>
-<section><h2 data-t="alarms"></h2><table id="alarms"></table></section>
+<section><h2 data-t="alarms"></h2>
+<p><label><span data-t="who"></span> <input id="who" maxlength="40" autocomplete="name"></label>
+<span id="ack-note" class="bad"></span></p>
+<table id="alarms"></table></section>
 <section><h2 data-t="sinks"></h2><table id="sinks"></table></section>
 </main>
 <script>
@@ -56,20 +59,23 @@ const WORDS = {
        latency: "延迟", values: "数值", alarm: "报警", severity: "级别", since: "开始时间", none: "无",
        sink: "去向", backlog: "积压", oldest: "最早积压", up: "正常", down: "异常", clock: "时钟",
        valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
-       banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线"},
+       banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线",
+       who: "确认人：", ack: "确认", acked: "已确认", by: "确认人", needname: "请先填写确认人姓名"},
   en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
        online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
        latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
        sink: "sink", backlog: "backlog", oldest: "oldest", up: "up", down: "DOWN", clock: "clock",
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
        banner: "ALARM: ", site: "site", error: "cannot reach the gateway",
-       charts: "Last 30 minutes"}
+       charts: "Last 30 minutes", who: "Your name:", ack: "Acknowledge", acked: "acknowledged",
+       by: "by", needname: "enter your name first"}
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
 let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
 if (!WORDS[lang]) lang = "zh";
 let last = null;
+let alarmsShown = "";
 function w(key) { return WORDS[lang][key]; }
 const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ENTITIES[c]); }
@@ -91,7 +97,8 @@ function render() {
     banner.style.display = "block";
     banner.className = st.alarms.some(a => a.severity === "alarm") ? "" : "prewarning";
     banner.textContent = w("banner") +
-      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node).join(", ");
+      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node +
+        (a.acknowledged ? " (" + w("acked") + ")" : "")).join(", ");
   } else { banner.style.display = "none"; }
   document.getElementById("summary").innerHTML =
     "<span>" + w("site") + ": <b>" + esc(st.site) + "</b></span><span>" + w("nodes") + ": <b>" + st.nodes_online +
@@ -103,10 +110,16 @@ function render() {
     age(n.last_seen_age_s), n.latency_ms === null ? "-" : n.latency_ms.toFixed(0) + " ms",
     (n.readings || []).map(r => esc(r.channel) + " " + (r.value === null ? "-" : r.value.toFixed(1)) + " " +
       esc(r.unit) + (r.quality === "N" ? "" : " [" + esc(r.quality) + "]")).join("; ")])).join("");
-  document.getElementById("alarms").innerHTML = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
-    w("since")], "th") + st.alarms.map(a => row([esc(alarmName(a.alarm)),
+  // Replaced only when it changed: a button swapped between mouse-down and mouse-up would lose the click.
+  const alarmsHtml = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
+    w("since"), w("acked")], "th") + st.alarms.map((a, i) => row([esc(alarmName(a.alarm)),
     "<span class='bad'>" + sev(a.severity) + "</span>",
-    esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString()])).join("") : row([w("none")]);
+    esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString(),
+    a.acknowledged ? "<span class='acked'>" + w("acked") + ", " + w("by") + " " + esc(a.acknowledged.by) + " " +
+      new Date(a.acknowledged.at * 1000).toLocaleTimeString() + "</span>"
+    : "<button type='button' class='ack' data-i='" + i + "'>" + w("ack") + "</button>"])).join("")
+    : row([w("none")]);
+  if (alarmsShown !== alarmsHtml) { document.getElementById("alarms").innerHTML = alarmsShown = alarmsHtml; }
   document.getElementById("sinks").innerHTML = row([w("sink"), w("backlog"), w("oldest"), w("state")], "th") +
     st.sinks.map(s => row([esc(s.name), s.backlog === null ? "?" : s.backlog, age(s.oldest_age_s),
     s.up ? "<span class='ok'>" + w("up") + "</span>" : "<span class='bad'>" + w("down") + "</span>"])).join("");
@@ -131,6 +144,25 @@ async function refreshCharts() {
     document.body.dataset.charts = String(charts.length);
   } catch (e) { /* the summary already says the gateway cannot be reached */ }
 }
+// Acknowledge: a POST of the alarm's identity and who acknowledges; the gateway records it (gateway/ops/acks.py).
+document.getElementById("who").value = localStorage.getItem("sitewatch-who") || "";
+document.getElementById("alarms").addEventListener("click", async ev => {
+  const button = ev.target.closest("button.ack");
+  if (!button || !last) return;
+  const a = last.alarms[Number(button.dataset.i)];
+  const who = document.getElementById("who").value.trim();
+  const note = document.getElementById("ack-note");
+  if (!who) { note.textContent = w("needname"); document.getElementById("who").focus(); return; }
+  localStorage.setItem("sitewatch-who", who);
+  button.disabled = true;
+  try {
+    const answer = await fetch("/alarms/ack", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({alarm: a.alarm, node: a.node, channel: a.channel, since: a.since, by: who})});
+    const result = await answer.json();
+    note.textContent = result.ok ? "" : result.error;
+  } catch (e) { note.textContent = w("error"); }
+  await refresh();
+});
 document.getElementById("lang").addEventListener("click", () => {
   lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render(); refreshCharts();
 });
