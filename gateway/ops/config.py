@@ -228,7 +228,11 @@ class StatusConfig:
                      "Prometheus, the status page); 0: none")
     bind: str = _key("127.0.0.1", _not_empty,
                      "address it listens on: 127.0.0.1 keeps it on the gateway; 0.0.0.0 lets Prometheus and the "
-                     "site office's phones reach it over the site network (it shows no secrets, takes no commands)")
+                     "site office's phones reach it over the site network (it shows no secrets; switching a spray "
+                     "needs the page token)")
+    spray_token_file: str = _key("", None,
+                                 "credential file holding the token the status page asks for before it switches a "
+                                 "spray (at least 16 characters); empty: the page cannot switch sprays")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,10 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; whit
 <p><label><span data-t="who"></span> <input id="who" maxlength="40" autocomplete="name"></label>
 <span id="ack-note" class="bad"></span></p>
 <table id="alarms"></table></section>
+<section id="spray" hidden><h2 data-t="spray"></h2>
+<p><label><span data-t="token"></span> <input id="token" type="password" autocomplete="current-password"></label>
+<span id="spray-note"></span></p>
+<table id="spray-nodes"></table></section>
 <section><h2 data-t="sinks"></h2><table id="sinks"></table></section>
 </main>
 <script>
@@ -60,7 +64,8 @@ const WORDS = {
        sink: "去向", backlog: "积压", oldest: "最早积压", up: "正常", down: "异常", clock: "时钟",
        valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
        banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线",
-       who: "确认人：", ack: "确认", acked: "已确认", by: "确认人", needname: "请先填写确认人姓名"},
+       who: "确认人：", ack: "确认", acked: "已确认", by: "确认人", needname: "请先填写确认人姓名",
+       spray: "喷淋控制", token: "控制口令：", on: "开", off: "关", auto: "自动", needtoken: "请先填写控制口令"},
   en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
        online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
        latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
@@ -68,7 +73,8 @@ const WORDS = {
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
        banner: "ALARM: ", site: "site", error: "cannot reach the gateway",
        charts: "Last 30 minutes", who: "Your name:", ack: "Acknowledge", acked: "acknowledged",
-       by: "by", needname: "enter your name first"}
+       by: "by", needname: "enter your name first", spray: "Spray control", token: "Control token:",
+       on: "on", off: "off", auto: "auto", needtoken: "enter the control token first"}
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
@@ -76,6 +82,7 @@ let lang = new URLSearchParams(location.search).get("lang") || localStorage.getI
 if (!WORDS[lang]) lang = "zh";
 let last = null;
 let alarmsShown = "";
+let sprayShown = "";
 function w(key) { return WORDS[lang][key]; }
 const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ENTITIES[c]); }
@@ -119,6 +126,11 @@ function render() {
       new Date(a.acknowledged.at * 1000).toLocaleTimeString() + "</span>"
     : "<button type='button' class='ack' data-i='" + i + "'>" + w("ack") + "</button>"])).join("")
     : row([w("none")]);
+  document.getElementById("spray").hidden = !st.spray_control;
+  const sprayHtml = st.nodes.filter(n => n.kind === "dust").map(n => row([esc(n.name)].concat(
+    ["on", "off", "auto"].map(m => "<button type='button' class='spray' data-node='" + esc(n.name) + "' data-mode='" +
+      m + "'>" + w(m) + "</button>")))).join("");
+  if (sprayShown !== sprayHtml) { document.getElementById("spray-nodes").innerHTML = sprayShown = sprayHtml; }
   if (alarmsShown !== alarmsHtml) { document.getElementById("alarms").innerHTML = alarmsShown = alarmsHtml; }
   document.getElementById("sinks").innerHTML = row([w("sink"), w("backlog"), w("oldest"), w("state")], "th") +
     st.sinks.map(s => row([esc(s.name), s.backlog === null ? "?" : s.backlog, age(s.oldest_age_s),
@@ -162,6 +174,27 @@ document.getElementById("alarms").addEventListener("click", async ev => {
     note.textContent = result.ok ? "" : result.error;
   } catch (e) { note.textContent = w("error"); }
   await refresh();
+});
+// Spray: a JSON POST with the control token in a header (no cross-site page can send one); the gateway
+// applies it as it applies the platform's spray command (gateway/ops/status_server.py).
+document.getElementById("token").value = sessionStorage.getItem("sitewatch-token") || "";
+document.getElementById("spray-nodes").addEventListener("click", async ev => {
+  const button = ev.target.closest("button.spray");
+  if (!button) return;
+  const note = document.getElementById("spray-note");
+  const token = document.getElementById("token").value.trim();
+  if (!token) { note.className = "bad"; note.textContent = w("needtoken"); return; }
+  sessionStorage.setItem("sitewatch-token", token);
+  note.className = ""; note.textContent = "…";
+  try {
+    const answer = await fetch("/spray", {method: "POST", headers: {"Content-Type": "application/json",
+      "Authorization": "Bearer " + token},
+      body: JSON.stringify({node: button.dataset.node, mode: button.dataset.mode})});
+    const result = await answer.json();
+    note.className = result.ok ? "ok" : "bad";
+    note.textContent = button.dataset.node + " " + w(button.dataset.mode) + ": " +
+      (result.ok ? (result.result.writes || []).join(", ") || result.message : (result.message || result.error));
+  } catch (e) { note.className = "bad"; note.textContent = w("error"); }
 });
 document.getElementById("lang").addEventListener("click", () => {
   lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render(); refreshCharts();

@@ -19,15 +19,19 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.deliver.credentials import CredentialError, read_credential
 from gateway.ops import live_state
 from gateway.ops.acks import AckError, AckStore, parse_ack
+from gateway.ops.commands import Command, Rejected, check_args, execute
 from gateway.ops.metrics import make_registry
+from gateway.ops.page_auth import PageAuthError, authorise, check_token
 from gateway.process.limits import SiteLimits
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ class StatusServer:
         self.app.router.add_get("/", self._page)
         self.app.router.add_get("/charts", self._charts)
         self.app.router.add_post("/alarms/ack", self._ack)
+        self.app.router.add_post("/spray", self._spray)
+        self.spray_token = _page_token(gateway.config.status.spray_token_file)
         queue_path = Path(gateway.queue.path)
         self.acks = AckStore(queue_path.with_name(f"{queue_path.stem}-acks.sqlite3"))
         self._runner: web.AppRunner | None = None
@@ -57,6 +63,7 @@ class StatusServer:
         for a in state["alarms"]:
             ack = self.acks.of(a["alarm"], a["node"], a["channel"], a["since"])
             a["acknowledged"] = None if ack is None else ack.as_json()
+        state["spray_control"] = self.spray_token is not None
         return state
 
     def _extra(self) -> dict[str, Any]:
@@ -115,6 +122,33 @@ class StatusServer:
         return web.json_response({"ok": True, "new": new, "acknowledged": ack.as_json()},
                                  dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
+    async def _spray(self, request: web.Request) -> web.Response:
+        """POST /spray {node, mode} with the page token: the MQTT spray command's path (commands.execute)."""
+        who = f"status page ({request.remote})"
+        now = self.gateway.clock.wall()
+        command_id = f"page-{uuid.uuid4().hex[:16]}"
+        try:
+            same_origin(request)
+            authorise(self.spray_token, request.headers.get("Authorization"))
+            try:
+                body = await request.json()
+            except ValueError as error:
+                raise AckError(400, f"the body is not JSON: {error}") from None
+            if not isinstance(body, dict):
+                raise AckError(400, f"expected a JSON object {{node, mode}}, got {type(body).__name__}")
+            args = check_args("spray", body, command_id)
+        except (AckError, PageAuthError) as error:
+            log.warning("spray from the %s refused (%d): %s", who, error.status, error.message)
+            return web.json_response({"ok": False, "error": error.message}, status=error.status)
+        except Rejected as error:
+            log.warning("spray from the %s refused: %s", who, error)
+            return web.json_response({"ok": False, "error": error.message}, status=400)
+        reply = await execute(Command(command_id, "spray", now, args), self.gateway, now)
+        log.warning("spray %s %s from the %s (%s): %s", args["node"], args["mode"], who, command_id,
+                    reply.message if reply.ok else f"{reply.error}: {reply.message}")
+        status = 200 if reply.ok else 400 if reply.error == "invalid" else 500
+        return web.Response(text=reply.to_json(), status=status, content_type="application/json")
+
     async def _page(self, request: web.Request) -> web.Response:
         from gateway.ops.status_page import PAGE  # the page's HTML, only when asked for
 
@@ -142,6 +176,17 @@ class StatusServer:
             await self._runner.cleanup()
             self._runner = None
         self.acks.close()
+
+
+def _page_token(name: str) -> bytes | None:
+    """The page token from its credential file; None (one error line) when unset or unusable: no spray from the page."""
+    if not name:
+        return None
+    try:
+        return check_token(read_credential(name, "[status] spray_token_file"), "[status] spray_token_file")
+    except (CredentialError, ValueError) as error:
+        log.error("%s; the status page cannot switch sprays", error)
+        return None
 
 
 def same_origin(request: web.Request) -> None:

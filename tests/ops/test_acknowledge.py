@@ -67,6 +67,11 @@ async def test_a_click_on_acknowledge_is_recorded_and_the_alarm_stays_active(tmp
             code, answer = post(ack, b"{not json", json_type)
             assert code == 400 and "not JSON" in answer["error"]
             assert get(base + "/status")["alarms"][0]["acknowledged"] is None
+            # No [status] spray_token_file: the page cannot switch sprays, whatever it sends.
+            assert get(base + "/status")["spray_control"] is False
+            code, answer = post(base + "/spray", json.dumps({"node": "dust-1", "mode": "on"}).encode(),
+                                {**json_type, "Authorization": "Bearer 0123456789abcdef0123"})
+            assert code == 403 and "spray control from the page is off" in answer["error"]
 
             async with Page(base + "/", tmp_path / "profile") as page:
                 await page.wait_for("!!document.querySelector('button.ack')")
