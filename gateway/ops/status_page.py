@@ -65,7 +65,8 @@ const WORDS = {
        valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
        banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线",
        who: "确认人：", ack: "确认", acked: "已确认", by: "确认人", needname: "请先填写确认人姓名",
-       spray: "喷淋控制", token: "控制口令：", on: "开", off: "关", auto: "自动", needtoken: "请先填写控制口令"},
+       spray: "喷淋控制", token: "控制口令：", on: "开", off: "关", auto: "自动", needtoken: "请先填写控制口令",
+       siren: "声光报警器", sirenon: "开", sirenoff: "关"},
   en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
        online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
        latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
@@ -74,7 +75,8 @@ const WORDS = {
        banner: "ALARM: ", site: "site", error: "cannot reach the gateway",
        charts: "Last 30 minutes", who: "Your name:", ack: "Acknowledge", acked: "acknowledged",
        by: "by", needname: "enter your name first", spray: "Spray control", token: "Control token:",
-       on: "on", off: "off", auto: "auto", needtoken: "enter the control token first"}
+       on: "on", off: "off", auto: "auto", needtoken: "enter the control token first",
+       siren: "siren", sirenon: "ON", sirenoff: "off"}
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
@@ -110,7 +112,9 @@ function render() {
   document.getElementById("summary").innerHTML =
     "<span>" + w("site") + ": <b>" + esc(st.site) + "</b></span><span>" + w("nodes") + ": <b>" + st.nodes_online +
     "/" + st.nodes_total + "</b></span><span>" + w("clock") + ": <b class='" + (st.clock.valid ? "ok" : "bad") + "'>" +
-    w(st.clock.valid ? "valid" : "invalid") + "</b></span><span>" + w("uptime") + ": " + age(st.uptime_s) + "</span>";
+    w(st.clock.valid ? "valid" : "invalid") + "</b></span><span>" + w("uptime") + ": " + age(st.uptime_s) + "</span>" +
+    (st.siren ? "<span>" + w("siren") + ": <b class='" + (st.siren.on ? "bad'>" + w("sirenon") : "ok'>" +
+      w("sirenoff")) + "</b></span>" : "");
   document.getElementById("nodes").innerHTML = row([w("node"), w("kind"), w("state"), w("seen"), w("latency"),
     w("values")], "th") + st.nodes.map(n => row([esc(n.name), esc(n.kind),
     n.online ? "<span class='ok'>" + w("online") + "</span>" : "<span class='bad'>" + w("offline") + "</span>",

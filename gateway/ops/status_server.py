@@ -64,6 +64,9 @@ class StatusServer:
             ack = self.acks.of(a["alarm"], a["node"], a["channel"], a["since"])
             a["acknowledged"] = None if ack is None else ack.as_json()
         state["spray_control"] = self.spray_token is not None
+        siren = getattr(self.gateway, "siren", None)
+        state["siren"] = None if siren is None else {"node": siren.rule.node, "coil": siren.rule.coil,
+                                                     "on": siren.on, "causes": list(siren.causes)}
         return state
 
     def _extra(self) -> dict[str, Any]:

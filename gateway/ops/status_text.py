@@ -67,6 +67,10 @@ def render(state: dict[str, Any]) -> str:
             lines.append(f"  {severity:<11} {a['alarm']} on {a['node']}/{a['channel']} since {_when(a['since'])}{note}")
     else:
         lines.append("alarms active: none")
+    siren = state.get("siren")
+    if siren:
+        lines.append(f"siren ({siren['node']}.{siren['coil']}): " + ("ON: " + "; ".join(siren["causes"]) if siren["on"]
+                                                                     else "off"))
     for fault in state["faults"]:
         lines.append(f"FAULT: {fault}")
     for loop in state.get("stuck", {}):

@@ -16,6 +16,8 @@ import pytest
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.config import ConfigError, parse_config
 from gateway.ops.service import Gateway
+from gateway.ops.status_server import StatusServer
+from gateway.ops.status_text import render
 from gateway.process.alarms import ActiveAlarm, Severity
 from gateway.process.siren import Siren, SirenRule
 from simulator.site import BusSpec, NodeSpec, Site
@@ -124,6 +126,13 @@ async def test_the_siren_coil_is_on_while_the_alarm_is_active_and_off_when_it_cl
                         and not state.lock.locked() and bool(coil[0]) is on)
 
             await wait_for(lambda: bool(alarms.active()) and settled(True), 120.0, "the alarm and the siren")
+            server = StatusServer(gateway)
+            state = await server.snapshot()
+            await server.stop()
+            siren = state["siren"]
+            assert (siren["node"], siren["coil"], siren["on"]) == ("relay-2", "spray_relay", True)
+            assert siren["causes"] and all(c.startswith("dust alarm on ") for c in siren["causes"])
+            assert "siren (relay-2.spray_relay): ON: dust alarm on " in render(state)
             # The node loses the coil (a reboot, its lease ran out): the readback catches it and writes it again.
             coil[0] = 0
             await wait_for(lambda: bool(coil[0]), 60.0, "the refresh to switch the siren on again")
