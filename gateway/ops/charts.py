@@ -79,19 +79,19 @@ def time_chart(title: str, unit: str, series: Sequence[Series], limits: Sequence
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
            f'role="img" aria-label="{escape(title)}" data-ymin="{lo:.3f}" data-ymax="{hi:.3f}">',
-           f'<text x="{LEFT}" y="15" font-size="14" font-weight="bold">{escape(title)} ({escape(unit)})</text>',
+           f'<text x="{LEFT}" y="18" font-size="19" font-weight="bold">{escape(title)} ({escape(unit)})</text>',
            f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
     for v in _ticks(lo, hi):
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_num(y(v))}" y2="{_num(y(v))}" stroke="#eee"/>'
-                   f'<text x="{LEFT - 4}" y="{_num(y(v) + 4)}" font-size="11" text-anchor="end">{v:g}</text>')
+                   f'<text x="{LEFT - 4}" y="{_num(y(v) + 4)}" font-size="15" text-anchor="end">{v:g}</text>')
     for minutes in range(0, int(span_s // 60) + 1, max(1, int(span_s // 60) // 6)):
         tx = x(t_end - minutes * 60)
-        out.append(f'<text x="{_num(tx)}" y="{HEIGHT - 6}" font-size="11" text-anchor="middle">'
+        out.append(f'<text x="{_num(tx)}" y="{HEIGHT - 5}" font-size="15" text-anchor="middle">'
                    f'{"0" if minutes == 0 else f"-{minutes}"}</text>')
     for lim in limits:
         out.append(f'<line class="limit" data-label="{escape(lim.label)}" data-value="{lim.value:g}" x1="{LEFT}" '
                    f'x2="{WIDTH - RIGHT}" y1="{_num(y(lim.value))}" y2="{_num(y(lim.value))}" stroke="{lim.colour}" '
-                   f'stroke-dasharray="6 4"/><text x="{WIDTH - RIGHT - 2}" y="{_num(y(lim.value) - 3)}" font-size="11"'
+                   f'stroke-dasharray="6 4"/><text x="{WIDTH - RIGHT - 2}" y="{_num(y(lim.value) - 3)}" font-size="15"'
                    f' text-anchor="end" fill="{lim.colour}">{escape(lim.label)} {lim.value:g}</text>')
     for st in steps:
         path = []
@@ -108,10 +108,10 @@ def time_chart(title: str, unit: str, series: Sequence[Series], limits: Sequence
         coords = " ".join(f"{_num(x(t))},{_num(y(v))}" for t, v in pts)
         out.append(f'<polyline class="series" data-label="{escape(s.label)}" data-points="{len(pts)}" '
                    f'points="{coords}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
-                   f'<text x="{LEFT + 6 + 110 * i}" y="{TOP + 14}" font-size="12" fill="{colour}">'
+                   f'<text x="{LEFT + 6 + 130 * i}" y="{TOP + 17}" font-size="16" fill="{colour}">'
                    f'{escape(s.label)}</text>')
     if not drawn:
-        out.append(f'<text class="no-data" x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h / 2:.0f}" font-size="14" '
+        out.append(f'<text class="no-data" x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h / 2:.0f}" font-size="18" '
                    f'text-anchor="middle" fill="#888">{escape(no_data)}</text>')
     out.append("</svg>")
     return "".join(out)

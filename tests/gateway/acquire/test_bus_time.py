@@ -77,6 +77,7 @@ async def test_the_poller_counts_every_transaction_and_a_dead_node_costs_its_tim
     assert len(dead) >= 3, records
     on_the_wire = sum(r.completed - r.sent for r in records)
     assert poller.bus_time.busy_s >= on_the_wire - 1e-6
-    assert poller.bus_time.busy_s >= 0.3 * len([r for r in dead if r.outcome == "timeout"])
+    # Each timeout holds the bus for at least its (adaptive) timeout after the request.
+    assert poller.bus_time.busy_s >= sum(r.timeout for r in dead if r.outcome == "timeout") > 0
     assert poller.bus_time.busy_s <= elapsed
     assert 0.0 < poller.bus_time.fraction(time.monotonic()) <= 1.0
