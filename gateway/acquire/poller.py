@@ -77,6 +77,7 @@ from dataclasses import dataclass, replace
 
 from firmware import regmap
 from gateway.acquire.backfill import UNAVAILABLE, Backfill, BackfillStats, Lost, Sampled
+from gateway.acquire.bus_time import BusTime
 from gateway.acquire.decode import (
     KIND_BY_NAME,
     DecodeError,
@@ -277,6 +278,7 @@ class BusPoller:
         self._resumed = False
         self._held_gaps: list[tuple[NodeConfig, Lost]] = []
         self._held_outages: list[NodeOutage] = []
+        self.bus_time = BusTime(time.monotonic())  # bus utilisation, for /metrics
 
     def set_interval(self, seconds: float, node: str | None = None) -> list[str]:
         """A new poll interval for one node (or every node of the bus); the names of the nodes changed."""
@@ -361,9 +363,17 @@ class BusPoller:
     async def _serve_adhoc(self) -> None:
         request, timeout, future = self._adhoc.get_nowait()
         await self._ensure_open()
-        exchange = await self.link.transact(request, timeout)
+        exchange = await self._transact(request, timeout)
         if not future.done():
             future.set_result(exchange)
+
+    async def _transact(self, request: rtu.Request, timeout: float) -> Exchange:
+        """link.transact, with the bus time it took counted (bus_time.py)."""
+        start = time.monotonic()
+        try:
+            return await self.link.transact(request, timeout)
+        finally:
+            self.bus_time.add(start, time.monotonic())
 
     def _slots(self) -> list[Slot]:
         gap = self.link.gap()
@@ -418,7 +428,7 @@ class BusPoller:
         health.polls += 1
         due = node.due
         if await self._ensure_open():
-            exchange = await self.link.transact(node.request, timeout)
+            exchange = await self._transact(node.request, timeout)
         else:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
@@ -625,7 +635,7 @@ class BusPoller:
         health = self.health[node.config.name]
         health.probes += 1
         if await self._ensure_open():
-            exchange = await self.link.transact(node.probe, timeout)
+            exchange = await self._transact(node.probe, timeout)
         else:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
@@ -961,7 +971,7 @@ class BusPoller:
             wire = self.link.request_time
             ends = time.monotonic() + wire(len(request.frame)) + self.link.gap()
             timeout = max(min(timeout, deadline - ends), wire(request.reply_length) + MIN_SLACK / 2)
-        exchange = await self.link.transact(request, timeout)
+        exchange = await self._transact(request, timeout)
         if self.trace is not None:
             outcome = exchange.outcome
             ok = isinstance(outcome, rtu.Registers | rtu.WriteAck)

@@ -295,3 +295,10 @@ def rejection(error: Rejected, now: float) -> Reply:
 def _text(error: Exception) -> str:
     # KeyError's str() is the repr of its argument: quotes around a sentence.
     return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
+def check_args(name: str, args: Mapping[str, Any], command_id: str) -> Mapping[str, Any]:
+    """A command's arguments checked as a signed command's are (for other front ends, such as the status page)."""
+    if name not in _ARGUMENTS:
+        raise Rejected("unknown_command", f"unknown command {name!r} (known: {', '.join(COMMANDS)})", command_id)
+    return _ARGUMENTS[name](args, command_id)

@@ -216,6 +216,17 @@ class SprayConfig:
 
 
 @dataclass(frozen=True)
+class SirenConfig:
+    node: str = _key("", None, "node whose coil switches the siren / beacon relay; empty: no siren")
+    coil: str = _key(SPRAY_COIL, _not_empty, "that node's coil wired to the siren's relay")
+    alarms: Mapping[str, str] = _table_key(
+        "alarm name = least severity that sounds the siren (\"prewarning\" or \"alarm\"); empty: every alarm from "
+        "min_severity up")
+    min_severity: str = _key("alarm", _one_of("prewarning", "alarm"),
+                             "with an empty alarms table: the least severe alarm that sounds the siren")
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     log_level: str = _key("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"),
                           "log level of `sitewatch run` (its --log-level overrides it); SIGHUP reloads it")
@@ -233,7 +244,11 @@ class StatusConfig:
                      "Prometheus, the status page); 0: none")
     bind: str = _key("127.0.0.1", _not_empty,
                      "address it listens on: 127.0.0.1 keeps it on the gateway; 0.0.0.0 lets Prometheus and the "
-                     "site office's phones reach it over the site network (it shows no secrets, takes no commands)")
+                     "site office's phones reach it over the site network (it shows no secrets; switching a spray "
+                     "needs the page token)")
+    spray_token_file: str = _key("", None,
+                                 "credential file holding the token the status page asks for before it switches a "
+                                 "spray (at least 16 characters); empty: the page cannot switch sprays")
 
 
 @dataclass(frozen=True)
@@ -282,6 +297,7 @@ SECTIONS: dict[str, type] = {
     "status": StatusConfig,
     "notify": NotifyConfig,
     "health": HealthConfig,
+    "siren": SirenConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -312,6 +328,7 @@ class GatewayConfig:
     status: StatusConfig = field(default_factory=StatusConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    siren: SirenConfig = field(default_factory=SirenConfig)
 
     @property
     def queue_path(self) -> Path:
@@ -543,14 +560,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     status = _section(c, data, "status", StatusConfig, stages)
     notify = _section(c, data, "notify", NotifyConfig, stages)
     health = _section(c, data, "health", HealthConfig, stages)
+    siren = _section(c, data, "siren", SirenConfig, stages)
     limits, node_limits = _limits(c, data, set(nodes))
     _check_spray(c, spray, nodes)
+    _check_siren(c, siren, spray, nodes)
     _check_couplings(c, buses, processing, LimitsResolver.from_config(limits, node_limits), node_limits)
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
         _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, status=status,
-        notify=notify, health=health,
+        notify=notify, health=health, siren=siren,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")
@@ -591,6 +610,26 @@ def _check_spray(c: _Checker, spray: SprayConfig, nodes: Mapping[str, NodeConfig
             raise c.fail(f"spray.mode.{target}", f"{target!r} is not a configured node with a {SPRAY_COIL} coil")
         if mode not in {m.value for m in SprayMode}:
             raise c.fail(f"spray.mode.{target}", f"{mode!r} is not one of \"auto\", \"on\", \"off\"")
+
+
+def _check_siren(c: _Checker, siren: SirenConfig, spray: SprayConfig, nodes: Mapping[str, NodeConfig]) -> None:
+    for alarm, severity in siren.alarms.items():
+        if severity not in ("prewarning", "alarm"):
+            raise c.fail(f"siren.alarms.{alarm}", f"{severity!r} is not \"prewarning\" or \"alarm\"")
+    if not siren.node:
+        return
+    node = nodes.get(siren.node)
+    if node is None:
+        raise c.fail("siren.node", f"{siren.node!r} is not a configured node")
+    coils = [row[0] for row in regmap.coils(KIND_BY_NAME[node.kind])]
+    if siren.coil not in coils:
+        raise c.fail("siren.coil", f"node {siren.node!r} ({node.kind}) has no coil {siren.coil!r} "
+                                   f"(its coils: {', '.join(coils) or 'none'})")
+    sprayed = {spray.coils.get(name, name) for name, n in nodes.items() if n.kind == "dust"}
+    if spray.enabled and siren.coil == SPRAY_COIL and siren.node in sprayed:
+        raise c.fail("siren.node", f"the {SPRAY_COIL} coil of {siren.node!r} is driven by the spray linkage; give "
+                                   "the siren a node of its own, map that node's spray elsewhere ([spray] coils), "
+                                   "or set [spray] enabled = false")
 
 
 def _check_couplings(

@@ -24,6 +24,7 @@ from typing import Any
 from gateway import __version__
 from gateway.deliver.notify import AlarmNotifier
 from gateway.model import Reading
+from gateway.ops.recent import RecentReadings
 
 QUEUE_WAIT_S = 2.0
 SCHEMA = 1  # bumped when a key changes meaning or goes away (new keys may appear any time)
@@ -34,8 +35,10 @@ class LatestReadings:
 
     def __init__(self) -> None:
         self.latest: dict[tuple[str, str], Reading] = {}
+        self.recent = RecentReadings()  # the last half hour, for the page's charts
 
     def update(self, readings: list[Reading]) -> None:
+        self.recent.update(readings)
         for r in readings:
             self.latest[(r.node, r.channel)] = r
 
@@ -160,7 +163,9 @@ async def collect(
             {"name": p.bus.name, "address": p.bus.address, "transport": p.bus.transport, "baud": p.bus.baud,
              "nodes": len(p.health), "online": sum(1 for h in p.health.values() if h.online),
              "transactions": p.link.stats.transactions, "stray_frames": p.link.stats.stray_frames,
-             "stray_bytes": p.link.stats.stray_bytes, "open_failures": p.link.stats.open_failures}
+             "stray_bytes": p.link.stats.stray_bytes, "open_failures": p.link.stats.open_failures,
+             "busy_s": p.bus_time.busy_s, "utilisation": p.bus_time.fraction(time.monotonic()),
+             "utilisation_window_s": p.bus_time.window_s}
             for p in gateway.pollers
         ],
         "nodes": nodes,

@@ -98,10 +98,19 @@ class SnapshotCollector(Collector):
             "open_failures": CounterMetricFamily("sitewatch_bus_open_failures", "failed opens of the port",
                                                  labels=["bus"]),
         }
+        busy = CounterMetricFamily("sitewatch_bus_busy_seconds",
+                                   "seconds the bus spent in transactions (rate() of it: the utilisation)",
+                                   labels=["bus"])
+        utilisation = GaugeMetricFamily("sitewatch_bus_utilisation",
+                                        "fraction of the last minute the bus spent in transactions (0..1)",
+                                        labels=["bus"])
         for bus in state["buses"]:
             for key, family in families.items():
                 family.add_metric([bus["name"]], bus[key])
+            busy.add_metric([bus["name"]], bus["busy_s"])
+            utilisation.add_metric([bus["name"]], bus["utilisation"])
         yield from families.values()
+        yield from (busy, utilisation)
 
     def _sinks(self, state: dict[str, Any]) -> Iterator[Metric]:
         backlog = GaugeMetricFamily("sitewatch_sink_backlog", "records in the queue the sink has not delivered",

@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from firmware import regmap
@@ -79,7 +80,8 @@ from gateway.ops.health_task import HealthTask
 from gateway.ops.logs import alarm_line
 from gateway.ops.node_settings import NodeSettings
 from gateway.ops.sim_clock import read_clock
-from gateway.process.alarms import AlarmEvent
+from gateway.process.alarms import AlarmEvent, Severity
+from gateway.process.siren import Siren, SirenRule
 from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
 
@@ -395,6 +397,7 @@ class Gateway:
         self._preload_held()
         self.actuator = CoilActuator(owners, self._accept, self.clock.wall, config.spray.retry_s,
                                      config.spray.refresh_s)
+        self.siren = _siren(config)  # the siren / beacon relay ([siren]), None when not configured
         # Node registers the configuration states (rh_correction): checked on the nodes, written where they differ.
         self.node_settings = NodeSettings([(p.execute, node) for p in self.pollers for node in p.bus.nodes])
         self._started = False
@@ -494,9 +497,21 @@ class Gateway:
                     self._accept(self.pipeline.tick(now))
                 except Exception as error:  # same as in _deliver: log, count, go on
                     self._stage_failed("the pipeline's tick", error)
+                self._sound_siren(now)
                 self.actuator.retry_due(now)
                 self.actuator.refresh_due(now)
             await _wait(stop, self.config.processing.tick_s)
+
+    def _sound_siren(self, now: float) -> None:
+        """Switch the siren's coil when the alarms that sound it start or stop (siren.py); written like a spray."""
+        if self.siren is None:
+            return
+        alarms = self.pipeline.alarms.active() if self.pipeline.alarms is not None else []
+        command = self.siren.update(alarms, now)
+        if command is not None:
+            log.warning("siren %s (%s.%s): %s", "ON" if command.on else "off", command.node, command.coil,
+                        command.reason)
+            self._accept([command])
 
     def _start(self, now: float) -> None:
         """First moment with a valid clock: the gateway's own outage, and the configured manual spray modes."""
@@ -724,6 +739,14 @@ class _DurableHold:
 
     def gone(self, upto: int) -> None:
         self.writer.release(self.holder, upto)
+
+
+def _siren(config: GatewayConfig) -> Siren | None:
+    s = config.siren
+    if not s.node:
+        return None
+    alarms = MappingProxyType({name: Severity(level) for name, level in s.alarms.items()})
+    return Siren(SirenRule(s.node, s.coil, alarms, Severity(s.min_severity)))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

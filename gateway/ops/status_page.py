@@ -32,6 +32,10 @@ table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; white-space: nowrap; }
 .bad { color: #c62828; font-weight: bold; } .ok { color: #2e7d32; }
 #summary span { margin-right: 16px; }
+#charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 8px; }
+#charts figure { margin: 0; min-width: 0; }
+#charts svg { display: block; max-width: 100%; height: auto; }
+#charts svg.rose { max-width: 300px; margin: 0 auto; }
 </style>
 </head>
 <body>
@@ -39,8 +43,16 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid #eee; whit
 <div id="banner" role="alert"></div>
 <main>
 <section id="summary"></section>
+<section><h2 data-t="charts"></h2><div id="charts"></div></section>
 <section><h2 data-t="nodes"></h2><table id="nodes"></table></section>
-<section><h2 data-t="alarms"></h2><table id="alarms"></table></section>
+<section><h2 data-t="alarms"></h2>
+<p><label><span data-t="who"></span> <input id="who" maxlength="40" autocomplete="name"></label>
+<span id="ack-note" class="bad"></span></p>
+<table id="alarms"></table></section>
+<section id="spray" hidden><h2 data-t="spray"></h2>
+<p><label><span data-t="token"></span> <input id="token" type="password" autocomplete="current-password"></label>
+<span id="spray-note"></span></p>
+<table id="spray-nodes"></table></section>
 <section><h2 data-t="sinks"></h2><table id="sinks"></table></section>
 </main>
 <script>
@@ -51,19 +63,28 @@ const WORDS = {
        latency: "延迟", values: "数值", alarm: "报警", severity: "级别", since: "开始时间", none: "无",
        sink: "去向", backlog: "积压", oldest: "最早积压", up: "正常", down: "异常", clock: "时钟",
        valid: "正常", invalid: "未同步", uptime: "运行", prewarning: "预警", alarmlevel: "报警",
-       banner: "报警：", site: "工地", error: "无法连接网关"},
+       banner: "报警：", site: "工地", error: "无法连接网关", charts: "近30分钟曲线",
+       who: "确认人：", ack: "确认", acked: "已确认", by: "确认人", needname: "请先填写确认人姓名",
+       spray: "喷淋控制", token: "控制口令：", on: "开", off: "关", auto: "自动", needtoken: "请先填写控制口令",
+       siren: "声光报警器", sirenon: "开", sirenoff: "关"},
   en: {title: "Site monitoring gateway", nodes: "Nodes", alarms: "Active alarms", sinks: "Uplinks", lang: "中文",
        online: "online", offline: "OFFLINE", node: "node", kind: "kind", state: "state", seen: "last seen",
        latency: "latency", values: "values", alarm: "alarm", severity: "severity", since: "since", none: "none",
        sink: "sink", backlog: "backlog", oldest: "oldest", up: "up", down: "DOWN", clock: "clock",
        valid: "valid", invalid: "NOT VALID", uptime: "up", prewarning: "pre-warning", alarmlevel: "ALARM",
-       banner: "ALARM: ", site: "site", error: "cannot reach the gateway"}
+       banner: "ALARM: ", site: "site", error: "cannot reach the gateway",
+       charts: "Last 30 minutes", who: "Your name:", ack: "Acknowledge", acked: "acknowledged",
+       by: "by", needname: "enter your name first", spray: "Spray control", token: "Control token:",
+       on: "on", off: "off", auto: "auto", needtoken: "enter the control token first",
+       siren: "siren", sirenon: "ON", sirenoff: "off"}
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
 let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
 if (!WORDS[lang]) lang = "zh";
 let last = null;
+let alarmsShown = "";
+let sprayShown = "";
 function w(key) { return WORDS[lang][key]; }
 const ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"};
 function esc(s) { return String(s).replace(/[&<>"]/g, c => ENTITIES[c]); }
@@ -85,22 +106,36 @@ function render() {
     banner.style.display = "block";
     banner.className = st.alarms.some(a => a.severity === "alarm") ? "" : "prewarning";
     banner.textContent = w("banner") +
-      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node).join(", ");
+      st.alarms.map(a => sev(a.severity) + " " + alarmName(a.alarm) + " @ " + a.node +
+        (a.acknowledged ? " (" + w("acked") + ")" : "")).join(", ");
   } else { banner.style.display = "none"; }
   document.getElementById("summary").innerHTML =
     "<span>" + w("site") + ": <b>" + esc(st.site) + "</b></span><span>" + w("nodes") + ": <b>" + st.nodes_online +
     "/" + st.nodes_total + "</b></span><span>" + w("clock") + ": <b class='" + (st.clock.valid ? "ok" : "bad") + "'>" +
-    w(st.clock.valid ? "valid" : "invalid") + "</b></span><span>" + w("uptime") + ": " + age(st.uptime_s) + "</span>";
+    w(st.clock.valid ? "valid" : "invalid") + "</b></span><span>" + w("uptime") + ": " + age(st.uptime_s) + "</span>" +
+    (st.siren ? "<span>" + w("siren") + ": <b class='" + (st.siren.on ? "bad'>" + w("sirenon") : "ok'>" +
+      w("sirenoff")) + "</b></span>" : "");
   document.getElementById("nodes").innerHTML = row([w("node"), w("kind"), w("state"), w("seen"), w("latency"),
     w("values")], "th") + st.nodes.map(n => row([esc(n.name), esc(n.kind),
     n.online ? "<span class='ok'>" + w("online") + "</span>" : "<span class='bad'>" + w("offline") + "</span>",
     age(n.last_seen_age_s), n.latency_ms === null ? "-" : n.latency_ms.toFixed(0) + " ms",
     (n.readings || []).map(r => esc(r.channel) + " " + (r.value === null ? "-" : r.value.toFixed(1)) + " " +
       esc(r.unit) + (r.quality === "N" ? "" : " [" + esc(r.quality) + "]")).join("; ")])).join("");
-  document.getElementById("alarms").innerHTML = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
-    w("since")], "th") + st.alarms.map(a => row([esc(alarmName(a.alarm)),
+  // Replaced only when it changed: a button swapped between mouse-down and mouse-up would lose the click.
+  const alarmsHtml = st.alarms.length ? row([w("alarm"), w("severity"), w("node"),
+    w("since"), w("acked")], "th") + st.alarms.map((a, i) => row([esc(alarmName(a.alarm)),
     "<span class='bad'>" + sev(a.severity) + "</span>",
-    esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString()])).join("") : row([w("none")]);
+    esc(a.node + "/" + a.channel), new Date(a.since * 1000).toLocaleString(),
+    a.acknowledged ? "<span class='acked'>" + w("acked") + ", " + w("by") + " " + esc(a.acknowledged.by) + " " +
+      new Date(a.acknowledged.at * 1000).toLocaleTimeString() + "</span>"
+    : "<button type='button' class='ack' data-i='" + i + "'>" + w("ack") + "</button>"])).join("")
+    : row([w("none")]);
+  document.getElementById("spray").hidden = !st.spray_control;
+  const sprayHtml = st.nodes.filter(n => n.kind === "dust").map(n => row([esc(n.name)].concat(
+    ["on", "off", "auto"].map(m => "<button type='button' class='spray' data-node='" + esc(n.name) + "' data-mode='" +
+      m + "'>" + w(m) + "</button>")))).join("");
+  if (sprayShown !== sprayHtml) { document.getElementById("spray-nodes").innerHTML = sprayShown = sprayHtml; }
+  if (alarmsShown !== alarmsHtml) { document.getElementById("alarms").innerHTML = alarmsShown = alarmsHtml; }
   document.getElementById("sinks").innerHTML = row([w("sink"), w("backlog"), w("oldest"), w("state")], "th") +
     st.sinks.map(s => row([esc(s.name), s.backlog === null ? "?" : s.backlog, age(s.oldest_age_s),
     s.up ? "<span class='ok'>" + w("up") + "</span>" : "<span class='bad'>" + w("down") + "</span>"])).join("");
@@ -115,12 +150,64 @@ async function refresh() {
   }
   render();
 }
+async function refreshCharts() {
+  // The SVG is drawn by the gateway (gateway/ops/charts.py), its text escaped there.
+  try {
+    const answer = await fetch("/charts?lang=" + lang, {cache: "no-store"});
+    const charts = (await answer.json()).charts;
+    document.getElementById("charts").innerHTML = charts.map(c => "<figure data-chart='" + esc(c.id) + "'>" +
+      c.svg + "</figure>").join("");
+    document.body.dataset.charts = String(charts.length);
+  } catch (e) { /* the summary already says the gateway cannot be reached */ }
+}
+// Acknowledge: a POST of the alarm's identity and who acknowledges; the gateway records it (gateway/ops/acks.py).
+document.getElementById("who").value = localStorage.getItem("sitewatch-who") || "";
+document.getElementById("alarms").addEventListener("click", async ev => {
+  const button = ev.target.closest("button.ack");
+  if (!button || !last) return;
+  const a = last.alarms[Number(button.dataset.i)];
+  const who = document.getElementById("who").value.trim();
+  const note = document.getElementById("ack-note");
+  if (!who) { note.textContent = w("needname"); document.getElementById("who").focus(); return; }
+  localStorage.setItem("sitewatch-who", who);
+  button.disabled = true;
+  try {
+    const answer = await fetch("/alarms/ack", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({alarm: a.alarm, node: a.node, channel: a.channel, since: a.since, by: who})});
+    const result = await answer.json();
+    note.textContent = result.ok ? "" : result.error;
+  } catch (e) { note.textContent = w("error"); }
+  await refresh();
+});
+// Spray: a JSON POST with the control token in a header (no cross-site page can send one); the gateway
+// applies it as it applies the platform's spray command (gateway/ops/status_server.py).
+document.getElementById("token").value = sessionStorage.getItem("sitewatch-token") || "";
+document.getElementById("spray-nodes").addEventListener("click", async ev => {
+  const button = ev.target.closest("button.spray");
+  if (!button) return;
+  const note = document.getElementById("spray-note");
+  const token = document.getElementById("token").value.trim();
+  if (!token) { note.className = "bad"; note.textContent = w("needtoken"); return; }
+  sessionStorage.setItem("sitewatch-token", token);
+  note.className = ""; note.textContent = "…";
+  try {
+    const answer = await fetch("/spray", {method: "POST", headers: {"Content-Type": "application/json",
+      "Authorization": "Bearer " + token},
+      body: JSON.stringify({node: button.dataset.node, mode: button.dataset.mode})});
+    const result = await answer.json();
+    note.className = result.ok ? "ok" : "bad";
+    note.textContent = button.dataset.node + " " + w(button.dataset.mode) + ": " +
+      (result.ok ? (result.result.writes || []).join(", ") || result.message : (result.message || result.error));
+  } catch (e) { note.className = "bad"; note.textContent = w("error"); }
+});
 document.getElementById("lang").addEventListener("click", () => {
-  lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render();
+  lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("sitewatch-lang", lang); render(); refreshCharts();
 });
 render();
 refresh();
+refreshCharts();
 setInterval(refresh, 2000);
+setInterval(refreshCharts, 10000);
 </script>
 </body>
 </html>

@@ -62,9 +62,15 @@ def render(state: dict[str, Any]) -> str:
         lines.append(f"alarms active: {len(state['alarms'])}")
         for a in state["alarms"]:
             severity = "ALARM" if a["severity"] == "alarm" else "pre-warning"
-            lines.append(f"  {severity:<11} {a['alarm']} on {a['node']}/{a['channel']} since {_when(a['since'])}")
+            acked = a.get("acknowledged")
+            note = f", acknowledged by {acked['by']} at {_when(acked['at'])}" if acked else ""
+            lines.append(f"  {severity:<11} {a['alarm']} on {a['node']}/{a['channel']} since {_when(a['since'])}{note}")
     else:
         lines.append("alarms active: none")
+    siren = state.get("siren")
+    if siren:
+        lines.append(f"siren ({siren['node']}.{siren['coil']}): " + ("ON: " + "; ".join(siren["causes"]) if siren["on"]
+                                                                     else "off"))
     for fault in state["faults"]:
         lines.append(f"FAULT: {fault}")
     for loop in state.get("stuck", {}):

@@ -141,6 +141,10 @@ def test_status_metrics_and_notifications_of_a_running_gateway(tmp_path: Path) -
                 assert samples(families["sitewatch_dropped"], "sitewatch_dropped_total", cause="queue_quota")
                 assert samples(families["sitewatch_bus_transactions"], "sitewatch_bus_transactions_total",
                                bus="bus0")[0].value > 0
+                busy = samples(families["sitewatch_bus_busy_seconds"], "sitewatch_bus_busy_seconds_total", bus="bus0")
+                assert busy[0].value > 0  # dust-9's timeouts alone hold the bus for seconds
+                assert 0 < samples(families["sitewatch_bus_utilisation"], "sitewatch_bus_utilisation",
+                                   bus="bus0")[0].value <= 1
                 assert samples(families["sitewatch_node_late_samples"], "sitewatch_node_late_samples_total",
                                node="dust-1")
                 assert samples(families["process_cpu_seconds"], "process_cpu_seconds_total")[0].value > 0
