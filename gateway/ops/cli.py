@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_regmap",
     "gateway.ops.cmd_firmware",
     "gateway.ops.cmd_hj212",
+    "gateway.ops.cmd_report",
 )
 
 

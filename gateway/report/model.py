@@ -86,6 +86,8 @@ class NoiseNode:
     day: NoisePart
     night: NoisePart
     periods: tuple[Bin, ...]  # Leq of each evaluation period, peak = its Lmax
+    day_start: float  # the GB 12523 day of the report's date (06:00-22:00 local by default), epoch seconds
+    day_end: float
 
 
 @dataclass(frozen=True, slots=True)

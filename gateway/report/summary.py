@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from itertools import pairwise
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from itertools import pairwise
 
 from gateway.deliver.records import GATEWAY_NODE, Outage
 from gateway.model import Gap, Reading
@@ -292,7 +292,7 @@ def summarize_noise(nr: NodeReadings, start: float, end: float, limits: SiteLimi
         noise.night_lmax_limit,
         [p for p in periods if night(p.start)],
     )
-    return NoiseNode(nr.node, day_part, night_part, periods)
+    return NoiseNode(nr.node, day_part, night_part, periods, start + noise.day_start_s, start + noise.night_start_s)
 
 
 def stop_periods(
