@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
+from fpdf.fonts import FontFace
 
 from gateway.report.fonts import missing_glyphs
 from gateway.report.model import Bin, DaySummary, NoisePart, Period
@@ -68,7 +69,8 @@ class Writer:
             return
         self.pdf.set_font(FAMILY, size=BODY - 0.5)
         with self.pdf.table(col_widths=tuple(widths), text_align=Align.L, line_height=4.2,
-                            first_row_as_headings=True) as table:
+                            first_row_as_headings=True,
+                            headings_style=FontFace(fill_color=(225, 230, 238))) as table:
             row = table.row()
             for cell in header:
                 row.cell(self.text(cell))
