@@ -62,6 +62,7 @@ from gateway.report.model import (
 )
 
 LOOKBACK_S = 3600.0  # readings before midnight a source fetches, so that a crane stop going on at midnight shows
+INTERVAL_TOLERANCE = 0.01  # a measured sample interval this close to the configured one is the configured one
 SILENCE_INTERVALS = 3  # a stretch without samples longer than this many intervals is listed
 WIND_BIN_S = 600  # WMO 10-min means
 TILT_BIN_S = 600
@@ -98,17 +99,23 @@ def day_bounds(day: date, tz_offset_s: int) -> tuple[float, float]:
 Sample = tuple[int, float]  # (sequence, timestamp): one node sample, shared by its channels
 
 
-def measured_interval(samples: Iterable[Sample], default: float) -> float:
-    """The node's sample interval from consecutive samples of one boot: the median of dt / dseq."""
-    ordered = sorted(set(samples), key=lambda s: s[1])
-    ratios = [
-        (t2 - t1) / (s2 - s1)
-        for (s1, t1), (s2, t2) in pairwise(ordered)
-        if s1 > 0 and s2 > s1 and t2 > t1
-    ]
-    if not ratios:
-        return default
-    return round(statistics.median(ratios) * 1000.0) / 1000.0 or default  # whole ms, as the register holds it
+def measured_interval(samples: Iterable[Sample], configured: float) -> float:
+    """The node's sample interval from its samples (sequence, time), in whole ms.
+
+    dt / dseq of consecutive samples of one boot; the median keeps a reboot or a stray sequence
+    out, and the pairs near it are summed (sum dt / sum dseq) so that the timestamps' jitter
+    divides by the whole span. A measured interval within INTERVAL_TOLERANCE of the configured one
+    (limits.sampling.interval_s) is that one: the node's register holds whole milliseconds and the
+    measurement cannot do better than the jitter.
+    """
+    ordered = sorted({s for s in samples if s[0] > 0}, key=lambda s: s[1])
+    pairs = [(t2 - t1, s2 - s1) for (s1, t1), (s2, t2) in pairwise(ordered) if s2 > s1 and t2 > t1]
+    if not pairs:
+        return configured
+    typical = statistics.median(dt / ds for dt, ds in pairs)
+    near = [(dt, ds) for dt, ds in pairs if abs(dt / ds - typical) <= 0.1 * typical]
+    measured = max(round(1000.0 * math.fsum(dt for dt, _ in near) / sum(ds for _, ds in near)), 1) / 1000.0
+    return configured if abs(measured - configured) <= INTERVAL_TOLERANCE * configured else measured
 
 
 def expected_samples(seconds: float, interval_s: float) -> int:

@@ -178,6 +178,9 @@ def test_measured_interval_ignores_reboots_and_lost_samples() -> None:
     samples = [(1, 0.0), (2, 10.0), (5, 40.0), (1, 100.0), (2, 110.0)]  # a gap of two, then a reboot
     assert measured_interval(samples, 1.0) == 10.0
     assert measured_interval([], 7.0) == 7.0
+    jittered = [(i, 60.0 * i + (0.9 if i % 2 else -0.7)) for i in range(1, 30)]
+    assert measured_interval(jittered, 60.0) == 60.0  # within 1 %: the configured interval
+    assert measured_interval(jittered, 1.0) == pytest.approx(60.0, abs=0.1)  # the node's own, not the default
 
 
 def test_silences_include_the_edges_of_the_day() -> None:
