@@ -13,6 +13,7 @@ needed=(
   "node:nodejs"
   "npm:npm"
   "systemd-analyze:systemd"
+  "pdftoppm:poppler-utils"
 )
 missing=()
 for entry in "${needed[@]}"; do
@@ -23,6 +24,10 @@ for entry in "${needed[@]}"; do
     missing+=("$pkg")
   fi
 done
+# `sitewatch report` draws Chinese text with a CJK font from Debian (gateway/report/fonts.py).
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  missing+=("fonts-wqy-microhei")
+fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=("python3-venv")
 fi

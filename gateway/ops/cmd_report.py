@@ -13,18 +13,20 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gateway.ops.config import ConfigError, load_config
 from gateway.process.limits import LimitsResolver
-from gateway.report.build import ReportFiles, write_report
-from gateway.report.charts import CHARTS
-from gateway.report.fonts import find_cjk_font
 from gateway.report.summary import DayRecords, ReportError, day_bounds, summarize
 
+if TYPE_CHECKING:
+    from gateway.report.build import ReportFiles
+
 FETCH_STEPS = 3  # readings; alarm events; outages and gaps
+CHART_STEPS = 5  # gateway.report.charts.CHARTS (not imported here: matplotlib loads only for a report)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -70,6 +72,13 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def make_report(args: argparse.Namespace, console: Console) -> ReportFiles:
+    # The report's libraries are an extra (pip install 'sitewatch[report]'): the gateway service runs without them.
+    try:
+        from gateway.report.build import write_report
+        from gateway.report.fonts import find_cjk_font
+    except ImportError as error:
+        raise ReportError(f"{error.name} is not installed: sitewatch report needs pip install 'sitewatch[report]'") \
+            from error
     limits = LimitsResolver()
     site = args.site
     store = args.from_store
@@ -89,7 +98,7 @@ def make_report(args: argparse.Namespace, console: Console) -> ReportFiles:
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=console, transient=False,
     ) as progress:
-        task = progress.add_task(f"report {site} {args.date}", total=FETCH_STEPS + 1 + len(CHARTS) + 1)
+        task = progress.add_task(f"report {site} {args.date}", total=FETCH_STEPS + 1 + CHART_STEPS + 1)
 
         def step(what: str) -> None:
             progress.update(task, advance=1, description=f"report {site} {args.date}: {what}")

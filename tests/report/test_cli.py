@@ -108,3 +108,23 @@ def test_a_day_without_records_is_an_error_not_an_empty_report(tmp_path: Path, c
     assert status == 1
     assert "no records of a between 2025-10-01" in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("*.pdf"))
+
+
+def test_the_progress_bar_counts_every_chart() -> None:
+    from gateway.ops.cmd_report import CHART_STEPS
+    from gateway.report.charts import CHARTS
+
+    assert len(CHARTS) == CHART_STEPS
+
+
+def test_the_command_line_loads_without_the_report_libraries() -> None:
+    """`sitewatch run` on a gateway without the report extra: the CLI must not import matplotlib or fpdf."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import gateway.ops.cli as c; c.build_parser(); "
+        "print(sorted({'matplotlib', 'fpdf'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60).stdout
+    assert out.strip() == "[]"
