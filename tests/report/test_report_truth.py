@@ -30,12 +30,14 @@ from PIL import Image
 
 from gateway.ops.cli import main
 from gateway.process.limits import LimitsResolver
+from gateway.report.influx_source import InfluxSource
 from gateway.report.model import DaySummary
 from gateway.report.sources import StoreSource
 from gateway.report.summary import day_bounds, summarize
 from simulator.truth import TruthRecord, read_truth
 from tests.integration.support import Polled, Run, circular_mean, hysteresis_events, run_scenario
 from tests.report.pages import ink, pdf_text, render_pages
+from tests.support.influx import InfluxServer
 
 DAY = date(2025, 9, 23)
 NODES = {("boundary", 1): "dust-1", ("boundary", 2): "noise-2", ("tower", 1): "wind-mast", ("tower", 2): "wind-crane"}
@@ -49,13 +51,20 @@ class Case:
     summary: DaySummary
     truth: dict[str, dict[int, TruthRecord]]  # node -> sequence -> truth sample
     stamps: dict[str, dict[int, float]]  # node -> sequence -> the stored reading's timestamp
+    influx_url: str  # the InfluxDB 1.6.7 the gateway's influxdb sink wrote the same records to
+    database: str
 
 
 @pytest.fixture(scope="module")
-def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+def case(tmp_path_factory: pytest.TempPathFactory, influxd: InfluxServer) -> Iterator[Case]:
     path = tmp_path_factory.mktemp("report-typhoon")
     store = path / "store.sqlite3"
-    extra = f'[[sink]]\ntype = "sqlite"\nname = "store"\npath = "{store}"\n'
+    database = influxd.database()
+    extra = (
+        f'[[sink]]\ntype = "sqlite"\nname = "store"\npath = "{store}"\n'
+        f'[[sink]]\ntype = "influxdb"\nname = "bureau"\nurl = "{influxd.url}"\napi = "v1"\n'
+        f'database = "{database}"\nsite = "typhoon"\ngateway = "gw-1"\n'
+    )
     run = asyncio.run(
         run_scenario(
             path, "typhoon", skip=3600.0, until=3.5 * 3600, speed=SPEED, extra=extra, truth=path / "truth.jsonl",
@@ -77,7 +86,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
     for r in records.readings:
         if r.sequence > 0 and r.value is not None:
             stamps[r.node][r.sequence] = r.timestamp
-    yield Case(run, store, summary, truth, stamps)
+    yield Case(run, store, summary, truth, stamps, influxd.url, database)
 
 
 def received(case: Case, node: str) -> list[TruthRecord]:
@@ -170,3 +179,41 @@ def test_the_report_of_the_run_renders(case: Case, tmp_path: Path, capsys: pytes
     assert pages and all(ink(Image.open(p)) > 0.01 for p in pages)
     text = pdf_text(pdf)
     assert "wind-crane" in text and "塔吊停止作业" in text
+
+
+def test_the_bureaus_influxdb_gives_the_same_report_as_the_store(case: Case) -> None:
+    """The gateway's influxdb sink wrote the run to InfluxDB 1.6.7; read back over InfluxQL, the same numbers."""
+    limits = LimitsResolver.from_config({"sampling": {"interval_s": 60.0}})
+    start, end = day_bounds(DAY, limits.site.time.tz_offset_s)
+    records = InfluxSource(case.influx_url, case.database, "typhoon").fetch(start, end)
+    other = summarize("typhoon", DAY, records, limits)
+    mine = case.summary
+    assert other.readings == mine.readings > 0
+    ((a,), (b,)) = (mine.dust, other.dust)
+    assert (b.pm10_day.value, b.pm10_day.count) == pytest.approx((a.pm10_day.value, a.pm10_day.count))
+    ((a_noise,), (b_noise,)) = (mine.noise, other.noise)
+    assert b_noise.day.leq == pytest.approx(a_noise.day.leq) and b_noise.day.lmax == a_noise.day.lmax
+    for x, y in zip(mine.wind, other.wind, strict=True):
+        assert (y.node, y.gust, y.mean.count) == (x.node, x.gust, x.mean.count)
+        assert [p.start for p in y.crane_stops] == pytest.approx([p.start for p in x.crane_stops], abs=1e-6)
+    assert [(e.alarm, e.node, e.severity) for e in other.alarms] == [(e.alarm, e.node, e.severity) for e in mine.alarms]
+    assert [e.start for e in other.alarms] == pytest.approx([e.start for e in mine.alarms], abs=1e-6)
+    assert [(c.node, c.received, c.expected) for c in other.completeness] == [
+        (c.node, c.received, c.expected) for c in mine.completeness
+    ]
+    # Another site's name finds nothing: the site tag selects.
+    assert not InfluxSource(case.influx_url, case.database, "elsewhere").fetch(start, end).readings
+
+
+def test_the_report_command_reads_influxdb(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["report", "--site", "typhoon", "--date", DAY.isoformat(), "--influx-url", case.influx_url,
+                   "--influx-db", case.database, "--out", str(tmp_path)])
+    assert status == 0, capsys.readouterr().err
+    assert "InfluxDB" in pdf_text(tmp_path / "typhoon-2025-09-23.pdf")
+
+
+def test_an_influxdb_error_is_named(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["report", "--site", "typhoon", "--date", DAY.isoformat(), "--influx-url", case.influx_url,
+                   "--influx-db", "no_such_database", "--out", str(tmp_path)])
+    assert status == 1
+    assert "database not found" in capsys.readouterr().err
