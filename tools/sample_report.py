@@ -1,0 +1,49 @@
+"""Make the sample report in docs/report/ from the typhoon scenario (docs/report.md says how it was made).
+
+Runs typhoon.toml's first day, 12:00 to 24:00 local time on 2025-09-23, through the real gateway
+with the integration tests' harness (tests/integration/support.py: 1200x, one-minute samples, the
+gateway's own SQLite sink writing the store), then `sitewatch report` on that store, then renders
+each page with pdftoppm at a low resolution for the docs.
+
+    .venv/bin/python tools/sample_report.py [--out docs/report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.ops.cli import main as sitewatch
+from tests.integration.support import Polled, run_scenario
+
+NODES = (("boundary", 1), ("boundary", 2), ("tower", 1), ("tower", 2))
+
+
+def make(out: Path, dpi: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "store.sqlite3"
+        extra = f'[[sink]]\ntype = "sqlite"\nname = "store"\npath = "{store}"\n'
+        asyncio.run(run_scenario(Path(tmp), "typhoon", skip=0.0, until=12 * 3600.0, speed=1200.0, extra=extra,
+                                 polled=[Polled(bus, unit, 60.0) for bus, unit in NODES], real_limit=1200.0))
+        status = sitewatch(["report", "--site", "typhoon", "--date", "2025-09-23", "--from-store", str(store),
+                            "--out", str(out)])
+        if status:
+            raise SystemExit(status)
+    pdf = out / "typhoon-2025-09-23.pdf"
+    for old in out.glob("page-*.png"):
+        old.unlink()
+    subprocess.run(["pdftoppm", "-r", str(dpi), "-png", str(pdf), str(out / "page")], check=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/report"))
+    parser.add_argument("--dpi", type=int, default=60)
+    args = parser.parse_args()
+    make(args.out, args.dpi)
