@@ -1,7 +1,7 @@
 """Make the sample report in docs/report/ from the typhoon scenario (docs/report.md says how it was made).
 
 Runs typhoon.toml's first day, 12:00 to 24:00 local time on 2025-09-23, through the real gateway
-with the integration tests' harness (tests/integration/support.py: 1200x, one-minute samples, the
+with the integration tests' harness (tests/integration/support.py: 300x, one-minute samples, the
 gateway's own SQLite sink writing the store), then `sitewatch report` on that store, then renders
 each page with pdftoppm at a low resolution for the docs.
 
@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gateway.ops.cli import main as sitewatch
 from tests.integration.support import Polled, run_scenario
 
+# Slower than the tests' 1200x: twelve hours of four nodes must not outrun a busy host.
+SPEED = 300.0
 NODES = (("boundary", 1), ("boundary", 2), ("tower", 1), ("tower", 2))
 
 
@@ -29,7 +31,7 @@ def make(out: Path, dpi: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store.sqlite3"
         extra = f'[[sink]]\ntype = "sqlite"\nname = "store"\npath = "{store}"\n'
-        asyncio.run(run_scenario(Path(tmp), "typhoon", skip=0.0, until=12 * 3600.0, speed=1200.0, extra=extra,
+        asyncio.run(run_scenario(Path(tmp), "typhoon", skip=0.0, until=12 * 3600.0, speed=SPEED, extra=extra,
                                  polled=[Polled(bus, unit, 60.0) for bus, unit in NODES], real_limit=1200.0))
         status = sitewatch(["report", "--site", "typhoon", "--date", "2025-09-23", "--from-store", str(store),
                             "--out", str(out)])

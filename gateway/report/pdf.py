@@ -30,6 +30,7 @@ from gateway.report.text import (
 FAMILY = "cjk"
 MARGIN = 15.0  # mm
 BODY = 8.5  # pt
+DETAIL_ROWS = 8  # periods of one kind per node listed in the details (the longest)
 
 
 class Writer:
@@ -246,9 +247,14 @@ def write_pdf(summary: DaySummary, charts: dict[str, Path], font: Path, path: Pa
         details += [[d.node, "PM10 超标 over", clock(b.start, s), clock(b.end, s),
                      f"{number(b.value)} µg/m³ ({b.count}/{b.expected})"] for b in d.exceedances]
     for c in s.completeness:
-        details += [[c.node, "中断 outage", clock(p.start, s), clock(p.end, s), p.label] for p in c.outages]
-        details += [[c.node, "丢失 lost", clock(p.start, s), clock(p.end, s), p.label] for p in c.gaps]
-        details += [[c.node, "无数据 no samples", clock(p.start, s), clock(p.end, s), p.label] for p in c.silences]
+        for what, periods in (("中断 outage", c.outages), ("丢失 lost", c.gaps), ("无数据 no samples", c.silences)):
+            # The longest first, at most DETAIL_ROWS of each: a flaky line makes hundreds of one-minute outages.
+            longest = sorted(periods, key=lambda p: -((p.end or s.end) - (p.start or s.start)))[:DETAIL_ROWS]
+            details += [[c.node, what, clock(p.start, s), clock(p.end, s), p.label]
+                        for p in sorted(longest, key=lambda p: p.start or s.start)]
+            if len(periods) > DETAIL_ROWS:
+                rest = [p for p in periods if p not in longest]
+                details.append([c.node, what, "", "", f"… {len(rest)} more, {duration(_total(rest, s))} in all"])
     w.table(["监测点 node", "类型 what", "开始 start", "结束 end", "说明 detail"], details, [24, 34, 22, 22, 78])
     try:
         w.pdf.output(str(path))

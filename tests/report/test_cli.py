@@ -128,3 +128,14 @@ def test_the_command_line_loads_without_the_report_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_the_details_list_the_longest_outages_and_count_the_rest(tmp_path: Path) -> None:
+    records = day_of_records()
+    begin = START + 3 * 3600
+    records += [Outage("dust-1", "dust", begin + 600 * i, begin + 600 * i + 60 + i, "B: timeout", 1) for i in range(30)]
+    store = store_of(tmp_path / "store.sqlite3", records)
+    assert main(["report", "--site", "a", "--date", DAY.isoformat(), "--from-store", str(store), "--out",
+                 str(tmp_path / "out")]) == 0
+    text = pdf_text(tmp_path / "out" / "a-2025-09-23.pdf")
+    assert "22 more, 26 min in all" in text  # 8 of 30 listed; the 22 shortest (60-81 s: 1551 s) summed
