@@ -1,7 +1,7 @@
 """Make the sample report in docs/report/ from the typhoon scenario (docs/report.md says how it was made).
 
 Runs typhoon.toml's first day, 12:00 to 24:00 local time on 2025-09-23, through the real gateway
-with the integration tests' harness (tests/integration/support.py: 300x, one-minute samples, the
+with the integration tests' harness (tests/integration/support.py: 120x, one-minute samples, the
 gateway's own SQLite sink writing the store), then `sitewatch report` on that store, then renders
 each page with pdftoppm at a low resolution for the docs.
 
@@ -23,7 +23,21 @@ from gateway.ops.cli import main as sitewatch
 from tests.integration.support import Polled, run_scenario
 
 # Slower than the tests' 1200x: twelve hours of four nodes must not outrun a busy host.
-SPEED = 300.0
+SPEED = 120.0
+CONFIG = """[site]
+name = "typhoon"
+[store]
+path = "{store}"
+[limits.sampling]
+interval_s = 60.0
+[[bus]]
+name = "boundary"
+port = "/dev/ttyUSB0"
+[[bus.node]]
+name = "dust-1"
+kind = "dust"
+unit_id = 1
+"""
 NODES = (("boundary", 1), ("boundary", 2), ("tower", 1), ("tower", 2))
 
 
@@ -33,8 +47,10 @@ def make(out: Path, dpi: int) -> None:
         extra = f'[[sink]]\ntype = "sqlite"\nname = "store"\npath = "{store}"\n'
         asyncio.run(run_scenario(Path(tmp), "typhoon", skip=0.0, until=12 * 3600.0, speed=SPEED, extra=extra,
                                  polled=[Polled(bus, unit, 60.0) for bus, unit in NODES], real_limit=1200.0))
-        status = sitewatch(["report", "--site", "typhoon", "--date", "2025-09-23", "--from-store", str(store),
-                            "--out", str(out)])
+        # The report is run as a site would run it: with the gateway's configuration (site name, store, limits).
+        config = Path(tmp) / "gateway.toml"
+        config.write_text(CONFIG.format(store=store), encoding="utf-8")
+        status = sitewatch(["report", "--config", str(config), "--date", "2025-09-23", "--out", str(out)])
         if status:
             raise SystemExit(status)
     pdf = out / "typhoon-2025-09-23.pdf"

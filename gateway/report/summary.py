@@ -43,7 +43,7 @@ from itertools import pairwise
 
 from gateway.deliver.records import GATEWAY_NODE, Outage
 from gateway.model import Gap, Reading
-from gateway.process.aggregate import is_night, is_valid
+from gateway.process.aggregate import is_valid, window_spec
 from gateway.process.alarms import AlarmEvent, AlarmMachine, EventState, Levels
 from gateway.process.limits import LimitsResolver, SiteLimits
 from gateway.process.noise import energy, exceeded_level, level_from_energy
@@ -275,8 +275,10 @@ def summarize_noise(nr: NodeReadings, start: float, end: float, limits: SiteLimi
 
     periods = bins(levels, start, end, period_s, make)
 
+    night_spec = window_spec("night", limits)  # built once: a day of 1-s samples asks 86 400 times
+
     def night(t: float) -> bool:
-        return is_night(t, limits)
+        return night_spec.bounds(t) is not None
 
     night_seconds = sum(60.0 for m in range(1440) if night(start + 60.0 * m + 30.0))
     day_part = _noise_part(
