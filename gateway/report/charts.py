@@ -51,13 +51,14 @@ def _text(ax: Axes, family: str, title: str, ylabel: str) -> None:
 
 
 def _steps(ax: Axes, summary: DaySummary, series: Sequence[Bin], label: str, colour: str, family: str) -> None:
-    """A bin series as horizontal steps; invalid bins (< 75 % of samples) hatched lighter."""
-    for i, b in enumerate(series):
+    """A bin series as horizontal steps; invalid bins (< 75 % of samples) thin and dotted."""
+    ax.plot([], [], color=colour, lw=2.0, label=label)  # the legend's entry: the style of a valid bin
+    for b in series:
         if b.value is None:
             continue
         x0, x1 = hours(b.start, summary), hours(b.end, summary)
         ax.plot([x0, x1], [b.value, b.value], color=colour, lw=2.0 if b.valid else 1.0,
-                ls="-" if b.valid else ":", label=label if i == 0 else None)
+                ls="-" if b.valid else ":")
 
 
 def _spans(ax: Axes, summary: DaySummary, periods: Sequence[Period], colour: str, label: str) -> None:
