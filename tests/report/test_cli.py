@@ -139,3 +139,16 @@ def test_the_details_list_the_longest_outages_and_count_the_rest(tmp_path: Path)
                  str(tmp_path / "out")]) == 0
     text = pdf_text(tmp_path / "out" / "a-2025-09-23.pdf")
     assert "22 more, 26 min in all" in text  # 8 of 30 listed; the 22 shortest (60-81 s: 1551 s) summed
+
+
+def test_the_gateways_configuration_gives_site_store_and_limits(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    store = store_of(tmp_path / "store.sqlite3", day_of_records())
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[site]\nname = "north"\n[store]\npath = "{store}"\n[limits.dust]\npm10_1h_limit = 50.0\n'
+        '[[bus]]\nname = "b"\nport = "/dev/ttyUSB0"\n[[bus.node]]\nname = "dust-1"\nkind = "dust"\nunit_id = 1\n',
+        encoding="utf-8",
+    )
+    assert main(["report", "--config", str(config), "--date", DAY.isoformat(), "--out", str(tmp_path / "out")]) == 0
+    text = pdf_text(tmp_path / "out" / "north-2025-09-23.pdf")
+    assert "24 (> 50)" in text  # every hour's PM10 (60 or 180) is over the site's own limit, not the default 150
