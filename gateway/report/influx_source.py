@@ -23,7 +23,7 @@ from gateway.deliver.sinks import SinkConfigError
 from gateway.model import Gap, Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from gateway.report.sources import ALARM_LOOKBACK_S
-from gateway.report.summary import LOOKBACK_S, DayRecords, ReportError
+from gateway.report.summary import LOOKBACK_S, REPORT_CHANNELS, DayRecords, ReportError
 
 TIMEOUT_S = 30.0
 NS = 1_000_000_000
@@ -90,6 +90,7 @@ class InfluxSource:
                     Quality(r.get("quality") or "N"), r["time"] / NS, int(r.get("seq") or 0))
             for r in self.query(
                 f'SELECT "value", "quality", "seq" FROM "reading" WHERE {self._where(start - LOOKBACK_S, end)}'
+                f" AND {_channel_filter()}"
                 ' GROUP BY "node", "kind", "channel", "unit"'
             )
         ]
@@ -126,6 +127,13 @@ class InfluxSource:
         ]
         step(f"{len(outages)} outages, {len(gaps)} gaps")
         return DayRecords(readings, alarms, outages, gaps)
+
+
+def _channel_filter() -> str:
+    """Of the kinds the report knows, only the channels it reads (as the store source fetches them)."""
+    kinds = "|".join(sorted(REPORT_CHANNELS))
+    channels = "|".join(sorted({c for cs in REPORT_CHANNELS.values() for c in cs}))
+    return f'("kind" !~ /^({kinds})$/ OR "channel" =~ /^({channels})$/)'
 
 
 def _number(value: object) -> float | None:

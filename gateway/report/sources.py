@@ -20,8 +20,9 @@ from typing import TypeVar
 from gateway.deliver.records import Outage
 from gateway.model import Gap, Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
-from gateway.report.summary import LOOKBACK_S, DayRecords, ReportError
+from gateway.report.summary import LOOKBACK_S, REPORT_CHANNELS, DayRecords, ReportError
 
+QUALITIES = {q.value: q for q in Quality}
 ALARM_LOOKBACK_S = 7 * 86400.0  # an alarm raised up to a week before the day still pairs with its clear
 
 T = TypeVar("T")
@@ -63,12 +64,22 @@ class StoreSource:
 
     def fetch(self, start: float, end: float, step: Step = _no_step) -> DayRecords:
         """The records a report of the day [start, end) needs."""
+        # A day of 1-s samples is millions of rows: every row's strings are shared (a fresh str per row and
+        # column would be most of the memory), and of the kinds the report knows only the channels it reads
+        # are fetched (those carry every sample's sequence and time for the completeness too).
+        shared: dict[str, str] = {}
+        known = sorted(REPORT_CHANNELS)
+        channels = sorted({c for cs in REPORT_CHANNELS.values() for c in cs})
+        query = (
+            "SELECT node, kind, channel, value, unit, quality, ts, sequence FROM readings"
+            f" WHERE ts >= ? AND ts < ? AND (kind NOT IN ({', '.join('?' * len(known))})"
+            f" OR channel IN ({', '.join('?' * len(channels))})) ORDER BY ts, id"
+        )
         readings = [
-            Reading(node, kind, channel, value, unit, Quality(quality), ts, seq)
+            Reading(shared.setdefault(node, node), shared.setdefault(kind, kind), shared.setdefault(channel, channel),
+                    value, shared.setdefault(unit, unit), QUALITIES[quality], ts, seq)
             for node, kind, channel, value, unit, quality, ts, seq in self._db.execute(
-                "SELECT node, kind, channel, value, unit, quality, ts, sequence FROM readings"
-                " WHERE ts >= ? AND ts < ? ORDER BY ts, id",
-                (start - LOOKBACK_S, end),
+                query, (start - LOOKBACK_S, end, *known, *channels)
             )
         ]
         step(f"{len(readings)} readings")

@@ -161,6 +161,16 @@ def bins(
     return tuple(out)
 
 
+def peaks_by_bin(values: Iterable[tuple[float, float]], start: float, width: int) -> dict[float, float]:
+    """The largest value of each bin of `width` seconds from `start`, keyed by the bin's start (one pass)."""
+    out: dict[float, float] = {}
+    for t, v in values:
+        key = start + width * math.floor((t - start) / width)
+        if v > out.get(key, -math.inf):
+            out[key] = v
+    return out
+
+
 def in_day(values: Iterable[tuple[float, float]], start: float, end: float) -> list[tuple[float, float]]:
     return [(t, v) for t, v in values if start <= t < end]
 
@@ -265,11 +275,12 @@ def summarize_noise(nr: NodeReadings, start: float, end: float, limits: SiteLimi
     levels = in_day(nr.valid("laeq_1s"), start, end)
     maxima = in_day(nr.valid("lamax_1s"), start, end)
     period_s = noise.evaluation_period_s
+    max_of = peaks_by_bin(maxima, start, period_s)
 
     def make(chunk: Sequence[tuple[float, float]], a: float, b: float) -> Bin:
         count = len(chunk)
         expected = expected_samples(b - a, interval)
-        peak = max((v for t, v in [*chunk, *maxima] if a <= t < b), default=None)
+        peak = max([*(v for _, v in chunk), *([] if (m := max_of.get(a)) is None else [m])], default=None)
         return Bin(a, b, leq_of([v for _, v in chunk]), count, expected, is_valid_count(count, expected, fraction),
                    peak)
 
@@ -347,11 +358,11 @@ def summarize_wind(nr: NodeReadings, start: float, end: float, limits: SiteLimit
 
     def make(chunk: Sequence[tuple[float, float]], a: float, b: float) -> Bin:
         inside = mean_bin(chunk, a, b, interval, fraction)
-        peaks = [v for t, v in node_gusts if a <= t < b]
         g = gust(chunk, interval)
-        peak = max([*peaks, *([] if g is None else [g])], default=None)
+        peak = max([*([] if (p := gust_of.get(a)) is None else [p]), *([] if g is None else [g])], default=None)
         return Bin(a, b, inside.value, inside.count, inside.expected, inside.valid, peak)
 
+    gust_of = peaks_by_bin(node_gusts, start, WIND_BIN_S)
     ten = bins(speeds, start, end, WIND_BIN_S, make)
     valid_tens = [b for b in ten if b.valid and b.value is not None]
     # Direction: unit vectors, calm samples (speed below calm_speed, same sample) left out.
@@ -523,6 +534,15 @@ def completeness(
 # ---------------------------------------------------------------------------
 # The day.
 # ---------------------------------------------------------------------------
+
+# The channels each kind's section reads: a source may leave the others out (a node's every sample carries
+# these, so the completeness counts the same). Kinds not listed are read whole (completeness only).
+REPORT_CHANNELS: dict[str, frozenset[str]] = {
+    "dust": frozenset({"pm25", "pm10", "humidity"}),
+    "noise": frozenset({"laeq_1s", "lamax_1s"}),
+    "wind": frozenset({"wind_speed", "wind_dir", "wind_gust_3s"}),
+    "tilt": frozenset({"slope_x", "slope_y"}),
+}
 
 SUMMARIZERS: dict[str, Callable[[NodeReadings, float, float, SiteLimits, float], object]] = {
     "dust": summarize_pm,

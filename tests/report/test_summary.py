@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -91,6 +92,8 @@ def test_noise_day_and_night_by_energy_with_evaluation_periods() -> None:
     assert node.day.count == 960 and node.night.count == 480 and node.night.expected == 480
     assert node.night.l90 == 50.0 and node.night.l10 == 50.0  # 20 of 480 minutes at 70 dB: 4 %, below L10's 10 %
     assert len(node.periods) == 72
+    peaks = {round((p.start - START) / 60): p.peak for p in node.periods}
+    assert peaks[23 * 60] == 90.0 and peaks[22 * 60] == 55.0 and peaks[12 * 60] == 65.0  # each period's Lmax
 
 
 def test_wind_mean_direction_gusts_and_crane_stop_periods() -> None:
@@ -114,6 +117,8 @@ def test_wind_mean_direction_gusts_and_crane_stop_periods() -> None:
     # 10 m/s from minute 616 is below 12 - 1: cleared after the hold, at minute 626, while the crane stop goes on.
     assert lifting.start == START + 615 * 60 + 1 and lifting.end == START + 626 * 60 + 1
     assert len(node.bins) == 144 and all(b.valid for b in node.bins)
+    peaks = {round((b.start - START) / 60): b.peak for b in node.bins}
+    assert peaks[610] == 12.5 and peaks[600] == 10.0 and peaks[630] == 5.0  # the 10-min gusts the chart draws
 
 
 def test_a_crane_stop_going_on_at_midnight_starts_before_the_day() -> None:
@@ -186,3 +191,23 @@ def test_measured_interval_ignores_reboots_and_lost_samples() -> None:
 def test_silences_include_the_edges_of_the_day() -> None:
     assert [(p.start, p.end) for p in silences([], 0.0, 1000.0, 10.0)] == [(0.0, 1000.0)]
     assert silences([float(t) for t in range(5, 1000, 10)], 0.0, 1000.0, 10.0) == ()
+
+
+def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
+    """REPORT_CHANNELS: what the sources fetch of the known kinds. The summary of all channels is the same."""
+    from gateway.report.summary import REPORT_CHANNELS
+
+    kinds = {"dust": ("pm25", "pm10", "pm1", "humidity", "temperature", "pressure"),
+             "noise": ("laeq_1s", "lamax_1s", "lamin_1s"), "wind": ("wind_speed", "wind_dir", "wind_gust_3s"),
+             "tilt": ("pitch", "roll", "slope_x", "slope_y", "temperature")}
+    readings = [
+        r
+        for kind, channels in kinds.items()
+        for i, channel in enumerate(channels)
+        for r in minute_readings(f"{kind}-1", kind, channel, lambda m, i=i: 3.0 + (m * (i + 7)) % 13,
+                                 skip=lambda m: 300 <= m < 400)
+    ]
+    whole = summarize("s", DAY, DayRecords(readings), LIMITS)
+    kept = [r for r in readings if r.channel in REPORT_CHANNELS[r.kind]]
+    assert len(kept) < len(readings)
+    assert summarize("s", DAY, DayRecords(kept), LIMITS) == replace(whole, readings=len(kept))
