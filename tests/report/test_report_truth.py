@@ -101,15 +101,15 @@ def test_every_sample_the_store_holds_is_counted_and_every_silence_listed(case: 
         stamps = sorted(case.stamps[node].values())
         assert len(stamps) >= 120, node  # 2 h 30 of one-minute samples, less the start-up
         # Each stored sample is one the node took (its truth has the same sequence).
-        assert set(case.stamps[node]) <= set(case.truth[node]), node
+        assert set(case.stamps[node]) <= set(case.truth[node]), (node, set(case.stamps[node]) - set(case.truth[node]))
         c = by_node[node]
-        assert c.received == len(stamps), node
+        assert c.received == len(stamps), (node, c.received, len(stamps), c.valid)
         assert c.interval_s == 60.0 and c.expected == 1440
         # Before the gateway started and after it stopped the day has no samples; in between, any stretch of
         # more than three intervals (a busy host can make the gateway miss samples for good) is listed too.
         inner = [(a, b) for a, b in pairwise(stamps) if b - a > 180.0]
         expected = [(case.summary.start, stamps[0]), *inner, (stamps[-1], case.summary.end)]
-        assert [(p.start, p.end) for p in c.silences] == expected, node
+        assert [(p.start, p.end) for p in c.silences] == expected, (node, c.silences, expected)
 
 
 def test_pm_means_are_the_truths_to_the_register_resolution(case: Case) -> None:
