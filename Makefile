@@ -23,7 +23,7 @@ $(STAMPS):
 $(STAMPS)/venv: pyproject.toml | $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,report]'
 	touch $@
 
 # Debian packages the tests use (mosquitto, influxdb, victoria-metrics, mbpoll, nodejs).

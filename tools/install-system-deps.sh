@@ -14,6 +14,7 @@ needed=(
   "npm:npm"
   "systemd-analyze:systemd"
   "chromium:chromium"
+  "pdftoppm:poppler-utils"
 )
 missing=()
 for entry in "${needed[@]}"; do
@@ -24,6 +25,10 @@ for entry in "${needed[@]}"; do
     missing+=("$pkg")
   fi
 done
+# `sitewatch report` draws Chinese text with a CJK font from Debian (gateway/report/fonts.py).
+if [ ! -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  missing+=("fonts-wqy-microhei")
+fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=("python3-venv")
 fi

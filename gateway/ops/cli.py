@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "gateway.ops.cmd_status",
     "gateway.ops.cmd_read",
     "gateway.ops.cmd_scan",
+    "gateway.ops.cmd_report",
 )
 
 
