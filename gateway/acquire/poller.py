@@ -219,7 +219,7 @@ class BusPoller:
         self.on_gap = on_gap
         self.on_outage = on_outage
         self.clock = clock or Clock()
-        self.stamper = Stamper(self.clock)
+        self.stamper = Stamper(self.clock, bus=bus.name)
         self.trace = trace
         self.link: Link = link or _make_link(bus)
         self.health: dict[str, NodeHealth] = {}

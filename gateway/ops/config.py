@@ -173,8 +173,9 @@ class QueueConfig:
 @dataclass(frozen=True)
 class ClockConfig:
     require_sync: str = _key("auto", _one_of("auto", "always", "never"),
-                             "when the wall clock is valid: auto: systemd-timesyncd says synchronised where it runs; "
-                             "always: it must say so; never: a time after the build floor is enough")
+                             "when the wall clock is valid: auto: the kernel says synchronised (adjtimex) where "
+                             "chrony, timesyncd or ntpd runs; always: the kernel must say so; never: a time after "
+                             "the build floor is enough")
     max_held: int = _key(DEFAULT_MAX_HELD, _between(0, 10_000_000),
                          "readings held per bus while the clock is not valid (the oldest are dropped past it)")
     simulated: str = _key("", None,
