@@ -137,6 +137,10 @@ class SiteConfig:
     name: str = _key("site", _not_empty, "the site's name, in logs and in records written by sinks that carry it")
 
 
+# About 39 MB a day per node polled at 1 s (docs/operator-guide.md, "Disk budget"): 8 nodes, 9 GB.
+DEFAULT_STORE_RETENTION_DAYS = 30.0
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = _key(DEFAULT_STORE, _not_empty, "SQLite file of the local store")
@@ -144,6 +148,10 @@ class StoreConfig:
     max_bytes: int = _key(0, _between(0, 1 << 50),
                           "disk quota of the store file (0: none): past it the oldest readings go first, then the "
                           "oldest aggregates; alarms, actuations, outages and gaps are never deleted")
+    retention_days: float = _key(DEFAULT_STORE_RETENTION_DAYS, _between(0.0, 36500.0, " days"),
+                                 "readings and aggregates older than this are deleted from the store (0: kept until "
+                                 "max_bytes); alarms, actuations, outages and gaps are kept")
+    prune_interval_s: float = _key(600.0, _between(1.0, 86400.0, " s"), "how often the store's retention runs")
 
 
 @dataclass(frozen=True)
@@ -296,6 +304,8 @@ class GatewayConfig:
     node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     sinks: tuple[SinkSpec, ...] = ()
     store_max_bytes: int = 0
+    store_retention_days: float = DEFAULT_STORE_RETENTION_DAYS
+    store_prune_interval_s: float = 600.0
     service: ServiceConfig = field(default_factory=ServiceConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
@@ -311,7 +321,8 @@ class GatewayConfig:
 
     def all_sinks(self) -> tuple[SinkSpec, ...]:
         """The local store (sink "sqlite") first, when enabled, then the [[sink]] tables."""
-        params = {"path": str(self.store_path), "max_bytes": self.store_max_bytes}
+        params = {"path": str(self.store_path), "max_bytes": self.store_max_bytes,
+                  "retention_days": self.store_retention_days, "prune_interval_s": self.store_prune_interval_s}
         store = (SinkSpec("sqlite", "sqlite", MappingProxyType(params)),)
         return (store if self.store_enabled else ()) + self.sinks
 
@@ -535,8 +546,9 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     _check_alarm_nodes(c, processing, set(nodes))
     config = GatewayConfig(
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
-        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, status=status,
-        notify=notify,
+        _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes,
+        service=service, status=status, notify=notify,
+        store_retention_days=store.retention_days, store_prune_interval_s=store.prune_interval_s,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")
