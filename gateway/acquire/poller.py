@@ -70,8 +70,10 @@ from gateway.acquire.backfill import UNAVAILABLE, Backfill, BackfillStats, Lost,
 from gateway.acquire.decode import (
     KIND_BY_NAME,
     DecodeError,
+    KindMismatch,
     decode_history,
     decode_inputs,
+    kind_name,
     missing_readings,
     to_readings,
 )
@@ -113,6 +115,8 @@ _BACKFILL_MARGIN = 0.005  # s kept free before the next node is due (event loop 
 _BACKFILL_STARVE_AFTER = 10.0
 _MAX_HELD_GAPS = 10_000  # gaps held while the wall clock is not valid
 _SAMPLE_SEQ = regmap.find(regmap.DIAGNOSTICS, "sample_seq")  # what a probe reads: two registers
+_NODE_KIND = regmap.find(regmap.DIAGNOSTICS, "node_kind")
+_ILLEGAL_DATA_ADDRESS = 2  # a read past the node's register bank: what a shorter kind answers a longer kind's read
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ class _Node:
         self.backfill_failures = 0  # history transactions in a row that brought nothing
         self.watch = OutageWatch(config.name, config.kind, config.interval)
         self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
+        self.kind_check = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _NODE_KIND[1], 1)
         self.probe_due = math.inf  # the next probe, while the node is suspect
 
 
@@ -378,7 +383,13 @@ class BusPoller:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
         previous = health.last_sequence
-        outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
+        mismatch = await self._kind_of_refusal(node, health, exchange, timeout)
+        if mismatch is not None:
+            health.answered_at(exchange.completed, exchange.response_time)
+            health.exceptions += 1
+            outcome_name, readings, taken, fresh = self._mismatched(node, health, exchange, mismatch)
+        else:
+            outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
         now = time.monotonic()
         if health.consecutive_failures:
             delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
@@ -407,6 +418,36 @@ class BusPoller:
                 )
             )
 
+    async def _kind_of_refusal(
+        self, node: _Node, health: NodeHealth, exchange: Exchange, timeout: float
+    ) -> KindMismatch | None:
+        """A poll refused with "illegal data address": is the node of another kind (a shorter register bank)?
+
+        Asked of its node_kind register, once per episode: while the mismatch stands, the same
+        refusal is taken as the same fault without asking again.
+        """
+        outcome = exchange.outcome
+        if not isinstance(outcome, rtu.ExceptionReply) or outcome.code != _ILLEGAL_DATA_ADDRESS:
+            return None
+        if health.kind_mismatch:
+            return KindMismatch(node.config.kind, health.kind_mismatch)
+        check = await self.link.transact(node.kind_check, timeout)
+        if isinstance(check.outcome, rtu.Registers) and len(check.outcome.values) == 1:
+            code = check.outcome.values[0]
+            if code != node.code:
+                return KindMismatch(node.config.kind, kind_name(code))
+        return None
+
+    def _mismatched(
+        self, node: _Node, health: NodeHealth, exchange: Exchange, error: KindMismatch
+    ) -> tuple[str, list[Reading], float, None]:
+        """A node of another kind than configured: said once; no reading (its registers are not this kind's)."""
+        if health.kind_mismatch != error.reported:
+            log.error("bus %s node %s: %s", self.bus.name, node.config.name, error)
+        health.kind_mismatch = error.reported
+        health.failed(str(error), answered=True)
+        return "kind mismatch", [], exchange.request_end + self.link.gap(), None
+
     def _watch_poll(
         self,
         node: _Node,
@@ -425,6 +466,8 @@ class BusPoller:
             self._outages(node.watch.answered(heard, gained))
         elif outcome_name == "no new sample":
             self._outages(node.watch.answered(heard, 0))
+        elif outcome_name == "kind mismatch":  # a configuration fault, not a flag of the data
+            node.watch.failed(heard, f"kind mismatch: the node is a {health.kind_mismatch} node")
         else:
             flag = readings[0].quality.value if readings else Quality.COMMUNICATION_FAILURE.value
             node.watch.failed(heard, f"{flag}: {outcome_name}")
@@ -508,12 +551,18 @@ class BusPoller:
             node.timeout.observe(exchange.response_time)
             try:
                 sample = decode_inputs(config.kind, outcome.values)
+            except KindMismatch as error:
+                return self._mismatched(node, health, exchange, error)
             except DecodeError as error:
                 health.decode_errors += 1
                 return self._failed(
                     health, "decode error", str(error), config, heard, Quality.DEVICE_FAULT, answered=True
                 )
             health.succeeded()
+            if health.kind_mismatch:
+                log.info("bus %s node %s: now answers as a %s node, as configured", self.bus.name, config.name,
+                         config.kind)
+                health.kind_mismatch = ""
             diag = sample.diagnostics
             health.node_crc_errors = diag["crc_errors"]
             health.node_sensor_errors = diag["sensor_errors"]
