@@ -91,6 +91,7 @@ from gateway.acquire.health import (
 )
 from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpLink
 from gateway.acquire.outages import NodeOutage, OutageWatch
+from gateway.acquire.repeats import Repeats
 from gateway.acquire.timestamps import Clock, Stamper
 from gateway.model import Gap, Quality, Reading
 from gateway.protocols import modbus_rtu_master as rtu
@@ -243,6 +244,8 @@ class BusPoller:
         self._wake = asyncio.Event()
         self._reopen_at = 0.0
         self._reopen_delay = 0.5
+        self.open_failures = Repeats()  # the port's reopen attempts, for the log
+        self._not_open = f"{bus.address} is not open"
         self._resumed = False
         self._held_gaps: list[tuple[NodeConfig, Lost]] = []
         self._held_outages: list[NodeOutage] = []
@@ -364,10 +367,19 @@ class BusPoller:
         try:
             await self.link.open()
         except OSError as error:
-            log.warning("bus %s: %s (retrying in %.1f s)", self.bus.name, error, self._reopen_delay)
+            # Said once per episode and then every few minutes with a count: an unplugged adapter
+            # fails every retry for hours (gateway/acquire/repeats.py).
+            unsaid = self.open_failures.failed(str(error), now)
+            if unsaid is not None:
+                again = f"; {unsaid} more attempts failed alike" if unsaid else ""
+                log.warning("bus %s: %s (retrying in %.1f s, at most every %.0f s%s)", self.bus.name, error,
+                            self._reopen_delay, _REOPEN_MAX, again)
             self._reopen_at = now + self._reopen_delay
             self._reopen_delay = min(self._reopen_delay * 2, _REOPEN_MAX)
             return False
+        episode = self.open_failures.succeeded(now)
+        if episode is not None:
+            log.info("bus %s: port open again after %d failed attempts in %.0f s", self.bus.name, *episode)
         self._reopen_delay = 0.5
         return True
 
@@ -381,7 +393,7 @@ class BusPoller:
             exchange = await self.link.transact(node.request, timeout)
         else:
             now = time.monotonic()
-            exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+            exchange = Exchange(NoReply("io", self._not_open), now, now, now)
         previous = health.last_sequence
         mismatch = await self._kind_of_refusal(node, health, exchange, timeout)
         if mismatch is not None:
@@ -495,7 +507,7 @@ class BusPoller:
             exchange = await self.link.transact(node.probe, timeout)
         else:
             now = time.monotonic()
-            exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+            exchange = Exchange(NoReply("io", self._not_open), now, now, now)
         outcome = exchange.outcome
         now = time.monotonic()
         if isinstance(outcome, NoReply):
@@ -623,7 +635,9 @@ class BusPoller:
         answered: bool = False,
     ) -> tuple[str, list[Reading], float, None]:
         # Log the first of a run of the same problem, and the node going offline; not every poll.
-        if detail != health.last_error or health.consecutive_failures + 1 == 3:
+        # A port that is not open is the bus's problem, said by the bus (_ensure_open), not by every node.
+        bus_said = name == "io" and detail == self._not_open
+        if not bus_said and (detail != health.last_error or health.consecutive_failures + 1 == 3):
             log.warning("bus %s node %s: %s: %s", self.bus.name, config.name, name, detail)
         health.failed(detail, answered)
         return name, missing_readings(config.name, config.kind, 0.0, quality), heard, None
