@@ -191,6 +191,9 @@ class _Node:
         self.backfill_since = 0.0  # when its backlog last moved (for the starvation rule)
         self.backfill_after = 0.0  # no history transaction before this (after a failure)
         self.backfill_failures = 0  # history transactions in a row that brought nothing
+        # One backfill episode's story in the log: the counters when it began, and gaps of unknown size in it.
+        self.episode: tuple[int, int] | None = None  # (stats.fetched, stats.lost) at its start
+        self.episode_unknown = 0  # Lost records of an unknown count (a restart) during it
         self.watch = OutageWatch(config.name, config.kind, config.interval)
         self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
         self.kind_check = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _NODE_KIND[1], 1)
@@ -670,9 +673,12 @@ class BusPoller:
             items.extend(cursor.abandon(UNAVAILABLE))
         if cursor.busy and not was_busy:
             node.backfill_since = now
-            log.info("bus %s node %s: %d samples missed, fetching them from its history",
-                     self.bus.name, node.config.name, cursor.waiting)
+            if node.episode is None:
+                node.episode = (cursor.stats.fetched, cursor.stats.lost)
+                log.info("bus %s node %s: %d samples missed, fetching them from its history",
+                         self.bus.name, node.config.name, cursor.waiting)
         self._emit(node, items)
+        self._episode_over(node, "backfill done")  # a poll can end it too (a restart ends what was fetchable)
 
     def _emit(self, node: _Node, items: list[Sampled[list[Reading]] | Lost]) -> None:
         """Deliver in order: readings stamped at their sample's time, lost samples as gaps."""
@@ -684,7 +690,7 @@ class BusPoller:
                 if ready:
                     self.deliver(ready)
                     ready = []
-                self._lost(node.config, item)
+                self._lost(node, item)
             else:
                 ready.extend(self.stamper.stamp(item.taken, item.payload))
         if not items:
@@ -692,10 +698,15 @@ class BusPoller:
         if ready:
             self.deliver(ready)
 
-    def _lost(self, config: NodeConfig, lost: Lost) -> None:
-        count = "an unknown number of" if lost.count is None else str(lost.count)
-        log.warning("bus %s node %s: %s samples from %d on are lost (%s)", self.bus.name, config.name,
-                    count, lost.first, lost.reason)
+    def _lost(self, node: _Node, lost: Lost) -> None:
+        config = node.config
+        if lost.count is None:
+            node.episode_unknown += node.episode is not None
+            log.warning("bus %s node %s: the samples from %d on that it took before it restarted are lost (%s; "
+                        "how many is unknown)", self.bus.name, config.name, lost.first, lost.reason)
+        else:
+            log.warning("bus %s node %s: samples %d..%d (%d) are lost (%s)", self.bus.name, config.name,
+                        lost.first, lost.first + lost.count - 1, lost.count, lost.reason)
         self._held_gaps.append((config, lost))
         if len(self._held_gaps) > _MAX_HELD_GAPS:
             del self._held_gaps[0]
@@ -835,10 +846,19 @@ class BusPoller:
         node.backfill_failures = 0
         node.backfill_since = time.monotonic()
         self._emit(node, emitted)
-        if not cursor.busy:
-            log.info("bus %s node %s: backfill done (%d fetched so far)", self.bus.name, config.name,
-                     cursor.stats.fetched)
+        self._episode_over(node, "backfill done")
         return True
+
+    def _episode_over(self, node: _Node, how: str) -> None:
+        """Once nothing is left to fetch: one line with this episode's own counts (not the run's)."""
+        if node.backfill.busy or node.episode is None:
+            return
+        stats = node.backfill.stats
+        fetched, lost = stats.fetched - node.episode[0], stats.lost - node.episode[1]
+        unknown = ", and an unknown number taken before a restart" if node.episode_unknown else ""
+        log.info("bus %s node %s: %s: %d missed samples fetched, %d lost%s", self.bus.name, node.config.name,
+                 how, fetched, lost, unknown)
+        node.episode, node.episode_unknown = None, 0
 
     async def _history_transact(self, node: _Node, request: rtu.Request, what: str, deadline: float) -> Exchange:
         node.backfill.stats.requests += 1
@@ -870,6 +890,7 @@ class BusPoller:
                         self.bus.name, config.name, outcome.name)
             node.history = False
             self._emit(node, cursor.abandon(UNAVAILABLE))
+            self._episode_over(node, "backfill impossible")
             return
         node.backfill_failures += 1
         node.backfill_after = time.monotonic() + config.interval
@@ -878,6 +899,7 @@ class BusPoller:
                         self.bus.name, config.name, _outcome_name(outcome))
             node.backfill_failures = 0
             self._emit(node, cursor.abandon(UNAVAILABLE))
+            self._episode_over(node, "backfill given up")
 
 
 def _make_link(bus: BusConfig) -> Link:
