@@ -13,9 +13,13 @@ test that holds under any of them; a daemon-specific flag file (timesyncd's
 from __future__ import annotations
 
 import ctypes
+import errno
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 # From <sys/timex.h>.
 TIME_ERROR = 5  # adjtimex's return state: the clock is not synchronised
@@ -81,11 +85,21 @@ class KernelClockError(OSError):
     pass
 
 
+@functools.cache
+def _adjtimex() -> Callable[[Any], int]:
+    """glibc's adjtimex (the ABI whose struct _Timex describes, also on 32-bit ARM with a 64-bit time_t)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).adjtimex
+    except AttributeError:
+        raise KernelClockError(errno.ENOSYS, "adjtimex: not in this C library") from None
+    function.restype = ctypes.c_int
+    return cast(Callable[[Any], int], function)
+
+
 def read_kernel_clock() -> KernelClock:
     """adjtimex(2) with modes = 0: reads the kernel's time status, changes nothing."""
-    libc = ctypes.CDLL(None, use_errno=True)
     timex = _Timex()
-    state = int(libc.adjtimex(ctypes.byref(timex)))
+    state = int(_adjtimex()(ctypes.byref(timex)))
     if state < 0:
         err = ctypes.get_errno()
         raise KernelClockError(err, f"adjtimex: {os.strerror(err)}")
@@ -93,7 +107,7 @@ def read_kernel_clock() -> KernelClock:
 
 
 def kernel_clock_synchronised() -> bool:
-    """The default probe of ClockValidity: False if the kernel cannot be asked (said by the caller's log)."""
+    """The default probe of ClockValidity; raises KernelClockError if the kernel cannot be asked."""
     return synchronised(read_kernel_clock())
 
 

@@ -11,6 +11,7 @@ from gateway.acquire.kernel_clock import (
     STA_UNSYNC,
     TIME_ERROR,
     KernelClock,
+    KernelClockError,
     kernel_clock_synchronised,
     read_kernel_clock,
     sync_daemon_present,
@@ -213,3 +214,19 @@ def test_the_not_valid_warning_names_the_bus_and_the_drop_names_it_too(caplog: p
     lines = [r.getMessage() for r in caplog.records]
     assert any("bus rs485-north: wall clock is not valid" in line for line in lines), lines
     assert any("bus rs485-north: holding more than 2 readings" in line for line in lines), lines
+
+
+def test_a_kernel_that_cannot_be_asked_is_said_once_and_the_clock_stays_not_valid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = FakeTime()
+    t.sync(REAL_NOW)
+
+    def forbidden() -> bool:
+        raise KernelClockError(1, "adjtimex: Operation not permitted")
+
+    valid = ClockValidity(require_sync=True, wall=t.wall, synced=forbidden, daemon_present=lambda: True)
+    with caplog.at_level(logging.ERROR, logger="gateway.acquire.timestamps"):
+        assert not valid() and not valid()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and 'require_sync = "never"' in lines[0] and "Operation not permitted" in lines[0]
