@@ -8,6 +8,13 @@ test that holds under any of them; a daemon-specific flag file (timesyncd's
 /run/systemd/timesync/synchronized) is not written by chrony.
 
 ``synchronised`` is the sans-IO rule; ``read_kernel_clock`` is the system call.
+
+Under the shipped systemd unit the system call itself is refused: its
+``SystemCallFilter=@system-service`` and ``ProtectClock=yes`` leave out the
+@clock group, adjtimex included, even for reading (systemd issue 26413).
+``KernelSyncProbe`` then asks systemd-timedated (``timedatectl show``), whose
+``NTPSynchronized`` is the same kernel verdict, read by adjtimex in its own
+process; the unit keeps its hardening.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import logging
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+
+log = logging.getLogger(__name__)
 
 # From <sys/timex.h>.
 TIME_ERROR = 5  # adjtimex's return state: the clock is not synchronised
@@ -107,8 +118,45 @@ def read_kernel_clock() -> KernelClock:
 
 
 def kernel_clock_synchronised() -> bool:
-    """The default probe of ClockValidity; raises KernelClockError if the kernel cannot be asked."""
+    """The kernel's verdict by adjtimex; raises KernelClockError if the kernel cannot be asked."""
     return synchronised(read_kernel_clock())
+
+
+def timedated_synchronised(timedatectl: str = "timedatectl", timeout: float = 10.0) -> bool:
+    """systemd-timedated's NTPSynchronized property (the kernel's verdict, asked by timedated)."""
+    try:
+        done = subprocess.run([timedatectl, "show", "--property=NTPSynchronized", "--value"], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise KernelClockError(errno.EIO, f"{timedatectl} show: {error}") from None
+    answer = done.stdout.strip()
+    if done.returncode != 0 or answer not in ("yes", "no"):
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"answered {answer!r}"
+        raise KernelClockError(errno.EIO, f"{timedatectl} show: exit status {done.returncode}: {reason}")
+    return answer == "yes"
+
+
+class KernelSyncProbe:
+    """Is the clock synchronised: adjtimex, or systemd-timedated where a system call filter refuses adjtimex."""
+
+    def __init__(
+        self, read: Callable[[], KernelClock] = read_kernel_clock, timedatectl: str = "timedatectl"
+    ) -> None:
+        self.read = read
+        self.timedatectl = timedatectl
+        self.via_timedated = False
+
+    def __call__(self) -> bool:
+        if not self.via_timedated:
+            try:
+                return synchronised(self.read())
+            except KernelClockError as error:
+                if error.errno not in (errno.EPERM, errno.ENOSYS):
+                    raise
+                self.via_timedated = True
+                log.info("adjtimex is refused here (%s; the unit's system call filter): asking systemd-timedated "
+                         "whether the clock is synchronised", error.strerror)
+        return timedated_synchronised(self.timedatectl)
 
 
 def sync_daemon_present(dirs: tuple[Path, ...] = SYNC_DAEMON_DIRS) -> bool:

@@ -30,19 +30,21 @@ them in the durable queue (gateway/deliver/queue.py, table ``held``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from gateway.acquire.kernel_clock import KernelClockError, kernel_clock_synchronised, sync_daemon_present
+from gateway.acquire.kernel_clock import KernelClockError, KernelSyncProbe, sync_daemon_present
 from gateway.model import Reading
 
 log = logging.getLogger(__name__)
 
 # 2026-01-01T00:00:00Z: this code did not exist before, so neither can a reading it took.
 BUILD_TIME_FLOOR = 1767225600.0
+ASK_EVERY_S = 1.0  # while not synchronised, the kernel (or timedated) is asked at most this often
 DEFAULT_MAX_HELD = 200_000  # readings; about an hour of 32 six-channel nodes at 1 Hz
 
 
@@ -59,13 +61,18 @@ class ClockValidity:
         floor: float = BUILD_TIME_FLOOR,
         require_sync: bool | None = None,
         wall: Callable[[], float] = time.time,
-        synced: Callable[[], bool] = kernel_clock_synchronised,
+        synced: Callable[[], bool] | None = None,
         daemon_present: Callable[[], bool] = sync_daemon_present,
+        mono: Callable[[], float] = time.monotonic,
+        ask_every_s: float = ASK_EVERY_S,
     ) -> None:
         self.floor = floor
         self.require_sync = daemon_present() if require_sync is None else require_sync
         self.wall = wall
-        self.synced = synced
+        self.synced = KernelSyncProbe() if synced is None else synced
+        self.mono = mono
+        self.ask_every_s = ask_every_s
+        self._next_ask = -math.inf
         self._synced = False
         self._error_said = False
 
@@ -75,7 +82,9 @@ class ClockValidity:
         if not self.require_sync:
             return True
         # Once synchronised, the kernel keeps the time: a later NTP outage does not make it invalid again.
-        if not self._synced:
+        if not self._synced and self.mono() >= self._next_ask:
+            # Asked on every stamp otherwise; the timedated fallback starts a process per question.
+            self._next_ask = self.mono() + self.ask_every_s
             try:
                 self._synced = self.synced()
             except KernelClockError as error:

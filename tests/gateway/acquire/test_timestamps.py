@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from gateway.acquire.kernel_clock import (
     TIME_ERROR,
     KernelClock,
     KernelClockError,
+    KernelSyncProbe,
     kernel_clock_synchronised,
     read_kernel_clock,
     sync_daemon_present,
@@ -71,11 +73,13 @@ def test_clock_validity_waits_for_the_kernel_where_a_sync_daemon_runs() -> None:
     t = FakeTime()
     t.sync(REAL_NOW - 86_400 * 30)  # fake-hwclock: a month-old time, later than the floor
     kernel = KernelSync()
-    valid = ClockValidity(wall=t.wall, synced=kernel, daemon_present=lambda: True)
+    valid = ClockValidity(wall=t.wall, synced=kernel, daemon_present=lambda: True, mono=t.mono)
     assert valid.require_sync
     assert not valid()
     kernel.synced = True  # chrony (or timesyncd) cleared STA_UNSYNC
-    assert valid()
+    assert not valid() and kernel.asked == 1  # asked at most once a second (ASK_EVERY_S), not at every stamp
+    t.mono_now += 1.0
+    assert valid() and kernel.asked == 2
     kernel.synced = False  # once valid, it stays valid: the kernel keeps the time between NTP answers
     assert valid()
 
@@ -84,9 +88,10 @@ def test_require_sync_always_waits_for_the_kernel_even_without_a_known_daemon() 
     t = FakeTime()
     t.sync(REAL_NOW)
     kernel = KernelSync()
-    valid = ClockValidity(require_sync=True, wall=t.wall, synced=kernel, daemon_present=lambda: False)
+    valid = ClockValidity(require_sync=True, wall=t.wall, synced=kernel, daemon_present=lambda: False, mono=t.mono)
     assert not valid()
     kernel.synced = True
+    t.mono_now += 1.0
     assert valid()
 
 
@@ -225,8 +230,49 @@ def test_a_kernel_that_cannot_be_asked_is_said_once_and_the_clock_stays_not_vali
     def forbidden() -> bool:
         raise KernelClockError(1, "adjtimex: Operation not permitted")
 
-    valid = ClockValidity(require_sync=True, wall=t.wall, synced=forbidden, daemon_present=lambda: True)
+    valid = ClockValidity(require_sync=True, wall=t.wall, synced=forbidden, daemon_present=lambda: True, mono=t.mono)
     with caplog.at_level(logging.ERROR, logger="gateway.acquire.timestamps"):
-        assert not valid() and not valid()
+        assert not valid()
+        t.mono_now += 1.0
+        assert not valid()
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and 'require_sync = "never"' in lines[0] and "Operation not permitted" in lines[0]
+
+
+def fake_timedatectl(folder: Path, answer: str, status: int = 0) -> str:
+    """systemd-timedated cannot run here (systemd is not PID 1): a stand-in that answers as timedatectl does."""
+    script = folder / "timedatectl"
+    script.write_text(f'#!/bin/sh\n[ "$*" = "show --property=NTPSynchronized --value" ] || exit 2\n'
+                      f'echo {answer}\necho "Failed to connect to bus" >&2\nexit {status}\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def refused() -> KernelClock:
+    raise KernelClockError(errno.EPERM, "adjtimex: Operation not permitted")
+
+
+def test_where_a_system_call_filter_refuses_adjtimex_timedated_is_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "no").mkdir()
+    (tmp_path / "yes").mkdir()
+    probe = KernelSyncProbe(read=refused, timedatectl=fake_timedatectl(tmp_path / "no", "no"))
+    with caplog.at_level(logging.INFO, logger="gateway.acquire.kernel_clock"):
+        assert probe() is False
+    assert probe.via_timedated and "asking systemd-timedated" in caplog.text
+    probe.timedatectl = fake_timedatectl(tmp_path / "yes", "yes")
+    assert probe() is True
+
+
+def test_a_timedated_that_cannot_answer_is_an_error_naming_it(tmp_path: Path) -> None:
+    probe = KernelSyncProbe(read=refused, timedatectl=fake_timedatectl(tmp_path, "", status=1))
+    with pytest.raises(KernelClockError, match="timedatectl show: exit status 1: Failed to connect to bus"):
+        probe()
+    with pytest.raises(KernelClockError, match="No such file"):
+        KernelSyncProbe(read=refused, timedatectl=str(tmp_path / "nope"))()
+
+
+def test_adjtimex_is_asked_first_and_timedated_only_when_refused(tmp_path: Path) -> None:
+    probe = KernelSyncProbe(timedatectl=str(tmp_path / "never-run"))
+    assert probe() == kernel_clock_synchronised() and not probe.via_timedated
