@@ -446,7 +446,8 @@ class BusPoller:
             return None
         if health.kind_mismatch:
             return KindMismatch(node.config.kind, health.kind_mismatch)
-        check = await self.link.transact(node.kind_check, timeout)
+        # The node just answered: its full reply timeout, so that a busy host does not turn this into a miss.
+        check = await self.link.transact(node.kind_check, max(timeout, node.timeout.ceiling))
         if isinstance(check.outcome, rtu.Registers) and len(check.outcome.values) == 1:
             code = check.outcome.values[0]
             if code != node.code:
