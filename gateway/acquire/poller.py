@@ -447,7 +447,11 @@ class BusPoller:
         if health.kind_mismatch:
             return KindMismatch(node.config.kind, health.kind_mismatch)
         # The node just answered: its full reply timeout, so that a busy host does not turn this into a miss.
-        check = await self.link.transact(node.kind_check, max(timeout, node.timeout.ceiling))
+        check_timeout = max(timeout, node.timeout.ceiling)
+        check = await self.link.transact(node.kind_check, check_timeout)
+        if self.trace is not None:  # bus time like any other transaction
+            self.trace(PollRecord(node.config.name, check.sent, check.sent, check.completed, "kind check",
+                                  check_timeout, len(node.kind_check.frame), node.kind_check.reply_length))
         if isinstance(check.outcome, rtu.Registers) and len(check.outcome.values) == 1:
             code = check.outcome.values[0]
             if code != node.code:

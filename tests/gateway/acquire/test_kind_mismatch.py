@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
+from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.model import Reading
 from simulator.site import BusSpec, NodeSpec, Site
 
@@ -40,7 +40,8 @@ async def test_a_wrong_kind_is_named_once_and_stores_nothing(
                     (NodeConfig("node-3", configured, 3, 0.2), NodeConfig("wind-4", "wind", 4, 0.2)),
                     baud=BAUD, timeout=0.3)
     with site, caplog.at_level(logging.INFO, logger="gateway.acquire"):
-        poller = BusPoller(bus, delivered.extend)
+        trace: list[PollRecord] = []
+        poller = BusPoller(bus, delivered.extend, trace=trace.append)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
         deadline = time.monotonic() + 30
@@ -59,3 +60,7 @@ async def test_a_wrong_kind_is_named_once_and_stores_nothing(
     assert [r for r in delivered if r.node == "node-3"] == []
     assert health.outage == f"kind mismatch: the node is a {actual} node"
     assert [r for r in delivered if r.node == "wind-4"], "the other node on the bus was not polled"
+    # Asked of the node_kind register once at most (a shorter read shows it in the reply itself), and traced.
+    checks = [r for r in trace if r.outcome == "kind check"]
+    refused = (actual, configured) in {("noise", "dust"), ("dust", "tilt")}  # exception 2, not a reply
+    assert len(checks) == (1 if refused else 0), checks
