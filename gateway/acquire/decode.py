@@ -16,6 +16,21 @@ class DecodeError(ValueError):
     pass
 
 
+class KindMismatch(DecodeError):
+    """The node's node_kind register names another kind than the configuration: a configuration fault."""
+
+    def __init__(self, configured: str, reported: str) -> None:
+        super().__init__(f"kind mismatch: configured as a {configured} node, but its node_kind register says "
+                         f"{reported}: set kind = \"{reported}\" for it in [[bus.node]], or check its unit_id")
+        self.configured = configured
+        self.reported = reported
+
+
+def kind_name(code: int) -> str:
+    """A node_kind register value's name ("noise"), or the number for one this gateway does not know."""
+    return str(regmap.KIND_NAMES.get(code, code))
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One decoded input-register block of a node."""
@@ -53,8 +68,7 @@ def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
         raise DecodeError(f"{kind} node: expected {expected} input registers, got {len(words)}")
     diagnostics = {row[0]: int(_value(words, row)) for row in regmap.DIAGNOSTICS}
     if diagnostics["node_kind"] != code:
-        reported = regmap.KIND_NAMES.get(diagnostics["node_kind"], str(diagnostics["node_kind"]))
-        raise DecodeError(f"configured as a {kind} node, but the node reports kind {reported}")
+        raise KindMismatch(kind, kind_name(diagnostics["node_kind"]))
     values = {row[0]: _value(words, row) for row in regmap.MEASUREMENTS[code]}
     units = {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
     return Sample(diagnostics, values, units, channel_qualities(kind, diagnostics["sensor_status"]))

@@ -126,6 +126,7 @@ class NodeHealth:
     probes_answered: int = 0
     stale: bool = False  # answers, but its sample sequence stopped advancing (see outages.py)
     outage: str = ""  # the reason of the node's open outage ("" when none is open)
+    kind_mismatch: str = ""  # the kind the node's node_kind register says, when not the configured one
 
     @property
     def online(self) -> bool:

@@ -81,8 +81,10 @@ from gateway.acquire.bus_time import BusTime
 from gateway.acquire.decode import (
     KIND_BY_NAME,
     DecodeError,
+    KindMismatch,
     decode_history,
     decode_inputs,
+    kind_name,
     missing_readings,
     to_readings,
 )
@@ -100,6 +102,7 @@ from gateway.acquire.health import (
 )
 from gateway.acquire.link import Exchange, Link, NoReply, Outcome, RtuLink, TcpLink
 from gateway.acquire.outages import NodeOutage, OutageWatch
+from gateway.acquire.repeats import Repeats
 from gateway.acquire.timestamps import Clock, Stamper
 from gateway.model import Gap, Quality, Reading
 from gateway.profiles.gust import GUST_CHANNEL, RunningGust
@@ -127,6 +130,8 @@ _BACKFILL_MARGIN = 0.005  # s kept free before the next node is due (event loop 
 _BACKFILL_STARVE_AFTER = 10.0
 _MAX_HELD_GAPS = 10_000  # gaps held while the wall clock is not valid
 _SAMPLE_SEQ = regmap.find(regmap.DIAGNOSTICS, "sample_seq")  # what a probe reads: two registers
+_NODE_KIND = regmap.find(regmap.DIAGNOSTICS, "node_kind")
+_ILLEGAL_DATA_ADDRESS = 2  # a read past the node's register bank: what a shorter kind answers a longer kind's read
 
 
 @dataclass(frozen=True)
@@ -203,8 +208,12 @@ class _Node:
         self.backfill_since = 0.0  # when its backlog last moved (for the starvation rule)
         self.backfill_after = 0.0  # no history transaction before this (after a failure)
         self.backfill_failures = 0  # history transactions in a row that brought nothing
+        # One backfill episode's story in the log: the counters when it began, and gaps of unknown size in it.
+        self.episode: tuple[int, int] | None = None  # (stats.fetched, stats.lost) at its start
+        self.episode_unknown = 0  # Lost records of an unknown count (a restart) during it
         self.watch = OutageWatch(config.name, config.kind, config.interval)
         self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
+        self.kind_check = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _NODE_KIND[1], 1)
         self.probe_due = math.inf  # the next probe, while the node is suspect
         # A vendor device: its profile's merged reads, one transaction each per poll; the first is the
         # poll's request (and its probe), the others follow it in the same slot.
@@ -252,7 +261,7 @@ class BusPoller:
         self.on_gap = on_gap
         self.on_outage = on_outage
         self.clock = clock or Clock()
-        self.stamper = Stamper(self.clock)
+        self.stamper = Stamper(self.clock, bus=bus.name)
         self.trace = trace
         self.link: Link = link or _make_link(bus)
         self.health: dict[str, NodeHealth] = {}
@@ -275,6 +284,8 @@ class BusPoller:
         self._wake = asyncio.Event()
         self._reopen_at = 0.0
         self._reopen_delay = 0.5
+        self.open_failures = Repeats()  # the port's reopen attempts, for the log
+        self._not_open = f"{bus.address} is not open"
         self._resumed = False
         self._held_gaps: list[tuple[NodeConfig, Lost]] = []
         self._held_outages: list[NodeOutage] = []
@@ -411,10 +422,19 @@ class BusPoller:
         try:
             await self.link.open()
         except OSError as error:
-            log.warning("bus %s: %s (retrying in %.1f s)", self.bus.name, error, self._reopen_delay)
+            # Said once per episode and then every few minutes with a count: an unplugged adapter
+            # fails every retry for hours (gateway/acquire/repeats.py).
+            unsaid = self.open_failures.failed(str(error), now)
+            if unsaid is not None:
+                again = f"; {unsaid} more attempts failed alike" if unsaid else ""
+                log.warning("bus %s: %s (retrying in %.1f s, at most every %.0f s%s)", self.bus.name, error,
+                            self._reopen_delay, _REOPEN_MAX, again)
             self._reopen_at = now + self._reopen_delay
             self._reopen_delay = min(self._reopen_delay * 2, _REOPEN_MAX)
             return False
+        episode = self.open_failures.succeeded(now)
+        if episode is not None:
+            log.info("bus %s: port open again after %d failed attempts in %.0f s", self.bus.name, *episode)
         self._reopen_delay = 0.5
         return True
 
@@ -431,9 +451,15 @@ class BusPoller:
             exchange = await self._transact(node.request, timeout)
         else:
             now = time.monotonic()
-            exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+            exchange = Exchange(NoReply("io", self._not_open), now, now, now)
         previous = health.last_sequence
-        outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
+        mismatch = await self._kind_of_refusal(node, health, exchange, timeout)
+        if mismatch is not None:
+            health.answered_at(exchange.completed, exchange.response_time)
+            health.exceptions += 1
+            outcome_name, readings, taken, fresh = self._mismatched(node, health, exchange, mismatch)
+        else:
+            outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
         now = time.monotonic()
         if health.consecutive_failures:
             delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
@@ -592,6 +618,40 @@ class BusPoller:
         readings = [Reading(config.name, config.kind, q, None, profile.unit(q), quality, 0.0, 0)
                     for q in profile.quantities]
         return name, readings, heard, None
+    async def _kind_of_refusal(
+        self, node: _Node, health: NodeHealth, exchange: Exchange, timeout: float
+    ) -> KindMismatch | None:
+        """A poll refused with "illegal data address": is the node of another kind (a shorter register bank)?
+
+        Asked of its node_kind register, once per episode: while the mismatch stands, the same
+        refusal is taken as the same fault without asking again.
+        """
+        outcome = exchange.outcome
+        if not isinstance(outcome, rtu.ExceptionReply) or outcome.code != _ILLEGAL_DATA_ADDRESS:
+            return None
+        if health.kind_mismatch:
+            return KindMismatch(node.config.kind, health.kind_mismatch)
+        # The node just answered: its full reply timeout, so that a busy host does not turn this into a miss.
+        check_timeout = max(timeout, node.timeout.ceiling)
+        check = await self.link.transact(node.kind_check, check_timeout)
+        if self.trace is not None:  # bus time like any other transaction
+            self.trace(PollRecord(node.config.name, check.sent, check.sent, check.completed, "kind check",
+                                  check_timeout, len(node.kind_check.frame), node.kind_check.reply_length))
+        if isinstance(check.outcome, rtu.Registers) and len(check.outcome.values) == 1:
+            code = check.outcome.values[0]
+            if code != node.code:
+                return KindMismatch(node.config.kind, kind_name(code))
+        return None
+
+    def _mismatched(
+        self, node: _Node, health: NodeHealth, exchange: Exchange, error: KindMismatch
+    ) -> tuple[str, list[Reading], float, None]:
+        """A node of another kind than configured: said once; no reading (its registers are not this kind's)."""
+        if health.kind_mismatch != error.reported:
+            log.error("bus %s node %s: %s", self.bus.name, node.config.name, error)
+        health.kind_mismatch = error.reported
+        health.failed(str(error), answered=True)
+        return "kind mismatch", [], exchange.request_end + self.link.gap(), None
 
     def _watch_poll(
         self,
@@ -611,6 +671,8 @@ class BusPoller:
             self._outages(node.watch.answered(heard, gained))
         elif outcome_name == "no new sample":
             self._outages(node.watch.answered(heard, 0))
+        elif outcome_name == "kind mismatch":  # a configuration fault, not a flag of the data
+            node.watch.failed(heard, f"kind mismatch: the node is a {health.kind_mismatch} node")
         else:
             flag = readings[0].quality.value if readings else Quality.COMMUNICATION_FAILURE.value
             node.watch.failed(heard, f"{flag}: {outcome_name}")
@@ -638,7 +700,7 @@ class BusPoller:
             exchange = await self._transact(node.probe, timeout)
         else:
             now = time.monotonic()
-            exchange = Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now)
+            exchange = Exchange(NoReply("io", self._not_open), now, now, now)
         outcome = exchange.outcome
         now = time.monotonic()
         if isinstance(outcome, NoReply):
@@ -694,12 +756,18 @@ class BusPoller:
             node.timeout.observe(exchange.response_time)
             try:
                 sample = decode_inputs(config.kind, outcome.values)
+            except KindMismatch as error:
+                return self._mismatched(node, health, exchange, error)
             except DecodeError as error:
                 health.decode_errors += 1
                 return self._failed(
                     health, "decode error", str(error), config, heard, Quality.DEVICE_FAULT, answered=True
                 )
             health.succeeded()
+            if health.kind_mismatch:
+                log.info("bus %s node %s: now answers as a %s node, as configured", self.bus.name, config.name,
+                         config.kind)
+                health.kind_mismatch = ""
             diag = sample.diagnostics
             health.node_crc_errors = diag["crc_errors"]
             health.node_sensor_errors = diag["sensor_errors"]
@@ -760,7 +828,9 @@ class BusPoller:
         answered: bool = False,
     ) -> tuple[str, list[Reading], float, None]:
         # Log the first of a run of the same problem, and the node going offline; not every poll.
-        if detail != health.last_error or health.consecutive_failures + 1 == 3:
+        # A port that is not open is the bus's problem, said by the bus (_ensure_open), not by every node.
+        bus_said = name == "io" and detail == self._not_open
+        if not bus_said and (detail != health.last_error or health.consecutive_failures + 1 == 3):
             log.warning("bus %s node %s: %s: %s", self.bus.name, config.name, name, detail)
         health.failed(detail, answered)
         return name, missing_readings(config.name, config.kind, 0.0, quality), heard, None
@@ -793,9 +863,12 @@ class BusPoller:
             items.extend(cursor.abandon(UNAVAILABLE))
         if cursor.busy and not was_busy:
             node.backfill_since = now
-            log.info("bus %s node %s: %d samples missed, fetching them from its history",
-                     self.bus.name, node.config.name, cursor.waiting)
+            if node.episode is None:
+                node.episode = (cursor.stats.fetched, cursor.stats.lost)
+                log.info("bus %s node %s: %d samples missed, fetching them from its history",
+                         self.bus.name, node.config.name, cursor.waiting)
         self._emit(node, items)
+        self._episode_over(node, "backfill done")  # a poll can end it too (a restart ends what was fetchable)
 
     def _emit(self, node: _Node, items: list[Sampled[list[Reading]] | Lost]) -> None:
         """Deliver in order: readings stamped at their sample's time, lost samples as gaps."""
@@ -807,7 +880,7 @@ class BusPoller:
                 if ready:
                     self.deliver(ready)
                     ready = []
-                self._lost(node.config, item)
+                self._lost(node, item)
             else:
                 ready.extend(self.stamper.stamp(item.taken, item.payload))
         if not items:
@@ -815,10 +888,15 @@ class BusPoller:
         if ready:
             self.deliver(ready)
 
-    def _lost(self, config: NodeConfig, lost: Lost) -> None:
-        count = "an unknown number of" if lost.count is None else str(lost.count)
-        log.warning("bus %s node %s: %s samples from %d on are lost (%s)", self.bus.name, config.name,
-                    count, lost.first, lost.reason)
+    def _lost(self, node: _Node, lost: Lost) -> None:
+        config = node.config
+        if lost.count is None:
+            node.episode_unknown += node.episode is not None
+            log.warning("bus %s node %s: the samples from %d on that it took before it restarted are lost (%s; "
+                        "how many is unknown)", self.bus.name, config.name, lost.first, lost.reason)
+        else:
+            log.warning("bus %s node %s: samples %d..%d (%d) are lost (%s)", self.bus.name, config.name,
+                        lost.first, lost.first + lost.count - 1, lost.count, lost.reason)
         self._held_gaps.append((config, lost))
         if len(self._held_gaps) > _MAX_HELD_GAPS:
             del self._held_gaps[0]
@@ -958,10 +1036,19 @@ class BusPoller:
         node.backfill_failures = 0
         node.backfill_since = time.monotonic()
         self._emit(node, emitted)
-        if not cursor.busy:
-            log.info("bus %s node %s: backfill done (%d fetched so far)", self.bus.name, config.name,
-                     cursor.stats.fetched)
+        self._episode_over(node, "backfill done")
         return True
+
+    def _episode_over(self, node: _Node, how: str) -> None:
+        """Once nothing is left to fetch: one line with this episode's own counts (not the run's)."""
+        if node.backfill.busy or node.episode is None:
+            return
+        stats = node.backfill.stats
+        fetched, lost = stats.fetched - node.episode[0], stats.lost - node.episode[1]
+        unknown = ", and an unknown number taken before a restart" if node.episode_unknown else ""
+        log.info("bus %s node %s: %s: %d missed samples fetched, %d lost%s", self.bus.name, node.config.name,
+                 how, fetched, lost, unknown)
+        node.episode, node.episode_unknown = None, 0
 
     async def _history_transact(self, node: _Node, request: rtu.Request, what: str, deadline: float) -> Exchange:
         node.backfill.stats.requests += 1
@@ -993,6 +1080,7 @@ class BusPoller:
                         self.bus.name, config.name, outcome.name)
             node.history = False
             self._emit(node, cursor.abandon(UNAVAILABLE))
+            self._episode_over(node, "backfill impossible")
             return
         node.backfill_failures += 1
         node.backfill_after = time.monotonic() + config.interval
@@ -1001,6 +1089,7 @@ class BusPoller:
                         self.bus.name, config.name, _outcome_name(outcome))
             node.backfill_failures = 0
             self._emit(node, cursor.abandon(UNAVAILABLE))
+            self._episode_over(node, "backfill given up")
 
 
 def _make_link(bus: BusConfig) -> Link:

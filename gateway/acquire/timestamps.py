@@ -14,8 +14,9 @@ as the synchronised clock.
 
 Whether the clock is valid is injectable. The default (``ClockValidity``):
 the wall time is later than a build-time floor (2026-01-01: no reading of
-this software can be older), and, where systemd-timesyncd runs (its state
-directory exists), timesyncd has written /run/systemd/timesync/synchronized.
+this software can be older), and, where a time-synchronisation daemon runs
+(chrony, timesyncd, ntpd: gateway/acquire/kernel_clock.py), the kernel says
+the clock is synchronised (adjtimex: no TIME_ERROR, STA_UNSYNC clear).
 A stale fake-hwclock time passes the floor but not the second test.
 
 Held readings are lost if the gateway stops before the clock is valid,
@@ -29,51 +30,68 @@ them in the durable queue (gateway/deliver/queue.py, table ``held``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Protocol
 
+from gateway.acquire.kernel_clock import KernelClockError, KernelSyncProbe, sync_daemon_present
 from gateway.model import Reading
 
 log = logging.getLogger(__name__)
 
 # 2026-01-01T00:00:00Z: this code did not exist before, so neither can a reading it took.
 BUILD_TIME_FLOOR = 1767225600.0
-TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
+ASK_EVERY_S = 1.0  # while not synchronised, the kernel (or timedated) is asked at most this often
 DEFAULT_MAX_HELD = 200_000  # readings; about an hour of 32 six-channel nodes at 1 Hz
 
 
 class ClockValidity:
     """Default "is the wall clock valid" test (see the module docstring).
 
-    require_sync: True: the timesyncd flag must exist; False: the floor alone;
-    None (default): require the flag only if timesyncd's state directory exists.
+    require_sync: True: the kernel must say synchronised; False: the floor alone;
+    None (default, "auto"): require it only where a time-synchronisation daemon runs.
+    synced, daemon_present: the kernel's verdict and the daemon test (injectable for tests).
     """
 
     def __init__(
         self,
         floor: float = BUILD_TIME_FLOOR,
-        sync_flag: Path = TIMESYNC_FLAG,
         require_sync: bool | None = None,
         wall: Callable[[], float] = time.time,
+        synced: Callable[[], bool] | None = None,
+        daemon_present: Callable[[], bool] = sync_daemon_present,
+        mono: Callable[[], float] = time.monotonic,
+        ask_every_s: float = ASK_EVERY_S,
     ) -> None:
         self.floor = floor
-        self.sync_flag = sync_flag
-        self.require_sync = sync_flag.parent.is_dir() if require_sync is None else require_sync
+        self.require_sync = daemon_present() if require_sync is None else require_sync
         self.wall = wall
+        self.synced = KernelSyncProbe() if synced is None else synced
+        self.mono = mono
+        self.ask_every_s = ask_every_s
+        self._next_ask = -math.inf
         self._synced = False
+        self._error_said = False
 
     def __call__(self) -> bool:
         if self.wall() < self.floor:
             return False
         if not self.require_sync:
             return True
-        # Once synchronised, the kernel keeps the time; the flag stays until reboot anyway.
-        if not self._synced:
-            self._synced = self.sync_flag.exists()
+        # Once synchronised, the kernel keeps the time: a later NTP outage does not make it invalid again.
+        if not self._synced and self.mono() >= self._next_ask:
+            # Asked on every stamp otherwise; the timedated fallback starts a process per question.
+            self._next_ask = self.mono() + self.ask_every_s
+            try:
+                self._synced = self.synced()
+            except KernelClockError as error:
+                if not self._error_said:
+                    self._error_said = True
+                    log.error("cannot ask the kernel whether the clock is synchronised (%s): set [clock] "
+                              "require_sync = \"never\" on a machine that forbids adjtimex", error)
         return self._synced
 
 
@@ -100,6 +118,7 @@ class Stamper:
 
     clock: Clock
     max_held: int = DEFAULT_MAX_HELD
+    bus: str = ""  # named in the log lines
     journal: HoldJournal | None = None
     held: deque[tuple[int, float, list[Reading]]] = field(default_factory=deque, init=False)
     held_count: int = field(default=0, init=False)
@@ -134,7 +153,7 @@ class Stamper:
         if not self.was_valid:
             self.was_valid = True
             if self.held:
-                log.info("wall clock is valid: stamping %d held readings", self.held_count)
+                log.info("bus %s: wall clock is valid: stamping %d held readings", self.bus, self.held_count)
         released = 0
         while self.held:
             released, mono, batch = self.held.popleft()
@@ -149,7 +168,8 @@ class Stamper:
         if self.was_valid or not self.held:
             self.was_valid = False
             # Said once per episode, so an operator knows why no reading arrives yet.
-            log.warning("wall clock is not valid (not yet synchronised): holding readings until it is")
+            log.warning("bus %s: wall clock is not valid (the kernel says not synchronised yet): holding readings "
+                        "until it is (sitewatch status shows the clock)", self.bus)
         self.serial += 1
         self.held.append((self.serial, taken_mono, readings))
         self.held_count += len(readings)
@@ -161,7 +181,7 @@ class Stamper:
             self.held_count -= len(oldest)
             self.dropped += len(oldest)
         if dropped_upto:
-            log.error("holding more than %d readings for a valid clock: dropped the oldest (%d in all)",
-                      self.max_held, self.dropped)
+            log.error("bus %s: holding more than %d readings for a valid clock: dropped the oldest (%d in all); "
+                      "raise [clock] max_held or get NTP working", self.bus, self.max_held, self.dropped)
             if self.journal is not None:
                 self.journal.gone(dropped_upto)

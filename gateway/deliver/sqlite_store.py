@@ -25,6 +25,15 @@ the oldest readings are deleted, then the oldest aggregates, down to
 actuations, outages and gaps are never deleted. Everything in the store was
 delivered (the store is a sink): the queue's quota is the one that can lose
 undelivered data.
+
+Retention (``retention_days``, 0: none): readings older than that (their
+timestamp) and aggregates whose window ended before it are deleted, in
+transactions of at most ``PRUNE_CHUNK`` rows (a reader or the next batch
+never waits long), by the sink's worker thread after a delivery, at most every
+``prune_interval_s``: off the event loop that polls the buses. "Older" is
+by the gateway's clock (the service's, attached), so a simulated site's
+records age at the simulated pace. Alarms, actuations, outages and gaps are
+kept: they are few, and they are the record of what happened on site.
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ import asyncio
 import logging
 import math
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from gateway.deliver.queue import PRUNE_CHUNK, QUOTA_LOW_WATER, Batch, bound_memory, used_bytes
 from gateway.deliver.records import Actuation, Outage
@@ -169,6 +180,7 @@ def _reading_row(r: Reading) -> tuple[object, ...]:
 
 log = logging.getLogger(__name__)
 QUOTA_ORDER = ("readings", "aggregates")  # what the store's quota deletes, in this order, oldest first
+RETENTION_TIME = (("readings", "ts"), ("aggregates", '"end"'))  # what retention deletes, and by which time
 
 
 class SqliteStore:
@@ -176,6 +188,7 @@ class SqliteStore:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.quota_deleted = 0  # rows deleted for the disk quota
+        self.retention_deleted = 0  # rows deleted for being older than the retention
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -216,6 +229,24 @@ class SqliteStore:
         if used > self.max_bytes:
             log.error("store %s: still %d bytes over its disk quota with only alarms, actuations, outages and gaps "
                       "left: they are kept", self.path, used - self.max_bytes)
+        return deleted
+
+    def prune_older(self, cutoff: float, chunk: int = PRUNE_CHUNK) -> int:
+        """Delete readings taken, and aggregates ended, before `cutoff` (a Unix time), `chunk` rows a transaction."""
+        deleted = 0
+        for table, column in RETENTION_TIME:
+            while True:
+                with self._db:
+                    self._db.execute("BEGIN")
+                    cur = self._db.execute(
+                        f"DELETE FROM {table} WHERE id IN "
+                        f"(SELECT id FROM {table} WHERE {column} < ? ORDER BY id LIMIT ?)",
+                        (cutoff, chunk),
+                    )
+                deleted += cur.rowcount
+                if cur.rowcount < chunk:
+                    break
+        self.retention_deleted += deleted
         return deleted
 
     def write(self, readings: Iterable[Reading]) -> int:
@@ -321,16 +352,43 @@ class SqliteStore:
 class SqliteSink:
     """The local SQLite store as a sink of the queue ([store] in the configuration)."""
 
-    def __init__(self, name: str, path: str, max_bytes: int = 0) -> None:
+    def __init__(
+        self, name: str, path: str, max_bytes: int = 0, retention_days: float = 0.0, prune_interval_s: float = 600.0
+    ) -> None:
         self.name = name
         self.store = SqliteStore(path, max_bytes)
         self.readings_stored = 0
+        self.retention_s = retention_days * 86400.0
+        self.prune_interval_s = prune_interval_s
+        self.wall: Callable[[], float] = time.time  # the service's clock once attached
+        self.mono: Callable[[], float] = time.monotonic
+        self._prune_due = -math.inf
+
+    def attach(self, service: Any) -> None:
+        self.wall = service.clock.wall
 
     async def send(self, batch: Batch) -> int:
         # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
-        delivered, readings = await asyncio.to_thread(self.store.store_batch, batch)
+        delivered, readings = await asyncio.to_thread(self._store, batch)
         self.readings_stored += readings
         return delivered
+
+    def _store(self, batch: Batch) -> tuple[int, int]:
+        result = self.store.store_batch(batch)
+        self.apply_retention()
+        return result
+
+    def apply_retention(self) -> int:
+        """Delete what is older than the retention, if a prune is due (in the thread that stores)."""
+        if not self.retention_s or self.mono() < self._prune_due:
+            return 0
+        self._prune_due = self.mono() + self.prune_interval_s
+        cutoff = self.wall() - self.retention_s
+        deleted = self.store.prune_older(cutoff)
+        if deleted:
+            log.info("store %s: deleted %d readings/aggregates older than %g days (%d in all)", self.store.path,
+                     deleted, self.retention_s / 86400.0, self.store.retention_deleted)
+        return deleted
 
     def close(self) -> None:
         self.store.close()

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware.rs485 import BAUD_RATES
+from gateway.ops.sim_gateway_config import SimConfigError, gateway_config_text
 from simulator.control import ControlServer
 from simulator.scenario import Scenario, ScenarioError, builtin_names, load_builtin, parse_duration
 from simulator.site import DEMO_SCENARIO, Site, find_scenario
@@ -73,6 +74,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="BUS[:UNIT]=SETTINGS",
         help="line settings of a bus's nodes, or of one node, e.g. bus0=19200-8E1 or bus0:3=9600-8O1: the node "
         "answers only a master at those settings (may be repeated)",
+    )
+    parser.add_argument(
+        "--tcp-port",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve the Modbus TCP buses on fixed ports 127.0.0.1:N, N+1, ... in the scenario's order "
+        "(default 0: the scenario's ports, or any free one)",
+    )
+    parser.add_argument(
+        "--print-gateway-config",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="a gateway configuration (TOML) that polls this site: alone, print it and exit (the TCP ports "
+        "must be fixed: --tcp-port); with FILE, write it once the site runs, and keep running",
     )
     parser.set_defaults(func=run)
     return parser
@@ -159,13 +176,64 @@ def _check(args: argparse.Namespace) -> tuple[Scenario, float]:
         raise SystemExit(f"sitewatch simulate: {error}") from None
     if skip >= scenario.duration:
         raise SystemExit(f"sitewatch simulate: --skip {args.skip} is past the scenario's end")
-    return with_lines(scenario, args.line), skip
+    return with_tcp_ports(with_lines(scenario, args.line), args.tcp_port), skip
+
+
+def with_tcp_ports(scenario: Scenario, first: int) -> Scenario:
+    """The scenario with its TCP buses on first, first + 1, ... (0: as the scenario says)."""
+    if first == 0:
+        return scenario
+    tcp = [bus.name for bus in scenario.buses if bus.transport == "tcp"]
+    if not tcp:
+        raise SystemExit(f"sitewatch simulate: --tcp-port: scenario {scenario.name!r} has no Modbus TCP bus")
+    if not 1 <= first <= 65536 - len(tcp):
+        raise SystemExit(f"sitewatch simulate: --tcp-port {first}: the {len(tcp)} TCP bus(es) need ports "
+                         f"{first} ... {first + len(tcp) - 1}, within 1 ... 65535")
+    ports = {name: first + i for i, name in enumerate(tcp)}
+    buses = tuple(replace(bus, port=ports[bus.name]) if bus.name in ports else bus for bus in scenario.buses)
+    return replace(scenario, buses=buses)
+
+
+def _planned_addresses(scenario: Scenario, bus_dir: Path) -> dict[str, str]:
+    """Where the buses will be served, before they start: needs every TCP port fixed."""
+    addresses = {}
+    for bus in scenario.buses:
+        if bus.transport == "tcp":
+            if not bus.port:
+                raise SystemExit(f"sitewatch simulate: --print-gateway-config: bus {bus.name!r} gets a free TCP port "
+                                 f"at each start: fix it with --tcp-port N (and give the same to the simulator)")
+            addresses[bus.name] = f"tcp://127.0.0.1:{bus.port}"
+        else:
+            addresses[bus.name] = str(bus_dir.absolute() / bus.name)  # the stable link Site makes
+    return addresses
+
+
+def _gateway_config(args: argparse.Namespace, scenario: Scenario, addresses: dict[str, str]) -> str:
+    try:
+        return gateway_config_text(scenario, addresses, args.bus_dir.absolute() / "gateway",
+                                   args.clock_file.absolute() if args.clock_file else None, args.speed)
+    except SimConfigError as error:
+        raise SystemExit(f"sitewatch simulate: --print-gateway-config: {error}") from None
+
+
+def _absolute(paths: dict[str, str]) -> dict[str, str]:
+    return {bus: a if a.startswith("tcp://") else str(Path(a).absolute()) for bus, a in paths.items()}
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Whole or not at all: a gateway started on seeing the file never reads half of it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return list_scenarios()
     scenario, skip = _check(args)
+    if args.print_gateway_config == "-":
+        print(_gateway_config(args, scenario, _planned_addresses(scenario, args.bus_dir)), end="", flush=True)
+        return 0
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -187,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"clock: {args.clock_file}", flush=True)
         if args.truth is not None:
             print(f"truth: {args.truth}", flush=True)
+        if args.print_gateway_config is not None:
+            _write_whole(Path(args.print_gateway_config), _gateway_config(args, scenario, _absolute(site.paths)))
+            print(f"gateway config: {args.print_gateway_config}", flush=True)
         if control is not None:
             print(f"control: {control.start()}/faults", flush=True)
         while not stop.is_set():

@@ -142,6 +142,10 @@ class SiteConfig:
     name: str = _key("site", _not_empty, "the site's name, in logs and in records written by sinks that carry it")
 
 
+# About 39 MB a day per node polled at 1 s (docs/operator-guide.md, "Disk budget"): 8 nodes, 9 GB.
+DEFAULT_STORE_RETENTION_DAYS = 30.0
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = _key(DEFAULT_STORE, _not_empty, "SQLite file of the local store")
@@ -149,6 +153,10 @@ class StoreConfig:
     max_bytes: int = _key(0, _between(0, 1 << 50),
                           "disk quota of the store file (0: none): past it the oldest readings go first, then the "
                           "oldest aggregates; alarms, actuations, outages and gaps are never deleted")
+    retention_days: float = _key(DEFAULT_STORE_RETENTION_DAYS, _between(0.0, 36500.0, " days"),
+                                 "readings and aggregates older than this are deleted from the store (0: kept until "
+                                 "max_bytes); alarms, actuations, outages and gaps are kept")
+    prune_interval_s: float = _key(600.0, _between(1.0, 86400.0, " s"), "how often the store's retention runs")
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,9 @@ class QueueConfig:
 @dataclass(frozen=True)
 class ClockConfig:
     require_sync: str = _key("auto", _one_of("auto", "always", "never"),
-                             "when the wall clock is valid: auto: systemd-timesyncd says synchronised where it runs; "
-                             "always: it must say so; never: a time after the build floor is enough")
+                             "when the wall clock is valid: auto: the kernel says synchronised (adjtimex) where "
+                             "chrony, timesyncd or ntpd runs; always: the kernel must say so; never: a time after "
+                             "the build floor is enough")
     max_held: int = _key(DEFAULT_MAX_HELD, _between(0, 10_000_000),
                          "readings held per bus while the clock is not valid (the oldest are dropped past it)")
     simulated: str = _key("", None,
@@ -324,6 +333,8 @@ class GatewayConfig:
     node_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
     sinks: tuple[SinkSpec, ...] = ()
     store_max_bytes: int = 0
+    store_retention_days: float = DEFAULT_STORE_RETENTION_DAYS
+    store_prune_interval_s: float = 600.0
     service: ServiceConfig = field(default_factory=ServiceConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
@@ -341,7 +352,8 @@ class GatewayConfig:
 
     def all_sinks(self) -> tuple[SinkSpec, ...]:
         """The local store (sink "sqlite") first, when enabled, then the [[sink]] tables."""
-        params = {"path": str(self.store_path), "max_bytes": self.store_max_bytes}
+        params = {"path": str(self.store_path), "max_bytes": self.store_max_bytes,
+                  "retention_days": self.store_retention_days, "prune_interval_s": self.store_prune_interval_s}
         store = (SinkSpec("sqlite", "sqlite", MappingProxyType(params)),)
         return (store if self.store_enabled else ()) + self.sinks
 
@@ -570,6 +582,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
         buses, Path(store.path), store.enabled, site, queue, clock, processing, spray, limits, node_limits,
         _sinks(c, data, store.enabled), store_max_bytes=store.max_bytes, service=service, status=status,
         notify=notify, health=health, siren=siren,
+        store_retention_days=store.retention_days, store_prune_interval_s=store.prune_interval_s,
     )
     if config.queue_path.resolve() == config.store_path.resolve():
         raise c.fail("queue.path", "is the store's file: the queue needs a file of its own")

@@ -661,6 +661,11 @@ class Gateway:
         if self.clock.valid():
             self._accept(self.pipeline.close(self.clock.wall()))
         await self.writer.flush()
+        for poller in self.pollers:  # durable (queue table "held"), but an operator must hear where they are
+            if poller.stamper.held_count:
+                log.warning("bus %s: %d readings held for a valid clock are kept in the queue %s: they are stamped "
+                            "and delivered after the next start, once the clock is valid",
+                            poller.bus.name, poller.stamper.held_count, self.queue.path)
         deadline = time.monotonic() + self.config.queue.flush_timeout_s
         for delivery in self.deliveries:
             if not await delivery.flush(max(0.0, deadline - time.monotonic())):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from pathlib import Path
+
+import pytest
 
 from gateway.acquire.timestamps import Clock
 from gateway.deliver.queue import DurableQueue
@@ -26,7 +29,9 @@ class Validity:
         return self.valid
 
 
-async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becomes_valid(tmp_path: Path) -> None:
+async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becomes_valid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=5)
     config = site_config(tmp_path, tmp_path / "buses" / "bus0")
     validity = Validity()
@@ -34,12 +39,16 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
     with site:
         first_started = time.time()
         first = Gateway(config, clock=clock)
-        await run_for(first, 2.5)  # stopped as SIGTERM stops it: the clock never became valid
+        with caplog.at_level(logging.WARNING, logger="gateway"):
+            await run_for(first, 2.5)  # stopped as SIGTERM stops it: the clock never became valid
+        kept = [r.getMessage() for r in caplog.records if "readings held for a valid clock are kept" in r.getMessage()]
+        assert kept and kept[0].startswith("bus bus0: "), "the stop did not say where the held readings are"
         first_stopped = time.time()
         queue = DurableQueue(config.queue_path, ["sqlite"])
         held = queue.held_readings()
         queue.close()
         held_pm10 = sorted(h.reading.sequence for h in held if h.reading.channel == "pm10")
+        assert f"bus bus0: {len(held)} readings held" in kept[0], (kept, len(held))
         assert len(held_pm10) >= 2, "the first run held nothing"
 
         second = Gateway(config, clock=clock)

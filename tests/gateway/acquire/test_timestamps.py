@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 from pathlib import Path
 
+import pytest
+
+from gateway.acquire.kernel_clock import (
+    STA_UNSYNC,
+    TIME_ERROR,
+    KernelClock,
+    KernelClockError,
+    KernelSyncProbe,
+    kernel_clock_synchronised,
+    read_kernel_clock,
+    sync_daemon_present,
+    synchronised,
+)
 from gateway.acquire.timestamps import BUILD_TIME_FLOOR, Clock, ClockValidity, Stamper
 from gateway.model import Quality, Reading
 
@@ -31,10 +46,22 @@ def reading(channel: str) -> Reading:
     return Reading("dust-1", "dust", channel, 1.0, "ug/m3", Quality.NORMAL, 0.0, 1)
 
 
-def test_clock_validity_needs_a_time_after_the_build_floor(tmp_path: Path) -> None:
+class KernelSync:
+    """The kernel's "synchronised" verdict (adjtimex), switched by the test as chrony or timesyncd would."""
+
+    def __init__(self) -> None:
+        self.synced = False
+        self.asked = 0
+
+    def __call__(self) -> bool:
+        self.asked += 1
+        return self.synced
+
+
+def test_clock_validity_needs_a_time_after_the_build_floor() -> None:
     t = FakeTime()
-    valid = ClockValidity(sync_flag=tmp_path / "timesync" / "synchronized", require_sync=None, wall=t.wall)
-    assert not valid.require_sync  # no timesyncd state directory here: the floor decides
+    valid = ClockValidity(require_sync=None, wall=t.wall, synced=KernelSync(), daemon_present=lambda: False)
+    assert not valid.require_sync  # no time-synchronisation daemon here: the floor decides
     assert not valid()
     t.sync(BUILD_TIME_FLOOR - 1)
     assert not valid()
@@ -42,16 +69,53 @@ def test_clock_validity_needs_a_time_after_the_build_floor(tmp_path: Path) -> No
     assert valid()
 
 
-def test_clock_validity_waits_for_timesyncd_where_it_runs(tmp_path: Path) -> None:
-    flag = tmp_path / "timesync" / "synchronized"
-    flag.parent.mkdir()
+def test_clock_validity_waits_for_the_kernel_where_a_sync_daemon_runs() -> None:
     t = FakeTime()
     t.sync(REAL_NOW - 86_400 * 30)  # fake-hwclock: a month-old time, later than the floor
-    valid = ClockValidity(sync_flag=flag, wall=t.wall)
+    kernel = KernelSync()
+    valid = ClockValidity(wall=t.wall, synced=kernel, daemon_present=lambda: True, mono=t.mono)
     assert valid.require_sync
     assert not valid()
-    flag.touch()
+    kernel.synced = True  # chrony (or timesyncd) cleared STA_UNSYNC
+    assert not valid() and kernel.asked == 1  # asked at most once a second (ASK_EVERY_S), not at every stamp
+    t.mono_now += 1.0
+    assert valid() and kernel.asked == 2
+    kernel.synced = False  # once valid, it stays valid: the kernel keeps the time between NTP answers
     assert valid()
+
+
+def test_require_sync_always_waits_for_the_kernel_even_without_a_known_daemon() -> None:
+    t = FakeTime()
+    t.sync(REAL_NOW)
+    kernel = KernelSync()
+    valid = ClockValidity(require_sync=True, wall=t.wall, synced=kernel, daemon_present=lambda: False, mono=t.mono)
+    assert not valid()
+    kernel.synced = True
+    t.mono_now += 1.0
+    assert valid()
+
+
+def test_the_kernel_verdict_follows_sta_unsync_and_time_error() -> None:
+    assert synchronised(KernelClock(state=0, status=0x2001, maxerror_us=10_000))  # TIME_OK, STA_PLL|STA_NANO
+    assert not synchronised(KernelClock(state=TIME_ERROR, status=STA_UNSYNC, maxerror_us=16_000_000))
+    assert not synchronised(KernelClock(state=0, status=STA_UNSYNC, maxerror_us=16_000_000))
+    assert not synchronised(KernelClock(state=TIME_ERROR, status=0, maxerror_us=16_000_000))
+    assert synchronised(KernelClock(state=1, status=0x0010, maxerror_us=100))  # TIME_INS: leap second ahead
+
+
+def test_adjtimex_reads_this_machines_clock_status_without_privilege() -> None:
+    clock = read_kernel_clock()
+    assert 0 <= clock.state <= TIME_ERROR
+    assert clock.maxerror_us >= 0
+    # The kernel answers TIME_ERROR whenever STA_UNSYNC is set: a status read at the wrong offset would not agree.
+    assert not clock.status & STA_UNSYNC or clock.state == TIME_ERROR
+    assert kernel_clock_synchronised() == synchronised(clock)
+
+
+def test_sync_daemon_presence_is_any_of_its_runtime_folders(tmp_path: Path) -> None:
+    assert not sync_daemon_present((tmp_path / "chrony", tmp_path / "timesync"))
+    (tmp_path / "chrony").mkdir()
+    assert sync_daemon_present((tmp_path / "chrony", tmp_path / "timesync"))
 
 
 def test_readings_are_stamped_at_once_while_the_clock_is_valid() -> None:
@@ -144,3 +208,71 @@ def test_batches_of_an_earlier_run_are_released_with_the_offset_of_the_valid_clo
     out = stamper.stamp(t.mono_now, [])
     assert [(r.channel, r.timestamp) for r in out] == [("pm10", REAL_NOW - 10.0), ("pm25", REAL_NOW - 8.0)]
     assert journal.gone_upto == [8]
+
+
+def test_the_not_valid_warning_names_the_bus_and_the_drop_names_it_too(caplog: pytest.LogCaptureFixture) -> None:
+    t = FakeTime()
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: False), max_held=2, bus="rs485-north")
+    with caplog.at_level(logging.WARNING, logger="gateway.acquire.timestamps"):
+        stamper.stamp(1.0, [reading("pm10"), reading("pm25")])
+        stamper.stamp(2.0, [reading("pm10")])
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("bus rs485-north: wall clock is not valid" in line for line in lines), lines
+    assert any("bus rs485-north: holding more than 2 readings" in line for line in lines), lines
+
+
+def test_a_kernel_that_cannot_be_asked_is_said_once_and_the_clock_stays_not_valid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    t = FakeTime()
+    t.sync(REAL_NOW)
+
+    def forbidden() -> bool:
+        raise KernelClockError(1, "adjtimex: Operation not permitted")
+
+    valid = ClockValidity(require_sync=True, wall=t.wall, synced=forbidden, daemon_present=lambda: True, mono=t.mono)
+    with caplog.at_level(logging.ERROR, logger="gateway.acquire.timestamps"):
+        assert not valid()
+        t.mono_now += 1.0
+        assert not valid()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and 'require_sync = "never"' in lines[0] and "Operation not permitted" in lines[0]
+
+
+def fake_timedatectl(folder: Path, answer: str, status: int = 0) -> str:
+    """systemd-timedated cannot run here (systemd is not PID 1): a stand-in that answers as timedatectl does."""
+    script = folder / "timedatectl"
+    script.write_text(f'#!/bin/sh\n[ "$*" = "show --property=NTPSynchronized --value" ] || exit 2\n'
+                      f'echo {answer}\necho "Failed to connect to bus" >&2\nexit {status}\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def refused() -> KernelClock:
+    raise KernelClockError(errno.EPERM, "adjtimex: Operation not permitted")
+
+
+def test_where_a_system_call_filter_refuses_adjtimex_timedated_is_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "no").mkdir()
+    (tmp_path / "yes").mkdir()
+    probe = KernelSyncProbe(read=refused, timedatectl=fake_timedatectl(tmp_path / "no", "no"))
+    with caplog.at_level(logging.INFO, logger="gateway.acquire.kernel_clock"):
+        assert probe() is False
+    assert probe.via_timedated and "asking systemd-timedated" in caplog.text
+    probe.timedatectl = fake_timedatectl(tmp_path / "yes", "yes")
+    assert probe() is True
+
+
+def test_a_timedated_that_cannot_answer_is_an_error_naming_it(tmp_path: Path) -> None:
+    probe = KernelSyncProbe(read=refused, timedatectl=fake_timedatectl(tmp_path, "", status=1))
+    with pytest.raises(KernelClockError, match="timedatectl show: exit status 1: Failed to connect to bus"):
+        probe()
+    with pytest.raises(KernelClockError, match="No such file"):
+        KernelSyncProbe(read=refused, timedatectl=str(tmp_path / "nope"))()
+
+
+def test_adjtimex_is_asked_first_and_timedated_only_when_refused(tmp_path: Path) -> None:
+    probe = KernelSyncProbe(timedatectl=str(tmp_path / "never-run"))
+    assert probe() == kernel_clock_synchronised() and not probe.via_timedated
