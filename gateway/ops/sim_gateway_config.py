@@ -73,8 +73,16 @@ def gateway_config_text(
         if endpoint is not None:
             lines += ['transport = "tcp"', f"host = {_toml(endpoint[0])}", f"port = {endpoint[1]}"]
         else:
-            lines += [f"port = {_toml(address)}", f"baud = {bus.baud}"]
+            lines += [f"port = {_toml(address)}", f"baud = {bus.baud}", f"parity = {_toml(bus.parity)}"]
         for node in bus.nodes:
+            if node.profile:
+                # A vendor device: polled through its profile. The simulated device runs at the bus's settings,
+                # whatever the profile's factory default (the gateway refuses a device at other settings).
+                lines += ["", "[[bus.device]]", f"name = {_toml(node.name)}", f"profile = {_toml(node.profile)}",
+                          f"unit_id = {node.unit_id}"]
+                if endpoint is None:
+                    lines += [f"baud = {bus.baud}", f"parity = {_toml(bus.parity)}"]
+                continue
             lines += ["", "[[bus.node]]", f"name = {_toml(node.name)}", f"kind = {_toml(node.kind)}",
                       f"unit_id = {node.unit_id}"]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from gateway.ops.cmd_simulate import with_tcp_ports
 from gateway.ops.config import load_config, parse_config
 from gateway.ops.service import Gateway
 from gateway.ops.sim_gateway_config import SimConfigError, gateway_config_text
-from simulator.scenario import load_builtin, load_scenario
+from simulator.scenario import load_builtin, load_scenario, loads_scenario
 
 SITEWATCH = str(Path(sys.executable).with_name("sitewatch"))
 
@@ -153,3 +153,34 @@ async def test_the_printed_configuration_passes_config_check_and_polls_the_simul
 def test_a_scenario_file_port_is_kept_without_tcp_port(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(SCENARIO.replace('transport = "tcp"', 'transport = "tcp"\nport = 5999'))
     assert with_tcp_ports(load_scenario(tmp_path / "s.toml"), 0).buses[1].port == 5999
+
+
+MIXED = """
+name = "mixed"
+seed = 5
+duration = "1h"
+start = 2026-05-04T09:00:00+08:00
+
+[[buses]]
+name = "bus0"
+baud = 19200
+parity = "E"
+[[buses.nodes]]
+kind = "dust"
+unit_id = 1
+[[buses.nodes]]
+profile = "calypso-ulp-ultrasonic"
+unit_id = 5
+[[buses.nodes]]
+profile = "generic-485-noise"
+unit_id = 6
+"""
+
+
+def test_vendor_devices_and_the_line_settings_are_in_the_configuration(tmp_path: Path) -> None:
+    scenario = loads_scenario(MIXED, "mixed.toml")
+    text = gateway_config_text(scenario, {"bus0": "/tmp/sim/bus0"}, tmp_path)
+    (bus,) = parse_config(tomllib.loads(text), "sim.toml").buses
+    assert (bus.baud, bus.parity) == (19200, "E")
+    assert [(n.unit_id, n.kind, n.profile.name if n.profile else "") for n in bus.nodes] == [
+        (1, "dust", ""), (5, "wind", "calypso-ulp-ultrasonic"), (6, "noise", "generic-485-noise")]
