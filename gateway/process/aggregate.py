@@ -567,6 +567,17 @@ class WindowedAggregator(Generic[A]):
         self._set: WindowSet[A] = WindowSet(self._specs_for, self._make, self.horizon_s)
         self._replay: _Replay[A] | None = None
         self._intervals = SampleIntervals()
+        # The channels `_accepts` takes, for a subclass that decides by the channel alone (None: ask
+        # `_accepts` for every reading). AggregateStage hands the others to `observe` only.
+        self._accepted: frozenset[str] | None = None
+
+    def accepted_channels(self) -> frozenset[str] | None:
+        """The only channels `feed` aggregates (None: not known by channel alone)."""
+        return self._accepted
+
+    def observe(self, reading: Reading) -> None:
+        """All that `feed` does with a reading it does not accept: measure the node's sample interval."""
+        self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
 
     def horizon_s(self, node: str) -> float:
         """How long after the node's newest time a closed window of it can still be revised."""
