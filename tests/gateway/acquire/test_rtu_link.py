@@ -159,7 +159,7 @@ async def test_the_rest_of_a_reply_of_known_length_costs_one_wake_up_not_one_per
         exchange = await asyncio.wait_for(task, 10)
         assert exchange.outcome == rtu.Registers(tuple(range(20)))
         assert exchange.completed >= last_byte_written - 0.001  # never before its last byte
-        assert link.wake_ups <= 4, f"{link.wake_ups} wake-ups for one {len(reply)}-byte reply"
+        assert link.wake_ups <= 3, f"{link.wake_ups} wake-ups for one {len(reply)}-byte reply"
         # The next transaction still sees single bytes at once (the port is back to byte by byte).
         second = rtu.read_registers(1, 4, 0, 2)
         task = asyncio.create_task(link.transact(second, timeout=5.0))
@@ -201,7 +201,7 @@ async def test_bytes_held_back_while_waiting_for_the_rest_are_not_taken_for_sile
         assert await read_frame(node, len(request.frame)) == request.frame
         reply = reply_to(request, list(range(20)))
         os.write(node, reply[:3])
-        await wait_for(lambda: link._vmin > 0)  # waiting for the rest at once
+        await wait_for(lambda: link._vmin == len(reply) - 3)  # waiting for the rest at once
         os.write(node, reply[3:20])
         await wait_for(lambda: link._vmin == 0)  # it woke up to judge silence and found bytes
         assert not task.done()
@@ -224,9 +224,26 @@ async def test_a_timeout_counts_the_bytes_that_arrived_while_the_link_waited_for
         assert await read_frame(node, len(request.frame)) == request.frame
         reply = reply_to(request, list(range(20)))
         os.write(node, reply[:3])
-        await wait_for(lambda: link._vmin > 0)
+        await wait_for(lambda: link._vmin == len(reply) - 3)
         os.write(node, reply[3:20])
         exchange = await asyncio.wait_for(task, 10)
         assert exchange.outcome == NoReply("timeout", "reply incomplete after 20 bytes")
+    finally:
+        link.close()
+
+
+async def test_a_reply_of_one_byte_is_judged_short_not_a_timeout(line: tuple[int, str]) -> None:
+    # The link waits for two bytes before it wakes up; a lone byte followed by silence must still
+    # be a short frame (the node answered something), as when the link woke up for every byte.
+    node, port = line
+    link = RtuLink(port, baud=9600, garble_gap=0.05)
+    await link.open()
+    try:
+        request = rtu.read_registers(1, 4, 0, 20)
+        task = asyncio.create_task(link.transact(request, timeout=0.3))
+        assert await read_frame(node, len(request.frame)) == request.frame
+        os.write(node, b"\x01")
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.FrameError("short", "1 bytes is shorter than any reply")
     finally:
         link.close()
