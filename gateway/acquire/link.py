@@ -234,10 +234,6 @@ class RtuLink:
             # The timeout runs from the end of the request on the wire: the node cannot
             # answer before it has heard all of it.
             deadline = loop.call_later(request_end + timeout - time.monotonic(), self._expire)
-            # Two bytes tell the reply's length: wake up once for them, not for each. (A reply that
-            # stops after one byte is then seen at the timeout, which takes the held byte, and
-            # judged by silence as before, later.)
-            self._set_vmin(2)
         outcome = await done
         now = time.monotonic()
         if deadline is not None:
