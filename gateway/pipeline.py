@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from firmware import regmap
 from gateway.deliver.records import Record
@@ -167,6 +167,8 @@ class AggregateStage(Stage):
             aggregator.revision_horizon_s = revision_horizon_s
         self._dropped_logged: dict[str, int] = {}
         self._dropped_log_at = -math.inf
+        self._irregular_seen = 0  # the aggregators' `irregular` sum when the counts were last compared
+        self._routes: dict[str, tuple[tuple[Aggregator, ...], tuple[WindowedAggregator[Any], ...]]] = {}
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
@@ -175,10 +177,13 @@ class AggregateStage(Stage):
             out.append(r)
             if type(r) is Reading:
                 fed = True
-                for aggregator in self.aggregators:
+                feeders, observers = self._routes.get(r.channel) or self._route(r.channel)
+                for aggregator in feeders:
                     made = aggregator.feed(r)
                     if made:
                         out.extend(made)
+                for windowed in observers:
+                    windowed.observe(r)
         if fed:
             for windowed in self.windowed:
                 out.extend(windowed.flush())
@@ -190,6 +195,25 @@ class AggregateStage(Stage):
         for aggregator in self.aggregators:
             out.extend(aggregator.advance(now - self.late_s))
         return out
+
+    def _route(self, channel: str) -> tuple[tuple[Aggregator, ...], tuple[WindowedAggregator[Any], ...]]:
+        """(aggregators to feed, aggregators that only observe) for readings of `channel`.
+
+        Most readings belong to one aggregator of four; calling `feed` on the others only to have
+        it refuse them was a third of the pipeline's time (issue 13). Their order, and what each
+        aggregator sees, stay as they were: `observe` is what `feed` did with a refused reading.
+        """
+        feeders: list[Aggregator] = []
+        observers: list[WindowedAggregator[Any]] = []
+        for aggregator in self.aggregators:
+            channels = aggregator.accepted_channels() if isinstance(aggregator, WindowedAggregator) else None
+            if channels is None or channel in channels:
+                feeders.append(aggregator)
+            else:
+                assert isinstance(aggregator, WindowedAggregator)
+                observers.append(aggregator)
+        route = self._routes[channel] = (tuple(feeders), tuple(observers))
+        return route
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per node: readings that revised a closed window ("late"), readings too old for that ("dropped")."""
@@ -222,6 +246,12 @@ class AggregateStage(Stage):
         """Say which nodes' readings revised windows (info) or were too old for that (warning), once a minute."""
         if now - self._dropped_log_at < DROP_LOG_INTERVAL_S:
             return
+        # Gathering the per-node counts on every batch was 7 % of the pipeline's time; they only
+        # need a look when some aggregator counted a late or dropped reading since the last one.
+        irregular = sum(a.irregular for a in self.windowed)
+        if irregular == self._irregular_seen:
+            return
+        self._irregular_seen = irregular
         counts = self.counts()
         news = {
             (what, node): n - self._dropped_logged.get(f"{what}:{node}", 0)

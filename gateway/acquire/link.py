@@ -164,6 +164,11 @@ class RtuLink:
         self._garble_timer: asyncio.TimerHandle | None = None
         self._overtime: asyncio.TimerHandle | None = None
         self._failure: OSError | None = None
+        # The port's termios attributes and the VMIN set in them: while the rest of a reply of
+        # known length is on its way, VMIN makes the port readable only once all of it is there.
+        self._attrs: list[Any] = []
+        self._vmin = 0
+        self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -179,6 +184,8 @@ class RtuLink:
         self._fd = fd
         self._failure = None
         self._rx.clear()
+        self._attrs = termios.tcgetattr(fd)
+        self._vmin = 0
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
         self.stats.opens += 1
 
@@ -211,6 +218,7 @@ class RtuLink:
         self._request = request
         self._echo_left = len(request.frame) if self.local_echo else 0
         self._received = 0
+        self._bulk = True
         self._done = done = loop.create_future()
         self.stats.transactions += 1
         sent = time.monotonic()
@@ -234,6 +242,8 @@ class RtuLink:
             self._overtime.cancel()
             self._overtime = None
         self._cancel_garble_timer()
+        # Back to byte by byte: stray bytes between transactions are stamped as they come.
+        self._set_vmin(0)
         self._request = None
         self._done = None
         if isinstance(outcome, NoReply) or self._last_rx < sent:
@@ -289,18 +299,55 @@ class RtuLink:
     # -- receiving ---------------------------------------------------------------------
     def _drain(self) -> None:
         """Read whatever the port holds now (the reader callback may not have run yet)."""
+        data = self._read_available()
+        if data:
+            self._rx += data
+
+    def _read_available(self) -> bytes:
+        """Everything the port holds now, whatever VMIN says (the port is non-blocking)."""
+        data = b""
         while self._fd >= 0:
             try:
-                data = os.read(self._fd, 1024)
+                chunk = os.read(self._fd, 1024)
             except BlockingIOError:
-                return
+                break
             except OSError as error:
+                if error.errno == errno.EINTR:
+                    continue
                 self._broken(error)
-                return
-            if not data:
-                return
-            self._rx += data
+                break
+            if not chunk:
+                break
+            data += chunk
             self._last_rx = time.monotonic()
+        return data
+
+    def _catch_up(self) -> None:
+        """Take in what arrived while the reader was held back by VMIN (before judging silence)."""
+        data = self._read_available()
+        if data and self._request is not None:
+            self._receive(data)
+        elif data:
+            self._rx += data
+
+    def _set_vmin(self, count: int) -> None:
+        """Make the port readable only once count bytes are waiting (0: at every byte).
+
+        Linux's tty layer (n_tty) reports a non-canonical port with VTIME 0 readable to poll/epoll
+        only when VMIN bytes are there, so the rest of a reply of known length costs one wake-up
+        instead of one per byte. A port whose driver ignores it is read byte by byte as before.
+        """
+        count = min(count, 255)  # c_cc is one byte
+        if count == self._vmin or self._fd < 0:
+            return
+        self._attrs[6][termios.VMIN] = count
+        try:
+            termios.tcsetattr(self._fd, termios.TCSANOW, self._attrs)
+        except termios.error as error:
+            log.debug("serial port %s: cannot set VMIN %d: %s", self.port, count, error)
+            self._bulk = False
+            return
+        self._vmin = count
 
     def _readable(self) -> None:
         try:
@@ -359,12 +406,20 @@ class RtuLink:
             rx.clear()
             self._finish(rtu.parse_reply(request, frame))
             return
+        if n is not None and n > len(rx) + 1 and self._bulk:
+            # The reply's length is known: wake up once, when the rest is there. Silence is judged
+            # from the last read that brought bytes, after the rest's wire time: a reply that
+            # stops short is then ended by the garble timer as before, only later by that time.
+            missing = n - len(rx)
+            self._set_vmin(missing)
+            self._arm_garble_timer(rtu.wire_time(missing, self.baud) + self.garble_gap)
+            return
         self._arm_garble_timer()
 
-    def _arm_garble_timer(self) -> None:
+    def _arm_garble_timer(self, delay: float | None = None) -> None:
         self._cancel_garble_timer()
         loop = asyncio.get_running_loop()
-        self._garble_timer = loop.call_later(self.garble_gap, self._garbled)
+        self._garble_timer = loop.call_later(self.garble_gap if delay is None else delay, self._garbled)
 
     def _cancel_garble_timer(self) -> None:
         if self._garble_timer is not None:
@@ -376,6 +431,18 @@ class RtuLink:
         request = self._request
         if request is None:
             return
+        self._garble_timer = None
+        if self._vmin:
+            # Bytes held back by VMIN arrived at unknown times: take them, go on byte by byte
+            # and judge silence from now (never early: a reply still coming is not cut).
+            self._set_vmin(0)
+            self._bulk = False
+            self._catch_up()
+            if self._request is None or self._done is None or self._done.done():
+                return
+            if time.monotonic() - self._last_rx < self.garble_gap:
+                self._arm_garble_timer(self._last_rx + self.garble_gap - time.monotonic())
+                return
         frame = bytes(self._rx)
         self._rx.clear()
         outcome = rtu.parse_reply(request, frame)
@@ -387,6 +454,12 @@ class RtuLink:
     def _expire(self) -> None:
         if self._request is None:
             return
+        if self._vmin:
+            self._set_vmin(0)
+            self._bulk = False
+            self._catch_up()
+            if self._done is None or self._done.done():
+                return
         if self._rx and time.monotonic() - self._last_rx < self.garble_gap:
             # A reply is still coming in: let the line fall silent (the garble timer
             # judges it then), but no longer than the longest frame could take.

@@ -34,7 +34,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.acquire.kernel_clock import KernelClockError, KernelSyncProbe, sync_daemon_present
@@ -157,11 +157,11 @@ class Stamper:
         released = 0
         while self.held:
             released, mono, batch = self.held.popleft()
-            out.extend(replace(r, timestamp=mono + offset) for r in batch)
+            out.extend(_stamped(r, mono + offset) for r in batch)
         self.held_count = 0
         if released and self.journal is not None:
             self.journal.gone(released)
-        out.extend(replace(r, timestamp=taken_mono + offset) for r in readings)
+        out.extend(_stamped(r, taken_mono + offset) for r in readings)
         return out
 
     def _hold(self, taken_mono: float, readings: list[Reading]) -> None:
@@ -185,3 +185,9 @@ class Stamper:
                       "raise [clock] max_held or get NTP working", self.bus, self.max_held, self.dropped)
             if self.journal is not None:
                 self.journal.gone(dropped_upto)
+
+
+def _stamped(r: Reading, timestamp: float) -> Reading:
+    # What dataclasses.replace(r, timestamp=...) makes, at a fifth of its cost: every reading
+    # of every poll passes here (issue 13).
+    return Reading(r.node, r.kind, r.channel, r.value, r.unit, r.quality, timestamp, r.sequence)

@@ -255,7 +255,12 @@ def to_json(record: Record) -> str:
         body = health_body(record)
     else:  # pragma: no cover - Record is closed
         raise TypeError(f"not a record: {record!r}")
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(body)
+
+
+# One encoder for every body: json.dumps with options builds a new JSONEncoder per call (a fifth of
+# to_json's time, once per record in the queue).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 # raw_decode: json.loads without its two whitespace regex scans (a queue body is compact JSON, written by

@@ -264,6 +264,7 @@ class WindowSet(Generic[A]):
         self._newest: dict[str, float] = {}  # newest sample time per node
         self.late: Counter[str] = Counter()  # per node: samples that went into a closed window
         self.dropped: Counter[str] = Counter()  # per node: samples older than the revision horizon
+        self.irregular = 0  # bumped whenever late or dropped changes: readers skip the counters otherwise
 
     def floor(self, node: str) -> float:
         """Samples before this time no longer revise a closed window of `node`."""
@@ -311,8 +312,10 @@ class WindowSet(Generic[A]):
             late = True
         if late:
             self.late[node] += 1
+            self.irregular += 1
         if dropped:
             self.dropped[node] += 1
+            self.irregular += 1
         if t > self._newest.get(node, -math.inf):
             self._newest[node] = t
         return closed, targets
@@ -564,6 +567,17 @@ class WindowedAggregator(Generic[A]):
         self._set: WindowSet[A] = WindowSet(self._specs_for, self._make, self.horizon_s)
         self._replay: _Replay[A] | None = None
         self._intervals = SampleIntervals()
+        # The channels `_accepts` takes, for a subclass that decides by the channel alone (None: ask
+        # `_accepts` for every reading). AggregateStage hands the others to `observe` only.
+        self._accepted: frozenset[str] | None = None
+
+    def accepted_channels(self) -> frozenset[str] | None:
+        """The only channels `feed` aggregates (None: not known by channel alone)."""
+        return self._accepted
+
+    def observe(self, reading: Reading) -> None:
+        """All that `feed` does with a reading it does not accept: measure the node's sample interval."""
+        self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
 
     def horizon_s(self, node: str) -> float:
         """How long after the node's newest time a closed window of it can still be revised."""
@@ -589,6 +603,11 @@ class WindowedAggregator(Generic[A]):
     def dropped(self) -> int:
         """Readings too old to revise their window (older than the revision horizon)."""
         return sum(self._set.dropped.values())
+
+    @property
+    def irregular(self) -> int:
+        """A number that changes whenever `late` or `dropped` does (cheaper than comparing them)."""
+        return self._set.irregular
 
     def late_by_node(self) -> dict[str, int]:
         return dict(self._set.late)
@@ -664,6 +683,7 @@ class WindowedAggregator(Generic[A]):
             raise RuntimeError("finish_replay() without start_replay()")
         self._settle(self._set.advance(now))
         self._set.late, self._set.dropped = state.late, state.dropped
+        self._set.irregular += 1
         self._replay = None
         out: list[Aggregate] = []
         for window in sorted(state.differing.values(), key=lambda w: (w.start, w.node, w.label)):

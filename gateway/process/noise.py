@@ -117,6 +117,8 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
     ) -> None:
         super().__init__(limits, windows)
         self._channel, self._max_channel, self._min_channel = channel, max_channel, min_channel
+        self._takes = frozenset((channel, max_channel, min_channel))
+        self._accepted = self._takes
         self._prefix = prefix
         self._unit = unit
 
@@ -125,7 +127,7 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
-        return reading.channel in (self._channel, self._max_channel, self._min_channel)
+        return reading.channel in self._takes
 
     def _make(self, node: str, label: str) -> NoiseAccumulator:
         return NoiseAccumulator()

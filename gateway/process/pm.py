@@ -65,13 +65,15 @@ class PmAggregator(WindowedAggregator[dict[str, MeanAccumulator]]):
     ) -> None:
         super().__init__(limits, windows)
         self._channels = str_tuple(channels, "pm.channels")
+        self._takes = frozenset(self._channels)
+        self._accepted = self._takes
 
     def outputs(self) -> frozenset[str]:
         stats = ("mean", "min", "max", "count")
         return frozenset(f"{c}_{w}_{s}" for c in self._channels for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
-        return reading.channel in self._channels
+        return reading.channel in self._takes
 
     def _make(self, node: str, label: str) -> dict[str, MeanAccumulator]:
         return {}

@@ -115,6 +115,8 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
     ) -> None:
         super().__init__(limits, windows)
         self.channels = str_tuple(channels, "tilt.channels")
+        self._takes = frozenset(self.channels)
+        self._accepted = self._takes
         # The formwork tilt alarm judges deviations from this same object (gateway/pipeline.py binds it).
         self.baselines = TiltBaseline(baseline, baselines)
 
@@ -131,7 +133,7 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
         return frozenset(f"{c}_{w}_{s}" for c in self.channels for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
-        return reading.channel in self.channels
+        return reading.channel in self._takes
 
     def _make(self, node: str, label: str) -> dict[str, TrendAccumulator]:
         return {}

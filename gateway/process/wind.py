@@ -146,6 +146,8 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         if weighting not in ("unit", "speed"):
             raise LimitsError(f"wind.weighting: expected 'unit' or 'speed', got {weighting!r}")
         self._speed, self._direction, self._gust = speed_channel, direction_channel, gust_channel
+        self._takes = frozenset((speed_channel, direction_channel, gust_channel))
+        self._accepted = self._takes
         self._prefix = prefix
         self._weighted = weighting == "speed"
         # Trailing speed samples of each node for the running means; they
@@ -178,7 +180,7 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         return frozenset(f"{self._prefix}_{w}_{s}" for w in self.labels for s in stats)
 
     def _accepts(self, reading: Reading) -> bool:
-        return reading.channel in (self._speed, self._direction, self._gust)
+        return reading.channel in self._takes
 
     def _make(self, node: str, label: str) -> WindAccumulator:
         return WindAccumulator()

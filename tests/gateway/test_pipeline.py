@@ -365,3 +365,68 @@ def test_a_stage_that_fails_at_run_time_costs_no_data(tmp_path: Path, caplog: py
         gateway.queue.close()
         for sink in gateway.sinks:
             sink.close()
+
+
+def test_readings_too_old_to_revise_are_logged_at_most_once_a_minute_with_every_one_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The drop log looks at the counts only when an aggregator counted something new (issue 13:
+    # gathering them on every batch cost 7 % of the pipeline); what it says must not change.
+    pipeline = build_pipeline(LimitsResolver(), revision_horizon_s=30.0)
+    start = 1_790_000_000.0 - 1_790_000_000.0 % 3600
+
+    def pm25(t: float, seq: int) -> Reading:
+        return Reading("dust-1", "dust", "pm25", 30.0, "ug/m3", Quality.NORMAL, t, seq)
+
+    for second in range(200):
+        pipeline.feed([pm25(start + second, second + 1)], start + second + 0.1)
+    pipeline.tick(start + 200)
+    with caplog.at_level(logging.INFO, logger="gateway.pipeline"):
+        pipeline.feed([pm25(start + 5, 6)], start + 200.5)  # 195 s old: past the 30 s horizon
+        pipeline.feed([pm25(start + 6, 7)], start + 201.0)  # within the minute: counted, not logged yet
+        pipeline.feed([pm25(start + 201, 202)], start + 230.0)  # nothing new dropped
+        pipeline.feed([pm25(start + 202, 203)], start + 262.0)  # a minute on: the second drop is told
+    dropped = [r.getMessage() for r in caplog.records if "older than the revision horizon" in r.getMessage()]
+    assert dropped == [
+        "dust-1: 1 readings older than the revision horizon dropped from aggregation (1 in all)",
+        "dust-1: 1 readings older than the revision horizon dropped from aggregation (2 in all)",
+    ]
+
+
+def test_routing_readings_by_channel_changes_no_aggregate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AggregateStage hands a reading only to the aggregators that take its channel (issue 13); the
+    # others just observe it. Whatever the pipeline makes must be what feeding every aggregator made.
+    import random
+
+    from gateway.process.aggregate import WindowedAggregator
+
+    start = 1_790_000_000.0 - 1_790_000_000.0 % 3600
+    channels = {"dust": ("pm25", "pm10", "pm1", "temperature", "humidity"),
+                "noise": ("laeq_1s", "lamax_1s", "lamin_1s"), "tilt": ("pitch", "roll", "slope_x", "slope_y"),
+                "wind": ("wind_speed", "wind_dir", "wind_gust_3s")}
+    rng = random.Random(7)
+    batches: list[tuple[float, list[Reading]]] = []
+    for second in range(1300):
+        for kind, names in channels.items():
+            if rng.random() < 0.03:
+                continue  # a lost poll
+            t = start + second - (40 if rng.random() < 0.01 else 0)  # now and then a late sample
+            quality = Quality.COMMUNICATION_FAILURE if rng.random() < 0.01 else Quality.NORMAL
+            batches.append((start + second + 0.2, [
+                Reading(f"{kind}-1", kind, c, None if quality is not Quality.NORMAL else rng.uniform(0, 200),
+                        "", quality, t, second + 1)
+                for c in names
+            ]))
+
+    def run() -> list[Record]:
+        pipeline = build_pipeline(LimitsResolver(), spray=SprayPlan())
+        out: list[Record] = []
+        for now, readings in batches:
+            out.extend(pipeline.feed(readings, now))
+            out.extend(pipeline.tick(now))
+        return out
+
+    routed = run()
+    monkeypatch.setattr(WindowedAggregator, "accepted_channels", lambda self: None)  # every aggregator fed
+    assert routed == run()
+    assert sum(isinstance(r, Aggregate) for r in routed) > 100
