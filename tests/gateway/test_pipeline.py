@@ -34,6 +34,7 @@ from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.process.support import local, reading
+from tests.support.waiting import wait_until
 
 T0 = local(9, 0)  # a clock-aligned start: 15-min and 1-h windows begin here
 
@@ -271,7 +272,10 @@ def test_sitewatch_run_resumes_the_queue_and_stops_on_sigterm_with_every_record_
     with site:
         proc = subprocess.Popen([str(sitewatch), "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(4.0)
+            # Until the configured mode reached the coil and the queue holds two samples of each node.
+            wait_until(lambda: site.node("bus0", 1).node.bank.coils[0] == 1, timeout=60)
+            wait_until(lambda: queued_readings(tmp_path / "store-queue.sqlite3", "dust-1") >= 7 * 2, timeout=60)
+            wait_until(lambda: queued_readings(tmp_path / "store-queue.sqlite3", "wind-2") >= 3 * 2, timeout=60)
             coil = site.node("bus0", 1).node.bank.coils[0]
             os.kill(proc.pid, signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
@@ -303,6 +307,16 @@ def test_sitewatch_run_resumes_the_queue_and_stops_on_sigterm_with_every_record_
     assert start == earlier and reason == "gateway not running"
     assert isinstance(down, float) and 3600 <= down < 3700
     assert actuations == [(1, "on", "manual on by configuration", "ok")]
+
+
+def queued_readings(queue: Path, node: str) -> int:
+    """Readings of `node` the running gateway has queued (read beside it: the queue is in WAL mode)."""
+    db = sqlite3.connect(f"file:{queue}?mode=ro", uri=True, timeout=30)
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM records WHERE kind = 'reading' AND node = ?", (node,)).fetchone()
+    finally:
+        db.close()
+    return int(count)
 
 
 class ScriptedOwner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -17,4 +18,14 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
         if time.monotonic() - started > timeout:
             raise AssertionError(f"condition not met within {timeout} s: {getattr(condition, '__name__', condition)}")
         time.sleep(interval)
+    return time.monotonic() - started
+
+
+async def wait_until_async(condition: Callable[[], bool], timeout: float = 30.0, interval: float = 0.02) -> float:
+    """`wait_until` for a test whose subject runs on the same event loop: yields to it between checks."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout} s: {getattr(condition, '__name__', condition)}")
+        await asyncio.sleep(interval)
     return time.monotonic() - started
