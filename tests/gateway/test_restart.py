@@ -22,7 +22,8 @@ def stored_sequences(store_path: Path) -> list[int]:
     db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True, timeout=30)
     try:
         rows = db.execute(
-            "SELECT sequence FROM readings WHERE node = 'dust-1' AND channel = 'pm10' AND sequence > 0 ORDER BY sequence"
+            "SELECT sequence FROM readings WHERE node = 'dust-1' AND channel = 'pm10' AND sequence > 0"
+            " ORDER BY sequence"
         ).fetchall()
     except sqlite3.OperationalError:  # the gateway has not created the table yet
         return []
