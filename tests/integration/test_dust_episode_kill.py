@@ -61,7 +61,7 @@ from tests.integration.support import QueueReader
 pytestmark = pytest.mark.slow
 
 SEED = 1120  # the scenario's
-SPEED = 60.0
+SPEED = 120.0
 BUS, UNIT, NODE = "boundary", 1, "dust-downwind"
 SAMPLE_S = 60.0
 HOUR = 3600.0
