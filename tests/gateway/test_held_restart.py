@@ -13,7 +13,8 @@ from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
-from tests.gateway.test_restart import run_for
+from tests.support.site_gateway import run_until
+from tests.support.waiting import wait_until_async
 
 
 class Validity:
@@ -34,7 +35,8 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
     with site:
         first_started = time.time()
         first = Gateway(config, clock=clock)
-        await run_for(first, 2.5)  # stopped as SIGTERM stops it: the clock never became valid
+        # Stopped as SIGTERM stops it once it holds three samples: the clock never became valid.
+        await run_until(first, lambda: sum(len(p.stamper.held) for p in first.pollers) >= 3)
         first_stopped = time.time()
         queue = DurableQueue(config.queue_path, ["sqlite"])
         held = queue.held_readings()
@@ -46,7 +48,7 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
         assert second.resume_points["dust-1"] == held_pm10[-1]  # resumes after what it holds, no second fetch
         stop = asyncio.Event()
         task = asyncio.create_task(second.run(stop))
-        await asyncio.sleep(1.0)
+        await wait_until_async(lambda: second.pollers[0].stamper.held_count > 0)  # this run holds some too
         validity.valid = True  # NTP answers
         deadline = time.monotonic() + 30
         while second.stored < len(held) + 6:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 from gateway.deliver.sqlite_store import SqliteStore
@@ -12,6 +10,7 @@ from gateway.model import Gap
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
+from tests.support.site_gateway import run_until
 from tests.support.waiting import wait_until_async
 
 
@@ -42,17 +41,6 @@ def stored_gaps(store_path: Path) -> list[tuple[object, ...]]:
         return []
     finally:
         db.close()
-
-
-async def run_until(gateway: Gateway, condition: Callable[[], bool], timeout: float = 60) -> None:
-    """Run the gateway until `condition` holds, then stop it as SIGTERM would."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(gateway.run(stop))
-    try:
-        await wait_until_async(condition, timeout=timeout)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_samples_taken_while_the_gateway_was_down_are_backfilled_once_each(tmp_path: Path) -> None:
