@@ -9,11 +9,10 @@ from pathlib import Path
 
 from gateway.acquire.timestamps import Clock
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
-from tests.support.site_gateway import run_until
+from tests.support.site_gateway import run_until, stored
 from tests.support.waiting import wait_until_async
 
 
@@ -56,11 +55,7 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
             await asyncio.sleep(0.05)
         stop.set()
         await asyncio.wait_for(task, 30)
-    store = SqliteStore(config.store_path)
-    try:
-        pm10 = [r for r in store.readings(node="dust-1", channel="pm10") if r.sequence > 0]
-    finally:
-        store.close()
+    pm10 = stored(config.store_path, "dust-1", "pm10")
     sequences = [r.sequence for r in pm10]
     # Every sample from the first held one on, exactly once, in order, across the restart.
     assert sequences[: len(held_pm10)] == held_pm10

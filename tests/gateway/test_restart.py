@@ -10,7 +10,7 @@ from gateway.model import Gap
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
-from tests.support.site_gateway import run_until
+from tests.support.site_gateway import run_until, stored
 from tests.support.waiting import wait_until_async
 
 
@@ -64,11 +64,7 @@ async def test_samples_taken_while_the_gateway_was_down_are_backfilled_once_each
 
         await run_until(second, backfilled)
         truth = node.sensor.truth
-    store = SqliteStore(config.store_path)
-    try:
-        pm10 = [r for r in store.readings(node="dust-1", channel="pm10") if r.sequence > 0]
-    finally:
-        store.close()
+    pm10 = stored(config.store_path, "dust-1", "pm10")
     sequences = [r.sequence for r in pm10]
     # Every sample from the first to the last exactly once, in order, across the restart.
     assert sequences == list(range(sequences[0], sequences[-1] + 1)), sequences

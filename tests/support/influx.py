@@ -19,7 +19,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -111,33 +111,27 @@ class VictoriaServer(_FailsTheTest):
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    server = InfluxServer(tmp_path_factory.mktemp("influxd"))
+Server = TypeVar("Server", bound=LocalServer)
+
+
+def _serving(server: Server) -> Iterator[Server]:
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    yield from _serving(InfluxServer(tmp_path_factory.mktemp("influxd")))
 
 
 @pytest.fixture
 def own_influxd(tmp_path: Path) -> Iterator[InfluxServer]:
-    root = tmp_path / "influxd"
-    root.mkdir()
-    server = InfluxServer(root)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(InfluxServer(tmp_path / "influxd"))
 
 
 @pytest.fixture(scope="session")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaServer]:
-    server = VictoriaServer(tmp_path_factory.mktemp("victoria"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(VictoriaServer(tmp_path_factory.mktemp("victoria")))

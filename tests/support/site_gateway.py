@@ -4,6 +4,7 @@
   bus of the given nodes, plus the test's own sections;
 * ``running``: the gateway's run loop as a context (stopped as SIGTERM would, whatever happens);
 * ``run_until``: run it until a condition holds (what the test judges), however busy the host;
+* ``stored``: the readings of one channel of a node in the store, as a test reads them afterwards;
 * ``ScriptedOwner``: a bus owner that answers each request with the next outcome of a script.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from gateway.acquire.link import Exchange, Outcome
 from gateway.acquire.poller import BusConfig
+from gateway.deliver.sqlite_store import SqliteStore
+from gateway.model import Reading
 from gateway.ops.config import GatewayConfig, parse_config
 from gateway.ops.service import Gateway
 from gateway.protocols import modbus_rtu_master as rtu
@@ -58,6 +61,15 @@ async def run_until(gateway: Gateway, condition: Callable[[], bool], timeout: fl
     started = time.monotonic()
     async with running(gateway):
         await wait_until_async(lambda: condition() and time.monotonic() - started >= at_least, timeout=timeout)
+
+
+def stored(store_path: Path, node: str, channel: str) -> list[Reading]:
+    """The node's readings of `channel` with a sample behind them (sequence > 0), in the store's order."""
+    store = SqliteStore(store_path)
+    try:
+        return [r for r in store.readings(node=node, channel=channel) if r.sequence > 0]
+    finally:
+        store.close()
 
 
 class ScriptedOwner:
