@@ -244,7 +244,7 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
     # Few requests: history_seq written once per window (11 dust records), not once per read.
     writes = [h for h in trace if h.outcome.startswith("history_seq")]
     assert len(writes) <= math.ceil(stats.fetched / regmap.history_records(regmap.KIND_DUST)) + 1, writes
-    assert stats.requests < stats.fetched
+    assert stats.requests - stats.failures < stats.fetched  # (a busy host's timeouts are tried again)
     # The other node kept its schedule: every poll on time, the backfill used the gaps.
     history_fits_the_gaps(trace)
     wind = [p for p in trace if p.node == "wind-2"]
