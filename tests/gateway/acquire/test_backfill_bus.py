@@ -380,7 +380,25 @@ async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(t
         def transceiver_up() -> None:
             rig.mute = False
 
-        await run(poller, [(1.2, power_cut), (2.0, power_back), (3.0, transceiver_up)], until=4.0)
+        def new_boot_samples() -> int:
+            cut = next((i for i, g in enumerate(delivered) if isinstance(g, Gap)), None)
+            return 0 if cut is None else len(sequences_of(delivered[cut + 1 :], "noise-5"))
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        try:
+            # The cut comes once the old boot delivered four samples, however busy the host; the
+            # fault's own lengths (0.8 s without power, 1 s mute after the boot) are sleeps.
+            await wait_until_async(lambda: max(sequences_of(delivered, "noise-5"), default=0) >= 4)
+            power_cut()
+            await asyncio.sleep(0.8)
+            power_back()
+            await asyncio.sleep(1.0)
+            transceiver_up()
+            await wait_until_async(lambda: new_boot_samples() >= 8, timeout=DONE_WITHIN)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
         line = site.running[0]
     late = hearing_delay(line, trace)
     assert poller.health["noise-5"].reboots == 1
