@@ -183,6 +183,9 @@ class PollRecord:
     timeout: float  # the reply timeout it was given
     request_bytes: int
     reply_bytes: int  # of a normal reply
+    # When the scheduler chose it: its timeout was sized from then. A busy host may send it later,
+    # which is the host's delay, not the schedule's (tests judge the schedule on this).
+    decided: float = math.nan
 
 
 Deliver = Callable[[list[Reading]], None]
@@ -325,14 +328,14 @@ class BusPoller:
                 now = time.monotonic()
                 decision = choose(self._slots(), now, starve_after=self.bus.max_backoff)
                 if isinstance(decision, Probe):
-                    await self._probe(self._by_name(decision.name), decision.timeout)
+                    await self._probe(self._by_name(decision.name), decision.timeout, now)
                     continue
                 if isinstance(decision, Poll):
                     starving = self._backfill_candidate(now, starving=True)
                     if starving is not None:  # a bus without free time: one read goes before the poll
                         await self._backfill(starving, None)
                         continue
-                    await self._poll(self._by_name(decision.name), decision.timeout)
+                    await self._poll(self._by_name(decision.name), decision.timeout, now)
                     continue
                 # Bus time nobody wants until decision.until: history reads that fit in it.
                 candidate = self._backfill_candidate(now)
@@ -439,7 +442,7 @@ class BusPoller:
         return True
 
     # -- one poll ---------------------------------------------------------------------------
-    async def _poll(self, node: _Node, timeout: float) -> None:
+    async def _poll(self, node: _Node, timeout: float, decided: float = math.nan) -> None:
         if node.reads:
             await self._poll_device(node, timeout)
             return
@@ -484,7 +487,7 @@ class BusPoller:
             self.trace(
                 PollRecord(
                     config.name, due, exchange.sent, exchange.completed, outcome_name, timeout,
-                    len(node.request.frame), node.request.reply_length,
+                    len(node.request.frame), node.request.reply_length, decided,
                 )
             )
 
@@ -692,7 +695,7 @@ class BusPoller:
         usual = 0.0 if node.timeout.srtt is None else 2 * node.timeout.srtt
         return min(max(wire + PROBE_SLACK, usual), max(node.timeout.ceiling, wire + MIN_SLACK))
 
-    async def _probe(self, node: _Node, timeout: float) -> None:
+    async def _probe(self, node: _Node, timeout: float, decided: float = math.nan) -> None:
         """A cheap read of a suspect node: if it answers, it is polled at once (see health.choose)."""
         health = self.health[node.config.name]
         health.probes += 1
@@ -720,7 +723,7 @@ class BusPoller:
             name = "probe" if not isinstance(outcome, NoReply) else f"probe: {_outcome_name(outcome)}"
             self.trace(
                 PollRecord(node.config.name, exchange.sent, exchange.sent, exchange.completed, name, timeout,
-                           len(node.probe.frame), node.probe.reply_length)
+                           len(node.probe.frame), node.probe.reply_length, decided)
             )
 
     def _outages(self, outages: list[NodeOutage]) -> None:

@@ -57,7 +57,11 @@ def circular_mean(directions: Sequence[float], weights: Sequence[float] | None =
         raise ValueError("one weight per direction")
     s = math.fsum(w * math.sin(math.radians(d)) for d, w in zip(directions, weights, strict=True))
     c = math.fsum(w * math.cos(math.radians(d)) for d, w in zip(directions, weights, strict=True))
-    total = math.fsum(abs(w) for w in weights)
+    return _mean_direction(s, c, math.fsum(abs(w) for w in weights))
+
+
+def _mean_direction(s: float, c: float, total: float) -> float | None:
+    """Direction in [0, 360) of the vector sum (s, c) of vectors whose lengths add up to `total`."""
     if total == 0.0 or math.hypot(s, c) <= 1e-12 * total:
         return None
     mean = math.degrees(math.atan2(s, c)) % 360.0
@@ -84,7 +88,99 @@ def yamartino_sigma(directions: Sequence[float]) -> float | None:
         h = math.fsum(2.0 * math.sin((r - mean) / 2.0) ** 2 for r in radians) / n
         sa = math.fsum(math.sin(r - mean) for r in radians) / n
         eps = math.sqrt(max(0.0, 2.0 * h - h * h - sa * sa))
+    return _yamartino(eps)
+
+
+def _yamartino(eps: float) -> float:
     return math.degrees(math.asin(min(1.0, eps)) * (1.0 + (2.0 / math.sqrt(3.0) - 1.0) * eps**3))
+
+
+class ExactSum:
+    """A float sum kept without rounding error, term by term (Shewchuk's non-overlapping partials, the
+    method math.fsum uses): the same value as math.fsum over all terms, in whatever order they came
+    (late samples revise windows out of order), in a few floats of memory instead of every term."""
+
+    __slots__ = ("_partials",)
+
+    def __init__(self) -> None:
+        self._partials: list[float] = []
+
+    def add(self, x: float) -> None:
+        kept = 0
+        for y in self._partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            high = x + y
+            low = y - (high - x)  # what the rounded addition lost, exactly
+            if low:
+                self._partials[kept] = low
+                kept += 1
+            x = high
+        self._partials[kept:] = [x]
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self._partials)
+
+    def copy(self) -> ExactSum:
+        other = ExactSum()
+        other._partials = list(self._partials)
+        return other
+
+
+@dataclass
+class DirectionSums:
+    """The directions chosen for a window's statistics, as sums: the circular mean (unit or weighted
+    vectors) and Yamartino's sigma from O(1) memory, however many samples the window holds.
+
+    Yamartino's eps^2 = 1 - (mean sin)^2 - (mean cos)^2 is the same about any reference direction (a
+    rotation keeps the vector sum's length), so the deviations are taken from the first direction
+    instead of the mean (not known before the end), with the precise form yamartino_sigma uses.
+    """
+
+    count: int = 0
+    sin: ExactSum = field(default_factory=ExactSum)  # unit vectors
+    cos: ExactSum = field(default_factory=ExactSum)
+    weighted_sin: ExactSum = field(default_factory=ExactSum)
+    weighted_cos: ExactSum = field(default_factory=ExactSum)
+    weight: ExactSum = field(default_factory=ExactSum)
+    reference: float | None = None  # radians
+    deviation_sin: ExactSum = field(default_factory=ExactSum)  # sum of sin(r - reference)
+    deviation_half: ExactSum = field(default_factory=ExactSum)  # sum of 2 sin^2((r - reference) / 2)
+
+    def add(self, direction: float, weight: float = 1.0) -> None:
+        r = math.radians(direction)
+        if self.reference is None:
+            self.reference = r
+        self.count += 1
+        self.sin.add(math.sin(r))
+        self.cos.add(math.cos(r))
+        self.weighted_sin.add(weight * math.sin(r))
+        self.weighted_cos.add(weight * math.cos(r))
+        self.weight.add(abs(weight))
+        self.deviation_sin.add(math.sin(r - self.reference))
+        self.deviation_half.add(2.0 * math.sin((r - self.reference) / 2.0) ** 2)
+
+    def mean(self, weighted: bool) -> float | None:
+        if weighted:
+            return _mean_direction(self.weighted_sin.value, self.weighted_cos.value, self.weight.value)
+        return _mean_direction(self.sin.value, self.cos.value, float(self.count))
+
+    def sigma(self) -> float | None:
+        n = self.count
+        if n == 0:
+            return None
+        if math.hypot(self.sin.value, self.cos.value) <= 1e-12 * n:
+            return _yamartino(1.0)  # no mean direction: the widest spread
+        h = self.deviation_half.value / n
+        sa = self.deviation_sin.value / n
+        return _yamartino(math.sqrt(max(0.0, 2.0 * h - h * h - sa * sa)))
+
+    def copy(self) -> DirectionSums:
+        return DirectionSums(
+            self.count, self.sin.copy(), self.cos.copy(), self.weighted_sin.copy(), self.weighted_cos.copy(),
+            self.weight.copy(), self.reference, self.deviation_sin.copy(), self.deviation_half.copy(),
+        )
 
 
 def running_means(
@@ -120,8 +216,13 @@ class WindAccumulator:
     dir_tally: Tally = field(default_factory=Tally)
     speed_sum: float = 0.0
     gust: float | None = None
-    speeds: dict[tuple[int, float], float] = field(default_factory=dict)  # (sequence, timestamp) -> speed
-    directions: list[tuple[tuple[int, float], float]] = field(default_factory=list)
+    # A direction enters the statistics once the speed of its sample is known (calm ones stay out, the
+    # speed is its weight), and is then only a term of sums: the window's memory stays flat whether it
+    # spans two minutes or a day. Kept per (sequence, timestamp) are only the speeds and directions of
+    # samples whose other half has not arrived yet (normally none: a sample's channels come together).
+    chosen: DirectionSums = field(default_factory=DirectionSums)
+    speeds: dict[tuple[int, float], float | None] = field(default_factory=dict)  # None: no valid speed
+    directions: dict[tuple[int, float], list[float]] = field(default_factory=dict)
 
     def raise_gust(self, value: float) -> None:
         self.gust = value if self.gust is None else max(self.gust, value)
@@ -188,43 +289,59 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
     def _add(self, acc: WindAccumulator, reading: Reading) -> None:
         key = (reading.sequence, reading.timestamp)
         if reading.channel == self._speed:
+            speed: float | None = None
             if acc.tally.add(reading):
                 assert reading.value is not None
                 acc.speed_sum += reading.value
-                acc.speeds[key] = reading.value
+                speed = reading.value
+            waiting = acc.directions.pop(key, None)
+            if waiting is None:
+                acc.speeds[key] = speed
+            for direction in waiting or ():
+                self._choose(acc.chosen, reading.node, direction, speed)
             if self._running is not None:
                 acc.raise_gust(self._running)
         elif reading.channel == self._direction:
+            known = key in acc.speeds
+            speed = acc.speeds.pop(key, None)
             if acc.dir_tally.add(reading):
                 assert reading.value is not None
-                acc.directions.append((key, reading.value))
+                if known:
+                    self._choose(acc.chosen, reading.node, reading.value, speed)
+                else:
+                    acc.directions.setdefault(key, []).append(reading.value)
         elif is_valid(reading):
             assert reading.value is not None
             acc.raise_gust(reading.value)
 
+    def _choose(self, chosen: DirectionSums, node: str, direction: float, speed: float | None) -> None:
+        """Add a direction to the statistics unless its sample was calm (or, weighted, has no speed)."""
+        if speed is not None and speed < self._limits.for_node(node).wind.calm_speed:
+            return
+        if self._weighted:
+            if speed is None:
+                return  # no speed to weight it with
+            chosen.add(direction, speed)
+        else:
+            chosen.add(direction)
+
     def _finish(self, window: Window[WindAccumulator]) -> list[Aggregate]:
         acc = window.acc
-        calm = self._limits.for_node(window.node).wind.calm_speed
         mean = acc.speed_sum / acc.tally.count if acc.tally.count else None
         speed_stats = (
             ("speed_mean", mean, "m/s"),
             ("gust", acc.gust, "m/s"),
             ("beaufort", None if mean is None else float(beaufort(mean)), ""),
         )
-        chosen: list[float] = []
-        weights: list[float] = []
-        for key, direction in acc.directions:
-            speed = acc.speeds.get(key)
-            if speed is not None and speed < calm:
-                continue
-            if self._weighted:
-                if speed is None:
-                    continue  # no speed to weight it with
-                weights.append(speed)
-            chosen.append(direction)
+        chosen = acc.chosen
+        if acc.directions:  # directions without a valid speed: counted as they are (a later speed may revise)
+            chosen = chosen.copy()
+            for waiting in acc.directions.values():
+                for direction in waiting:
+                    self._choose(chosen, window.node, direction, None)
         direction_stats = (
-            ("dir_mean", circular_mean(chosen, weights if self._weighted else None) if chosen else None, "deg"),
-            ("dir_sigma", yamartino_sigma(chosen), "deg"),
+            ("dir_mean", chosen.mean(self._weighted) if chosen.count else None, "deg"),
+            ("dir_sigma", chosen.sigma(), "deg"),
         )
         out = make_aggregates(window, self._speed, self._prefix, self._validity(window, acc.tally), speed_stats)
         out += make_aggregates(

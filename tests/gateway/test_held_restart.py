@@ -12,11 +12,11 @@ import pytest
 
 from gateway.acquire.timestamps import Clock
 from gateway.deliver.queue import DurableQueue
-from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
-from tests.gateway.test_restart import run_for
+from tests.support.site_gateway import run_until, stored
+from tests.support.waiting import wait_until_async
 
 
 class Validity:
@@ -40,7 +40,8 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
         first_started = time.time()
         first = Gateway(config, clock=clock)
         with caplog.at_level(logging.WARNING, logger="gateway"):
-            await run_for(first, 2.5)  # stopped as SIGTERM stops it: the clock never became valid
+            # Stopped as SIGTERM stops it once it holds three samples: the clock never became valid.
+            await run_until(first, lambda: sum(len(p.stamper.held) for p in first.pollers) >= 3)
         kept = [r.getMessage() for r in caplog.records if "readings held for a valid clock are kept" in r.getMessage()]
         assert kept and kept[0].startswith("bus bus0: "), "the stop did not say where the held readings are"
         first_stopped = time.time()
@@ -55,7 +56,7 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
         assert second.resume_points["dust-1"] == held_pm10[-1]  # resumes after what it holds, no second fetch
         stop = asyncio.Event()
         task = asyncio.create_task(second.run(stop))
-        await asyncio.sleep(1.0)
+        await wait_until_async(lambda: second.pollers[0].stamper.held_count > 0)  # this run holds some too
         validity.valid = True  # NTP answers
         deadline = time.monotonic() + 30
         while second.stored < len(held) + 6:
@@ -63,11 +64,7 @@ async def test_held_readings_survive_a_stop_and_are_stamped_when_the_clock_becom
             await asyncio.sleep(0.05)
         stop.set()
         await asyncio.wait_for(task, 30)
-    store = SqliteStore(config.store_path)
-    try:
-        pm10 = [r for r in store.readings(node="dust-1", channel="pm10") if r.sequence > 0]
-    finally:
-        store.close()
+    pm10 = stored(config.store_path, "dust-1", "pm10")
     sequences = [r.sequence for r in pm10]
     # Every sample from the first held one on, exactly once, in order, across the restart.
     assert sequences[: len(held_pm10)] == held_pm10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -11,20 +10,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar, cast
 
 import pytest
 
-from gateway.acquire.link import Exchange, NoReply, Outcome
-from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
+from gateway.acquire.link import NoReply
+from gateway.acquire.poller import BusPoller, NodeConfig
 from gateway.deliver.queue import DurableQueue
 from gateway.deliver.records import Actuation, Record
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.model import Quality, Reading
-from gateway.ops.config import GatewayConfig, parse_config
+from gateway.ops.config import GatewayConfig
 from gateway.ops.service import CoilActuator, Gateway
 from gateway.pipeline import SprayPlan, StageError, StageSpec, build_pipeline
 from gateway.process.aggregate import Aggregate
@@ -34,6 +31,8 @@ from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.process.support import local, reading
+from tests.support.site_gateway import ScriptedOwner, gateway_config, running
+from tests.support.waiting import wait_until, wait_until_async
 
 T0 = local(9, 0)  # a clock-aligned start: 15-min and 1-h windows begin here
 
@@ -168,14 +167,9 @@ def test_a_stage_that_cannot_be_built_is_named() -> None:
 # -- the whole gateway on a simulated site -----------------------------------------------------------
 
 
-def site_config(tmp_path: Path, port: Path, extra: str = "") -> GatewayConfig:
-    text = f"""
-[store]
-path = "{tmp_path / 'store.sqlite3'}"
+PIPELINE = """
 [queue]
 deliver_interval_s = 0.2
-[clock]
-require_sync = "never"
 [processing]
 tick_s = 0.2
 late_s = 0.5
@@ -188,26 +182,12 @@ channel = "pm10_5s_mean"
 pm10_1h_limit = 1.0       # far below any real air: the simulated dust switches the spray on
 [limits.sampling]
 validity_fraction = 0.5
-{extra}
-[[bus]]
-name = "bus0"
-port = "{port}"
-[[bus.node]]
-name = "dust-1"
-kind = "dust"
-unit_id = 1
-interval = 0.5
 """
-    return parse_config(tomllib.loads(text), "test.toml")
 
 
-async def until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.1)
-    return False
+def site_config(tmp_path: Path, port: Path, extra: str = "") -> GatewayConfig:
+    """One dust node polled every 0.5 s; 5-s PM windows that switch the spray."""
+    return gateway_config(tmp_path, port, [("dust-1", "dust", 1, 0.5, "")], PIPELINE + extra)
 
 
 async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node(tmp_path: Path) -> None:
@@ -216,11 +196,8 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
     with site:
         coils = site.node("bus0", 1).node.bank.coils
         assert coils[0] == 0
-        gateway = Gateway(config)
-        stop = asyncio.Event()
-        task = asyncio.create_task(gateway.run(stop))
-        try:
-            assert await until(lambda: site.node("bus0", 1).node.bank.coils[0] == 1, 25), gateway.status()
+        async with running(Gateway(config)) as gateway:
+            await wait_until_async(lambda: site.node("bus0", 1).node.bank.coils[0] == 1, 60, detail=gateway.status)
             # The manual override switches it off again, whatever the dust does.
             (off,) = await gateway.set_spray_mode("dust-1", "off", who="test")
             assert (off.on, off.result, off.reason) == (False, "ok", "manual off by test")
@@ -229,9 +206,6 @@ async def test_dust_over_the_limit_switches_the_spray_coil_of_the_simulated_node
             assert status["coil_faults"] == {} and status["nodes"]["dust-1"]["healthy"], status
             with pytest.raises(LookupError, match="no bus owns node 'dust-7'"):
                 await gateway.set_spray_mode("dust-7", "on")
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
     store = SqliteStore(config.store_path)
     try:
         rows = store.query('SELECT "on", result, mode, reason, value, level FROM actuations ORDER BY id')
@@ -271,7 +245,10 @@ def test_sitewatch_run_resumes_the_queue_and_stops_on_sigterm_with_every_record_
     with site:
         proc = subprocess.Popen([str(sitewatch), "run", "--config", str(config)], stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(4.0)
+            # Until the configured mode reached the coil and the queue holds two samples of each node.
+            wait_until(lambda: site.node("bus0", 1).node.bank.coils[0] == 1, timeout=60)
+            wait_until(lambda: queued_readings(tmp_path / "store-queue.sqlite3", "dust-1") >= 7 * 2, timeout=60)
+            wait_until(lambda: queued_readings(tmp_path / "store-queue.sqlite3", "wind-2") >= 3 * 2, timeout=60)
             coil = site.node("bus0", 1).node.bank.coils[0]
             os.kill(proc.pid, signal.SIGTERM)
             _, err = proc.communicate(timeout=30)
@@ -305,17 +282,14 @@ def test_sitewatch_run_resumes_the_queue_and_stops_on_sigterm_with_every_record_
     assert actuations == [(1, "on", "manual on by configuration", "ok")]
 
 
-class ScriptedOwner:
-    """Stands in for a bus owner: answers each request with the next outcome of a script."""
-
-    def __init__(self, *outcomes: Outcome) -> None:
-        self.bus = BusConfig("bus0", "/dev/null", ())
-        self.outcomes = list(outcomes)
-        self.requests: list[rtu.Request] = []
-
-    async def execute(self, request: rtu.Request, timeout: float | None = None) -> Exchange:
-        self.requests.append(request)
-        return Exchange(self.outcomes.pop(0), 0.0, 0.0, 0.0)
+def queued_readings(queue: Path, node: str) -> int:
+    """Readings of `node` the running gateway has queued (read beside it: the queue is in WAL mode)."""
+    db = sqlite3.connect(f"file:{queue}?mode=ro", uri=True, timeout=30)
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM records WHERE kind = 'reading' AND node = ?", (node,)).fetchone()
+    finally:
+        db.close()
+    return int(count)
 
 
 async def test_a_failed_coil_write_is_retried_and_queued_once_per_change_of_result() -> None:

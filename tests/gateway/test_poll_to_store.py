@@ -9,10 +9,13 @@ from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.model import Quality
 from simulator.site import BusSpec, NodeSpec, Site
+from tests.support.waiting import wait_until_async
 
 
 async def test_readings_of_dust_and_wind_nodes_reach_the_store(tmp_path: Path) -> None:
-    site = Site((BusSpec("bus0", (NodeSpec("dust", 1), NodeSpec("wind", 2))),), tmp_path / "buses", seed=7)
+    # Replies handed over whole (burst): a bus thread a busy host starves must not split one in two.
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1), NodeSpec("wind", 2))),), tmp_path / "buses", seed=7,
+                burst=True)
     store = SqliteStore(tmp_path / "store.sqlite3")
     with site:
         port = str(tmp_path / "buses" / "bus0")
@@ -22,7 +25,12 @@ async def test_readings_of_dust_and_wind_nodes_reach_the_store(tmp_path: Path) -
         poller = BusPoller(bus, store.write)
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
-        await asyncio.sleep(3.5)
+
+        def enough_stored() -> bool:  # 6 dust channels and 3 wind channels, at least two samples each
+            counts = store.count_by_node()
+            return counts.get("dust-1", 0) >= 6 * 2 and counts.get("wind-1", 0) >= 3 * 2
+
+        await wait_until_async(enough_stored, timeout=60)
         stop.set()
         await asyncio.wait_for(task, 5)
     counts = store.count_by_node()

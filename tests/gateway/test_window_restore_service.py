@@ -9,7 +9,8 @@ from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.service import Gateway
 from simulator.site import BusSpec, NodeSpec, Site
 from tests.gateway.test_pipeline import site_config
-from tests.gateway.test_restart import run_for
+from tests.gateway.test_restart import stored_sequences
+from tests.support.site_gateway import run_until
 
 
 async def test_a_second_start_replays_the_queue_and_pruning_keeps_what_that_needs(tmp_path: Path) -> None:
@@ -22,7 +23,8 @@ async def test_a_second_start_replays_the_queue_and_pruning_keeps_what_that_need
         assert first.status()["windows"]["restored"] == {}  # not started yet
         stage = first.pipeline.aggregation
         assert stage is not None and first.replay_keep_s(1e9) >= stage.windowed[0].horizon_s("dust-1")
-        await run_for(first, 3.0)
+        # Three samples stored, and the 1-s prune loop due a few times meanwhile.
+        await run_until(first, lambda: len(stored_sequences(config.store_path)) >= 3, at_least=3.0)
         assert first.status()["windows"]["restored"]["readings"] == 0  # a new queue: nothing to rebuild
         store = SqliteStore(config.store_path)
         try:
@@ -30,7 +32,7 @@ async def test_a_second_start_replays_the_queue_and_pruning_keeps_what_that_need
         finally:
             store.close()
         second = Gateway(config)
-        await run_for(second, 1.0)
+        await run_until(second, lambda: bool(second.status()["windows"]["restored"]))  # the rebuild is done
     status = second.status()["windows"]
     assert set(status) == {"late", "dropped", "restored"}
     restored = status["restored"]

@@ -56,12 +56,16 @@ from tests.support.mosquitto import GATEWAY, GATEWAY_USER, OPERATOR_USER, PASSWO
 
 pytestmark = pytest.mark.slow
 
-SPEED = 60.0  # simulated seconds per real second
+SPEED = 120.0  # simulated seconds per real second
+# The fault plan's lengths, in simulated minutes (they were first tuned as real seconds at 60x): a
+# faster site keeps the same plan in its own time, with shorter real outages.
+PLAN_UNIT = 60.0
 SAMPLE_S = 60.0  # the nodes' sample interval (simulated s)
 HOUR = 3600.0
-# A fixed simulated start, 5.5 minutes before a full hour: samples fall mid-minute, far from window edges.
+# A fixed simulated start, 11.5 minutes (5.75 real seconds for the gateway's first start) before a full
+# hour: samples fall mid-minute, far from window edges.
 FIRST_HOUR = 1_796_299_200.0  # 2026-12-03 12:00 UTC (20:00 at the site)
-START = FIRST_HOUR - 330.0
+START = FIRST_HOUR - 690.0
 HOURS = 2  # hours compared
 WINDOW = (FIRST_HOUR, FIRST_HOUR + HOURS * HOUR)
 LATE_S = 300.0  # simulated s a window of a silent node waits before it closes
@@ -186,17 +190,17 @@ def fault_plan(rng: random.Random, gateway: GatewayProcess, influx: InfluxServer
     # * one kill just before the first hour ends, the gateway down until after that window's close
     #   (end + LATE_S): the restarted gateway rebuilds the window from the queue and the backfill
     #   brings the samples it missed, late;
-    # * one kill anywhere, down 2-20 real s, and a second kill 0.5-3 real s after that restart (while
-    #   the gateway starts, rebuilds its windows and backfills), down 2-10 real s;
-    # * the rest (KILLS > 3) anywhere, down 2-20 real s.
+    # * one kill anywhere, down 2-20 simulated minutes, and a second kill 0.5-3 minutes after that
+    #   restart (while the gateway starts, rebuilds its windows and backfills), down 2-10 minutes;
+    # * the rest (KILLS > 3) anywhere, down 2-20 minutes.
     boundary = rng.uniform(h0 + HOUR - 240, h0 + HOUR - 30)
-    outages = [(boundary, h0 + HOUR + LATE_S + rng.uniform(1.0, 5.0) * SPEED)]
+    outages = [(boundary, h0 + HOUR + LATE_S + rng.uniform(1.0, 5.0) * PLAN_UNIT)]
     while len(outages) < KILLS:
         kill = rng.uniform(h0 + 300, h0 + HOURS * HOUR - 3600)
-        pair = [(kill, kill + rng.uniform(2.0, 20.0) * SPEED)]
+        pair = [(kill, kill + rng.uniform(2.0, 20.0) * PLAN_UNIT)]
         if len(outages) == 1 and KILLS >= 3:  # the first after the boundary one: killed again at once
-            again = pair[0][1] + rng.uniform(0.5, 3.0) * SPEED
-            pair.append((again, again + rng.uniform(2.0, 10.0) * SPEED))
+            again = pair[0][1] + rng.uniform(0.5, 3.0) * PLAN_UNIT
+            pair.append((again, again + rng.uniform(2.0, 10.0) * PLAN_UNIT))
         if all(b < k - 120 or a > r + 120 for a, b in pair for k, r in outages):
             outages += pair
     for kill, restart in sorted(outages):
@@ -204,13 +208,13 @@ def fault_plan(rng: random.Random, gateway: GatewayProcess, influx: InfluxServer
         at(restart, "start gateway", gateway.start)
     influx_down = rng.uniform(h0 + 600, h0 + 3000)
     at(influx_down, "stop influxd", influx.stop)
-    at(influx_down + rng.uniform(20, 40) * SPEED, "start influxd", influx.start)
+    at(influx_down + rng.uniform(20, 40) * PLAN_UNIT, "start influxd", influx.start)
     mqtt_down = rng.uniform(h0 + 1800, h0 + 5400)
     at(mqtt_down, "stop mosquitto", broker.stop)
-    at(mqtt_down + rng.uniform(3, 15) * SPEED, "start mosquitto", broker.start)
+    at(mqtt_down + rng.uniform(3, 15) * PLAN_UNIT, "start mosquitto", broker.start)
     hj_down = rng.uniform(h0 + 1200, h0 + 5400)
     at(hj_down, "drop HJ 212 platform", platform.drop)
-    at(hj_down + rng.uniform(10, 30) * SPEED, "platform back on its port", lambda: void(platform.start()))
+    at(hj_down + rng.uniform(10, 30) * PLAN_UNIT, "platform back on its port", lambda: void(platform.start()))
     return sorted(plan, key=lambda step: step[0])
 
 

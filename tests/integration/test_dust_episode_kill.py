@@ -23,10 +23,12 @@ gate, so time is not held for it):
 
 * the dust node samples once a minute (sample_interval 60000 ms; limits.sampling.interval_s 60),
   half a minute off the hour (the run starts at 07:40:30), so a timestamp the gateway derives from
-  the reply (heard - sample_age) may be late by up to 30 simulated seconds, half a real second at
-  SPEED 60, before a sample changes windows;
-* polls every 0.2 real seconds (12 simulated), leaving line time for the backfill of what the node
+  the reply (heard - sample_age) may be late by up to 30 simulated seconds, a quarter of a real
+  second at SPEED 120, before a sample changes windows (the stamp comes from the node's own sample
+  age, so a gateway that is late to read a reply is not late to stamp it);
+* polls every 0.2 real seconds (24 simulated), leaving line time for the backfill of what the node
   sampled while no gateway ran;
+* 20 simulated minutes (10 real seconds) for the gateway's first start before 08:00;
 * the episode is shorter than the relay's max_on_s (3600 s): the coil stays on from one write.
 """
 
@@ -61,7 +63,7 @@ from tests.integration.support import QueueReader
 pytestmark = pytest.mark.slow
 
 SEED = 1120  # the scenario's
-SPEED = 60.0
+SPEED = 120.0
 BUS, UNIT, NODE = "boundary", 1, "dust-downwind"
 SAMPLE_S = 60.0
 HOUR = 3600.0

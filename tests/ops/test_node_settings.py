@@ -3,58 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 
 from gateway.acquire.link import Exchange, NoReply
 from gateway.acquire.poller import NodeConfig
-from gateway.ops.config import GatewayConfig, parse_config
+from gateway.ops.config import GatewayConfig
 from gateway.ops.node_settings import NodeSettings
 from gateway.ops.service import Gateway
 from gateway.protocols import modbus_rtu_master as rtu
 from simulator.site import BusSpec, NodeSpec, Site
+from tests.support.site_gateway import gateway_config, running
+from tests.support.waiting import wait_until_async
 
 
 def site_config(tmp_path: Path, port: Path) -> GatewayConfig:
-    text = f"""
-[store]
-path = "{tmp_path / 'store.sqlite3'}"
-[clock]
-require_sync = "never"
-[spray]
-enabled = false
-[[bus]]
-name = "bus0"
-port = "{port}"
-[[bus.node]]
-name = "dust-1"
-kind = "dust"
-unit_id = 1
-interval = 0.5
-rh_correction = true
-[[bus.node]]
-name = "dust-2"
-kind = "dust"
-unit_id = 2
-interval = 0.5
-[[bus.node]]
-name = "wind-3"
-kind = "wind"
-unit_id = 3
-interval = 0.5
-"""
-    return parse_config(tomllib.loads(text), "test.toml")
-
-
-async def until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.1)
-    return False
+    nodes = [("dust-1", "dust", 1, 0.5, "rh_correction = true"), ("dust-2", "dust", 2, 0.5, ""),
+             ("wind-3", "wind", 3, 0.5, "")]
+    return gateway_config(tmp_path, port, nodes, "[spray]\nenabled = false")
 
 
 async def test_the_nodes_correct_for_humidity_where_the_configuration_says(tmp_path: Path) -> None:
@@ -67,21 +32,15 @@ async def test_the_nodes_correct_for_humidity_where_the_configuration_says(tmp_p
         banks = {unit: site.node("bus0", unit).node.bank for unit in (1, 2)}
         banks[2].set_holding_raw("rh_correction", 1)  # set by hand once; the configuration says no
         assert banks[1].get_holding_raw("rh_correction") == 0
-        gateway = Gateway(config)
-        stop = asyncio.Event()
-        task = asyncio.create_task(gateway.run(stop))
-        try:
-            assert await until(lambda: not gateway.node_settings.pending and bool(gateway.node_settings.checks), 25), (
-                gateway.status()["node_settings"]
-            )
+        async with running(Gateway(config)) as gateway:
+            settings = gateway.node_settings
+            await wait_until_async(lambda: not settings.pending and bool(settings.checks), 60,
+                                   detail=lambda: gateway.status()["node_settings"])
             assert banks[1].get_holding_raw("rh_correction") == 1
             assert banks[2].get_holding_raw("rh_correction") == 0
             status = gateway.status()["node_settings"]
             assert set(status) == {"dust-1", "dust-2"}  # the wind node has nothing to set
             assert [(c["found"], c["wanted"], c["written"]) for c in status["dust-2"]] == [(1, 0, True)]
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
 
 
 async def test_a_node_that_does_not_answer_is_retried_and_stopping_does_not_wait_for_it() -> None:
@@ -94,7 +53,7 @@ async def test_a_node_that_does_not_answer_is_retried_and_stopping_does_not_wait
     settings = NodeSettings([(silent, NodeConfig("dust-1", "dust", 1))], retry_s=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(settings.run(stop))
-    assert await until(lambda: len(asked) >= 2, 10)  # asked again after retry_s
+    await wait_until_async(lambda: len(asked) >= 2, 30)  # asked again after retry_s
     assert settings.pending == ["dust-1"] and settings.checks["dust-1"][0].problem.startswith("read:")
 
     async def hanging(request: rtu.Request) -> Exchange:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from simulator.scenario import ScenarioError, loads_scenario
 from simulator.site import Site
 from simulator.tcp import MbapDecoder, MbapError, MbapRequest, encode_mbap, rtu_frame, rtu_pdu
 from simulator.truth import read_truth
+from tests.support.waiting import wait_until, wait_until_async
 
 SCENARIO = """
 name = "wifi"
@@ -128,10 +128,11 @@ async def test_pymodbus_reads_and_writes_nodes_on_a_tcp_bus(tmp_path: Path) -> N
         assert site.paths["bus0"] == str(tmp_path / "buses" / "bus0")  # the RTU bus next to it
         port = tcp_port(site.paths["crane"])
         assert site.describe()[0] == f"crane: tcp://127.0.0.1:{port} (Modbus TCP; wind 1, dust 2)"
-        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.5, retries=0)
+        # A generous timeout: the simulator's threads share a busy CPU. The wind node must have sampled.
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=3.0, retries=0)
         assert await client.connect()
         try:
-            await asyncio.sleep(0.3)
+            await wait_until_async(lambda: site.node("crane", 1).node.seq >= 1 and site.node("crane", 2).sim.booted)
             wind = await client.read_input_registers(0, count=WIND_COUNT, device_id=1)
             assert not wind.isError(), wind
             started = time.monotonic()
@@ -159,7 +160,7 @@ def test_mbpoll_reads_a_tcp_node(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
     with Site(loads_scenario(SCENARIO), tmp_path / "buses", speed=10, truth=truth) as site:
         port = tcp_port(site.paths["crane"])
-        time.sleep(0.2)
+        wait_until(lambda: site.node("crane", 1).node.seq >= 1)  # a sample to read
         proc = subprocess.run(
             [exe, "-m", "tcp", "-p", str(port), "-a", "1", "-t", "3", "-0", "-r", "0", "-c", str(WIND_COUNT),
              "-1", "-o", "1", "127.0.0.1"],

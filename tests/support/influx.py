@@ -15,122 +15,48 @@ A binary that is missing, or a server that does not come up, fails the test (nev
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-# One influxd config and port picker for the tests and the demo (gateway/ops/local_influx.py).
-from gateway.ops.local_influx import INFLUXD_CONFIG
-from gateway.ops.local_server import free_port, http
-
-READY_TIMEOUT = 60.0  # s: generous, two cores shared with stress
-STOP_TIMEOUT = 20.0
+# One influxd config, one way to start, wait for and stop a server: the demo's (gateway/ops/).
+from gateway.ops.local_influx import LocalInflux
+from gateway.ops.local_server import READY_TIMEOUT_S, LocalServer, LocalServerError, find_binary, free_port, http
 
 
 def _binary(name: str) -> str:
-    path = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}") if os.path.exists(p)), None)
+    path = find_binary(name)
     if path is None:
         pytest.fail(f"{name} is not installed (apt-get install {'influxdb' if name == 'influxd' else name})")
     return path
 
 
-class _Process:
-    name = "server"
+class _FailsTheTest(LocalServer):
+    """A server for a test: one that exits or stays silent fails the test (never a skip)."""
 
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.process.returncode}: {self._tail()}")
-            try:
-                if self.ready():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"{self.name} was not ready within {READY_TIMEOUT} s: {self._tail()}")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, f"{self.name} is not running"
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-
-    def _tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
+            super().start(timeout)
+        except LocalServerError as error:
+            pytest.fail(str(error))
 
 
-
-
-class InfluxServer(_Process):
-    """influxd 1.6.7 with its own config, dirs and ports under `root`."""
-
-    name = "influxd"
+class InfluxServer(_FailsTheTest, LocalInflux):
+    """influxd 1.6.7 with its own config, dirs and ports under `root`, plus what tests ask of it."""
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root / "influxd.log")
-        self.root = root
-        self.http_port = free_port()
-        self.rpc_port = free_port()
-        while self.rpc_port == self.http_port:  # the kernel may hand out a just-closed port again
-            self.rpc_port = free_port()
-        self.config = root / "influxdb.conf"
-        self.config.write_text(INFLUXD_CONFIG.format(root=root, rpc_port=self.rpc_port, http_port=self.http_port))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def command(self) -> list[str]:
-        return [_binary("influxd"), "run", "-config", str(self.config)]
-
-    def ready(self) -> bool:
-        return http("GET", self.url + "/ping", timeout=2.0)[0] == 204
+        super().__init__(root, _binary("influxd"))
 
     def query(self, q: str, database: str = "") -> list[dict[str, Any]]:
-        """InfluxQL through /query: the series of the first statement's result."""
-        params = {"q": q, "epoch": "ns"}
-        if database:
-            params["db"] = database
-        status, body = http("POST", self.url + "/query", urllib.parse.urlencode(params).encode())
-        result = json.loads(body)
-        if status != 200 or "error" in result or "error" in result["results"][0]:
-            raise AssertionError(f"query {q!r}: {status} {body!r}")
-        return list(result["results"][0].get("series", []))
+        """InfluxQL through /query: the series of the first statement's result (AssertionError on an error)."""
+        try:
+            return super().query(q, database)
+        except LocalServerError as error:
+            raise AssertionError(str(error)) from None
 
     def rows(self, q: str, database: str) -> list[dict[str, Any]]:
         """The rows of an InfluxQL query as dicts (tags of GROUP BY * included), in the server's order."""
@@ -149,16 +75,15 @@ class InfluxServer(_Process):
     def database(self) -> str:
         """A new database, for one test alone."""
         name = "t_" + uuid.uuid4().hex[:12]
-        self.query(f'CREATE DATABASE "{name}"')
+        self.create_database(name)
         return name
 
 
-class VictoriaServer(_Process):
+class VictoriaServer(_FailsTheTest):
     name = "victoria-metrics"
 
     def __init__(self, root: Path) -> None:
-        super().__init__(root / "victoria-metrics.log")
-        self.root = root
+        super().__init__(root, _binary("victoria-metrics"))
         self.port = free_port()
 
     @property
@@ -167,7 +92,7 @@ class VictoriaServer(_Process):
 
     def command(self) -> list[str]:
         return [
-            _binary("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
+            self.binary, f"-httpListenAddr=127.0.0.1:{self.port}",
             f"-storageDataPath={self.root / 'data'}", "-search.latencyOffset=0s", "-loggerLevel=ERROR",
             "-retentionPeriod=100y",  # tests write fixed timestamps from years ago: keep them
             "-dedup.minScrapeInterval=1ms",  # a point written twice is one sample (docs/influxdb-schema.md)
@@ -186,33 +111,27 @@ class VictoriaServer(_Process):
         return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    server = InfluxServer(tmp_path_factory.mktemp("influxd"))
+Server = TypeVar("Server", bound=LocalServer)
+
+
+def _serving(server: Server) -> Iterator[Server]:
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    yield from _serving(InfluxServer(tmp_path_factory.mktemp("influxd")))
 
 
 @pytest.fixture
 def own_influxd(tmp_path: Path) -> Iterator[InfluxServer]:
-    root = tmp_path / "influxd"
-    root.mkdir()
-    server = InfluxServer(root)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(InfluxServer(tmp_path / "influxd"))
 
 
 @pytest.fixture(scope="session")
 def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaServer]:
-    server = VictoriaServer(tmp_path_factory.mktemp("victoria"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(VictoriaServer(tmp_path_factory.mktemp("victoria")))

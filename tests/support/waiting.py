@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -17,4 +18,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, interval: f
         if time.monotonic() - started > timeout:
             raise AssertionError(f"condition not met within {timeout} s: {getattr(condition, '__name__', condition)}")
         time.sleep(interval)
+    return time.monotonic() - started
+
+
+async def wait_until_async(
+    condition: Callable[[], bool],
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    detail: Callable[[], object] | None = None,
+) -> float:
+    """`wait_until` for a test whose subject runs on the same event loop: yields to it between checks.
+
+    `detail`: what to show when the condition is not met (the subject's status, say).
+    """
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            shown = f"; {detail()!r}" if detail is not None else ""
+            raise AssertionError(
+                f"condition not met within {timeout} s: {getattr(condition, '__name__', condition)}{shown}"
+            )
+        await asyncio.sleep(interval)
     return time.monotonic() - started
