@@ -24,15 +24,27 @@ def subcommands() -> list[str]:
     return sorted(actions[0].choices)
 
 
+def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command and nested action (`config check`, `hj212 listen` ...), depth first."""
+    paths: list[list[str]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in sorted(action.choices.items()):
+                paths.append([*prefix, name])
+                paths.extend(command_paths(sub, (*prefix, name)))
+    return paths
+
+
 def test_expected_subcommands_exist() -> None:
     assert {"demo", "simulate", "run", "check-config"} <= set(subcommands())
 
 
-@pytest.mark.parametrize("command", [[], *[[c] for c in subcommands()]], ids=lambda c: " ".join(c) or "top")
+@pytest.mark.parametrize("command", [[], *command_paths(build_parser())], ids=lambda c: " ".join(c) or "top")
 def test_every_command_has_help(command: list[str]) -> None:
     proc = subprocess.run([SITEWATCH, *command, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "usage: sitewatch" in proc.stdout
+    # The usage line names the whole command, so a nested action's own help was printed, not its parent's.
+    assert f"usage: sitewatch {' '.join(command)}".rstrip() in proc.stdout
     assert len(proc.stdout.splitlines()) >= 3
 
 
