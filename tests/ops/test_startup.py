@@ -45,6 +45,19 @@ def test_a_store_path_where_a_file_blocks_the_folder_is_refused(tmp_path: Path) 
     assert len(run.lines) == 1 and "blocker is not a folder" in run.lines[0], run.lines
 
 
+def test_a_queue_that_cannot_be_created_is_one_line_naming_the_queue_and_why(tmp_path: Path) -> None:
+    # Issue 11: "the queue's error gives no reason". The store is fine here, so only the queue can fail.
+    (tmp_path / "blocker").write_text("")
+    queue = tmp_path / "blocker" / "sub" / "queue.sqlite3"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[store]\npath = "{tmp_path}/store.sqlite3"\n[queue]\npath = "{queue}"\n{TCP_BUS}')
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_CONFIG
+    assert len(run.lines) == 1, run.lines  # no traceback
+    line = run.lines[0]
+    assert f"queue.path ({queue})" in line and "blocker is not a folder" in line and "(exit status 78)" in line, line
+
+
 def test_a_bad_configuration_is_one_line_and_exit_status_78(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(f'[queue]\nbatch = 0\n{TCP_BUS}')
