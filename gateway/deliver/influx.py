@@ -43,6 +43,7 @@ from influxdb_client import InfluxDBClient  # type: ignore[attr-defined]
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.service.write_service import WriteService
 
+from gateway.deliver.credentials import CredentialError, credential_path
 from gateway.deliver.http_status import dropped_beyond_retention, refusal
 from gateway.deliver.line_protocol import V1_PRECISION, Encoded, LineProtocolError, RecordEncoder
 from gateway.deliver.queue import Batch
@@ -157,7 +158,13 @@ def read_credentials(path: str, api: str) -> str | None:
     if not path:
         return None
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        # As systemd's LoadCredential= hands it over ($CREDENTIALS_DIRECTORY/sitewatch_<name>): the service's
+        # user cannot read /etc/sitewatch/credentials itself. Not found there: read as named, which says why not.
+        location = credential_path(path, "credentials_file")
+    except CredentialError:
+        location = Path(path)
+    try:
+        text = location.read_text(encoding="utf-8").strip()
     except OSError as error:
         raise SinkConfigError(f"credentials_file {path!r}: {error.strerror or error}") from None
     if not text:
