@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.deliver.credentials import read_credential
 from gateway.deliver.hj212_session import History, Settings, SettingsError, Uplink
 from gateway.deliver.queue import Batch, Queued
 from gateway.deliver.sinks import SINKS, SinkConfigError, SinkError
@@ -102,6 +103,9 @@ def whole_windows(items: Sequence[Queued]) -> int:
     return keep or len(items)
 
 
+_DEFAULT_PW = "123456"  # the factory PW of HJ 212 equipment
+
+
 @SINKS.register("hj212")
 class Hj212Sink:
     def __init__(
@@ -110,7 +114,7 @@ class Hj212Sink:
         host: str,
         port: int,
         mn: str,
-        pw: str = "123456",
+        pw: str = "123456",  # _DEFAULT_PW (a literal: docs/configuration.md's test reads the default from here)
         st: str = "22",
         rtd_interval: int = 30,
         reply: bool = False,
@@ -123,9 +127,15 @@ class Hj212Sink:
         nodes: str = "",
         connect_timeout: float = 10.0,
         state_file: str = "",
+        pw_file: str = "",
     ) -> None:
         if reply_timeout <= 0 or connect_timeout <= 0 or retries < 0:
             raise SinkConfigError("hj212 sink: reply_timeout and connect_timeout must be positive, retries >= 0")
+        if pw_file:
+            # The PW out of gateway.toml, through LoadCredential= like the other uplinks' secrets.
+            if pw != _DEFAULT_PW:
+                raise SinkConfigError(f"sink {name}: pw_file and pw are both set: keep one (pw_file)")
+            pw = read_credential(pw_file, f"sink {name}: pw_file").decode("utf-8").strip()
         settings = Settings(
             mn=mn, pw=pw, st=st, rtd_interval=rtd_interval, reply=reply, pm_unit_factor=pm_unit_factor,
             version=version, utc_offset_s=round(utc_offset_h * 3600),
