@@ -242,7 +242,10 @@ class InfluxSink:
             self.encoder = RecordEncoder(site, gateway, precision, district)
         except LineProtocolError as error:
             raise SinkConfigError(f"{where}: {error}") from None
-        credentials = read_credentials(credentials_file, api)
+        try:
+            credentials = read_credentials(credentials_file, api)
+        except SinkConfigError as error:
+            raise SinkConfigError(f"{where}: {error}") from None  # which uplink, when a site has several
         self.batch_size = batch_size
         self.clock: Callable[[], float] = time.time  # wall clock, for Retry-After dates (tests replace it)
         self.stats = InfluxStats()

@@ -38,3 +38,13 @@ def test_a_name_found_nowhere_says_which_file(tmp_path: Path, monkeypatch: pytes
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SinkConfigError, match=re.escape("credentials_file 'influx.credentials': No such file")):
         read_credentials("influx.credentials", "v1")
+
+
+def test_a_missing_file_at_start_names_the_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    load_builtin_sinks()
+    named = re.escape("sink 'uplink-2' (influxdb): credentials_file 'influx.credentials'")
+    with pytest.raises(SinkConfigError, match=named):
+        SINKS.create("influxdb", "uplink-2", {"url": "http://127.0.0.1:1", "site": "s", "gateway": "g", "api": "v1",
+                                               "database": "d", "credentials_file": "influx.credentials"})
