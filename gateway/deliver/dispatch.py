@@ -183,17 +183,24 @@ class Delivery:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver whenever woken (``wake``: new records), at most every `interval` s; back off while failing."""
-        while not stop.is_set():
-            self.wake.clear()  # before reading: a wake during the pump is not lost
-            started = time.monotonic()
-            if not await self.pump(stop=stop):
-                if self.stats.fatal:
-                    return
-                await self.pause(stop, self.backoff)
-                continue
-            await _wait_either(stop, self.wake)
-            # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
-            await _wait(stop, self.interval - (time.monotonic() - started))
+        # One task watches `stop` for the whole run and sets `wake`: waiting for a wake is then a plain await,
+        # not two tasks created and cancelled every round (CPU paid every interval, issue 13).
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(lambda done: None if done.cancelled() else self.wake.set())
+        try:
+            while not stop.is_set():
+                self.wake.clear()  # before reading: a wake during the pump is not lost
+                started = time.monotonic()
+                if not await self.pump(stop=stop):
+                    if self.stats.fatal:
+                        return
+                    await self.pause(stop, self.backoff)
+                    continue
+                await self.wake.wait()  # new records, or stop
+                # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
+                await _wait(stop, self.interval - (time.monotonic() - started))
+        finally:
+            watcher.cancel()
 
     async def flush(self, timeout: float) -> bool:
         """At shutdown: deliver what is pending within timeout seconds; True if the sink caught up."""
@@ -204,13 +211,5 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
     if seconds <= 0:
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _wait_either(stop: asyncio.Event, wake: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+        async with asyncio.timeout(seconds):  # a timer, not a task as wait_for makes (3.11)
+            await stop.wait()

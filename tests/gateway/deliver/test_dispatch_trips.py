@@ -1,16 +1,19 @@
-"""How often a delivery hands the queue to a worker thread (each trip: futex and event-loop wake-ups, CPU paid
-every delivery interval by a gateway that keeps up), and that saving trips changes nothing delivered."""
+"""What the writer and a delivery cost per commit and per round (issue 13): trips to the worker thread (each one
+futex and event-loop wake-ups) and tasks created; and that saving them changes nothing delivered."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.records import Record, kind_of
 from gateway.deliver.sinks import Lane
+from gateway.deliver.writer import QueueWriter
 from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 
@@ -104,3 +107,70 @@ async def test_full_batches_partial_sends_and_lanes_still_deliver_everything_onc
     to_alarms = CountedDelivery(queue, alarms, batch=5, lane=Lane("alarms", kinds=frozenset({kind_of(event)})))
     assert await to_alarms.pump() is True
     assert alarms.batches == 1 and queue.pending("alarms") == 0  # the filtered cursor moved to the end
+
+
+class TaskCount:
+    """Counts the tasks the running loop creates (its task factory), from `start` on."""
+
+    def __init__(self) -> None:
+        self.created = 0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            self.created += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+
+    def stop(self) -> None:
+        asyncio.get_running_loop().set_task_factory(None)
+
+
+async def until(condition: Callable[[], bool], deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.005)
+
+
+async def test_the_writer_creates_no_task_per_commit(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.02)
+    stop = asyncio.Event()
+    tasks = TaskCount()
+    tasks.start()
+    try:
+        running = asyncio.create_task(writer.run(stop))
+        for i in range(20):
+            writer.add(readings(3, start=3 * i))
+            await until(lambda i=i: queue.stats.appended == 3 * (i + 1))  # type: ignore[misc]
+        writer.add(readings(3, start=60))  # waiting out the interval when stop comes: committed at once
+        stop.set()
+        await running
+    finally:
+        tasks.stop()
+    assert queue.stats.appended == 63 and queue.stats.commits == 21
+    assert tasks.created <= 2, tasks.created  # the run itself and its watcher of stop (was 2-3 per commit)
+
+
+async def test_a_delivery_that_keeps_up_creates_no_task_per_round(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    sink = Sink("store")
+    delivery = Delivery(queue, sink, batch=500, interval=0.0)
+    stop = asyncio.Event()
+    tasks = TaskCount()
+    tasks.start()
+    try:
+        running = asyncio.create_task(delivery.run(stop))
+        for i in range(20):
+            queue.append(readings(3, start=3 * i))
+            delivery.wake.set()
+            await until(lambda i=i: sink.got == [float(n) for n in range(3 * (i + 1))])  # type: ignore[misc]
+        stop.set()
+        await running
+    finally:
+        tasks.stop()
+    assert queue.pending("store") == 0
+    assert tasks.created <= 2, tasks.created  # the run itself and its watcher of stop (was 2 per round)
