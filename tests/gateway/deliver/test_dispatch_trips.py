@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import Batch, DurableQueue
@@ -16,6 +16,7 @@ from gateway.deliver.sinks import Lane
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
+from tests.support.task_count import TaskCount
 
 T = TypeVar("T")
 
@@ -107,25 +108,6 @@ async def test_full_batches_partial_sends_and_lanes_still_deliver_everything_onc
     to_alarms = CountedDelivery(queue, alarms, batch=5, lane=Lane("alarms", kinds=frozenset({kind_of(event)})))
     assert await to_alarms.pump() is True
     assert alarms.batches == 1 and queue.pending("alarms") == 0  # the filtered cursor moved to the end
-
-
-class TaskCount:
-    """Counts the tasks the running loop creates (its task factory), from `start` on."""
-
-    def __init__(self) -> None:
-        self.created = 0
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-            self.created += 1
-            return asyncio.Task(coro, loop=loop, **kwargs)
-
-        loop.set_task_factory(factory)
-
-    def stop(self) -> None:
-        asyncio.get_running_loop().set_task_factory(None)
 
 
 async def until(condition: Callable[[], bool], deadline_s: float = 20.0) -> None:
