@@ -350,7 +350,8 @@ class BusPoller:
                 if wait > 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), min(wait, 60.0))
+                        async with asyncio.timeout(min(wait, 60.0)):  # a timer; wait_for made a task per poll
+                            await self._wake.wait()
         finally:
             watcher.cancel()
             self.link.close()

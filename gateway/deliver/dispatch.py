@@ -94,6 +94,7 @@ class Delivery:
         thread holds the queue's connection until it returns).
         """
         ahead: asyncio.Future[Batch] | None = None
+        following: Batch | None = None  # read from the cursor in the same worker-thread trip as the last confirm
         try:
             while True:
                 if self.stats.fatal:
@@ -103,12 +104,17 @@ class Delivery:
                 if stop is not None and stop.is_set():  # a long backlog must not hold up the shutdown
                     return False
                 lane = self.lane
-                batch = await ahead if ahead is not None else Batch("", ())
-                ahead = None
-                if not batch.items:  # no read-ahead, or it held nothing decodable: read from the cursor
-                    batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
-                if not batch.items:
-                    return True
+                if following is not None:
+                    batch, following = following, None
+                    if not batch.items:  # read after the confirm: caught up
+                        return True
+                else:
+                    batch = await ahead if ahead is not None else Batch("", ())
+                    ahead = None
+                    if not batch.items:  # no read-ahead, or it held nothing decodable: read from the cursor
+                        batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
+                    if not batch.items:
+                        return True
                 if len(batch) >= self.batch:  # a full batch: more may follow
                     ahead = asyncio.ensure_future(
                         self._queue(self.queue.peek, batch.last_id, self.batch, lane.kinds, lane.skip)
@@ -125,7 +131,14 @@ class Delivery:
                     self._failed("delivered nothing")
                     return False
                 accepted = min(accepted, len(batch))
-                await self._queue(self.queue.confirm, lane.cursor, batch.items[accepted - 1].id)
+                upto = batch.items[accepted - 1].id
+                if ahead is None and accepted == len(batch):
+                    # The usual round of a sink that keeps up: a short batch, all delivered. The read that
+                    # says whether more came meanwhile goes in the confirm's trip to the worker thread
+                    # (each trip costs futex and event-loop wake-ups: a fixed cost paid every interval).
+                    following = await self._queue(self._confirm_and_read, lane, upto)
+                else:
+                    await self._queue(self.queue.confirm, lane.cursor, upto)
                 self._succeeded(accepted)
                 if accepted < len(batch) and ahead is not None:
                     await ahead  # read past records that were not delivered: the rest again, from the cursor
@@ -133,6 +146,11 @@ class Delivery:
         finally:
             if ahead is not None:
                 await ahead
+
+    def _confirm_and_read(self, lane: Lane, upto: int) -> Batch:
+        """In the worker thread: move the lane's cursor to `upto`, then read what follows it."""
+        self.queue.confirm(lane.cursor, upto)
+        return self.queue.read(lane.cursor, self.batch, lane.kinds, lane.skip)
 
     def _stopped(self, error: str) -> None:
         self.stats.failures += 1
@@ -165,17 +183,24 @@ class Delivery:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver whenever woken (``wake``: new records), at most every `interval` s; back off while failing."""
-        while not stop.is_set():
-            self.wake.clear()  # before reading: a wake during the pump is not lost
-            started = time.monotonic()
-            if not await self.pump(stop=stop):
-                if self.stats.fatal:
-                    return
-                await self.pause(stop, self.backoff)
-                continue
-            await _wait_either(stop, self.wake)
-            # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
-            await _wait(stop, self.interval - (time.monotonic() - started))
+        # One task watches `stop` for the whole run and sets `wake`: waiting for a wake is then a plain await,
+        # not two tasks created and cancelled every round (CPU paid every interval, issue 13).
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(lambda done: None if done.cancelled() else self.wake.set())
+        try:
+            while not stop.is_set():
+                self.wake.clear()  # before reading: a wake during the pump is not lost
+                started = time.monotonic()
+                if not await self.pump(stop=stop):
+                    if self.stats.fatal:
+                        return
+                    await self.pause(stop, self.backoff)
+                    continue
+                await self.wake.wait()  # new records, or stop
+                # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
+                await _wait(stop, self.interval - (time.monotonic() - started))
+        finally:
+            watcher.cancel()
 
     async def flush(self, timeout: float) -> bool:
         """At shutdown: deliver what is pending within timeout seconds; True if the sink caught up."""
@@ -186,13 +211,5 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
     if seconds <= 0:
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _wait_either(stop: asyncio.Event, wake: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+        async with asyncio.timeout(seconds):  # a timer, not a task as wait_for makes (3.11)
+            await stop.wait()

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from gateway.deliver.queue import DurableQueue, Held
 from gateway.deliver.records import Record
@@ -98,20 +99,24 @@ class QueueWriter:
         self.on_written()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await _first(stop, self._wake)
-            delay = self.commit_interval - (self.mono() - self._last_commit)
-            if delay > 0 and not self._urgent.is_set():
-                # What arrives meanwhile goes into the same transaction; an alarm cuts the wait short.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(stop, self._urgent), delay)
-            await self.flush()
+        # One task watches `stop` for the whole run and sets both events: each wait below is then a plain
+        # await, not tasks created and cancelled per commit (CPU paid every interval, issue 13).
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(self._stopping)
+        try:
+            while not stop.is_set():
+                await self._wake.wait()
+                delay = self.commit_interval - (self.mono() - self._last_commit)
+                if delay > 0 and not self._urgent.is_set():
+                    # What arrives meanwhile goes into the same transaction; an alarm (or stop) cuts it short.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(delay):
+                            await self._urgent.wait()
+                await self.flush()
+        finally:
+            watcher.cancel()
 
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+    def _stopping(self, watcher: asyncio.Future[Any]) -> None:
+        if not watcher.cancelled():
+            self._wake.set()
+            self._urgent.set()

@@ -758,4 +758,5 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
     if seconds <= 0:
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):  # a timer, not a task as wait_for makes (3.11)
+            await stop.wait()

@@ -1,0 +1,158 @@
+"""What the writer and a delivery cost per commit and per round (issue 13): trips to the worker thread (each one
+futex and event-loop wake-ups) and tasks created; and that saving them changes nothing delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.deliver.dispatch import Delivery
+from gateway.deliver.queue import Batch, DurableQueue
+from gateway.deliver.records import Record, kind_of
+from gateway.deliver.sinks import Lane
+from gateway.deliver.writer import QueueWriter
+from gateway.model import Quality, Reading
+from gateway.process.alarms import AlarmEvent, EventState, Severity
+from tests.support.task_count import TaskCount
+
+T = TypeVar("T")
+
+
+def readings(n: int, start: int = 0) -> list[Record]:
+    return [Reading("dust-1", "dust", "pm10", float(start + i), "ug/m3", Quality.NORMAL, 1e9 + start + i, start + i)
+            for i in range(n)]
+
+
+def values(batch: Batch) -> list[float | None]:
+    return [item.record.value for item in batch.items if isinstance(item.record, Reading)]
+
+
+class CountedDelivery(Delivery):
+    """A Delivery that counts its trips to the worker thread (every queue call goes through _queue)."""
+
+    trips = 0
+
+    async def _queue(self, call: Callable[..., T], *args: object) -> T:
+        self.trips += 1
+        return await super()._queue(call, *args)
+
+
+class Sink:
+    """Remembers what it got; `during_send` runs inside each send (to append to the queue meanwhile)."""
+
+    def __init__(self, name: str, during_send: Callable[[], None] = lambda: None, take: int | None = None) -> None:
+        self.name = name
+        self.during_send = during_send
+        self.take = take
+        self.got: list[float | None] = []
+        self.batches = 0
+
+    async def send(self, batch: Batch) -> int:
+        self.batches += 1
+        self.during_send()
+        n = len(batch) if self.take is None else min(self.take, len(batch))
+        self.got += values(Batch(batch.queue_id, batch.items[:n]))
+        return n
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_sink_that_keeps_up_costs_two_trips_per_round(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    sink = Sink("store")
+    delivery = CountedDelivery(queue, sink, batch=500)
+    queue.append(readings(12))
+    assert await delivery.pump() is True
+    assert sink.got == [float(i) for i in range(12)]
+    # read; confirm and the read that finds nothing more, together (was three: read, confirm, read)
+    assert delivery.trips == 2
+    assert queue.pending("store") == 0
+    assert await delivery.pump() is True  # nothing new: one read
+    assert delivery.trips == 3 and sink.batches == 1
+
+
+async def test_records_added_while_a_batch_is_sent_go_in_the_same_pump(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    added = iter([readings(5, start=5), readings(5, start=10)])
+
+    def append_more() -> None:
+        more = next(added, None)
+        if more is not None:
+            queue.append(more)
+
+    sink = Sink("store", during_send=append_more)
+    delivery = CountedDelivery(queue, sink, batch=500)
+    queue.append(readings(5))
+    assert await delivery.pump() is True
+    assert sink.got == [float(i) for i in range(15)]  # in order, once
+    assert sink.batches == 3 and queue.pending("store") == 0
+    assert delivery.trips == 4  # read, then a confirm-and-read after each of the three batches
+
+
+async def test_full_batches_partial_sends_and_lanes_still_deliver_everything_once(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store", "alarms"])
+    records: list[Record] = readings(23)
+    event = AlarmEvent("dust", "dust-1", "pm10", Severity.ALARM, EventState.RAISED, 300.0, 150.0, 1e9, "r")
+    records.insert(7, event)
+    queue.append(records)
+    store = Sink("store", take=3)  # partial deliveries
+    to_store = CountedDelivery(queue, store, batch=5)  # full batches: the read-ahead path
+    assert await to_store.pump() is True
+    assert store.got == [float(i) for i in range(23)]
+    assert queue.pending("store") == 0
+    alarms = Sink("alarms")
+    to_alarms = CountedDelivery(queue, alarms, batch=5, lane=Lane("alarms", kinds=frozenset({kind_of(event)})))
+    assert await to_alarms.pump() is True
+    assert alarms.batches == 1 and queue.pending("alarms") == 0  # the filtered cursor moved to the end
+
+
+async def until(condition: Callable[[], bool], deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, "condition not met before the deadline"
+        await asyncio.sleep(0.005)
+
+
+async def test_the_writer_creates_no_task_per_commit(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.02)
+    stop = asyncio.Event()
+    tasks = TaskCount()
+    tasks.start()
+    try:
+        running = asyncio.create_task(writer.run(stop))
+        for i in range(20):
+            writer.add(readings(3, start=3 * i))
+            await until(lambda i=i: queue.stats.appended == 3 * (i + 1))  # type: ignore[misc]
+        writer.add(readings(3, start=60))  # waiting out the interval when stop comes: committed at once
+        stop.set()
+        await running
+    finally:
+        tasks.stop()
+    assert queue.stats.appended == 63 and queue.stats.commits == 21
+    assert tasks.created <= 2, tasks.created  # the run itself and its watcher of stop (was 2-3 per commit)
+
+
+async def test_a_delivery_that_keeps_up_creates_no_task_per_round(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    sink = Sink("store")
+    delivery = Delivery(queue, sink, batch=500, interval=0.0)
+    stop = asyncio.Event()
+    tasks = TaskCount()
+    tasks.start()
+    try:
+        running = asyncio.create_task(delivery.run(stop))
+        for i in range(20):
+            queue.append(readings(3, start=3 * i))
+            delivery.wake.set()
+            await until(lambda i=i: sink.got == [float(n) for n in range(3 * (i + 1))])  # type: ignore[misc]
+        stop.set()
+        await running
+    finally:
+        tasks.stop()
+    assert queue.pending("store") == 0
+    assert tasks.created <= 2, tasks.created  # the run itself and its watcher of stop (was 2 per round)
