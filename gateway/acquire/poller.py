@@ -581,33 +581,8 @@ class BusPoller:
         if isinstance(outcome, rtu.Registers):  # cannot be: the loop stops at the first failure
             raise AssertionError("vendor poll ended early on a good reply")
         # A poll whose first requests were answered but not its last delivers nothing: a failed poll.
-        if isinstance(outcome, rtu.ExceptionReply):
-            health.answered_at(last.completed, last.response_time)
-            health.exceptions += 1
-            quality = (
-                Quality.COMMUNICATION_FAILURE if outcome.code in _COMMUNICATION_EXCEPTIONS else Quality.DEVICE_FAULT
-            )
-            return self._device_failed(health, f"exception {outcome.code}", f"exception reply: {outcome.name}",
-                                       node, heard, quality, answered=True)
-        if isinstance(outcome, NoReply):
-            if outcome.reason == "timeout":
-                health.timeouts += 1
-                node.timeout.expired()
-                name = "timeout"
-            else:
-                health.io_errors += 1
-                name = "io"
-            return self._device_failed(health, name, outcome.detail, node, heard, Quality.COMMUNICATION_FAILURE)
-        if isinstance(outcome, rtu.FrameError):
-            if outcome.problem == "crc":
-                health.crc_errors += 1
-            else:
-                health.framing_errors += 1
-            return self._device_failed(health, outcome.problem, outcome.detail, node, heard,
-                                       Quality.COMMUNICATION_FAILURE)
-        health.framing_errors += 1
-        return self._device_failed(health, "function", f"unexpected reply {outcome!r}", node, heard,
-                                   Quality.COMMUNICATION_FAILURE)
+        name, detail, quality, answered = self._count_failure(health, node, last)
+        return self._device_failed(health, name, detail, node, heard, quality, answered=answered)
 
     def _device_failed(
         self, health: NodeHealth, name: str, detail: str, node: _Node, heard: float, quality: Quality,
@@ -789,6 +764,14 @@ class BusPoller:
             taken = heard - diag["sample_age"] / 1000
             readings = to_readings(config.name, config.kind, sample, 0.0)
             return "sample", readings, taken, (sample.sequence, diag["history_oldest"])
+        name, detail, quality, answered = self._count_failure(health, node, exchange)
+        return self._failed(health, name, detail, config, heard, quality, answered=answered)
+
+    @staticmethod
+    def _count_failure(health: NodeHealth, node: _Node, exchange: Exchange) -> tuple[str, str, Quality, bool]:
+        """A transaction that delivered no registers, counted in the node's health: the outcome's name, what
+        went wrong, the quality of the readings it leaves, and whether the node answered at all."""
+        outcome = exchange.outcome
         if isinstance(outcome, rtu.ExceptionReply):
             # The node is there and answering; it just cannot deliver.
             health.answered_at(exchange.completed, exchange.response_time)
@@ -796,30 +779,23 @@ class BusPoller:
             quality = (
                 Quality.COMMUNICATION_FAILURE if outcome.code in _COMMUNICATION_EXCEPTIONS else Quality.DEVICE_FAULT
             )
-            name = f"exception {outcome.code}"
-            return self._failed(
-                health, name, f"exception reply: {outcome.name}", config, heard, quality, answered=True
-            )
+            return f"exception {outcome.code}", f"exception reply: {outcome.name}", quality, True
         if isinstance(outcome, NoReply):
             if outcome.reason == "timeout":
                 health.timeouts += 1
                 node.timeout.expired()
-                name = "timeout"
-            else:
-                health.io_errors += 1
-                name = "io"
-            return self._failed(health, name, outcome.detail, config, heard, Quality.COMMUNICATION_FAILURE)
+                return "timeout", outcome.detail, Quality.COMMUNICATION_FAILURE, False
+            health.io_errors += 1
+            return "io", outcome.detail, Quality.COMMUNICATION_FAILURE, False
         if isinstance(outcome, rtu.FrameError):
             if outcome.problem == "crc":
                 health.crc_errors += 1
             else:
                 health.framing_errors += 1
-            return self._failed(health, outcome.problem, outcome.detail, config, heard,
-                                Quality.COMMUNICATION_FAILURE)
+            return outcome.problem, outcome.detail, Quality.COMMUNICATION_FAILURE, False
         # Bits or WriteAck to a register read: a node that answers something else.
         health.framing_errors += 1
-        return self._failed(health, "function", f"unexpected reply {outcome!r}", config, heard,
-                            Quality.COMMUNICATION_FAILURE)
+        return "function", f"unexpected reply {outcome!r}", Quality.COMMUNICATION_FAILURE, False
 
     def _failed(
         self,
