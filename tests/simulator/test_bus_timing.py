@@ -25,6 +25,7 @@ from firmware import regmap
 from simulator.bus import Reply, character_gap, character_time, frame_gap, group_size, wire_time
 from simulator.site import BusSpec, NodeSpec, Site
 from simulator.tcp import rtu_frame, rtu_pdu
+from simulator.uart import LineSettings
 from tests.support.mbpoll import mbpoll
 
 REQUEST = 8
@@ -221,8 +222,8 @@ def test_each_node_keeps_its_own_turnaround(tmp_path: Path) -> None:
         respond = bus.respond
         scheduled: list[tuple[int, float]] = []  # (unit, reply delay after the request) as the bus planned it
 
-        def recording(request: bytes, now_ms: int) -> Reply | None:
-            reply = respond(request, now_ms)
+        def recording(request: bytes, now_ms: int, master: LineSettings | None = None) -> Reply | None:
+            reply = respond(request, now_ms, master)
             if reply is not None and reply.sim is not None:
                 scheduled.append((reply.sim.ident, reply.delay))
             return reply
