@@ -464,15 +464,7 @@ class BusPoller:
             outcome_name, readings, taken, fresh = self._mismatched(node, health, exchange, mismatch)
         else:
             outcome_name, readings, taken, fresh = self._account(node, health, exchange, timeout)
-        now = time.monotonic()
-        if health.consecutive_failures:
-            delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
-            node.due = max(due + config.interval, now) if health.consecutive_failures == 1 else now + delay
-            node.probe_due = now + PROBE_INTERVAL
-        else:
-            # From the due time, not from now: the interval does not drift.
-            node.due = max(due + config.interval, now)
-        health.timeout = node.timeout.current
+        now = self._reschedule(node, health, due)
         self._watch_poll(node, health, exchange, outcome_name, readings, fresh, previous)
         if fresh is not None:
             self._new_sample(node, fresh[0], fresh[1], taken, readings, now)
@@ -492,6 +484,20 @@ class BusPoller:
                 )
             )
 
+    def _reschedule(self, node: _Node, health: NodeHealth, due: float) -> float:
+        """The node's next due time after a poll (backed off while it fails); returns the time it was decided."""
+        interval = node.config.interval
+        now = time.monotonic()
+        if health.consecutive_failures:
+            delay = backoff_delay(interval, health.consecutive_failures, self.bus.max_backoff)
+            node.due = max(due + interval, now) if health.consecutive_failures == 1 else now + delay
+            node.probe_due = now + PROBE_INTERVAL
+        else:
+            # From the due time, not from now: the interval does not drift.
+            node.due = max(due + interval, now)
+        health.timeout = node.timeout.current
+        return now
+
     async def _poll_device(self, node: _Node, timeout: float) -> None:
         """One poll of a vendor device: its profile's merged reads in turn, decoded through the profile.
 
@@ -507,23 +513,16 @@ class BusPoller:
         if await self._ensure_open():
             for i, (_, request) in enumerate(node.reads):
                 wait = timeout if i == 0 else self._reply_timeout(node, request.reply_length)
-                exchange = await self.link.transact(request, wait)
+                exchange = await self._transact(request, wait)
                 exchanges.append(exchange)
                 if not isinstance(exchange.outcome, rtu.Registers):
                     break  # the rest of the poll would fail the same way: leave the bus to others
         else:
             now = time.monotonic()
-            exchanges.append(Exchange(NoReply("io", f"{self.bus.address} is not open"), now, now, now))
+            exchanges.append(Exchange(NoReply("io", self._not_open), now, now, now))
         previous = node.sequence
         outcome_name, readings, taken, fresh = self._account_device(node, health, exchanges, due)
-        now = time.monotonic()
-        if health.consecutive_failures:
-            delay = backoff_delay(config.interval, health.consecutive_failures, self.bus.max_backoff)
-            node.due = max(due + config.interval, now) if health.consecutive_failures == 1 else now + delay
-            node.probe_due = now + PROBE_INTERVAL
-        else:
-            node.due = max(due + config.interval, now)
-        health.timeout = node.timeout.current
+        self._reschedule(node, health, due)
         self._watch_poll(node, health, exchanges[0], outcome_name, readings, fresh, previous)
         self._emit(node, [Sampled(node.sequence, taken, readings)])
         if self.trace is not None:
