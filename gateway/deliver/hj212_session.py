@@ -198,7 +198,9 @@ class Uplink:
 
     def records(self, records: Iterable[Record], now: float) -> list[Packet]:
         out: list[Packet] = []
-        aggregates: dict[tuple[str, float], list[Aggregate]] = {}
+        # Per packet (CN, window start): one aggregate per (node, channel), the highest revision. A backlog can
+        # hold a window's first emission and its revision; mixing them sent the revised value under the old flag.
+        aggregates: dict[tuple[str, float], dict[tuple[str, str], Aggregate]] = {}
         for record in records:
             if isinstance(record, Reading) and self._wanted(record.node):
                 out += self._reading(record, now)
@@ -208,13 +210,17 @@ class Uplink:
                 and record.window in WINDOW_CN
                 and (record.source, record.statistic) in AGGREGATE_FACTORS
             ):
-                aggregates.setdefault((WINDOW_CN[record.window], record.start), []).append(record)
+                group = aggregates.setdefault((WINDOW_CN[record.window], record.start), {})
+                key = (record.node, record.channel)
+                kept = group.get(key)
+                if kept is None or getattr(kept, "revision", 0) <= getattr(record, "revision", 0):
+                    group[key] = record
                 if getattr(record, "revision", 0):
                     self.counts["revised"] += 1
             else:
                 self.counts["not_sent"] += 1
         for (cn, start), group in aggregates.items():
-            out.append(self._packet(cn, self.aggregate_groups(start, group), now))
+            out.append(self._packet(cn, self.aggregate_groups(start, group.values()), now))
         return out
 
     def _reading(self, reading: Reading, now: float) -> list[Packet]:
