@@ -583,7 +583,11 @@ class WindowedAggregator(Generic[A]):
         """How long after the node's newest time a closed window of it can still be revised."""
         if self.revision_horizon_s > 0.0:
             return self.revision_horizon_s
-        return default_revision_horizon_s(self._limits.for_node(node).sampling.interval_s)
+        # The ring holds a number of samples: a node sampling slower than the site's setting reaches further
+        # back, and its backfilled samples must still revise their windows (measured as for expected counts).
+        configured = self._limits.for_node(node).sampling.interval_s
+        measured = self._intervals.get(node)
+        return default_revision_horizon_s(configured if measured is None else max(configured, measured))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -669,6 +673,9 @@ class WindowedAggregator(Generic[A]):
         state = self._replay
         if state is None:
             raise RuntimeError("replay() outside start_replay() / finish_replay()")
+        # The node's interval as the live run measured it: the windows' expected counts (and so their validity)
+        # and the revision horizon must come out as they were emitted.
+        self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
         if not self._accepts(reading):
             return
         closed, targets = self._set.route(reading.node, reading.kind, reading.timestamp)
