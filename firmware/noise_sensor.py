@@ -28,7 +28,7 @@
 #   analog: "adc" [36], "shunt_ohm" [120], "db_at_4ma" [30], "db_at_20ma" [130]
 #   i2s:    "i2s", "sck", "ws", "sd" [0, 14, 13, 32], "rate" [16000],
 #           "sensitivity_dbfs": the microphone's sensitivity at 94 dB SPL [-26], "chunk" [256]
-#   "db_min", "db_max": the range of the front end [30, 130]
+#   "db_min", "db_max": the range of the front end [30, 130]; only a level above db_max sets out_of_range
 #   "stuck_samples" [60]
 #
 # The holding register calibration_offset is added to every 125 ms level.
@@ -224,7 +224,10 @@ class NoiseSensor:
         bits = regmap.STATUS_OK
         if self.stuck.update(sensing.fold(int(agg.laeq * 100), int(agg.lamax * 100))):
             bits |= regmap.STATUS_STUCK
-        if agg.lamin < self.db_min or agg.lamax > self.db_max:
+        # T is "over the upper limit" (HJ 212): clipped loud blocks make every level of the second a lower bound.
+        # A Fast minimum under the floor is not: the status bits cover the whole sample, so it would flag a quiet
+        # night's laeq_1s T; the gateway's range check flags that lamin_1s reading alone.
+        if agg.lamax > self.db_max:
             bits |= regmap.STATUS_RANGE
         return self.counters.count(sensing.finish(bits))
 

@@ -103,6 +103,20 @@ def test_levels_outside_the_module_range_and_stuck_levels():
     assert node.bank.get_input("sensor_status") == regmap.STATUS_STUCK
 
 
+def test_a_quiet_second_below_the_floor_is_not_over_range():
+    # T is "over the upper limit" (HJ 212). Status bits cover the whole sample, so a Fast minimum below the
+    # front end's floor on a quiet night would flag laeq_1s and lamax_1s T as well (issue 8 review).
+    io, _sensor, node = module_node()
+    run_module(io, node, [module_reply(250)] + [module_reply(420)] * 7)
+    node.sample(io.clock().ticks_ms())
+    assert node.bank.get_input("lamin_1s") == 25.0
+    assert node.bank.get_input("sensor_status") == OK
+    # Above the upper limit it still is: the loudest blocks were clipped, the levels are at least what they say.
+    run_module(io, node, [module_reply(1305)] + [module_reply(900)] * 7)
+    node.sample(io.clock().ticks_ms())
+    assert node.bank.get_input("sensor_status") == OK | regmap.STATUS_RANGE
+
+
 def test_analog_4_20_ma_module():
     io = FakeIO()
     sensor = noise_sensor.make_sensor({"source": "analog", "adc": 36}, io)
