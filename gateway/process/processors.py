@@ -17,9 +17,9 @@ Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
@@ -81,21 +81,28 @@ class RangeCheck:
 class HampelFilter:
     """Spike rejection: a Hampel filter over a trailing window.
 
-    The window holds the last `hampel_window` normal values of the channel
-    (spikes included, so that a real step in the level is accepted once it
-    fills half the window). A value further than ``max(n_sigmas * 1.4826 *
-    MAD, floor)`` from the window's median is a spike and is flagged
+    The window is the `hampel_window` normal values of the channel taken just
+    before the sample (spikes included, so that a real step in the level is
+    accepted once it fills half the window). A value further than ``max(n_sigmas
+    * 1.4826 * MAD, floor)`` from the window's median is a spike and is flagged
     (default D). The floor keeps quantised, nearly constant data (MAD = 0)
     from turning every small change into a spike; channels without a floor
     in limits.quality.hampel_floor are not filtered. The window is trailing,
     not centred: a centred window would delay every reading by half its
-    length.
+    length. It is trailing in sample time, not in arrival order: a backfilled
+    sample is judged against its own neighbours, not against the live samples
+    that arrived before it (the level may have changed in between), so it
+    gets the flag it would have had live.
     """
+
+    # Judged values kept per channel, in sample time: a backfill reaches back a node's history ring (600
+    # samples) while live samples keep arriving.
+    KEPT = 1024
 
     def __init__(self, limits: LimitsResolver, flag: str = "D") -> None:
         self._limits = limits
         self._flag = _quality(flag, "hampel.flag")
-        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._kept: dict[tuple[str, str], tuple[list[float], list[float]]] = {}  # (times, values), by time
 
     def process(self, reading: Reading) -> list[Reading]:
         checks = self._limits.for_node(reading.node).quality
@@ -103,17 +110,34 @@ class HampelFilter:
         value = reading.value
         if floor is None or value is None or reading.quality is not Quality.NORMAL:
             return [reading]
-        key = (reading.node, reading.channel)
-        window = self._windows.get(key)
-        if window is None or window.maxlen != checks.hampel_window:
-            window = self._windows[key] = deque(window or (), maxlen=checks.hampel_window)
+        times, values = self._series(reading)
+        size = checks.hampel_window
+        at = _position(times, reading.timestamp)
         spike = False
-        if len(window) == window.maxlen:
+        if at >= size:
+            window = values[at - size : at]
             median = statistics.median(window)
             mad = statistics.median(abs(x - median) for x in window)
             spike = abs(value - median) > max(checks.hampel_sigmas * MAD_TO_SIGMA * mad, floor)
-        window.append(value)
+        self._keep(times, values, at, reading.timestamp, value)
         return [reading.with_quality(self._flag)] if spike else [reading]
+
+    def _series(self, reading: Reading) -> tuple[list[float], list[float]]:
+        key = (reading.node, reading.channel)
+        series = self._kept.get(key)
+        if series is None:
+            series = self._kept[key] = ([], [])
+        return series
+
+    def _keep(self, times: list[float], values: list[float], at: int, t: float, value: float) -> None:
+        if at == len(times):
+            times.append(t)
+            values.append(value)
+        else:
+            times.insert(at, t)
+            values.insert(at, value)
+        if len(times) > self.KEPT + 64:  # trimmed in steps: one list shift per 64 samples
+            del times[:-self.KEPT], values[:-self.KEPT]
 
     def warm(self, reading: Reading) -> None:
         """At a restart: take in a queued (already processed) reading as the window took it in then.
@@ -126,12 +150,13 @@ class HampelFilter:
         floor = self._limits.for_node(reading.node).quality.hampel_floor.get(reading.channel)
         if floor is None or reading.value is None or reading.quality not in (Quality.NORMAL, self._flag):
             return
-        checks = self._limits.for_node(reading.node).quality
-        key = (reading.node, reading.channel)
-        window = self._windows.get(key)
-        if window is None or window.maxlen != checks.hampel_window:
-            window = self._windows[key] = deque(window or (), maxlen=checks.hampel_window)
-        window.append(reading.value)
+        times, values = self._series(reading)
+        self._keep(times, values, _position(times, reading.timestamp), reading.timestamp, reading.value)
+
+
+def _position(times: list[float], t: float) -> int:
+    """Where a sample taken at t goes among samples sorted by time (after equal times); live ones go last."""
+    return len(times) if not times or t >= times[-1] else bisect.bisect_right(times, t)
 
 
 @PROCESSORS.register("stuck")
