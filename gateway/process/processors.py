@@ -217,7 +217,9 @@ class HumidityFlag:
 
     With limits.humidity.correction on, every PM reading is followed by a
     ``<channel><dry_suffix>`` reading (default ``pm10_dry``) corrected with
-    the node's latest humidity, if that is at most max_age_s old; the raw
+    the node's latest humidity taken at or before the PM sample (by sample
+    time, so a backfilled sample gets the humidity of its own time), if that
+    is at most max_age_s older; the raw
     reading passes unchanged. Without a recent humidity the corrected
     reading has no value and flag B.
     """
@@ -237,7 +239,9 @@ class HumidityFlag:
         if not dry_suffix:
             raise LimitsError("humidity.dry_suffix must not be empty: the raw reading is never replaced")
         self._suffix = dry_suffix
-        self._latest: dict[str, tuple[float, float]] = {}  # node -> (RH %, timestamp)
+        # Per node, the humidity of its recent samples by sample time (None: unknown then): a PM sample is
+        # corrected with the humidity measured at or just before it, also when a backfill brings it late.
+        self._humidity_at: dict[str, tuple[list[float], list[float | None]]] = {}
 
     def process(self, reading: Reading) -> list[Reading]:
         settings = self._limits.for_node(reading.node).humidity
@@ -247,22 +251,38 @@ class HumidityFlag:
             return [reading, self._dry_reading(reading, settings.kappa, settings.max_age_s)]
         return [reading]
 
+    def _remember(self, reading: Reading, rh: float | None) -> None:
+        times, values = self._humidity_at.setdefault(reading.node, ([], []))
+        at = _position(times, reading.timestamp)
+        times.insert(at, reading.timestamp)
+        values.insert(at, rh)
+        if len(times) > HampelFilter.KEPT + 64:  # as far back as a backfill reaches, trimmed in steps
+            del times[: -HampelFilter.KEPT], values[: -HampelFilter.KEPT]
+
+    def _humidity_before(self, node: str, t: float) -> tuple[float | None, float] | None:
+        """(RH %, its time) of the node's latest humidity reading at or before t, if any."""
+        series = self._humidity_at.get(node)
+        at = 0 if series is None else _position(series[0], t)
+        if series is None or at == 0:
+            return None
+        return series[1][at - 1], series[0][at - 1]
+
     def _flag_reading(self, reading: Reading, threshold: float) -> Reading:
         if is_valid(reading):
             assert reading.value is not None
-            self._latest[reading.node] = (reading.value, reading.timestamp)
+            self._remember(reading, reading.value)
             value: float | None = 1.0 if reading.value > threshold else 0.0
             quality = Quality.NORMAL
         else:
-            self._latest.pop(reading.node, None)
+            self._remember(reading, None)
             value = None
             quality = Quality.COMMUNICATION_FAILURE if reading.quality is Quality.NORMAL else reading.quality
         return replace(reading, channel=self._flag, value=value, unit="", quality=quality)
 
     def _dry_reading(self, reading: Reading, kappa: float, max_age_s: float) -> Reading:
         channel = reading.channel + self._suffix
-        latest = self._latest.get(reading.node)
-        if latest is None or abs(reading.timestamp - latest[1]) > max_age_s:
+        latest = self._humidity_before(reading.node, reading.timestamp)
+        if latest is None or latest[0] is None or reading.timestamp - latest[1] > max_age_s:
             return replace(reading, channel=channel, value=None, quality=Quality.COMMUNICATION_FAILURE)
         if reading.value is None:
             return replace(reading, channel=channel)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gateway.model import Quality
 from gateway.process.limits import LimitsResolver
-from gateway.process.processors import HampelFilter
+from gateway.process.processors import HampelFilter, HumidityFlag
 from tests.gateway.process.support import local, reading
 
 EPISODE_STARTS = 330  # PM10 jumps from about 50 to about 400 ug/m3 at this sample
@@ -37,3 +37,27 @@ def test_backfilled_samples_are_judged_against_their_own_neighbours_in_time() ->
     backfilled = flagged(order)
     assert not backfilled & set(range(300, EPISODE_STARTS)), "samples before the episode flagged as spikes"
     assert backfilled & set(missed) == live & set(missed)
+
+
+def dry_values(order: list[int]) -> dict[int, float | None]:
+    """pm10_dry of each sample when the samples arrive in `order` (PM before RH within a sample, as decoded)."""
+    humid = HumidityFlag(LimitsResolver.from_config({"humidity": {"correction": True}}))
+    out: dict[int, float | None] = {}
+    for i in order:
+        t = local(9) + i
+        rh = 75.0 + i * 0.05  # humid and rising: every sample has its own correction
+        for r in (reading("pm10", 100.0, t, sequence=i + 1), reading("humidity", rh, t, sequence=i + 1)):
+            for made in humid.process(r):
+                if made.channel == "pm10_dry":
+                    out[i] = made.value
+    return out
+
+
+def test_backfilled_pm_is_corrected_with_the_humidity_of_its_own_time_not_the_newest_one() -> None:
+    live = dry_values(list(range(400)))
+    missed = list(range(200, 300))
+    backfilled = dry_values([i for i in range(400) if i not in missed] + missed)
+    assert all(live[i] is not None for i in missed)
+    assert {i: backfilled[i] for i in missed} == {i: live[i] for i in missed}
+    # (Sample 300, the first live one after the outage, arrives before the backfill: it is corrected with the
+    # latest humidity the gateway has then, sample 199's, as documented: "the node's latest humidity".)
