@@ -49,7 +49,7 @@ from enum import StrEnum
 
 from gateway.model import Quality, Reading
 from gateway.process.aggregate import USABLE, is_night, is_valid, period_label, str_tuple
-from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits
+from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits, limit_slack
 from gateway.process.registry import ALARMS
 from gateway.process.tilt import TiltBaseline
 
@@ -102,7 +102,8 @@ class Levels:
 
     def reached(self, value: float, severity: Severity) -> bool:
         limit = self.limit(severity)
-        return value >= limit if self.inclusive else value > limit
+        slack = limit_slack(limit)
+        return value >= limit - slack if self.inclusive else value > limit + slack
 
     def severities(self) -> tuple[Severity, ...]:
         """Lowest first."""
@@ -141,7 +142,8 @@ class AlarmMachine:
             return self._move(None, value, t, None, "outside the alarm's evaluation period")
         self._levels = levels
         for severity in levels.severities():
-            if value < levels.clear_level(severity):
+            clear = levels.clear_level(severity)
+            if value < clear - limit_slack(clear):
                 self._below_since.setdefault(severity, t)
             else:
                 self._below_since.pop(severity, None)
@@ -158,7 +160,10 @@ class AlarmMachine:
             # Down to the pre-warning only while the value is still in its
             # territory; a value already below its clear level goes straight to
             # clear rather than raising a pre-warning it does not deserve.
-            still = levels.prewarning is not None and value >= levels.clear_level(Severity.PREWARNING)
+            still = False
+            if levels.prewarning is not None:
+                low = levels.clear_level(Severity.PREWARNING)
+                still = value >= low - limit_slack(low)
             target = Severity.PREWARNING if still else None
         elif target is Severity.PREWARNING and (levels.prewarning is None or self._cleared(target, t, levels)):
             target = None  # (a definition whose pre-warning vanished clears it at once)

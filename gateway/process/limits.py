@@ -35,6 +35,17 @@ BEAUFORT_LOWER_BOUNDS: tuple[float, ...] = (0.0, 0.3, 1.6, 3.4, 5.5, 8.0, 10.8, 
 
 SECONDS_PER_DAY = 86400
 
+# Judged values are sums, means and differences of decimal readings (0.1 ug/m3, 0.01 per-mille): binary
+# rounding leaves a value that is exactly at a limit a hair above or below it (4.1 - 0.1 = 3.9999999999999996,
+# a mean of exactly 150.0 often sums to 150.00000000000003). Within this relative distance a value is at the
+# limit: "at or above" holds there, "exceeds" and "below" do not.
+LIMIT_TOLERANCE = 1e-9
+
+
+def limit_slack(limit: float) -> float:
+    """How far a value may lie from `limit` and still count as exactly at it."""
+    return LIMIT_TOLERANCE * max(1.0, abs(limit))
+
 
 class LimitsError(ValueError):
     """A limits table in the config is wrong (unknown key, wrong type, impossible value)."""

@@ -31,7 +31,7 @@ from enum import StrEnum
 
 from gateway.model import Reading
 from gateway.process.aggregate import is_valid
-from gateway.process.limits import LimitsError, LimitsResolver
+from gateway.process.limits import LimitsError, LimitsResolver, limit_slack
 
 
 class SprayMode(StrEnum):
@@ -102,7 +102,7 @@ class SprayController:
         fresh = self.last_time is not None and now - self.last_time <= limits.spray.stale_s
         value = self.last_value
         if not self.on:
-            if fresh and value is not None and value > level:
+            if fresh and value is not None and value > level + limit_slack(level):
                 return [self._switch(True, now, f"{self.label} {value:g} ug/m3 > {level:g} ug/m3")]
             return []
         ran = now - (self.on_since if self.on_since is not None else now)
@@ -112,7 +112,7 @@ class SprayController:
             age = "ever" if self.last_time is None else f"{now - self.last_time:g} s"
             return [self._switch(False, now, f"no valid {self.label} for {age}; ran {ran:g} s")]
         off_below = level - limits.spray.margin
-        if value is not None and value < off_below:
+        if value is not None and value < off_below - limit_slack(off_below):
             reason = f"{self.label} {value:g} ug/m3 < {off_below:g} ug/m3; ran {ran:g} s"
             return [self._switch(False, now, reason)]
         return []

@@ -192,3 +192,23 @@ def test_a_prewarning_that_stops_applying_clears() -> None:
     (cleared,) = machine.update(8.5, 1.0, Levels(10.0))
     assert (cleared.severity, cleared.state) == (PRE, CLEARED)
     assert cleared.reason == "the pre-warning no longer applies"
+
+
+def test_a_value_exactly_at_a_limit_is_at_it_whatever_the_binary_rounding_of_its_arithmetic() -> None:
+    # Limits are judged on sums and differences of decimal readings. 4.1 per-mille read against a 0.1 baseline
+    # is 3.9999999999999996 in binary, an hour of PM10 whose mean is exactly 150.0 often sums to 150.00000000000003:
+    # "at 4 per-mille" must still alarm and "above 150 ug/m3" must still not.
+    limits = LimitsResolver()
+    tilt = AlarmSet(create_alarms("formwork_tilt", limits, {"rule": "axis"}), limits)
+    deviation = 4.1 - 0.1
+    assert deviation < 4.0
+    raised = tilt.feed(reading("slope_x", deviation, local(9), node="tilt-1", kind="tilt"))
+    assert [(e.severity, e.state) for e in raised] == [(Severity.ALARM, EventState.RAISED)]
+    dust = AlarmSet(create_alarms("dust", limits, {"channels": ["pm10_1h_mean"]}), limits)
+    hour = [149.6, 150.3, 150.1] * 1200
+    total = 0.0
+    for value in hour:
+        total += value
+    mean = total / len(hour)
+    assert 150.0 < mean < 150.0 + 1e-9
+    assert dust.feed(reading("pm10_1h_mean", mean, local(9))) == []

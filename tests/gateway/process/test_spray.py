@@ -90,3 +90,15 @@ def test_other_channels_are_ignored() -> None:
     spray = SprayLinkage(LimitsResolver())
     assert spray.feed(reading("pm10_1h_mean", 900.0, 0.0, node="dust-1"), 0.0) == []
     assert spray.feed(reading("pm10", 900.0, 0.0, node="dust-1"), 0.0) == []
+
+
+def test_a_mean_of_exactly_the_setting_summed_in_binary_does_not_switch_the_spray_on() -> None:
+    # 900 samples whose mean is exactly 150.0 ug/m3 in decimal; summed in floating point it is a hair above.
+    values = [149.6, 150.3, 150.1] * 300
+    total = 0.0
+    for value in values:
+        total += value
+    at_setting = total / len(values)
+    assert at_setting > 150.0
+    spray = SprayLinkage(LimitsResolver())
+    assert feed(spray, at_setting, 0.0) == []
