@@ -205,7 +205,7 @@ def test_a_value_exactly_at_a_limit_is_at_it_whatever_the_binary_rounding_of_its
     raised = tilt.feed(reading("slope_x", deviation, local(9), node="tilt-1", kind="tilt"))
     assert [(e.severity, e.state) for e in raised] == [(Severity.ALARM, EventState.RAISED)]
     dust = AlarmSet(create_alarms("dust", limits, {"channels": ["pm10_1h_mean"]}), limits)
-    hour = [149.6, 150.3, 150.1] * 1200
+    hour = [150.4, 149.9, 149.7] * 1200
     total = 0.0
     for value in hour:
         total += value
