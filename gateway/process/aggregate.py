@@ -265,6 +265,9 @@ class WindowSet(Generic[A]):
         self.late: Counter[str] = Counter()  # per node: samples that went into a closed window
         self.dropped: Counter[str] = Counter()  # per node: samples older than the revision horizon
         self.irregular = 0  # bumped whenever late or dropped changes: readers skip the counters otherwise
+        # Where a restart's replay began: closed windows before it were not rebuilt (what they held is unknown
+        # here), so a sample for one is too late, however long the node's horizon.
+        self.rebuilt_from = -math.inf
 
     def floor(self, node: str) -> float:
         """Samples before this time no longer revise a closed window of `node`."""
@@ -298,7 +301,7 @@ class WindowSet(Generic[A]):
                 targets.append(current.acc)
                 continue
             # Before the open window, or before the end of one already closed.
-            if t < floor:
+            if t < floor or t < self.rebuilt_from:
                 dropped = True
                 continue
             kept = self._closed.setdefault(key, {})
@@ -668,6 +671,7 @@ class WindowedAggregator(Generic[A]):
     def start_replay(self, known: Mapping[KnownKey, Aggregate], since: float) -> None:
         """`restore` in steps, for a caller that feeds one stream of readings to several aggregators."""
         self._replay = _Replay(known, since, Counter(self._set.late), Counter(self._set.dropped))
+        self._set.rebuilt_from = since
 
     def replay(self, reading: Reading) -> None:
         state = self._replay

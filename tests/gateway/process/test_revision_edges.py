@@ -57,3 +57,29 @@ def test_a_restart_rebuilds_a_2_s_nodes_windows_as_emitted_and_re_emits_none_of_
     since = restarted.replay_since("n1", now)
     again = restarted.restore([r for r in readings if r.timestamp >= since], known, since, now - 60.0)
     assert again == [], f"re-emitted after a restart: {[(a.channel, a.start, a.expected, a.valid) for a in again]}"
+
+
+def test_after_a_restart_a_late_sample_never_re_emits_a_window_the_replay_did_not_rebuild() -> None:
+    # Minute windows only: the replay rebuilds from "now minus the horizon" of the site's 1-s setting (900 s), but
+    # the 2-s node's ring reaches 1200 s back. A sample fetched from there belongs to a window emitted whole
+    # before the restart: it must not come out again as a revision 0 holding that one sample (a store that
+    # keeps the last write of a window, InfluxDB, would replace the whole minute with it).
+    live = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min",))
+    readings = [reading("pm10", 30.0, local(9) + i * SLOW_INTERVAL_S, sequence=i + 1) for i in range(900)]
+    missed = readings[-550:-500]  # taken 1000-1100 s before the restart: lost with the killed gateway
+    queued = [r for r in readings if r not in missed]
+    emitted: list[Aggregate] = []
+    for r in queued:
+        emitted += live.feed(r)
+    known = {(a.node, a.channel, a.start): a for a in emitted}
+    now = readings[-1].timestamp + 1.0
+
+    restarted = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min",))
+    since = restarted.replay_since("n1", now)
+    restarted.restore([r for r in queued if r.timestamp >= since - 60.0], known, since, now - 60.0)
+    for r in missed:  # the backfill
+        restarted.feed(r)
+    for again in restarted.flush():
+        before = known.get((again.node, again.channel, again.start))
+        assert before is None or again.revision > before.revision, (again.channel, again.start, again.revision)
+        assert again.count >= (before.count if before else 0)
