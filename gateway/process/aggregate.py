@@ -268,6 +268,8 @@ class WindowSet(Generic[A]):
         # Where a restart's replay began: closed windows before it were not rebuilt (what they held is unknown
         # here), so a sample for one is too late, however long the node's horizon.
         self.rebuilt_from = -math.inf
+        # End of the newest closed window forgotten per key: a sample for it must not open it again as new.
+        self._forgotten_until: dict[tuple[str, str], float] = {}
 
     def floor(self, node: str) -> float:
         """Samples before this time no longer revise a closed window of `node`."""
@@ -301,7 +303,7 @@ class WindowSet(Generic[A]):
                 targets.append(current.acc)
                 continue
             # Before the open window, or before the end of one already closed.
-            if t < floor or t < self.rebuilt_from:
+            if t < floor or t < self.rebuilt_from or t < self._forgotten_until.get(key, -math.inf):
                 dropped = True
                 continue
             kept = self._closed.setdefault(key, {})
@@ -358,7 +360,7 @@ class WindowSet(Generic[A]):
             return
         floor = self.floor(key[0])
         for start in [s for s, w in kept.items() if w.end <= floor and w.key not in self._dirty]:
-            del kept[start]
+            self._forgotten_until[key] = max(self._forgotten_until.get(key, -math.inf), kept.pop(start).end)
         if not kept:
             del self._closed[key]
 

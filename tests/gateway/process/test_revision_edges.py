@@ -83,3 +83,23 @@ def test_after_a_restart_a_late_sample_never_re_emits_a_window_the_replay_did_no
         before = known.get((again.node, again.channel, again.start))
         assert before is None or again.revision > before.revision, (again.channel, again.start, again.revision)
         assert again.count >= (before.count if before else 0)
+
+
+def test_a_window_forgotten_while_the_horizon_was_short_is_not_re_emitted_when_it_grows_again() -> None:
+    # The node reboots (its sequence starts again): until two new samples are in, its interval is unknown and
+    # the horizon falls back to the site's 1 s (900 s), so older closed windows are forgotten. A sample for one
+    # of them, arriving once the 2-s horizon (1500 s) is back, is too late, not a new window of one sample.
+    pm = PmAggregator(LimitsResolver(), channels=("pm10",), windows=("1min",))
+    emitted: list[Aggregate] = []
+    for i in range(900):
+        emitted += pm.feed(reading("pm10", 30.0, local(9) + i * SLOW_INTERVAL_S, sequence=i + 1))
+    rebooted = local(9) + 900 * SLOW_INTERVAL_S
+    emitted += pm.feed(reading("pm10", 30.0, rebooted, sequence=1))
+    emitted += pm.advance(rebooted)
+    for i in range(1, 20):
+        emitted += pm.feed(reading("pm10", 30.0, rebooted + i * SLOW_INTERVAL_S, sequence=i + 1))
+    old = local(9) + 1800.0 - 1000.0  # 1000 s before the reboot: inside the 2-s horizon, outside the 1-s one
+    dropped = pm.dropped
+    pm.feed(reading("pm10", 31.0, old, sequence=5000))
+    assert [a for a in pm.flush() if a.revision == 0] == []
+    assert pm.dropped == dropped + 1
