@@ -67,13 +67,8 @@ RELAY_SETTINGS: dict[str, dict[str, Any]] = {
     "dust": {"pin": 26, "active_low": False, "max_on_s": 3600},
 }
 WATCHDOG_MS = 8000
-# The adapter firmware/main.py loads for a kind when node.json names no module (main.SENSOR_MODULES).
-ADAPTERS: dict[str, str] = {
-    "dust": "firmware.dust_sensor",
-    "noise": "firmware.noise_sensor",
-    "tilt": "firmware.tilt_sensor",
-    "wind": "firmware.wind_sensor",
-}
+# The adapter firmware/main.py loads for a kind when node.json names no module (its kind module's ADAPTER).
+ADAPTERS: dict[str, str] = {str(regmap.KIND_NAMES[k]): str(regmap.KIND_ADAPTERS[k]) for k in sorted(regmap.KIND_NAMES)}
 # Modules that exist for the tests only and never go to a board.
 TEST_ONLY = ("fakes",)
 PACKAGE = "firmware"
@@ -138,6 +133,7 @@ def kind_modules(kind: str) -> list[str]:
     if kind not in KINDS:
         raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(KINDS)})")
     roots = {Path(name).stem for name in ROOT_SOURCES}
+    roots.add(regmap.KIND_PREFIX + kind)  # the kind's tables: regmap loads it by name, no import names it
     for module in (SENSOR_SETTINGS[kind]["module"], ADAPTERS[kind]):
         roots.add(module.split(".", 1)[1])
     seen: set[str] = set()

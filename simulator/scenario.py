@@ -97,8 +97,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
 TRANSPORTS = ("rtu", "tcp")
 DEFAULT_TURNAROUND_MS = 2.0
-KIND_NAMES: tuple[str, ...] = tuple(str(name) for name in regmap.KIND_NAMES.values())
-KIND_CODES: dict[str, int] = {str(name): int(code) for code, name in regmap.KIND_NAMES.items()}
+KIND_CODES: dict[str, int] = regmap.KIND_CODES  # live: kinds installed later (gateway/profiles/kinds.py) count
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|d|h|min|m|s)\s*")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -472,7 +471,7 @@ class _Parser:
         else:
             kind = self.text(self.required(table, "kind", where), f"{where}.kind")
         if kind not in PARAMS_BY_KIND or kind not in KIND_CODES:
-            raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_NAMES)})")
+            raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_CODES)})")
         unit_id = self.integer(self.required(table, "unit_id", where), f"{where}.unit_id", 1, 247)
         name = self.text(table.get("name", f"{kind}-{unit_id}"), f"{where}.name")
         params_table = self.table(table.get("params", {}), f"{where}.params")
