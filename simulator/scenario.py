@@ -80,7 +80,6 @@ from simulator.faults import (
 )
 from simulator.physics import (
     CONDITION_NAMES,
-    PARAMS_BY_KIND,
     Change,
     Conditions,
     NodeParams,
@@ -470,7 +469,7 @@ class _Parser:
                 raise self.fail(f"{where}.kind", f"{kind!r}, but profile {profile} is a {device_kind} device")
         else:
             kind = self.text(self.required(table, "kind", where), f"{where}.kind")
-        if kind not in PARAMS_BY_KIND or kind not in KIND_CODES:
+        if kind not in KIND_CODES:
             raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_CODES)})")
         unit_id = self.integer(self.required(table, "unit_id", where), f"{where}.unit_id", 1, 247)
         name = self.text(table.get("name", f"{kind}-{unit_id}"), f"{where}.name")

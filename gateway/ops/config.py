@@ -72,7 +72,6 @@ from gateway.acquire.poller import BusConfig, NodeConfig
 from gateway.acquire.timestamps import DEFAULT_MAX_HELD
 from gateway.deliver.sinks import SINKS, SinkConfigError, load_builtin_sinks
 from gateway.pipeline import (
-    DEFAULT_AGGREGATORS,
     DEFAULT_LATE_S,
     DEFAULT_PROCESSORS,
     DEFAULT_SPRAY_CHANNEL,
@@ -81,6 +80,7 @@ from gateway.pipeline import (
     StageError,
     StageSpec,
     build_pipeline,
+    default_aggregators,
     default_alarms,
 )
 from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits, override
@@ -206,7 +206,7 @@ class ProcessingConfig:
                                      "as a revision for this long; 0: the nodes' history depth (600 samples) times "
                                      "their sample interval, plus 300 s")
     processor: tuple[StageSpec, ...] = field(default=DEFAULT_PROCESSORS, metadata={"stages": "processor"})
-    aggregator: tuple[StageSpec, ...] = field(default=DEFAULT_AGGREGATORS, metadata={"stages": "aggregator"})
+    aggregator: tuple[StageSpec, ...] = field(default_factory=default_aggregators, metadata={"stages": "aggregator"})
     alarm: tuple[StageSpec, ...] = field(default_factory=default_alarms, metadata={"stages": "alarm"})
 
 
