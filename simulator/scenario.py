@@ -9,6 +9,7 @@ there) has these parts::
     duration = "8h"                         # required: seconds, or "90s", "15m", "2h", "1h30m", "1d"
     start = 2025-04-15T20:00:00+08:00       # required: TOML date-time; a local date-time
                                             # (no offset) is Asia/Shanghai (+08:00)
+    kind_dirs = ["kinds"]                   # optional: folders of kinds added as profiles (docs/profiles.md)
 
     [conditions]                            # optional: initial site conditions
     humidity_mean = 80.0                    # any field of simulator.physics.Conditions
@@ -69,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware import regmap
+from gateway.profiles.kinds import install_kinds
 from simulator.faults import (
     BUS_ONLY,
     DEFAULT_BOOT_TIME,
@@ -103,7 +105,7 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
-_TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
+_TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline", "kind_dirs")
 _BUS_KEYS = ("name", "baud", "transport", "port", "nodes", "parity")
 _NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile", "baud", "parity")
 _PARITIES = ("N", "E", "O")
@@ -263,6 +265,16 @@ class _Parser:
     def fail(self, key: str, problem: str) -> ScenarioError:
         return ScenarioError(self.source, key, problem)
 
+    def install_kinds(self, dirs: Any) -> None:
+        """Kinds added as profiles (gateway/profiles/kinds.py), folders relative to the scenario file."""
+        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+            raise self.fail("kind_dirs", f"expected a list of folder names, got {_describe(dirs)}")
+        base = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
+        try:
+            install_kinds([base / d for d in dirs])
+        except ValueError as error:
+            raise self.fail("kind_dirs", str(error)) from None
+
     # -- small typed readers ---------------------------------------------------
 
     def keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -368,6 +380,7 @@ class _Parser:
                 "start", f"expected a TOML date-time such as 2025-04-15T06:00:00+08:00, got {_describe(start)}"
             )
         self.start = _aware(start)
+        self.install_kinds(data.get("kind_dirs", []))
         conditions = self.conditions(data.get("conditions", {}))
         buses = self.buses(self.required(data, "buses", ""))
         changes: list[Change] = []

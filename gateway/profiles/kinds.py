@@ -161,10 +161,15 @@ class _Reader:
 
 
 def load_firmware_module(path: Path) -> ModuleType:
-    """Import a kind_<name>.py data module from a file (an installed kind's, outside the firmware package)."""
+    """Import a kind_<name>.py data module from a file (an added kind's, outside the firmware package).
+
+    It is not registered in sys.modules: loading a profile to check it changes nothing; install_kinds
+    registers the modules of the kinds it installs.
+    """
     name = f"firmware.{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
+    known = sys.modules.get(name)
+    if known is not None and Path(getattr(known, "__file__", "") or "").resolve() == path.resolve():
+        return known
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise KindProfileError(f"{path}: cannot be imported")
@@ -173,7 +178,6 @@ def load_firmware_module(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as error:  # a syntax error or a failing statement in a profile someone wrote
         raise KindProfileError(f"{path}: {error}") from error
-    sys.modules[name] = module
     return module
 
 
@@ -429,6 +433,7 @@ def install_kinds(dirs: Sequence[Path]) -> list[KindProfile]:
             regmap.add_kind(profile.firmware)
         except ValueError as error:
             raise KindProfileError(f"{path}: {error}") from error
+        sys.modules.setdefault(f"firmware.{regmap.KIND_PREFIX}{profile.name}", profile.firmware)
         folder = str(path.parent)
         if folder not in firmware.__path__:
             # Its adapter becomes firmware.<adapter> for main.load_sensor and the firmware build, as on a board.

@@ -168,9 +168,12 @@ interval = 0.5
         task = asyncio.create_task(gateway.run(stop))
 
         def alarmed() -> bool:
+            """The alarm raised and five samples stored (a valid 5-s mean needs only three)."""
             store = SqliteStore(store_path)
             try:
-                return bool(store.query("SELECT 1 FROM alarms WHERE alarm = 'pit_water_high' AND severity = 'alarm'"))
+                raised = store.query("SELECT 1 FROM alarms WHERE alarm = 'pit_water_high' AND severity = 'alarm'")
+                samples = store.query("SELECT COUNT(*) FROM readings WHERE channel = 'level'")
+                return bool(raised) and int(str(samples[0][0])) >= 5
             finally:
                 store.close()
 
