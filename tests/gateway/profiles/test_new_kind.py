@@ -269,3 +269,17 @@ def test_no_file_of_the_tree_names_the_test_kind() -> None:
     proc = subprocess.run(["git", "grep", "-l", "-i", "water_level", "--", "firmware", "gateway", "simulator"],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.stdout == "", proc.stdout
+
+
+def test_the_firmware_cli_flashes_a_folder_kind_named_by_kind_dir(tmp_path: Path) -> None:
+    folder = write_kind(tmp_path / "kinds")
+    command = [sys.executable, "-m", "gateway", "firmware", "flash", "--port", "/dev/ttyUSB0", "--kind", "water_level",
+               "--unit-id", "3", "--build-dir", str(tmp_path / "build"), "--dry-run"]
+    proc = subprocess.run([*command, "--kind-dir", str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads(proc.stdout.splitlines()[0].split(": ", 1)[1])
+    assert (written["kind"], written["unit_id"], written["sensor"]["module"]) == (
+        "water_level", 3, "firmware.water_level_sensor")
+    # Without the folder the kind is unknown, as any misspelt one.
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "invalid choice: 'water_level'" in proc.stderr
