@@ -211,6 +211,9 @@ def run_in_fresh_process(folder: Path, work: Path) -> dict[str, Any]:
     (profile,) = install_kinds([folder])
     out: dict[str, Any] = {"code": profile.code, "board": board_level(work)}
     out["doc"] = regmap_doc.render_markdown([profile.code])
+    from gateway.profiles.quantities import KINDS, QUANTITY_UNITS
+
+    out["vendor"] = {"kind": "water_level" in KINDS, "unit": QUANTITY_UNITS.get("level")}
     out.update(asyncio.run(gateway_run(work)))
     return out
 
@@ -239,6 +242,9 @@ def test_a_kind_added_as_one_profile_in_a_folder_is_polled_decoded_aggregated_al
     assert not [m for m in board["modules"] if m.startswith("kind_") and m != "kind_water_level"]
     assert {"kind_water_level.mpy", "water_level_sensor.mpy", "regmap.mpy"} <= set(board["shipped"])
     assert board["node_json"]["sensor"] == {"module": "firmware.water_level_sensor", "adc": 35}
+
+    # A vendor transmitter may supply it too: its quantity and kind are known to vendor profiles.
+    assert seen["vendor"] == {"kind": True, "unit": "m"}
 
     # The register-map document describes it from the profile.
     doc = seen["doc"]
