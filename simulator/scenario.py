@@ -169,6 +169,7 @@ class Scenario:
     changes: tuple[Change, ...] = ()
     faults: tuple[Fault, ...] = ()
     source: str = "<scenario>"
+    kind_dirs: tuple[Path, ...] = ()  # folders of kinds added as profiles, installed when it was read
 
     @property
     def start_epoch(self) -> float:
@@ -265,15 +266,17 @@ class _Parser:
     def fail(self, key: str, problem: str) -> ScenarioError:
         return ScenarioError(self.source, key, problem)
 
-    def install_kinds(self, dirs: Any) -> None:
+    def install_kinds(self, dirs: Any) -> tuple[Path, ...]:
         """Kinds added as profiles (gateway/profiles/kinds.py), folders relative to the scenario file."""
         if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
             raise self.fail("kind_dirs", f"expected a list of folder names, got {_describe(dirs)}")
         base = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
+        folders = tuple((base / d).resolve() for d in dirs)
         try:
-            install_kinds([base / d for d in dirs])
+            install_kinds(folders)
         except ValueError as error:
             raise self.fail("kind_dirs", str(error)) from None
+        return folders
 
     # -- small typed readers ---------------------------------------------------
 
@@ -380,7 +383,7 @@ class _Parser:
                 "start", f"expected a TOML date-time such as 2025-04-15T06:00:00+08:00, got {_describe(start)}"
             )
         self.start = _aware(start)
-        self.install_kinds(data.get("kind_dirs", []))
+        kind_dirs = self.install_kinds(data.get("kind_dirs", []))
         conditions = self.conditions(data.get("conditions", {}))
         buses = self.buses(self.required(data, "buses", ""))
         changes: list[Change] = []
@@ -404,6 +407,7 @@ class _Parser:
             changes=tuple(changes),
             faults=tuple(faults),
             source=self.source,
+            kind_dirs=kind_dirs,
         )
 
     def conditions(self, value: Any) -> Conditions:

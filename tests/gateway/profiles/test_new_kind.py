@@ -289,3 +289,51 @@ def test_the_firmware_cli_flashes_a_folder_kind_named_by_kind_dir(tmp_path: Path
     # Without the folder the kind is unknown, as any misspelt one.
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice: 'water_level'" in proc.stderr
+
+
+SCENARIO = """name = "pit"
+seed = 3
+duration = "1h"
+start = 2025-04-15T06:00:00+08:00
+kind_dirs = ["kinds"]
+
+[[buses]]
+name = "pit"
+
+[[buses.nodes]]
+kind = "water_level"
+unit_id = 4
+params = { level = 0.5 }
+"""
+
+
+def scenario_in_fresh_process(path: Path, state: Path) -> dict[str, Any]:
+    """A scenario naming the folder: its node is simulated, and the gateway config it prints knows the kind."""
+    from gateway.ops.config import parse_config
+    from gateway.ops.sim_gateway_config import gateway_config_text
+    from simulator.scenario import load_scenario
+
+    scenario = load_scenario(path)
+    model = scenario.physics().model("pit", 4)
+    levels = [model.step(float(t), 1.0)["level"] for t in range(1, 61)]
+    text = gateway_config_text(scenario, {"pit": "/dev/null"}, state)
+    config = parse_config(tomllib.loads(text), str(state / "gateway.toml"))
+    return {"levels": levels, "nodes": [(n.name, n.kind) for bus in config.buses for n in bus.nodes],
+            "kinds": "[kinds]" in text}
+
+
+def test_a_scenario_names_its_kind_folder_and_hands_it_to_the_gateway_config(tmp_path: Path) -> None:
+    write_kind(tmp_path / "kinds")
+    (tmp_path / "pit.toml").write_text(SCENARIO)
+    script = (
+        "import json, sys\nfrom pathlib import Path\n"
+        "from tests.gateway.profiles.test_new_kind import scenario_in_fresh_process\n"
+        "print(json.dumps(scenario_in_fresh_process(Path(sys.argv[1]), Path(sys.argv[2]))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pit.toml"), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["kinds"] and seen["nodes"] == [["water_level-4", "water_level"]]
+    # The scenario's mean (0.5 m) replaces the profile's 2.6 m; the walk wanders a little around it.
+    assert all(0.0 <= v <= 1.0 for v in seen["levels"]) and abs(sum(seen["levels"]) / 60 - 0.5) < 0.2
