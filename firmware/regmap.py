@@ -1,7 +1,8 @@
 # The register map of every sitewatch node: the single source of truth.
 #
 # Firmware, gateway, simulator, tests and the generated hardware/register-map.md
-# all read these tables; nobody else types a register number.
+# all read these tables; nobody else types a register number. The rows of each
+# kind come from its data module, firmware/kind_<name>.py (see "Kinds" below).
 #
 # This file runs on the ESP32 under MicroPython, so it is plain data (tuples and
 # ints) and small functions: no dataclasses, no typing, no f-strings with

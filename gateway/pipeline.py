@@ -444,7 +444,7 @@ def _build(
 def build_pipeline(
     limits: LimitsResolver,
     processors: Sequence[StageSpec] = DEFAULT_PROCESSORS,
-    aggregators: Sequence[StageSpec] = DEFAULT_AGGREGATORS,
+    aggregators: Sequence[StageSpec] | None = None,
     alarms: Sequence[StageSpec] | None = None,
     spray: SprayPlan | None = None,
     late_s: float = DEFAULT_LATE_S,
@@ -452,10 +452,12 @@ def build_pipeline(
 ) -> Pipeline:
     """The pipeline a configuration describes. Raises StageError naming the stage that cannot be built.
 
+    aggregators None: those the kinds' profiles select (default_aggregators: kinds installed since count).
     alarms None: every registered alarm with its defaults. spray None: no spray linkage.
     """
     procs = _build("processor", processors, create_processor, limits)
-    aggs = _build("aggregator", aggregators, create_aggregator, limits)
+    aggs = _build("aggregator", default_aggregators() if aggregators is None else aggregators, create_aggregator,
+                  limits)
     definitions: list[AlarmDefinition] = []
     for part in _build("alarm", default_alarms() if alarms is None else alarms, create_alarms, limits):
         definitions.extend(part)
