@@ -32,16 +32,11 @@ from firmware.rs485 import BAUD_RATES, Rs485Port
 NODE_FILE = "node.json"
 WATCHDOG_MS = 8000
 
-# Each kind's adapter (sensor plus the kind's rules). node.json's "module"
-# may name another module instead; firmware.pms5003 / sds011 / aweight /
-# tilt / wind (the names `sitewatch firmware build` writes) hand over to the
-# adapters below.
-SENSOR_MODULES = {
-    regmap.KIND_DUST: "firmware.dust_sensor",
-    regmap.KIND_NOISE: "firmware.noise_sensor",
-    regmap.KIND_TILT: "firmware.tilt_sensor",
-    regmap.KIND_WIND: "firmware.wind_sensor",
-}
+# Each kind's adapter (sensor plus the kind's rules) is named by its kind
+# module (firmware/kind_<name>.py ADAPTER, in regmap.KIND_ADAPTERS). node.json's
+# "module" may name another module instead; firmware.pms5003 / sds011 /
+# aweight / tilt / wind (the names `sitewatch firmware build` writes) hand over
+# to the adapters.
 
 
 class MissingSensor:
@@ -73,16 +68,20 @@ def read_node_config(path=NODE_FILE, log=hal.log):
 
 def kind_of(config):
     """Node kind number from node.json's "kind" (a name such as "dust", or the number)."""
-    kind = config.get("kind", regmap.KIND_DUST)
-    for number in regmap.KIND_NAMES:
-        if kind == number or kind == regmap.KIND_NAMES[number]:
-            return number
+    kind = config.get("kind", "dust")
+    if kind in regmap.KIND_NAMES:
+        return kind
+    if isinstance(kind, str):
+        try:
+            return regmap.load_kind(kind)  # a frozen image lists no kind modules: load the node's own
+        except ValueError:
+            pass
     raise ValueError("node.json: unknown kind " + str(kind))
 
 
 def load_sensor(kind, config, io):
     settings = config.get("sensor") or {}
-    name = settings.get("module") or SENSOR_MODULES.get(kind)
+    name = settings.get("module") or regmap.KIND_ADAPTERS.get(kind)
     if not name:
         return MissingSensor("", "no driver module for this kind")
     try:

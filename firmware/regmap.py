@@ -1,7 +1,8 @@
 # The register map of every sitewatch node: the single source of truth.
 #
 # Firmware, gateway, simulator, tests and the generated hardware/register-map.md
-# all read these tables; nobody else types a register number.
+# all read these tables; nobody else types a register number. The rows of each
+# kind come from its data module, firmware/kind_<name>.py (see "Kinds" below).
 #
 # This file runs on the ESP32 under MicroPython, so it is plain data (tuples and
 # ints) and small functions: no dataclasses, no typing, no f-strings with
@@ -12,14 +13,24 @@
 # registers, high word first (big-endian word order, the most common choice
 # of Modbus devices; mbpoll needs -B to read 32-bit values this way).
 
+import os
+import sys
+
 FIRMWARE_VERSION = 0x0100  # major * 256 + minor: 1.0
 
-# Node kinds: the value of input register "node_kind".
+# Node kinds: the value of input register "node_kind". Each kind is one data
+# module, firmware/kind_<name>.py (its measurements, holding registers, coils
+# and second-sensor channels), found and assembled into the tables below by
+# load_kind / load_shipped_kinds: a node ships only its own kind's module. The
+# constants name the kinds sitewatch ships (tests and tools use them); a new
+# kind needs none.
 KIND_DUST = 1
 KIND_NOISE = 2
 KIND_TILT = 3
 KIND_WIND = 4
-KIND_NAMES = {KIND_DUST: "dust", KIND_NOISE: "noise", KIND_TILT: "tilt", KIND_WIND: "wind"}
+KIND_NAMES = {}  # code -> name, filled by add_kind
+KIND_CODES = {}  # name -> code
+KIND_ADAPTERS = {}  # code -> the sensor module main.py loads when node.json names none
 
 # Value formats.
 U16 = 0
@@ -55,15 +66,12 @@ STATUS_BITS = (
 # channel. (gateway/acquire/decode.py channel_qualities; docs/data-quality.md)
 STATUS_SPLIT = 0x0080
 STATUS_AUX_SHIFT = 8
-STATUS_AUX_CHANNELS = {
-    KIND_DUST: ("temperature", "humidity", "pressure"),
-    KIND_WIND: ("wind_dir",),
-}
+STATUS_AUX_CHANNELS = {}  # code -> channel names, for the kinds that have a second sensor
 
 # ---------------------------------------------------------------------------
 # Input registers (function code 04), read-only.
 # Row: (name, address, format, scale, unit). What each register means is
-# gateway-side text (gateway/regmap_text.py): strings cost the node heap.
+# gateway-side text (gateway/profiles/kinds/<kind>.toml): strings cost the node heap.
 # Addresses 0..15 are the diagnostics every node has; measurements start at
 # MEASUREMENT_BASE so that one read of input_count(kind) registers fetches a
 # whole sample with its diagnostics.
@@ -85,33 +93,7 @@ DIAGNOSTICS = (
     ("boot_flags", 14, U16, 1, ""),
 )
 
-MEASUREMENTS = {
-    KIND_DUST: (
-        ("pm25", 16, U16, 1, "ug/m3"),
-        ("pm10", 17, U16, 1, "ug/m3"),
-        ("pm1", 18, U16, 1, "ug/m3"),
-        ("temperature", 19, S16, 10, "degC"),
-        ("humidity", 20, U16, 10, "%"),
-        ("pressure", 21, U16, 100, "kPa"),
-    ),
-    KIND_NOISE: (
-        ("laeq_1s", 16, U16, 10, "dB(A)"),
-        ("lamax_1s", 17, U16, 10, "dB(A)"),
-        ("lamin_1s", 18, U16, 10, "dB(A)"),
-    ),
-    KIND_TILT: (
-        ("pitch", 16, S32, 1, "mdeg"),
-        ("roll", 18, S32, 1, "mdeg"),
-        ("slope_x", 20, S32, 1000, "permille"),
-        ("slope_y", 22, S32, 1000, "permille"),
-        ("temperature", 24, S16, 10, "degC"),
-    ),
-    KIND_WIND: (
-        ("wind_speed", 16, U16, 100, "m/s"),
-        ("wind_dir", 17, U16, 10, "deg"),
-        ("wind_gust_3s", 18, U16, 100, "m/s"),
-    ),
-}
+MEASUREMENTS = {}  # code -> rows, from the kind modules
 
 # ---------------------------------------------------------------------------
 # Holding registers (function codes 03, 06, 16): configuration, persisted.
@@ -130,26 +112,7 @@ COMMON_HOLDING = (
     ("history_seq", 5, U32, 1, "", 0, 0xFFFFFFFF, 0),
 )
 
-KIND_HOLDING = {
-    KIND_DUST: (
-        ("rh_flag_threshold", 16, U16, 10, "%", 300, 1000, 750),
-        ("rh_correction", 17, U16, 1, "", 0, 1, 0),
-        ("kappa", 18, U16, 1000, "", 0, 2000, 300),
-    ),
-    KIND_NOISE: (
-        ("calibration_offset", 16, S16, 10, "dB", -200, 200, 0),
-    ),
-    KIND_TILT: (
-        ("zero_baseline", 16, U16, 1, "", 0, 1, 0),
-        ("baseline_pitch", 17, S32, 1, "mdeg", -90000, 90000, 0),
-        ("baseline_roll", 19, S32, 1, "mdeg", -90000, 90000, 0),
-    ),
-    KIND_WIND: (
-        ("anemometer_factor", 16, U16, 10000, "m/s/Hz", 1, 65535, 1000),
-        ("anemometer_offset", 17, U16, 1000, "m/s", 0, 5000, 0),
-        ("vane_offset", 18, U16, 10, "deg", 0, 3599, 0),
-    ),
-}
+KIND_HOLDING = {}  # code -> rows, from the kind modules
 
 # ---------------------------------------------------------------------------
 # History window (input registers from HISTORY_BASE): the node keeps a ring of
@@ -186,12 +149,7 @@ def history_window_words(kind):
 # Coils (function codes 01, 05): actuators.
 # Row: (name, address)
 # ---------------------------------------------------------------------------
-COILS = {
-    KIND_DUST: (("spray_relay", 0),),
-    KIND_NOISE: (),
-    KIND_TILT: (),
-    KIND_WIND: (),
-}
+COILS = {}  # code -> rows, from the kind modules
 
 
 def input_registers(kind):
@@ -270,3 +228,59 @@ def words_to_raw(words, offset, fmt):
     if FORMAT_WORDS[fmt] == 1:
         return words[offset]
     return (words[offset] << 16) | words[offset + 1]
+
+
+# ---------------------------------------------------------------------------
+# Kinds: one data module each (firmware/kind_<name>.py).
+# ---------------------------------------------------------------------------
+KIND_PREFIX = "kind_"
+
+
+def add_kind(module):
+    """Register a kind from its data module (or any object with the same names); returns its code.
+
+    The module holds CODE, NAME, ADAPTER, MEASUREMENTS, HOLDING, COILS and
+    AUX_CHANNELS. A second kind with the same code or name is refused: the
+    node_kind register would no longer say which kind answered.
+    """
+    code = module.CODE
+    name = module.NAME
+    if KIND_NAMES.get(code, name) != name or KIND_CODES.get(name, code) != code:
+        raise ValueError("kind " + name + " (" + str(code) + ") clashes with kind "
+                         + str(KIND_NAMES.get(code, name)) + " (" + str(KIND_CODES.get(name, code)) + ")")
+    KIND_NAMES[code] = name
+    KIND_CODES[name] = code
+    KIND_ADAPTERS[code] = module.ADAPTER
+    MEASUREMENTS[code] = tuple(module.MEASUREMENTS)
+    KIND_HOLDING[code] = tuple(module.HOLDING)
+    COILS[code] = tuple(module.COILS)
+    if module.AUX_CHANNELS:
+        STATUS_AUX_CHANNELS[code] = tuple(module.AUX_CHANNELS)
+    return code
+
+
+def load_kind(name):
+    """The code of kind `name`, importing firmware/kind_<name>.py the first time."""
+    if name in KIND_CODES:
+        return KIND_CODES[name]
+    module = "firmware." + KIND_PREFIX + name
+    try:
+        __import__(module)
+    except ImportError:
+        raise ValueError("unknown node kind " + str(name) + " (no " + module + ")")
+    return add_kind(sys.modules[module])
+
+
+def load_shipped_kinds():
+    """Every kind module next to this file (on a node: its own kind only; frozen images call load_kind)."""
+    try:
+        names = os.listdir(__file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
+    except (OSError, NameError):
+        return
+    for file in sorted(names):
+        dot = file.rfind(".")
+        if file.startswith(KIND_PREFIX) and file[dot:] in (".py", ".mpy"):
+            load_kind(file[len(KIND_PREFIX):dot])
+
+
+load_shipped_kinds()

@@ -39,6 +39,7 @@ from typing import Any
 
 import firmware
 from firmware import regmap
+from gateway.profiles.kinds import kind_profiles
 
 FIRMWARE_DIR = Path(firmware.__path__[0])
 # Files that stay source at the board's root.
@@ -52,28 +53,17 @@ MPY_VERSION = 6
 KINDS = tuple(regmap.KIND_NAMES[k] for k in sorted(regmap.KIND_NAMES))
 
 # Default wiring of an ESP32-WROOM DevKit (GPIO numbers). UART2 on 16/17 talks
-# RS-485 through a MAX3485 whose DE and /RE are tied to GPIO 4. Sensor
-# settings are handed to the kind's driver module as they are.
+# RS-485 through a MAX3485 whose DE and /RE are tied to GPIO 4. Sensor and relay
+# settings come from each kind's profile ([firmware], gateway/profiles/kinds/)
+# and are handed to the kind's driver module as they are.
 RS485_PINS: dict[str, int] = {"uart": 2, "tx": 17, "rx": 16, "de": 4}
-SENSOR_SETTINGS: dict[str, dict[str, Any]] = {
-    "dust": {"module": "firmware.pms5003", "uart": 1, "tx": 33, "rx": 32, "set": 25},
-    # A sound-level module that outputs dB(A) (option A of hardware/noise.md): the
-    # I2S microphone path is only a sampled estimate in plain MicroPython (docs/firmware.md).
-    "noise": {"module": "firmware.noise_sensor", "source": "module", "uart": 1, "tx": 26, "rx": 27, "de": 25},
-    "tilt": {"module": "firmware.tilt", "i2c": 0, "scl": 22, "sda": 21},
-    "wind": {"module": "firmware.wind", "pulse": 27, "vane_adc": 34},
-}
+SENSOR_SETTINGS: dict[str, dict[str, Any]] = {name: dict(k.sensor) for name, k in kind_profiles().items()}
 RELAY_SETTINGS: dict[str, dict[str, Any]] = {
-    "dust": {"pin": 26, "active_low": False, "max_on_s": 3600},
+    name: dict(k.relay) for name, k in kind_profiles().items() if k.relay is not None
 }
 WATCHDOG_MS = 8000
-# The adapter firmware/main.py loads for a kind when node.json names no module (main.SENSOR_MODULES).
-ADAPTERS: dict[str, str] = {
-    "dust": "firmware.dust_sensor",
-    "noise": "firmware.noise_sensor",
-    "tilt": "firmware.tilt_sensor",
-    "wind": "firmware.wind_sensor",
-}
+# The adapter firmware/main.py loads for a kind when node.json names no module (its kind module's ADAPTER).
+ADAPTERS: dict[str, str] = {str(regmap.KIND_NAMES[k]): str(regmap.KIND_ADAPTERS[k]) for k in sorted(regmap.KIND_NAMES)}
 # Modules that exist for the tests only and never go to a board.
 TEST_ONLY = ("fakes",)
 PACKAGE = "firmware"
@@ -83,19 +73,38 @@ class FirmwareError(Exception):
     """A build or flash step failed; the message says which and why."""
 
 
+def known_kinds() -> tuple[str, ...]:
+    """Every kind the register map knows now: the shipped ones (KINDS) and those installed from profile folders."""
+    return tuple(str(regmap.KIND_NAMES[k]) for k in sorted(regmap.KIND_NAMES))
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in known_kinds():
+        raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(known_kinds())})")
+
+
 def node_config(kind: str, unit_id: int | None = None) -> dict[str, Any]:
     """The content of node.json for a kind (and, when flashing, the board's unit ID)."""
-    if kind not in KINDS:
-        raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(KINDS)})")
+    _check_kind(kind)
+    profile = kind_profiles()[kind]
     config: dict[str, Any] = {"kind": kind}
     if unit_id is not None:
         config["unit_id"] = unit_id
     config["rs485"] = dict(RS485_PINS)
-    if kind in RELAY_SETTINGS:
-        config["relay"] = dict(RELAY_SETTINGS[kind])
-    config["sensor"] = dict(SENSOR_SETTINGS[kind])
+    if profile.relay is not None:
+        config["relay"] = dict(profile.relay)
+    config["sensor"] = dict(profile.sensor)
     config["watchdog_ms"] = WATCHDOG_MS
     return config
+
+
+def module_source(name: str) -> Path:
+    """The source of firmware module `name`: in firmware/, or in an installed kind's folder (firmware.__path__)."""
+    for folder in firmware.__path__:
+        path = Path(folder) / f"{name}.py"
+        if path.is_file():
+            return path
+    return FIRMWARE_DIR / f"{name}.py"
 
 
 def mpy_cross_command() -> list[str]:
@@ -114,7 +123,9 @@ def mpy_cross_command() -> list[str]:
 
 def firmware_modules() -> list[Path]:
     """The firmware modules compiled to .mpy (everything but the root sources and the test doubles)."""
-    return sorted(p for p in FIRMWARE_DIR.glob("*.py") if p.name not in ROOT_SOURCES and p.stem not in TEST_ONLY)
+    found = {p.stem: p for folder in reversed(firmware.__path__) for p in Path(folder).glob("*.py")}
+    return sorted((p for p in found.values() if p.name not in ROOT_SOURCES and p.stem not in TEST_ONLY),
+                  key=lambda p: p.name)
 
 
 def imported_modules(source: Path) -> set[str]:
@@ -135,10 +146,11 @@ def imported_modules(source: Path) -> set[str]:
 
 def kind_modules(kind: str) -> list[str]:
     """Names (without .py) of the firmware modules a node of this kind runs, main and boot excluded."""
-    if kind not in KINDS:
-        raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(KINDS)})")
+    _check_kind(kind)
     roots = {Path(name).stem for name in ROOT_SOURCES}
-    for module in (SENSOR_SETTINGS[kind]["module"], ADAPTERS[kind]):
+    roots.add(regmap.KIND_PREFIX + kind)  # the kind's tables: regmap loads it by name, no import names it
+    adapter = str(regmap.KIND_ADAPTERS[regmap.KIND_CODES[kind]])
+    for module in (str(kind_profiles()[kind].sensor["module"]), adapter):
         roots.add(module.split(".", 1)[1])
     seen: set[str] = set()
     todo = sorted(roots)
@@ -146,7 +158,7 @@ def kind_modules(kind: str) -> list[str]:
         name = todo.pop()
         if name in seen:
             continue
-        path = FIRMWARE_DIR / f"{name}.py"
+        path = module_source(name)
         if not path.is_file():
             raise FirmwareError(f"{PACKAGE}.{name} is imported but {path} does not exist")
         seen.add(name)
@@ -204,8 +216,7 @@ def compile_module(source: Path, target: Path, mpy_cross: Sequence[str]) -> None
 def build(out: Path, kinds: Sequence[str] = KINDS, mpy_cross: Sequence[str] | None = None) -> list[Path]:
     """Compile the firmware once and lay out a deployable folder per kind; returns the folders."""
     for kind in kinds:
-        if kind not in KINDS:
-            raise FirmwareError(f"unknown node kind {kind!r} (one of {', '.join(KINDS)})")
+        _check_kind(kind)
     command = list(mpy_cross) if mpy_cross is not None else mpy_cross_command()
     out.mkdir(parents=True, exist_ok=True)
     folders: list[Path] = []
@@ -226,7 +237,7 @@ def build(out: Path, kinds: Sequence[str] = KINDS, mpy_cross: Sequence[str] | No
             modules = kind_modules(kind)
             for name in modules:
                 shutil.copyfile(by_name[name], folder / "firmware" / f"{name}.mpy")
-                shutil.copyfile(FIRMWARE_DIR / f"{name}.py", folder / "frozen" / PACKAGE / f"{name}.py")
+                shutil.copyfile(module_source(name), folder / "frozen" / PACKAGE / f"{name}.py")
             (folder / "manifest.py").write_text(frozen_manifest(kind, modules), encoding="utf-8")
             for name in ROOT_SOURCES:
                 shutil.copyfile(FIRMWARE_DIR / name, folder / name)

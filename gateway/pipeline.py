@@ -61,6 +61,7 @@ from gateway.process.noise import NoiseAggregator
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
 from gateway.process.tilt import TiltAggregator
+from gateway.profiles.kinds import kind_profiles
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,23 @@ class StageSpec:
 
 
 DEFAULT_PROCESSORS = (StageSpec("range"), StageSpec("hampel"), StageSpec("stuck"), StageSpec("humidity"))
-DEFAULT_AGGREGATORS = (StageSpec("pm"), StageSpec("noise"), StageSpec("wind"), StageSpec("tilt"))
+
+
+def default_aggregators() -> tuple[StageSpec, ...]:
+    """The aggregators the kinds' profiles name (gateway/profiles/kinds), in node_kind order, each once.
+
+    A kind that declares mean windows rather than naming aggregators gets its
+    own, registered under its name (gateway/process/kind_stages.py).
+    """
+    names: list[str] = []
+    for profile in sorted(kind_profiles().values(), key=lambda p: p.code):
+        wanted = [*profile.aggregators, *([profile.name] if profile.mean_channels else [])]
+        names += [name for name in wanted if name not in names]
+    return tuple(StageSpec(name) for name in names)
+
+
+# The shipped kinds' aggregators (a configuration built before a kind was installed keeps these).
+DEFAULT_AGGREGATORS = default_aggregators()
 DEFAULT_LATE_S = 5.0
 DROP_LOG_INTERVAL_S = 60.0  # readings too old to revise a window: one log line per this long at most
 DEFAULT_SPRAY_CHANNEL = "pm10_15min_mean"
@@ -427,7 +444,7 @@ def _build(
 def build_pipeline(
     limits: LimitsResolver,
     processors: Sequence[StageSpec] = DEFAULT_PROCESSORS,
-    aggregators: Sequence[StageSpec] = DEFAULT_AGGREGATORS,
+    aggregators: Sequence[StageSpec] | None = None,
     alarms: Sequence[StageSpec] | None = None,
     spray: SprayPlan | None = None,
     late_s: float = DEFAULT_LATE_S,
@@ -435,10 +452,12 @@ def build_pipeline(
 ) -> Pipeline:
     """The pipeline a configuration describes. Raises StageError naming the stage that cannot be built.
 
+    aggregators None: those the kinds' profiles select (default_aggregators: kinds installed since count).
     alarms None: every registered alarm with its defaults. spray None: no spray linkage.
     """
     procs = _build("processor", processors, create_processor, limits)
-    aggs = _build("aggregator", aggregators, create_aggregator, limits)
+    aggs = _build("aggregator", default_aggregators() if aggregators is None else aggregators, create_aggregator,
+                  limits)
     definitions: list[AlarmDefinition] = []
     for part in _build("alarm", default_alarms() if alarms is None else alarms, create_alarms, limits):
         definitions.extend(part)

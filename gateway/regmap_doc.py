@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from firmware import modbus_rtu, regmap
+from gateway.profiles.kinds import kind_profile
 from gateway.regmap_text import DESCRIPTIONS
 
 # Where the generated document lives, relative to the repository root.
@@ -44,30 +45,23 @@ PARITY_NAMES = ("none", "even", "odd")
 EXAMPLE_DEVICE = "/dev/ttyUSB0"
 
 # Unit IDs used in the examples: the first ID of each kind's range in the
-# site plan of hardware/rs485.md (tests/hardware checks the two agree).
-EXAMPLE_UNIT_IDS = {
-    regmap.KIND_DUST: 10,
-    regmap.KIND_NOISE: 30,
-    regmap.KIND_TILT: 50,
-    regmap.KIND_WIND: 90,
-}
+# site plan of hardware/rs485.md (tests/hardware checks the two agree), and one
+# typical configuration write per kind, in physical units: (holding register,
+# value, why an installer would do it). Both from the kinds' profiles ([doc]).
+def example_unit_id(kind: int) -> int:
+    return kind_profile(str(regmap.KIND_NAMES[kind])).doc_unit_id
 
-# One typical configuration write per kind, in physical units:
-# (holding register, value, why an installer would do it).
-EXAMPLE_WRITES: dict[int, tuple[str, float, str]] = {
-    regmap.KIND_DUST: ("rh_correction", 1, "switch the humidity correction of the PM values on"),
-    regmap.KIND_NOISE: (
-        "calibration_offset",
-        -1.5,
-        "store the offset found against a reference meter (here the node read 1.5 dB high)",
-    ),
-    regmap.KIND_TILT: (
-        "zero_baseline",
-        1,
-        "take the present attitude as the zero baseline (after mounting, before the formwork is loaded)",
-    ),
-    regmap.KIND_WIND: ("vane_offset", 90.0, "store the vane's mounting offset from north"),
-}
+
+def example_write(kind: int) -> tuple[str, float, str]:
+    write = kind_profile(str(regmap.KIND_NAMES[kind])).doc_write
+    if write is not None:
+        return write
+    first = regmap.KIND_HOLDING[kind][0] if regmap.KIND_HOLDING[kind] else regmap.COMMON_HOLDING[3]
+    return (str(first[0]), int(first[7]) / int(first[3]), "write its default back")
+
+
+EXAMPLE_UNIT_IDS = {kind: example_unit_id(kind) for kind in sorted(regmap.KIND_NAMES)}
+EXAMPLE_WRITES: dict[int, tuple[str, float, str]] = {kind: example_write(kind) for kind in sorted(regmap.KIND_NAMES)}
 
 # What each bit of "sensor_status" means. Keyed by the map's bit names; a new
 # bit in the map without an entry here stops the rendering (see status_bits).
@@ -172,8 +166,10 @@ def kind_by_name(name: str) -> int:
 
 
 def description(kind: int | None, name: str) -> str:
-    """What a register or coil means (gateway/regmap_text.py): the kind's own, else a diagnostic or common one."""
-    sections = ([kind_name(kind)] if kind is not None else []) + ["diagnostics", "common"]
+    """What a register or coil means: the kind's own (its profile), else a diagnostic or common one (regmap_text)."""
+    if kind is not None and name in kind_profile(kind_name(kind)).descriptions:
+        return kind_profile(kind_name(kind)).descriptions[name]
+    sections = ["diagnostics", "common"]
     for section in sections:
         text = DESCRIPTIONS.get(section, {}).get(name)
         if text is not None:
@@ -300,7 +296,7 @@ def _names(registers: Sequence[Register]) -> str:
 
 def mbpoll_examples(kind: int, device: str = EXAMPLE_DEVICE) -> tuple[MbpollExample, ...]:
     """The command lines of the document's example section for one kind, in order."""
-    unit = EXAMPLE_UNIT_IDS[kind]
+    unit = example_unit_id(kind)
     factory_unit = _default_of(kind, "unit_id")
     serial = serial_options(kind)
     examples: list[MbpollExample] = []
@@ -385,7 +381,7 @@ def mbpoll_examples(kind: int, device: str = EXAMPLE_DEVICE) -> tuple[MbpollExam
             len(run),
             wide=True,
         )
-    name, value, why = EXAMPLE_WRITES[kind]
+    name, value, why = example_write(kind)
     register = _find(holding_registers(kind), name)
     raw = _checked_raw(register, value)
     shown = physical(raw, register.scale)
@@ -608,7 +604,7 @@ def _kind_section(kind: int) -> list[str]:
         "",
         f"### mbpoll examples, {name}",
         "",
-        f"For a USB RS-485 adapter at {EXAMPLE_DEVICE} and unit ID {EXAMPLE_UNIT_IDS[kind]} (the first ID of "
+        f"For a USB RS-485 adapter at {EXAMPLE_DEVICE} and unit ID {example_unit_id(kind)} (the first ID of "
         f"the {name} range in the",
         "site plan of [rs485.md](rs485.md)). `-1` polls once; without it mbpoll repeats the read every second.",
         "Values written are raw (physical value * scale).",

@@ -9,6 +9,7 @@ there) has these parts::
     duration = "8h"                         # required: seconds, or "90s", "15m", "2h", "1h30m", "1d"
     start = 2025-04-15T20:00:00+08:00       # required: TOML date-time; a local date-time
                                             # (no offset) is Asia/Shanghai (+08:00)
+    kind_dirs = ["kinds"]                   # optional: folders of kinds added as profiles (docs/profiles.md)
 
     [conditions]                            # optional: initial site conditions
     humidity_mean = 80.0                    # any field of simulator.physics.Conditions
@@ -69,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware import regmap
+from gateway.profiles.kinds import install_kinds
 from simulator.faults import (
     BUS_ONLY,
     DEFAULT_BOOT_TIME,
@@ -80,7 +82,6 @@ from simulator.faults import (
 )
 from simulator.physics import (
     CONDITION_NAMES,
-    PARAMS_BY_KIND,
     Change,
     Conditions,
     NodeParams,
@@ -97,15 +98,14 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
 TRANSPORTS = ("rtu", "tcp")
 DEFAULT_TURNAROUND_MS = 2.0
-KIND_NAMES: tuple[str, ...] = tuple(str(name) for name in regmap.KIND_NAMES.values())
-KIND_CODES: dict[str, int] = {str(name): int(code) for code, name in regmap.KIND_NAMES.items()}
+KIND_CODES: dict[str, int] = regmap.KIND_CODES  # live: kinds installed later (gateway/profiles/kinds.py) count
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|d|h|min|m|s)\s*")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 _BUS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
-_TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline")
+_TOP_KEYS = ("name", "description", "seed", "duration", "start", "conditions", "buses", "timeline", "kind_dirs")
 _BUS_KEYS = ("name", "baud", "transport", "port", "nodes", "parity")
 _NODE_KEYS = ("kind", "unit_id", "name", "params", "turnaround_ms", "profile", "baud", "parity")
 _PARITIES = ("N", "E", "O")
@@ -169,6 +169,7 @@ class Scenario:
     changes: tuple[Change, ...] = ()
     faults: tuple[Fault, ...] = ()
     source: str = "<scenario>"
+    kind_dirs: tuple[Path, ...] = ()  # folders of kinds added as profiles, installed when it was read
 
     @property
     def start_epoch(self) -> float:
@@ -264,6 +265,18 @@ class _Parser:
 
     def fail(self, key: str, problem: str) -> ScenarioError:
         return ScenarioError(self.source, key, problem)
+
+    def install_kinds(self, dirs: Any) -> tuple[Path, ...]:
+        """Kinds added as profiles (gateway/profiles/kinds.py), folders relative to the scenario file."""
+        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+            raise self.fail("kind_dirs", f"expected a list of folder names, got {_describe(dirs)}")
+        base = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
+        folders = tuple((base / d).resolve() for d in dirs)
+        try:
+            install_kinds(folders)
+        except ValueError as error:
+            raise self.fail("kind_dirs", str(error)) from None
+        return folders
 
     # -- small typed readers ---------------------------------------------------
 
@@ -370,6 +383,7 @@ class _Parser:
                 "start", f"expected a TOML date-time such as 2025-04-15T06:00:00+08:00, got {_describe(start)}"
             )
         self.start = _aware(start)
+        kind_dirs = self.install_kinds(data.get("kind_dirs", []))
         conditions = self.conditions(data.get("conditions", {}))
         buses = self.buses(self.required(data, "buses", ""))
         changes: list[Change] = []
@@ -393,6 +407,7 @@ class _Parser:
             changes=tuple(changes),
             faults=tuple(faults),
             source=self.source,
+            kind_dirs=kind_dirs,
         )
 
     def conditions(self, value: Any) -> Conditions:
@@ -471,8 +486,8 @@ class _Parser:
                 raise self.fail(f"{where}.kind", f"{kind!r}, but profile {profile} is a {device_kind} device")
         else:
             kind = self.text(self.required(table, "kind", where), f"{where}.kind")
-        if kind not in PARAMS_BY_KIND or kind not in KIND_CODES:
-            raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_NAMES)})")
+        if kind not in KIND_CODES:
+            raise self.fail(f"{where}.kind", f"unknown node kind {kind!r} (expected one of {', '.join(KIND_CODES)})")
         unit_id = self.integer(self.required(table, "unit_id", where), f"{where}.unit_id", 1, 247)
         name = self.text(table.get("name", f"{kind}-{unit_id}"), f"{where}.name")
         params_table = self.table(table.get("params", {}), f"{where}.params")

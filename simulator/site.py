@@ -50,7 +50,7 @@ from firmware.node import Node
 from firmware.rs485 import BAUD_RATES
 from simulator.bus import PtyBus, SimBus, SimNode
 from simulator.faults import Fault, FaultKind, FaultPlan, NodeId, SensorFaults
-from simulator.physics import PARAMS_BY_KIND, Conditions, EpochSource, NodeModel, stream
+from simulator.physics import Conditions, EpochSource, NodeModel, make_params, stream
 from simulator.scenario import (
     KIND_CODES,
     SHANGHAI,
@@ -124,7 +124,7 @@ def adhoc_scenario(buses: Sequence[BusSpec], seed: int = 1, start_time: float | 
                 bus.baud,
                 tuple(
                     ScenarioNode(
-                        n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", PARAMS_BY_KIND[n.kind](), n.turnaround_ms,
+                        n.kind, n.unit_id, f"{n.kind}-{n.unit_id}", make_params(n.kind, {}), n.turnaround_ms,
                         n.profile, n.baud, n.parity,
                     )
                     for n in bus.nodes

@@ -28,7 +28,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-KINDS = ("dust", "noise", "tilt", "wind")
+from firmware import regmap
+
+# Every kind the register map knows (live: a kind installed from a profile folder counts).
+KINDS: dict[str, int] = regmap.KIND_CODES
 
 
 class TruthError(ValueError):

@@ -9,7 +9,8 @@ from typing import Any
 from firmware import regmap
 from gateway.model import Quality, Reading
 
-KIND_BY_NAME = {name: kind for kind, name in regmap.KIND_NAMES.items()}
+# name -> node_kind code; the register map's own table, so a kind added later (gateway/profiles/kinds.py) is known.
+KIND_BY_NAME: dict[str, int] = regmap.KIND_CODES
 
 
 class DecodeError(ValueError):

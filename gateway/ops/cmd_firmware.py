@@ -1,7 +1,10 @@
 """`sitewatch firmware`: build the node firmware (.mpy per kind) and flash a board with mpremote.
 
-    sitewatch firmware build [--out DIR] [--kind KIND]
-    sitewatch firmware flash --port PORT --kind KIND --unit-id N [--build-dir DIR] [--dry-run]
+    sitewatch firmware build [--out DIR] [--kind KIND] [--kind-dir DIR]
+    sitewatch firmware flash --port PORT --kind KIND --unit-id N [--build-dir DIR] [--kind-dir DIR] [--dry-run]
+
+--kind-dir names a folder of node kinds added as profiles (docs/profiles.md,
+"Adding a sitewatch kind"); /etc/sitewatch/profiles/kinds/ is read too.
 
 flash deploys a folder made by build; it writes the board's node.json (the
 kind's, plus the unit ID) and runs mpremote. --dry-run prints the exact
@@ -13,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import firmware_build
 from gateway.firmware_build import FirmwareError
+from gateway.profiles.kinds import SYSTEM_KIND_DIR, install_kinds
 
 DEFAULT_OUT = Path("dist/firmware")
 
@@ -37,8 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "runs) and manifest.py with frozen/ (for a MicroPython image with the modules frozen in).",
     )
     build.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    build.add_argument("--kind", choices=firmware_build.KINDS, action="append", help="only this kind (repeatable)")
-    build.set_defaults(func=run_build)
+    build.add_argument("--kind", action="append", help="only this kind (repeatable): " + _KIND_HELP)
+    build.add_argument("--kind-dir", type=Path, action="append", default=[], help=_KIND_DIR_HELP)
+    build.set_defaults(func=run_build, parser=build)
 
     flash = actions.add_parser(
         "flash",
@@ -49,15 +55,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         ),
     )
     flash.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
-    flash.add_argument("--kind", required=True, choices=firmware_build.KINDS, help="node kind")
+    flash.add_argument("--kind", required=True, help="node kind: " + _KIND_HELP)
+    flash.add_argument("--kind-dir", type=Path, action="append", default=[], help=_KIND_DIR_HELP)
     flash.add_argument("--unit-id", required=True, type=_unit_id, help="Modbus unit ID, 1..247")
     flash.add_argument(
         "--build-dir", type=Path, default=DEFAULT_OUT, help=f"folder made by `firmware build` (default: {DEFAULT_OUT})"
     )
     flash.add_argument("--mpremote", default="mpremote", help="the mpremote program (default: mpremote)")
     flash.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
-    flash.set_defaults(func=run_flash)
+    flash.set_defaults(func=run_flash, parser=flash)
     return parser
+
+
+_KIND_HELP = ", ".join(firmware_build.KINDS) + " or a kind from --kind-dir"
+_KIND_DIR_HELP = "a folder of node kinds added as profiles (repeatable; /etc/sitewatch/profiles/kinds/ is read too)"
+
+
+def _kinds(args: argparse.Namespace, wanted: Sequence[str]) -> tuple[str, ...]:
+    """Install the kinds of --kind-dir, then check the asked-for kinds (argparse's error when one is unknown)."""
+    parser: argparse.ArgumentParser = args.parser
+    dirs = list(args.kind_dir) + ([SYSTEM_KIND_DIR] if SYSTEM_KIND_DIR.is_dir() else [])
+    try:
+        install_kinds(dirs)
+    except ValueError as error:
+        parser.error(f"argument --kind-dir: {error}")
+    known = firmware_build.known_kinds()
+    for kind in wanted:
+        if kind not in known:
+            parser.error(f"argument --kind: invalid choice: {kind!r} (choose from {', '.join(known)})")
+    return tuple(wanted) if wanted else known
 
 
 def _unit_id(text: str) -> int:
@@ -76,7 +102,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    kinds = tuple(args.kind) if args.kind else firmware_build.KINDS
+    kinds = _kinds(args, args.kind or ())
     try:
         folders = firmware_build.build(args.out, kinds)
     except FirmwareError as e:
@@ -92,6 +118,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_flash(args: argparse.Namespace) -> int:
+    _kinds(args, [args.kind])
     build_dir: Path = args.build_dir
     kind_dir = build_dir / args.kind
     node_json = firmware_build.staged_node_config(build_dir, args.kind, args.unit_id)

@@ -72,7 +72,6 @@ from gateway.acquire.poller import BusConfig, NodeConfig
 from gateway.acquire.timestamps import DEFAULT_MAX_HELD
 from gateway.deliver.sinks import SINKS, SinkConfigError, load_builtin_sinks
 from gateway.pipeline import (
-    DEFAULT_AGGREGATORS,
     DEFAULT_LATE_S,
     DEFAULT_PROCESSORS,
     DEFAULT_SPRAY_CHANNEL,
@@ -81,10 +80,12 @@ from gateway.pipeline import (
     StageError,
     StageSpec,
     build_pipeline,
+    default_aggregators,
     default_alarms,
 )
 from gateway.process.limits import LimitsError, LimitsResolver, SiteLimits, override
 from gateway.process.spray import SprayMode
+from gateway.profiles.kinds import SYSTEM_KIND_DIR, KindProfileError, install_kinds
 from gateway.profiles.vendor import ProfileError, VendorProfile, load_profile, load_vendor_profiles
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -206,7 +207,7 @@ class ProcessingConfig:
                                      "as a revision for this long; 0: the nodes' history depth (600 samples) times "
                                      "their sample interval, plus 300 s")
     processor: tuple[StageSpec, ...] = field(default=DEFAULT_PROCESSORS, metadata={"stages": "processor"})
-    aggregator: tuple[StageSpec, ...] = field(default=DEFAULT_AGGREGATORS, metadata={"stages": "aggregator"})
+    aggregator: tuple[StageSpec, ...] = field(default_factory=default_aggregators, metadata={"stages": "aggregator"})
     alarm: tuple[StageSpec, ...] = field(default_factory=default_alarms, metadata={"stages": "alarm"})
 
 
@@ -294,6 +295,14 @@ class HealthConfig:
                              "a health report (gateway, sinks, nodes) is measured and queued for every sink this often")
 
 
+@dataclass(frozen=True)
+class KindsConfig:
+    dirs: tuple[str, ...] = _key((), None,
+                                 "folders of sitewatch node kinds added as profiles (`<kind>.toml`, `kind_<kind>.py` "
+                                 "and the kind's firmware adapter; docs/profiles.md), relative to this file; "
+                                 "`/etc/sitewatch/profiles/kinds/` is read too when it exists")
+
+
 # Sections made of these dataclasses: TOML table name -> class.
 SECTIONS: dict[str, type] = {
     "site": SiteConfig,
@@ -307,6 +316,7 @@ SECTIONS: dict[str, type] = {
     "notify": NotifyConfig,
     "health": HealthConfig,
     "siren": SirenConfig,
+    "kinds": KindsConfig,
 }
 TOP_KEYS = {*SECTIONS, "limits", "node_limits", "sink", "bus"}
 SINK_KEYS = {"type", "name"}  # plus the sink type's parameters
@@ -422,6 +432,8 @@ def _toml_types(annotation: Any) -> tuple[type, ...]:
         return (int, float)
     if annotation is str:
         return (str,)
+    if annotation == tuple[str, ...]:
+        return (list,)
     return (dict,)  # the Mapping fields
 
 
@@ -447,6 +459,11 @@ def _section(c: _Checker, data: dict[str, Any], name: str, cls: type, stages: Ca
         value = c.get(table, f.name, name, kinds[0] if len(kinds) == 1 else kinds)
         if float in kinds:
             value = float(value)
+        if list in kinds:
+            for i, v in enumerate(value):
+                if not isinstance(v, str):
+                    raise c.fail(f"{path}[{i}]", f"expected a string, got {v!r}")
+            value = tuple(value)
         if dict in kinds:
             for k, v in value.items():
                 if not isinstance(v, str):
@@ -556,6 +573,7 @@ def sink_parameters(type_name: str) -> dict[str, inspect.Parameter]:
 def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfig:
     c = _Checker(source)
     c.unknown(data, TOP_KEYS, "")
+    _install_kinds(c, data, Path(source).parent if source != "<config>" else Path.cwd())
     buses = _parse_buses(c, data, Path(source).parent if source != "<config>" else Path.cwd())
     nodes = {node.name: node for bus in buses for node in bus.nodes}
 
@@ -591,6 +609,18 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> GatewayConfi
     except StageError as error:
         raise c.fail(_stage_path(error.where), error.problem) from error
     return config
+
+
+def _install_kinds(c: _Checker, data: dict[str, Any], folder: Path) -> None:
+    """Kinds added as profiles ([kinds] dirs, /etc/sitewatch/profiles/kinds/): known before the buses name them."""
+    kinds = _section(c, data, "kinds", KindsConfig, lambda *args: ())
+    dirs = [folder / d for d in kinds.dirs]
+    if SYSTEM_KIND_DIR.is_dir():
+        dirs.append(SYSTEM_KIND_DIR)
+    try:
+        install_kinds(dirs)
+    except (KindProfileError, ValueError) as error:
+        raise c.fail("kinds.dirs", str(error)) from error
 
 
 _STAGE_WHERE = re.compile(r"^(processor|aggregator|alarm)(\[\d+\])")

@@ -64,6 +64,8 @@ def gateway_config_text(
         lines.append(f"simulated = {_toml(clock_file)}  # the scenario's time, at the simulator's speed")
     elif speed != 1.0:
         raise SimConfigError(f"--speed {speed:g}: the gateway must follow the simulator's clock: add --clock-file")
+    if scenario.kind_dirs:  # the scenario's kinds added as profiles: the gateway must know them too
+        lines += ["", "[kinds]", f"dirs = [{', '.join(_toml(d) for d in scenario.kind_dirs)}]"]
     for bus in scenario.buses:
         if bus.name not in addresses:
             raise SimConfigError(f"bus {bus.name!r} is not served (no address for it)")

@@ -27,7 +27,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from gateway.profiles.kinds import kind_profiles
 
 # Beaufort scale, lower bound of each force in m/s (domain.md section 3).
 # A fact, not a setting: it is not overridable.
@@ -311,45 +313,27 @@ class HumidityLimits:
         _require(self.max_age_s > 0, "humidity.max_age_s must be positive")
 
 
-# Measuring ranges from the sensors' data sheets (project choice where a
-# range differs between models). A value outside is flagged T (over range).
-DEFAULT_RANGES: Mapping[str, tuple[float, float]] = {
-    "pm25": (0.0, 1000.0),  # PMS5003: maximum range >= 1000 ug/m3; SDS011 0-999.9
-    "pm10": (0.0, 1000.0),
-    "pm1": (0.0, 1000.0),
-    "temperature": (-40.0, 85.0),  # SHT3x / BME280 operating range
-    "humidity": (0.0, 100.0),
-    "pressure": (30.0, 110.0),  # BME280: 300-1100 hPa
-    "laeq_1s": (30.0, 130.0),  # typical RS-485 sound-level modules: 30-130 dB(A)
-    "lamax_1s": (30.0, 130.0),
-    "lamin_1s": (30.0, 130.0),
-    "wind_speed": (0.0, 60.0),  # common cup / ultrasonic anemometers: 0-60 m/s
-    "wind_gust_3s": (0.0, 60.0),
-    "wind_dir": (0.0, 360.0),
-    "pitch": (-90000.0, 90000.0),  # mdeg: the inclinometer's +-90 degrees
-    "roll": (-90000.0, 90000.0),
-}
+# Measuring ranges (a value outside is flagged T, over range), stuck times
+# (the same value for this long = a stuck sensor) and Hampel spike floors (the
+# smallest deviation ever called a spike), per channel: each kind's profile
+# gives its own, with their sources (gateway/profiles/kinds/<kind>.toml).
+# Channels that can legitimately stay constant have no stuck time; only the
+# optical PM channels have a spike floor (a wind gust or a noise impulse is the
+# very thing an alarm must see). A kind installed later adds its channels here
+# (gateway/process/kind_stages.py); tables built before keep what they had.
+def _per_channel(table: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for kind in kind_profiles().values():
+        for channel, value in getattr(kind, table).items():
+            _require(merged.get(channel, value) == value, f"{kind.path}: {table}.{channel}: {value} differs from "
+                     f"the {merged.get(channel)} another kind gives this channel")
+            merged[channel] = value
+    return merged
 
-# Same value for this long = stuck sensor (project choice). Channels that
-# can legitimately stay constant are left out: wind speed / direction in
-# calm air, humidity at 100 % in rain, tilt of a steady formwork, pressure at
-# its 0.01 kPa resolution.
-DEFAULT_STUCK_S: Mapping[str, float] = {
-    "pm25": 3600.0,
-    "pm10": 3600.0,
-    "laeq_1s": 1800.0,
-    "temperature": 21600.0,
-}
 
-# Hampel spike filter: channels and the smallest deviation ever called a
-# spike (project choice). Only the optical PM channels: their spikes are
-# artefacts (an insect, a droplet), whereas a wind gust or a noise impulse is
-# the very thing an alarm must see.
-DEFAULT_HAMPEL_FLOOR: Mapping[str, float] = {
-    "pm25": 20.0,
-    "pm10": 30.0,
-    "pm1": 20.0,
-}
+DEFAULT_RANGES: dict[str, tuple[float, float]] = _per_channel("ranges")
+DEFAULT_STUCK_S: dict[str, float] = _per_channel("stuck_s")
+DEFAULT_HAMPEL_FLOOR: dict[str, float] = _per_channel("hampel_floor")
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,35 @@
 A vendor register names one of these; its readings then reach the same
 aggregators as those of sitewatch nodes (pm: pm25/pm10/pm1, noise:
 laeq_1s/lamax_1s/lamin_1s, wind: wind_speed/wind_dir/wind_gust_3s, tilt:
-slope_x/slope_y), so the names and units follow firmware/regmap.py.
+slope_x/slope_y), so the names and units follow the kinds' register tables
+(firmware/kind_<kind>.py). Both views are live: a kind installed from a profile
+folder (gateway/profiles/kinds.py) adds its quantities and its name.
 """
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from collections.abc import Iterator, Mapping
 
 from firmware import regmap
 
+
+class _QuantityUnits(Mapping[str, str]):
+    """quantity -> unit of its readings, over every kind the register map knows now."""
+
+    def _table(self) -> dict[str, str]:
+        return {str(row[0]): str(row[4]) for rows in regmap.MEASUREMENTS.values() for row in rows}
+
+    def __getitem__(self, quantity: str) -> str:
+        return self._table()[quantity]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
 # quantity -> unit of its readings; the profile's scale and offset must produce this unit.
-QUANTITY_UNITS = MappingProxyType(
-    {row[0]: row[4] for rows in regmap.MEASUREMENTS.values() for row in rows}
-)
-# The kinds of device a profile may declare (readings carry it as Reading.kind).
-KINDS = tuple(sorted(regmap.KIND_NAMES.values()))
+QUANTITY_UNITS: Mapping[str, str] = _QuantityUnits()
+# The kinds of device a profile may declare (readings carry it as Reading.kind), in node_kind order.
+KINDS = regmap.KIND_CODES.keys()

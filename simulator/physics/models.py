@@ -19,19 +19,22 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Protocol
 
+from gateway.profiles.kinds import KindProfile, kind_profiles
 from simulator.physics.conditions import ConditionsSource
 from simulator.physics.dust import DustModel, DustParams
 from simulator.physics.noise import NoiseModel, NoiseParams
 from simulator.physics.randomness import stream
 from simulator.physics.tilt import TiltModel, TiltParams
+from simulator.physics.walk import WalkModel, WalkParams
 from simulator.physics.weather import Weather
 from simulator.physics.wind import WindModel, WindParams
 
-NodeParams = DustParams | NoiseParams | TiltParams | WindParams
+NodeParams = DustParams | NoiseParams | TiltParams | WindParams | WalkParams
 
-PARAMS_BY_KIND: dict[str, type[NodeParams]] = {
+PARAMS_BY_KIND: dict[str, type[DustParams | NoiseParams | TiltParams | WindParams]] = {  # kinds with their own physics
     "dust": DustParams,
     "noise": NoiseParams,
     "tilt": TiltParams,
@@ -45,14 +48,24 @@ class NodeModel(Protocol):
     def step(self, t: float, dt: float, actuators: Mapping[str, bool] | None = None) -> dict[str, float]: ...
 
 
+def walk_profile(kind: str) -> KindProfile | None:
+    """The profile of a kind the generic walk model simulates (gateway/profiles/kinds), or None."""
+    profile = kind_profiles().get(kind)
+    return profile if profile is not None and profile.simulator == "walk" else None
+
+
 def param_names(kind: str) -> tuple[str, ...]:
+    walk = walk_profile(kind)
+    if walk is not None:
+        return walk.measurement_names  # each channel's mean
     return tuple(f.name for f in fields(PARAMS_BY_KIND[kind]))
 
 
 def make_params(kind: str, values: Mapping[str, object]) -> NodeParams:
     """Build a kind's parameters from a mapping; ValueError("name: problem") when wrong."""
-    if kind not in PARAMS_BY_KIND:
-        raise ValueError(f"unknown node kind {kind!r} (expected one of {', '.join(PARAMS_BY_KIND)})")
+    known_kinds = [*PARAMS_BY_KIND, *(k for k in kind_profiles() if walk_profile(k) is not None)]
+    if kind not in known_kinds:
+        raise ValueError(f"unknown node kind {kind!r} (expected one of {', '.join(known_kinds)})")
     known = param_names(kind)
     numbers: dict[str, float] = {}
     for name, value in values.items():
@@ -61,6 +74,8 @@ def make_params(kind: str, values: Mapping[str, object]) -> NodeParams:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
         numbers[name] = float(value)
+    if walk_profile(kind) is not None:
+        return WalkParams(MappingProxyType(numbers))
     return PARAMS_BY_KIND[kind](**numbers)
 
 
@@ -125,6 +140,10 @@ def build_model(
     if kind == "wind":
         assert params is None or isinstance(params, WindParams)
         return WindModel(weather, rng, params)
+    walk = walk_profile(kind)
+    if walk is not None:
+        assert params is None or isinstance(params, WalkParams)
+        return WalkModel(kind, walk.walk, params, rng, start_local_seconds)
     raise ValueError(f"unknown node kind {kind!r}")
 
 

@@ -97,7 +97,13 @@ from firmware import regmap
 from firmware.node import Node
 from firmware.modbus_rtu import crc16
 import main
-assert main.kind_of({'kind': 'wind'}) == regmap.KIND_WIND
+assert main.kind_of({'kind': 'dust'}) == regmap.KIND_DUST
+assert list(regmap.KIND_NAMES) == [regmap.KIND_DUST]  # the dust build carries no other kind's tables
+try:
+    main.kind_of({'kind': 'wind'})
+    raise AssertionError('a dust build knows the wind kind')
+except ValueError:
+    pass
 import firmware.rs485
 import firmware.config_store
 print('from', firmware.node.__file__ if hasattr(firmware.node, '__file__') else 'mpy')
@@ -176,15 +182,14 @@ def test_no_test_double_is_shipped(built: Path) -> None:
 
 
 def test_each_kind_ships_only_the_modules_it_can_run(built: Path) -> None:
-    from firmware import main
-
-    assert {firmware_build.KINDS[k - 1]: m for k, m in main.SENSOR_MODULES.items()} == firmware_build.ADAPTERS
+    assert {firmware_build.KINDS[k - 1]: m for k, m in regmap.KIND_ADAPTERS.items()} == firmware_build.ADAPTERS
     adapters = {kind: module.split(".")[1] for kind, module in firmware_build.ADAPTERS.items()}
     for kind, adapter in adapters.items():
         modules = firmware_build.kind_modules(kind)
         assert adapter in modules
         assert firmware_build.SENSOR_SETTINGS[kind]["module"].split(".")[1] in modules
         assert [m for m in adapters.values() if m in modules] == [adapter], kind
+        assert [m for m in modules if m.startswith(regmap.KIND_PREFIX)] == [regmap.KIND_PREFIX + kind], kind
     assert "sds011" in firmware_build.kind_modules("dust")  # node.json may choose it: a lazy import counts
     assert "aweight" not in firmware_build.kind_modules("dust")
 
