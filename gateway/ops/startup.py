@@ -86,10 +86,16 @@ def check_location(key: str, file: Path) -> tuple[list[Finding], list[Finding]]:
     where = f"{key} ({file})"
     if file.is_dir():
         return [Finding(where, "is a folder: name a file in it")], []
+    if file.exists() and not file.is_file():  # /dev/null, a FIFO, a serial port: SQLite cannot use it
+        return [Finding(where, "is not a regular file (a device or a FIFO): name a database file, "
+                               "e.g. /var/lib/sitewatch/readings.sqlite3")], []
     folder = file.parent
     existing = _nearest_existing(folder)
     if not existing.is_dir():
         return [Finding(where, f"{existing} is not a folder, so {folder} cannot be created")], []
+    if existing.resolve().is_relative_to("/dev") and not existing.resolve().is_relative_to("/dev/shm"):
+        return [Finding(where, f"{existing} is under /dev, which holds device nodes in memory (lost at reboot): "
+                               f"choose a folder on the SD card or SSD, e.g. /var/lib/sitewatch")], []
     if _no_storage(existing):
         return [Finding(where, f"{existing} is on {_NO_STORAGE_HINT}: choose a folder on the SD card or SSD, "
                                f"e.g. /var/lib/sitewatch")], []

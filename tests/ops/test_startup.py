@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -80,6 +81,24 @@ def test_check_location_without_changing_anything(tmp_path: Path) -> None:
     assert problems and "kernel file system" in problems[0].problem
     problems, _ = check_location("queue.path", tmp_path)
     assert problems and "is a folder" in problems[0].problem
+
+
+def test_a_device_or_fifo_as_the_store_is_a_configuration_error(tmp_path: Path) -> None:
+    """Audit: store.path = "/dev/null" (or a FIFO) exited 74 ("check the disk"), which systemd restarts forever,
+    and left /dev/null.lock and /dev/null-queue.sqlite3.lock in /dev. It is the configuration that is wrong."""
+    problems, _ = check_location("store.path", Path("/dev/null"))
+    assert problems and "not a regular file" in problems[0].problem, problems
+    problems, _ = check_location("store.path", Path("/dev/sitewatch/store.sqlite3"))
+    assert problems and "/dev" in problems[0].problem, problems
+    fifo = tmp_path / "store.fifo"
+    os.mkfifo(fifo)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[store]\npath = "{fifo}"\n{TCP_BUS}')
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_CONFIG
+    assert len(run.lines) == 1 and f"store.path ({fifo})" in run.lines[0], run.lines
+    assert "not a regular file" in run.lines[0]
+    assert not (tmp_path / "store.fifo.lock").exists()
 
 
 def _config(text: str) -> object:
