@@ -75,7 +75,8 @@ def status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         print(f"sitewatch status: the gateway is not running, or serves no status endpoint: nothing answers on "
-              f"{url}/status ({reason}). Check `systemctl status sitewatch-gateway` and [status] port.", file=sys.stderr)
+              f"{url}/status ({reason}). Check `systemctl status sitewatch-gateway` and [status] port.",
+              file=sys.stderr)
         return EXIT_NOT_RUNNING
     if args.json:
         print(json.dumps(state, indent=2, ensure_ascii=False))
