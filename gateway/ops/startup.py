@@ -190,6 +190,25 @@ def serial_port_warnings(config: GatewayConfig) -> list[Finding]:
     return out
 
 
+def unprivileged_port_start() -> int:
+    """The lowest port a process without CAP_NET_BIND_SERVICE may bind (Linux's default 1024)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def status_port_warnings(config: GatewayConfig, unprivileged_from: int | None = None) -> list[Finding]:
+    """The unit drops every capability: a status port below the kernel's unprivileged start cannot be bound."""
+    lowest = unprivileged_port_start() if unprivileged_from is None else unprivileged_from
+    port = config.status.port
+    if port == 0 or port >= lowest:
+        return []
+    return [Finding("status.port", f"{port} is below {lowest} (net.ipv4.ip_unprivileged_port_start): the systemd unit "
+                                   f"runs without CAP_NET_BIND_SERVICE, so the status page will not listen; use a port "
+                                   f"from {lowest} on (e.g. 8080), or lower that sysctl")]
+
+
 def alarm_warnings(config: GatewayConfig) -> list[Finding]:
     out = []
     configured = [spec.type for spec in config.processing.alarm]
@@ -221,7 +240,8 @@ def location_findings(config: GatewayConfig) -> tuple[list[Finding], list[Findin
 
 
 def all_warnings(config: GatewayConfig) -> list[Finding]:
-    return [*serial_port_warnings(config), *alarm_warnings(config), *spray_warnings(config)]
+    return [*serial_port_warnings(config), *alarm_warnings(config), *spray_warnings(config),
+            *status_port_warnings(config)]
 
 
 def lock_files(config: GatewayConfig) -> list[tuple[Path, str]]:

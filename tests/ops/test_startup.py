@@ -8,7 +8,15 @@ import tomllib
 from pathlib import Path
 
 from gateway.ops.config import parse_config
-from gateway.ops.startup import EXIT_CONFIG, EXIT_IO, alarm_warnings, check_location, has_channel, serial_port_warnings
+from gateway.ops.startup import (
+    EXIT_CONFIG,
+    EXIT_IO,
+    alarm_warnings,
+    all_warnings,
+    check_location,
+    has_channel,
+    serial_port_warnings,
+)
 from tests.ops.service_process import Running, gateway_toml
 
 # A TCP bus: no serial-port warning in the log, so the failure is the only line.
@@ -187,3 +195,19 @@ command_key_file = "no-such-key"
     run = Running("run", "-c", str(config), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert run.exit_status() == EXIT_CONFIG  # restarting cannot make the file appear
     assert len(run.lines) == 1 and "command_key_file: no file" in run.lines[0], run.lines
+
+
+def test_a_privileged_status_port_is_a_warning(tmp_path: Path) -> None:
+    """Audit: `[status] port = 80` (so phones open http://gateway/) passed config check, then failed under the unit,
+    whose empty CapabilityBoundingSet= cannot bind ports below net.ipv4.ip_unprivileged_port_start."""
+    from gateway.ops.startup import status_port_warnings
+
+    config = _config(f'[status]\nport = 80\nbind = "0.0.0.0"\n{TCP_BUS}')
+    (warning,) = status_port_warnings(config, unprivileged_from=1024)  # type: ignore[arg-type]
+    assert warning.key == "status.port" and "80" in warning.problem and "1024" in warning.problem
+    assert "CAP_NET_BIND_SERVICE" in warning.problem
+    assert status_port_warnings(config, unprivileged_from=0) == []  # type: ignore[arg-type]
+    for port in (0, 8080):
+        assert status_port_warnings(_config(f"[status]\nport = {port}\n{TCP_BUS}"),  # type: ignore[arg-type]
+                                    unprivileged_from=1024) == []
+    assert all_warnings(config) == status_port_warnings(config)  # type: ignore[arg-type]
