@@ -160,19 +160,24 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         await supervisor.starting(asyncio.to_thread(gateway._restore, gateway.clock.wall()),
                                   "rebuilding the aggregation windows from the queue")
     status_server = None
+    retrying: asyncio.Task[None] | None = None  # listen_when_free, after a port that could not be bound
     if config.status.port:
         # Imported only when served: aiohttp and prometheus_client add about 12 MB to the process.
         from gateway.ops.status_server import StatusServer
 
         await _seed_page(latest, config.queue_path, gateway.clock.wall())
         status_server = StatusServer(gateway, latest, supervisor)
-        await status_server.start(config.status.bind, config.status.port)
+        if not await status_server.start(config.status.bind, config.status.port):
+            retrying = asyncio.create_task(status_server.listen_when_free(config.status.bind, config.status.port,
+                                                                          stop))
     watching = asyncio.create_task(supervisor.run(stop))
     try:
         await gateway.run(stop)
     finally:
         stop.set()
         await watching
+        if retrying is not None:
+            await retrying
         if status_server is not None:
             await status_server.stop()
     log.info("stopped")
