@@ -180,6 +180,25 @@ def test_a_store_that_is_not_a_database_is_one_line_and_exit_status_74(tmp_path:
     assert f"cannot open the store {store}" in run.lines[0] and "file is not a database" in run.lines[0]
 
 
+def test_a_missing_tls_file_of_the_mqtt_sink_is_a_configuration_error(tmp_path: Path) -> None:
+    """Audit: a ca_file that does not exist passed, and the sink retried for ever with "FileNotFoundError:
+    [Errno 2] No such file or directory", naming no file."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[store]
+path = "{tmp_path / 'store.sqlite3'}"
+[[sink]]
+type = "mqtt"
+host = "127.0.0.1"
+gateway = "gw1"
+ca_file = "{tmp_path / 'no-such-ca.pem'}"
+{TCP_BUS}""")
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_CONFIG
+    assert len(run.lines) == 1, run.lines
+    assert f"ca_file {tmp_path / 'no-such-ca.pem'}: no such file" in run.lines[0], run.lines
+
+
 def test_a_missing_credential_file_is_a_configuration_error(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
