@@ -165,7 +165,9 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         # Imported only when served: aiohttp and prometheus_client add about 12 MB to the process.
         from gateway.ops.status_server import StatusServer
 
-        await _seed_page(latest, config.queue_path, gateway.clock.wall())
+        if gateway.clock.valid():  # else "the last half hour" could mean the whole queue
+            await supervisor.starting(_seed_page(latest, config.queue_path, gateway.clock.wall()),
+                                      "reading the status page's last half hour from the queue")
         status_server = StatusServer(gateway, latest, supervisor)
         if not await status_server.start(config.status.bind, config.status.port):
             retrying = asyncio.create_task(status_server.listen_when_free(config.status.bind, config.status.port,
