@@ -26,7 +26,8 @@ PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.I
 NOISY_LIBRARIES = ("pymodbus", "asyncio", "aiomqtt", "paho", "mqtt")
 # In URL queries too: the WeCom robot's key=, the DingTalk robot's access_token= and sign= (urllib3 logs request
 # lines at DEBUG). "\b" would not find "token=" after "access_": "_" is a word character.
-_SECRET = re.compile(r"(?i)(?<![a-z0-9])(PW=|password=|passwd=|(?:access_)?token=|secret=|key=|sign=)([^;&\s,\"]+)")
+_SECRET = re.compile(r"(?i)(?<![a-z0-9])(PW=|password=|passwd=|(?:access_)?token=|secret=|key=|sign=)"
+                     r"(?!value\b)([^;&\s,\"]+)")  # "not key=value" (an HJ 212 parse error) is no secret
 
 
 def priority_of(level: int) -> int:

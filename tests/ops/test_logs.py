@@ -128,3 +128,4 @@ def test_robot_keys_in_urls_never_reach_a_debug_line(restore_logging: None) -> N
     assert "/robot/send?access_token=***" in text, text  # the request line is there, its secret is not
     for secret in ("WECOMKEY123", "DINGTOKEN456", "SIGN789"):
         assert secret not in text, text
+    assert logs.mask_secrets("CP field 'x' is not key=value") == "CP field 'x' is not key=value"  # a parse error
