@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 BUILD_TIME_FLOOR = 1767225600.0
 ASK_EVERY_S = 1.0  # while not synchronised, the kernel (or timedated) is asked at most this often
 DEFAULT_MAX_HELD = 200_000  # readings; about an hour of 32 six-channel nodes at 1 Hz
+DROP_LINE_EVERY_S = 600.0  # a full hold drops at every poll: its error line is repeated this often, not each time
 
 
 class ClockValidity:
@@ -125,6 +126,7 @@ class Stamper:
     dropped: int = field(default=0, init=False)  # held readings discarded because the hold was full
     was_valid: bool = field(default=False, init=False)
     serial: int = field(default=0, init=False)  # of the newest held batch
+    _next_drop_line: float = field(default=-math.inf, init=False)  # monotonic time the next drop may be logged
 
     def preload(self, serial: int, taken_mono: float, readings: list[Reading]) -> None:
         """A batch held by an earlier run (oldest first): held again, not journalled again."""
@@ -180,11 +182,13 @@ class Stamper:
             dropped_upto, _, oldest = self.held.popleft()
             self.held_count -= len(oldest)
             self.dropped += len(oldest)
-        if dropped_upto:
+        if dropped_upto and self.clock.mono() >= self._next_drop_line:
+            # Once full, every poll drops its oldest batch: say so every DROP_LINE_EVERY_S, not at every poll.
+            self._next_drop_line = self.clock.mono() + DROP_LINE_EVERY_S
             log.error("bus %s: holding more than %d readings for a valid clock: dropped the oldest (%d in all); "
                       "raise [clock] max_held or get NTP working", self.bus, self.max_held, self.dropped)
-            if self.journal is not None:
-                self.journal.gone(dropped_upto)
+        if dropped_upto and self.journal is not None:
+            self.journal.gone(dropped_upto)
 
 
 def _stamped(r: Reading, timestamp: float) -> Reading:

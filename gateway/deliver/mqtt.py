@@ -47,7 +47,7 @@ from gateway.deliver.credentials import read_credential
 from gateway.deliver.mqtt_topics import TopicTree, status_payload
 from gateway.deliver.queue import Batch, Queued
 from gateway.deliver.records import HealthReport
-from gateway.deliver.sinks import SINKS, Lane, SinkError
+from gateway.deliver.sinks import SINKS, Lane, SinkConfigError, SinkError
 from gateway.ops.command_store import SqliteSeenIds
 from gateway.ops.commands import CommandTarget, CommandVerifier, Rejected, execute, rejection
 
@@ -80,6 +80,10 @@ class MqttSink:
         publish_timeout_s: float = 30.0,
         max_backoff_s: float = 60.0,
     ) -> None:
+        for key, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+            # Checked at start: later, ssl would say "No such file or directory" at every retry, naming no file.
+            if path and not Path(path).is_file():
+                raise SinkConfigError(f"sink {name}: {key} {path}: no such file (TLS files are read by their path)")
         self.name = name
         self.host = host
         self.port = port

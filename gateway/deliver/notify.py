@@ -122,6 +122,10 @@ class AlarmNotifier:
                 reason = self._skip_reason(event, now)
                 if reason:
                     self.stats.skipped[reason] = self.stats.skipped.get(reason, 0) + 1
+                    if reason == "too old":  # an alarm nobody was told of (the endpoint was down): say so
+                        log.warning("sink %s: %s %s of %s (%s) not notified: %.0f s old, older than "
+                                    "notify.max_age_s (%g s)", self.name, event.alarm, event.state.value,
+                                    event.node, event.channel, now - event.time, self.settings.max_age_s)
                 else:
                     try:
                         await asyncio.to_thread(self._post, *self.request(event, now))

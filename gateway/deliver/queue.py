@@ -673,7 +673,11 @@ class DurableQueue:
 
     # -- retention -------------------------------------------------------------------
     def prune(self, max_age_s: float, now: float | None = None) -> int:
-        """Delete records every sink confirmed that were appended more than max_age_s ago."""
+        """Delete records every sink confirmed that were appended more than max_age_s ago.
+
+        Alarm events stay: a restart resumes the alarms still raised from them (replay.py), however long
+        ago they were raised. They are few (a raise and a clear per episode).
+        """
         now = self.wall() if now is None else now
         row = self._db.execute("SELECT min(position) FROM cursors").fetchone()
         delivered = 0 if row is None or row[0] is None else int(row[0])
@@ -684,7 +688,7 @@ class DurableQueue:
                 self._db.execute("BEGIN")
                 cur = self._db.execute(
                     "DELETE FROM records WHERE id IN "
-                    "(SELECT id FROM records WHERE id <= ? AND added < ? ORDER BY id LIMIT ?)",
+                    "(SELECT id FROM records WHERE id <= ? AND added < ? AND kind != 'alarm' ORDER BY id LIMIT ?)",
                     (delivered, cutoff, PRUNE_CHUNK),
                 )
             total += cur.rowcount

@@ -361,11 +361,13 @@ class SqliteSink:
         self.retention_s = retention_days * 86400.0
         self.prune_interval_s = prune_interval_s
         self.wall: Callable[[], float] = time.time  # the service's clock once attached
+        self.clock_valid: Callable[[], bool] = lambda: True  # the service's, once attached
         self.mono: Callable[[], float] = time.monotonic
         self._prune_due = -math.inf
 
     def attach(self, service: Any) -> None:
         self.wall = service.clock.wall
+        self.clock_valid = getattr(service.clock, "valid", self.clock_valid)
 
     async def send(self, batch: Batch) -> int:
         # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
@@ -380,7 +382,8 @@ class SqliteSink:
 
     def apply_retention(self) -> int:
         """Delete what is older than the retention, if a prune is due (in the thread that stores)."""
-        if not self.retention_s or self.mono() < self._prune_due:
+        # Not by a clock that is not valid yet: one set years ahead would cut away the whole store.
+        if not self.retention_s or self.mono() < self._prune_due or not self.clock_valid():
             return 0
         self._prune_due = self.mono() + self.prune_interval_s
         cutoff = self.wall() - self.retention_s

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -106,7 +107,7 @@ def make_report(args: argparse.Namespace, console: Console) -> ReportFiles:
         records, source = _fetch(args, store, site, start, end, step)
         if not records.readings and not records.alarms and not records.outages:
             raise ReportError(f"{source}: no records of {site} between {args.date} 00:00 and 24:00 (local time)")
-        summary = summarize(site, args.date, records, limits)
+        summary = summarize(site, args.date, records, limits, until=time.time())  # today's: up to now
         step("summary")
         return write_report(summary, args.out, font, source, step)
 

@@ -23,7 +23,7 @@ from gateway.ops import logs, startup
 from gateway.ops.cmd_config import check_config
 from gateway.ops.config import ConfigError, GatewayConfig, load_config
 from gateway.ops.instance_lock import InstanceLockError, InstanceLocks
-from gateway.ops.live_state import LatestReadings
+from gateway.ops.live_state import LatestReadings, seed_from_queue
 from gateway.ops.reload import Reloader
 from gateway.ops.sdnotify import Notifier
 from gateway.ops.service import Gateway
@@ -89,6 +89,18 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _seed_page(latest: LatestReadings, queue_path: Path, now: float) -> None:
+    """The page's last readings and charts from the queue: a restart does not blank them (nor a failure stop us)."""
+    try:
+        seeded = await asyncio.to_thread(seed_from_queue, latest, queue_path, now)
+    except sqlite3.Error as error:
+        log.warning("status page: the last readings could not be read from the queue %s: %s; it fills as "
+                    "readings arrive", queue_path, error)
+        return
+    if seeded:
+        log.info("status page: %d readings of the last %.0f min from the queue", seeded, latest.recent.span_s / 60)
+
+
 def _refuse(message: str, status: int) -> int:
     """A start-up failure: one line (in the journal with its priority), and a status that says what kind."""
     log.error("%s (exit status %d)", message, status)
@@ -148,18 +160,26 @@ async def _serve(config: GatewayConfig, args: argparse.Namespace, notifier: Noti
         await supervisor.starting(asyncio.to_thread(gateway._restore, gateway.clock.wall()),
                                   "rebuilding the aggregation windows from the queue")
     status_server = None
+    retrying: asyncio.Task[None] | None = None  # listen_when_free, after a port that could not be bound
     if config.status.port:
         # Imported only when served: aiohttp and prometheus_client add about 12 MB to the process.
         from gateway.ops.status_server import StatusServer
 
+        if gateway.clock.valid():  # else "the last half hour" could mean the whole queue
+            await supervisor.starting(_seed_page(latest, config.queue_path, gateway.clock.wall()),
+                                      "reading the status page's last half hour from the queue")
         status_server = StatusServer(gateway, latest, supervisor)
-        await status_server.start(config.status.bind, config.status.port)
+        if not await status_server.start(config.status.bind, config.status.port):
+            retrying = asyncio.create_task(status_server.listen_when_free(config.status.bind, config.status.port,
+                                                                          stop))
     watching = asyncio.create_task(supervisor.run(stop))
     try:
         await gateway.run(stop)
     finally:
         stop.set()
         await watching
+        if retrying is not None:
+            await retrying
         if status_server is not None:
             await status_server.stop()
     log.info("stopped")

@@ -58,6 +58,30 @@ def endpoint(args: argparse.Namespace) -> str:
     return f"http://{host}:{config.status.port}"
 
 
+def expected_queue(args: argparse.Namespace) -> Path | None:
+    """The queue of the gateway the configuration describes (None: asked by --url, or no readable file)."""
+    if args.url:
+        return None
+    path: Path | None = args.config
+    if path is None:
+        if not os.access(DEFAULT_CONFIG, os.R_OK):
+            return None
+        path = DEFAULT_CONFIG
+    queue = load_config(path).queue_path
+    # A relative path is relative to the service's working folder, which this process cannot know.
+    return Path(os.path.realpath(queue)) if queue.is_absolute() else None
+
+
+def another_gateway(state: dict[str, Any], queue: Path | None) -> str:
+    """Why the answering gateway is not the configuration's ("" when it is, or cannot be told): two gateways
+    configured with one [status] port, the second running without its endpoint."""
+    answered = state.get("queue", {}).get("path") if isinstance(state.get("queue"), dict) else None
+    if queue is None or not isinstance(answered, str) or Path(os.path.realpath(answered)) == queue:
+        return ""
+    return (f"process {state.get('pid')} (site {state.get('site')}, queue {answered}) answers there, not the "
+            f"gateway of this configuration (queue {queue})")
+
+
 def fetch(url: str, timeout: float) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/status", timeout=timeout) as answer:
         state: dict[str, Any] = json.loads(answer.read())
@@ -67,6 +91,7 @@ def fetch(url: str, timeout: float) -> dict[str, Any]:
 def status(args: argparse.Namespace) -> int:
     try:
         url = endpoint(args)
+        queue = expected_queue(args)
     except ConfigError as error:
         print(f"sitewatch status: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -75,7 +100,15 @@ def status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         print(f"sitewatch status: the gateway is not running, or serves no status endpoint: nothing answers on "
-              f"{url}/status ({reason}). Check `systemctl status sitewatch` and [status] port.", file=sys.stderr)
+              f"{url}/status ({reason}). Check `systemctl status sitewatch-gateway` and [status] port.",
+              file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    other = another_gateway(state, queue)
+    if other:
+        config = args.config or DEFAULT_CONFIG
+        print(f"sitewatch status: {url}: {other}: it is not the gateway of {config}, which is not running or runs "
+              "without its status endpoint (another gateway has its [status] port: give each its own)",
+              file=sys.stderr)
         return EXIT_NOT_RUNNING
     if args.json:
         print(json.dumps(state, indent=2, ensure_ascii=False))

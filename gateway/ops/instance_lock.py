@@ -28,7 +28,9 @@ class InstanceLockError(RuntimeError):
 
 
 def lock_path(data_file: Path) -> Path:
-    return data_file.with_name(data_file.name + ".lock")
+    """Beside the file itself: a symlink to another gateway's store must find that gateway's lock."""
+    real = Path(os.path.realpath(data_file))
+    return real.with_name(real.name + ".lock")
 
 
 def describe_process(pid: int) -> str:

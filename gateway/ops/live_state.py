@@ -19,6 +19,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway import __version__
@@ -27,6 +28,7 @@ from gateway.model import Reading
 from gateway.ops.recent import RecentReadings
 
 QUEUE_WAIT_S = 2.0
+SEED_CHUNK = 2000  # readings per update when the start seeds the page from the queue
 SCHEMA = 1  # bumped when a key changes meaning or goes away (new keys may appear any time)
 
 
@@ -184,3 +186,28 @@ async def collect(
     if extra is not None:
         state.update(extra())
     return state
+
+
+def seed_from_queue(latest: LatestReadings, queue_path: Path, now: float) -> int:
+    """At start: the readings of the charts' span from the queue the last run filled (how many were read).
+
+    A restarted gateway otherwise shows nodes without a reading and empty charts until new samples arrive,
+    and a node that stays offline never gets one. Read-only, streamed in chunks; a missing queue is no error.
+    """
+    if not queue_path.exists():
+        return 0
+    # Imported here: the replay module reads the queue's file format, which this module need not know.
+    from gateway.deliver.replay import QueueReplay
+
+    replay = QueueReplay(queue_path)
+    try:
+        chunk: list[Reading] = []
+        for reading in replay.readings_since(now - latest.recent.span_s):
+            chunk.append(reading)
+            if len(chunk) >= SEED_CHUNK:
+                latest.update(chunk)
+                chunk = []
+        latest.update(chunk)
+    finally:
+        replay.close()
+    return replay.readings

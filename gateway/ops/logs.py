@@ -8,7 +8,8 @@
   its errors: it is silent unless asked for (``--log-modbus``), whatever the
   gateway's level; asyncio and the MQTT libraries stay at WARNING.
 * Secrets never reach a line: HJ 212 passwords (``PW=``) and ``password=`` /
-  ``token=`` values are masked by a filter on the handler.
+  ``token=`` values (and the robots' ``key=``, ``access_token=``, ``sign=`` in URLs)
+  are masked by a filter on the handler.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from typing import TextIO
 # Python's levels -> syslog priorities (sd-daemon(3): <3> err, <4> warning, <6> info, <7> debug).
 PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 NOISY_LIBRARIES = ("pymodbus", "asyncio", "aiomqtt", "paho", "mqtt")
-_SECRET = re.compile(r"(?i)\b(PW=|password=|passwd=|token=|secret=)([^;&\s,]+)")
+# In URL queries too: the WeCom robot's key=, the DingTalk robot's access_token= and sign= (urllib3 logs request
+# lines at DEBUG). "\b" would not find "token=" after "access_": "_" is a word character.
+_SECRET = re.compile(r"(?i)(?<![a-z0-9])(PW=|password=|passwd=|(?:access_)?token=|secret=|key=|sign=)"
+                     r"(?!value\b)([^;&\s,\"]+)")  # "not key=value" (an HJ 212 parse error) is no secret
 
 
 def priority_of(level: int) -> int:

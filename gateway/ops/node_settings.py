@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
-from gateway.acquire.link import Exchange
+from gateway.acquire.link import Exchange, NoReply
 from gateway.acquire.poller import NodeConfig
 from gateway.protocols import modbus_rtu_master as rtu
 
@@ -58,6 +58,8 @@ def _problem(exchange: Exchange) -> str:
     outcome = exchange.outcome
     if isinstance(outcome, rtu.ExceptionReply):
         return f"exception {outcome.code} ({outcome.name})"
+    if isinstance(outcome, NoReply):
+        return f"{outcome.reason}: {outcome.detail}"
     return f"{type(outcome).__name__}: {outcome}"
 
 
@@ -92,6 +94,7 @@ class NodeSettings:
         self._nodes = list(nodes)
         self._retry_s = retry_s
         self.checks: dict[str, list[SettingCheck]] = {}
+        self._said: dict[tuple[str, str], str] = {}  # (node, register) -> the problem last logged ("" none)
 
     @property
     def pending(self) -> list[str]:
@@ -115,9 +118,16 @@ class NodeSettings:
                     return
                 self.checks[node.name] = checks
                 for check in checks:
-                    if check.problem:
-                        log.warning("node %s: cannot confirm %s = %d: %s (retrying in %g s)",
-                                    node.name, check.register, check.wanted, check.problem, self._retry_s)
+                    # Said when the problem is new or changes, and when it is over: an offline node is
+                    # retried every retry_s for as long as it stays offline, which the poller reports already.
+                    key = (node.name, check.register)
+                    if check.problem and self._said.get(key) != check.problem:
+                        log.warning("node %s: cannot confirm %s = %d: %s (retrying every %g s; said again only "
+                                    "when the reason changes)", node.name, check.register, check.wanted,
+                                    check.problem, self._retry_s)
+                    elif not check.problem and self._said.get(key):
+                        log.info("node %s: %s = %d confirmed", node.name, check.register, check.wanted)
+                    self._said[key] = check.problem
             if not self.pending:
                 return
             with contextlib.suppress(TimeoutError):

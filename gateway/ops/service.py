@@ -668,6 +668,12 @@ class Gateway:
                             poller.bus.name, poller.stamper.held_count, self.queue.path)
         deadline = time.monotonic() + self.config.queue.flush_timeout_s
         for delivery in self.deliveries:
+            if delivery.stats.down_since is not None:
+                # Its last attempt failed: another one now would wait out the same timeout (a hung endpoint
+                # held the stop for two of them, past systemd's TimeoutStopSec). Durable: the next start sends.
+                log.warning("sink %s is down (%s): %d records wait in the queue", delivery.name,
+                            delivery.stats.last_error, self.queue.pending(delivery.name))
+                continue
             if not await delivery.flush(max(0.0, deadline - time.monotonic())):
                 log.warning("sink %s: %d records not delivered at shutdown; they wait in the queue",
                             delivery.name, self.queue.pending(delivery.name))

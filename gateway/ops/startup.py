@@ -86,10 +86,16 @@ def check_location(key: str, file: Path) -> tuple[list[Finding], list[Finding]]:
     where = f"{key} ({file})"
     if file.is_dir():
         return [Finding(where, "is a folder: name a file in it")], []
+    if file.exists() and not file.is_file():  # /dev/null, a FIFO, a serial port: SQLite cannot use it
+        return [Finding(where, "is not a regular file (a device or a FIFO): name a database file, "
+                               "e.g. /var/lib/sitewatch/readings.sqlite3")], []
     folder = file.parent
     existing = _nearest_existing(folder)
     if not existing.is_dir():
         return [Finding(where, f"{existing} is not a folder, so {folder} cannot be created")], []
+    if existing.resolve().is_relative_to("/dev") and not existing.resolve().is_relative_to("/dev/shm"):
+        return [Finding(where, f"{existing} is under /dev, which holds device nodes in memory (lost at reboot): "
+                               f"choose a folder on the SD card or SSD, e.g. /var/lib/sitewatch")], []
     if _no_storage(existing):
         return [Finding(where, f"{existing} is on {_NO_STORAGE_HINT}: choose a folder on the SD card or SSD, "
                                f"e.g. /var/lib/sitewatch")], []
@@ -184,6 +190,25 @@ def serial_port_warnings(config: GatewayConfig) -> list[Finding]:
     return out
 
 
+def unprivileged_port_start() -> int:
+    """The lowest port a process without CAP_NET_BIND_SERVICE may bind (Linux's default 1024)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def status_port_warnings(config: GatewayConfig, unprivileged_from: int | None = None) -> list[Finding]:
+    """The unit drops every capability: a status port below the kernel's unprivileged start cannot be bound."""
+    lowest = unprivileged_port_start() if unprivileged_from is None else unprivileged_from
+    port = config.status.port
+    if port == 0 or port >= lowest:
+        return []
+    return [Finding("status.port", f"{port} is below {lowest} (net.ipv4.ip_unprivileged_port_start): the systemd unit "
+                                   f"runs without CAP_NET_BIND_SERVICE, so the status page will not listen; use a port "
+                                   f"from {lowest} on (e.g. 8080), or lower that sysctl")]
+
+
 def alarm_warnings(config: GatewayConfig) -> list[Finding]:
     out = []
     configured = [spec.type for spec in config.processing.alarm]
@@ -215,7 +240,8 @@ def location_findings(config: GatewayConfig) -> tuple[list[Finding], list[Findin
 
 
 def all_warnings(config: GatewayConfig) -> list[Finding]:
-    return [*serial_port_warnings(config), *alarm_warnings(config), *spray_warnings(config)]
+    return [*serial_port_warnings(config), *alarm_warnings(config), *spray_warnings(config),
+            *status_port_warnings(config)]
 
 
 def lock_files(config: GatewayConfig) -> list[tuple[Path, str]]:

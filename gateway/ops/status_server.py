@@ -9,13 +9,15 @@ or the site office's phones must reach it (docs/operator-guide.md).
 
 /charts: the page's charts as SVG (page_charts.py) from the recent-readings ring (recent.py).
 
-A port that cannot be bound (another process holds it) is one error line: the gateway runs on without the
-endpoint, since collecting data matters more than showing it.
+A port that cannot be bound (another process holds it, or the bind address is not up yet) is one error
+line: the gateway runs on without the endpoint, since collecting data matters more than showing it, and
+tries again every LISTEN_RETRY_S quietly (``listen_when_free``), so the page comes back without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -35,6 +37,8 @@ from gateway.ops.page_auth import PageAuthError, authorise, check_token
 from gateway.process.limits import SiteLimits
 
 log = logging.getLogger(__name__)
+
+LISTEN_RETRY_S = 30.0  # a status port that could not be bound is tried again this often
 
 
 class StatusServer:
@@ -157,22 +161,34 @@ class StatusServer:
 
         return web.Response(text=PAGE, content_type="text/html", charset="utf-8")
 
-    async def start(self, bind: str, port: int) -> bool:
-        """Listen; False (one error logged) when the address cannot be bound."""
+    async def start(self, bind: str, port: int, quiet: bool = False) -> bool:
+        """Listen; False (one error logged, unless quiet) when the address cannot be bound."""
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, bind, port)
         try:
             await site.start()
         except OSError as error:
-            log.error("status endpoint: cannot listen on %s:%d: %s; running without it (set [status] port to a "
-                      "free port, or 0 for none)", bind, port, error.strerror or error)
+            if not quiet:
+                log.error("status endpoint: cannot listen on %s:%d: %s; running without it, trying again every "
+                          "%g s (set [status] port to a free port, or 0 for none)", bind, port,
+                          error.strerror or error, LISTEN_RETRY_S)
             await runner.cleanup()
             return False
         self._runner = runner
         self.url = f"http://{bind}:{port}"
         log.info("status endpoint on %s (/status, /metrics, /)", self.url)
         return True
+
+    async def listen_when_free(self, bind: str, port: int, stop: asyncio.Event,
+                               every_s: float = LISTEN_RETRY_S) -> None:
+        """After a failed start: try again every `every_s` until listening or stopped (no line per failure)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_s):
+                    await stop.wait()
+            if stop.is_set() or await self.start(bind, port, quiet=True):
+                return
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -132,6 +132,9 @@ class Supervisor:
         active = len(alarms.active()) if alarms is not None else 0
         if active:
             text += f", {active} alarm{'s' if active > 1 else ''} active"
+        held = sum(p.stamper.held_count for p in self.gateway.pollers)
+        if held:  # nodes answer, the backlog is empty, and yet nothing is stored: say why
+            text += f", clock not synchronised: {held} readings held"
         down = [d.name for d in self.gateway.deliveries if d.stats.down_since is not None]
         if down:
             text += f", sink down: {', '.join(down)}"

@@ -164,3 +164,4 @@ class DaySummary:
     completeness: tuple[Completeness, ...]
     gateway_outages: tuple[Period, ...]  # when the gateway itself was not running
     readings: int  # records the summary was computed from
+    until: float | None = None  # the day was still in progress: completeness counts up to this time

@@ -228,6 +228,8 @@ def write_pdf(summary: DaySummary, charts: dict[str, Path], font: Path, path: Pa
         [24, 16, 22, 38, 28, 16, 36],
     )
     w.line(f"网关停机 Gateway not running: {_periods(s.gateway_outages, s)}", size=BODY)
+    if s.until is not None:
+        w.line(f"当日未结束 Day in progress: counted up to {clock(s.until, s)}", size=BODY)
 
     for key in ("dust", "noise", "wind", "tilt", "completeness"):
         chart = charts.get(key)

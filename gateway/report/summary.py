@@ -552,10 +552,18 @@ SUMMARIZERS: dict[str, Callable[[NodeReadings, float, float, SiteLimits, float],
 }
 
 
-def summarize(site: str, day: date, records: DayRecords, limits: LimitsResolver) -> DaySummary:
-    """The report's numbers for `site` on the local day `day` (local time: limits.site.time.tz_offset)."""
+def summarize(
+    site: str, day: date, records: DayRecords, limits: LimitsResolver, until: float | None = None
+) -> DaySummary:
+    """The report's numbers for `site` on the local day `day` (local time: limits.site.time.tz_offset).
+
+    until: now, when the report is made before the day is over: completeness counts up to it (the hours
+    still to come are no silence); a day that is over is reported whole.
+    """
     tz = limits.site.time.tz_offset_s
     start, end = day_bounds(day, tz)
+    until = until if until is not None and until < end else None
+    upto = end if until is None else max(start, until)
     nodes = by_node(r for r in records.readings if start - LOOKBACK_S <= r.timestamp < end)
     made: dict[str, list[object]] = defaultdict(list)
     complete: list[Completeness] = []
@@ -566,13 +574,13 @@ def summarize(site: str, day: date, records: DayRecords, limits: LimitsResolver)
         summarizer = SUMMARIZERS.get(nr.kind)
         if summarizer is not None:
             made[nr.kind].append(summarizer(nr, start, end, node_limits, interval))
-        complete.append(completeness(nr, records, start, end, interval))
+        complete.append(completeness(nr, records, start, upto, interval))
     # Nodes that sent nothing all day but have outage records still show in the completeness table.
     for o in records.outages:
         if o.node != GATEWAY_NODE and o.node not in nodes and outage_periods([o], o.node, start, end):
             nodes[o.node] = NodeReadings(o.node, o.kind)
             interval = limits.for_node(o.node).sampling.interval_s
-            complete.append(completeness(nodes[o.node], records, start, end, interval))
+            complete.append(completeness(nodes[o.node], records, start, upto, interval))
     return DaySummary(
         site=site,
         day=day,
@@ -587,4 +595,5 @@ def summarize(site: str, day: date, records: DayRecords, limits: LimitsResolver)
         completeness=tuple(sorted(complete, key=lambda c: c.node)),
         gateway_outages=outage_periods(records.outages, GATEWAY_NODE, start, end),
         readings=sum(1 for r in records.readings if start <= r.timestamp < end),
+        until=until,
     )

@@ -89,3 +89,31 @@ def test_the_lock_goes_with_a_killed_gateway(tmp_path: Path) -> None:
         second.wait_for(r"ready \(")
     finally:
         assert second.stop() == 0
+
+
+def test_a_symlink_to_the_same_file_is_the_same_instance(tmp_path: Path) -> None:
+    """Audit: a second configuration naming the store through a symlink (say /data/store.sqlite3 -> the SD
+    card's file) opened the same database beside its own lock file, and both gateways ran."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").mkdir()
+    real = tmp_path / "real" / "store.sqlite3"
+    linked = tmp_path / "link" / "store.sqlite3"
+    linked.symlink_to(real)  # dangling until the first gateway makes the file: it must not matter
+    first = InstanceLock(real, "store")
+    first.acquire()
+    try:
+        with pytest.raises(InstanceLockError, match="store is in use"):
+            InstanceLock(linked, "store").acquire()
+    finally:
+        first.release()
+
+
+def test_one_gateways_store_is_another_ones_queue(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.sqlite3"
+    store = InstanceLock(shared, "store")
+    store.acquire()
+    try:
+        with pytest.raises(InstanceLockError, match="queue is in use"):
+            InstanceLock(shared, "queue").acquire()
+    finally:
+        store.release()

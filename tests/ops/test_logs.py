@@ -107,3 +107,25 @@ def test_alarm_lines_say_pre_warning_or_alarm() -> None:
                            "slope_x 3.3 >= 3.2")
     assert line == "PRE-WARNING raised: formwork_tilt on tilt-1/slope_x: slope_x 3.3 >= 3.2"
     assert logs.alarm_line("crane_wind", Severity.ALARM, EventState.CLEARED, "w", "c", "r").startswith("ALARM cleared")
+
+
+def test_robot_keys_in_urls_never_reach_a_debug_line(restore_logging: None) -> None:
+    """Audit: at --log-level DEBUG, urllib3 logs each request line with its query: the WeCom robot's key=, the
+    DingTalk robot's access_token= and sign= went into the journal (the token= mask needs a word boundary)."""
+    import urllib3
+
+    from tests.support.http_recorder import HttpRecorder
+
+    stream = io.StringIO()
+    logs.configure("DEBUG", stream, environ={})
+    with HttpRecorder() as server:
+        pool = urllib3.PoolManager(retries=False)
+        pool.request("POST", f"{server.url}/cgi-bin/webhook/send?key=WECOMKEY123", body=b"{}")
+        pool.request("POST", f"{server.url}/robot/send?access_token=DINGTOKEN456&timestamp=1&sign=SIGN789",
+                     body=b"{}")
+        pool.clear()
+    text = stream.getvalue()
+    assert "/robot/send?access_token=***" in text, text  # the request line is there, its secret is not
+    for secret in ("WECOMKEY123", "DINGTOKEN456", "SIGN789"):
+        assert secret not in text, text
+    assert logs.mask_secrets("CP field 'x' is not key=value") == "CP field 'x' is not key=value"  # a parse error

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from gateway.acquire.link import Exchange, NoReply
 from gateway.acquire.poller import NodeConfig
@@ -68,3 +71,24 @@ async def test_a_node_that_does_not_answer_is_retried_and_stopping_does_not_wait
     await asyncio.sleep(0)
     stop2.set()
     await asyncio.wait_for(task2, 10)  # returns at once
+
+
+async def test_an_unanswered_setting_is_logged_once_then_when_it_changes_or_is_confirmed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Audit: an offline dust node's "cannot confirm rh_correction" warning came back every 30 s for as long as
+    it stayed offline (2880 lines a day), while the poller says "offline" once."""
+    answers: list[Exchange] = [Exchange(NoReply("io", "port not open"), 0.0, 0.0, 0.0)] * 5
+    answers += [Exchange(NoReply("timeout", "no reply"), 0.0, 0.0, 0.0)] * 3
+    answers += [Exchange(rtu.Registers((0,)), 0.0, 0.0, 0.0)]
+
+    async def node(request: rtu.Request) -> Exchange:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    settings = NodeSettings([(node, NodeConfig("dust-1", "dust", 1))], retry_s=0.01)
+    with caplog.at_level(logging.INFO, logger="gateway.ops.node_settings"):
+        await asyncio.wait_for(settings.run(asyncio.Event()), 30)  # returns once confirmed
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert "port not open" in lines[0] and "no reply" in lines[1] and "NoReply(" not in lines[0], lines
+    assert "rh_correction = 0 confirmed" in lines[2], lines

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 
 from gateway.ops.config import parse_config
-from gateway.ops.startup import EXIT_CONFIG, EXIT_IO, alarm_warnings, check_location, has_channel, serial_port_warnings
+from gateway.ops.startup import (
+    EXIT_CONFIG,
+    EXIT_IO,
+    alarm_warnings,
+    all_warnings,
+    check_location,
+    has_channel,
+    serial_port_warnings,
+)
 from tests.ops.service_process import Running, gateway_toml
 
 # A TCP bus: no serial-port warning in the log, so the failure is the only line.
@@ -82,6 +91,24 @@ def test_check_location_without_changing_anything(tmp_path: Path) -> None:
     assert problems and "is a folder" in problems[0].problem
 
 
+def test_a_device_or_fifo_as_the_store_is_a_configuration_error(tmp_path: Path) -> None:
+    """Audit: store.path = "/dev/null" (or a FIFO) exited 74 ("check the disk"), which systemd restarts forever,
+    and left /dev/null.lock and /dev/null-queue.sqlite3.lock in /dev. It is the configuration that is wrong."""
+    problems, _ = check_location("store.path", Path("/dev/null"))
+    assert problems and "not a regular file" in problems[0].problem, problems
+    problems, _ = check_location("store.path", Path("/dev/sitewatch/store.sqlite3"))
+    assert problems and "/dev" in problems[0].problem, problems
+    fifo = tmp_path / "store.fifo"
+    os.mkfifo(fifo)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[store]\npath = "{fifo}"\n{TCP_BUS}')
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_CONFIG
+    assert len(run.lines) == 1 and f"store.path ({fifo})" in run.lines[0], run.lines
+    assert "not a regular file" in run.lines[0]
+    assert not (tmp_path / "store.fifo.lock").exists()
+
+
 def _config(text: str) -> object:
     return parse_config(tomllib.loads(text), "test.toml")
 
@@ -153,6 +180,25 @@ def test_a_store_that_is_not_a_database_is_one_line_and_exit_status_74(tmp_path:
     assert f"cannot open the store {store}" in run.lines[0] and "file is not a database" in run.lines[0]
 
 
+def test_a_missing_tls_file_of_the_mqtt_sink_is_a_configuration_error(tmp_path: Path) -> None:
+    """Audit: a ca_file that does not exist passed, and the sink retried for ever with "FileNotFoundError:
+    [Errno 2] No such file or directory", naming no file."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[store]
+path = "{tmp_path / 'store.sqlite3'}"
+[[sink]]
+type = "mqtt"
+host = "127.0.0.1"
+gateway = "gw1"
+ca_file = "{tmp_path / 'no-such-ca.pem'}"
+{TCP_BUS}""")
+    run = Running("run", "-c", str(config))
+    assert run.exit_status() == EXIT_CONFIG
+    assert len(run.lines) == 1, run.lines
+    assert f"ca_file {tmp_path / 'no-such-ca.pem'}: no such file" in run.lines[0], run.lines
+
+
 def test_a_missing_credential_file_is_a_configuration_error(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
@@ -168,3 +214,19 @@ command_key_file = "no-such-key"
     run = Running("run", "-c", str(config), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
     assert run.exit_status() == EXIT_CONFIG  # restarting cannot make the file appear
     assert len(run.lines) == 1 and "command_key_file: no file" in run.lines[0], run.lines
+
+
+def test_a_privileged_status_port_is_a_warning(tmp_path: Path) -> None:
+    """Audit: `[status] port = 80` (so phones open http://gateway/) passed config check, then failed under the unit,
+    whose empty CapabilityBoundingSet= cannot bind ports below net.ipv4.ip_unprivileged_port_start."""
+    from gateway.ops.startup import status_port_warnings
+
+    config = _config(f'[status]\nport = 80\nbind = "0.0.0.0"\n{TCP_BUS}')
+    (warning,) = status_port_warnings(config, unprivileged_from=1024)  # type: ignore[arg-type]
+    assert warning.key == "status.port" and "80" in warning.problem and "1024" in warning.problem
+    assert "CAP_NET_BIND_SERVICE" in warning.problem
+    assert status_port_warnings(config, unprivileged_from=0) == []  # type: ignore[arg-type]
+    for port in (0, 8080):
+        assert status_port_warnings(_config(f"[status]\nport = {port}\n{TCP_BUS}"),  # type: ignore[arg-type]
+                                    unprivileged_from=1024) == []
+    assert all_warnings(config) == status_port_warnings(config)  # type: ignore[arg-type]

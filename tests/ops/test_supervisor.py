@@ -244,3 +244,25 @@ async def test_watchdog_stops_when_a_delivery_is_stuck_with_a_backlog(tmp_path: 
                     await running
             notifier.close()
             manager.close()
+
+
+async def test_the_status_line_says_when_readings_are_held_for_the_clock(tmp_path: Path) -> None:
+    """Audit: without a synchronised clock `systemctl status` said "1/1 nodes online, backlog 0" while every
+    reading was held and nothing reached the store or a sink."""
+    from gateway.acquire.timestamps import Clock
+
+    site = Site((BusSpec("bus0", (NodeSpec("dust", 1),)),), tmp_path / "buses", seed=3)
+    with site:
+        gateway = Gateway(_config(tmp_path, tmp_path / "buses" / "bus0"),
+                          clock=Clock(wall=time.time, mono=time.monotonic, valid=lambda: False))
+        supervisor = Supervisor(gateway, Notifier({}))
+        stop = asyncio.Event()
+        running = asyncio.create_task(gateway.run(stop))
+        try:
+            await _wait(lambda: gateway.pollers[0].stamper.held_count > 0)
+            line = supervisor.status_line()
+            assert line.startswith("1/1 nodes online") or line.startswith("0/1 nodes online"), line
+            assert "clock not synchronised" in line and "readings held" in line, line
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 60)

@@ -211,3 +211,18 @@ def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
     kept = [r for r in readings if r.channel in REPORT_CHANNELS[r.kind]]
     assert len(kept) < len(readings)
     assert summarize("s", DAY, DayRecords(kept), LIMITS) == replace(whole, readings=len(kept))
+
+
+def test_a_day_in_progress_counts_up_to_now_not_to_midnight() -> None:
+    """Audit: a report of today (run at 17:00) listed "no sample 17:00-24:00" and 71 % completeness: the hours
+    still to come counted as a silence. Up to `until`, the day is complete."""
+    until = START + 17 * 3600
+    readings = [r for r in minute_readings("dust-1", "dust", "pm10", lambda m: 50) if r.timestamp < until]
+    summary = summarize("s", DAY, DayRecords(readings, (), [], []), LIMITS, until=until)
+    (c,) = summary.completeness
+    assert c.expected == 17 * 60 and c.received == 17 * 60 and c.silences == ()
+    assert summary.until == until and summary.end == END  # the charts still span the whole day
+    whole = summarize("s", DAY, DayRecords(readings, (), [], []), LIMITS)
+    assert whole.until is None and whole.completeness[0].expected == 1440  # yesterday's report: as before
+    late = summarize("s", DAY, DayRecords(readings, (), [], []), LIMITS, until=END + 3600)
+    assert late.until is None and late.completeness[0].expected == 1440  # a day that is over is whole

@@ -221,6 +221,23 @@ def test_the_not_valid_warning_names_the_bus_and_the_drop_names_it_too(caplog: p
     assert any("bus rs485-north: holding more than 2 readings" in line for line in lines), lines
 
 
+def test_a_full_hold_says_so_once_per_ten_minutes_not_at_every_poll(caplog: pytest.LogCaptureFixture) -> None:
+    """Audit: once the hold was full, every poll dropped its oldest batch and logged an ERROR line (one a second
+    per bus at 1 s polls, all night while NTP is unreachable); the count lives in status's drops.held_overflow."""
+    t = FakeTime()
+    stamper = Stamper(Clock(t.wall, t.mono, lambda: False), max_held=2, bus="bus0")
+    with caplog.at_level(logging.ERROR, logger="gateway.acquire.timestamps"):
+        for i in range(300):  # five minutes of 1 s polls past a full hold
+            t.mono_now = 50.0 + i
+            stamper.stamp(t.mono_now, [reading("pm10")])
+        assert stamper.dropped == 298
+        assert len(caplog.records) == 1, [r.getMessage() for r in caplog.records]
+        t.mono_now += 600.0
+        stamper.stamp(t.mono_now, [reading("pm10")])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "(299 in all)" in lines[1], lines
+
+
 def test_a_kernel_that_cannot_be_asked_is_said_once_and_the_clock_stays_not_valid(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -259,3 +259,17 @@ async def _until(condition: object, timeout: float = 120.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, f"not within {timeout} s"
         await asyncio.sleep(0.05)
+
+
+async def test_an_alarm_too_old_to_notify_is_said_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Audit: after a webhook outage longer than notify.max_age_s, the waiting alarms were confirmed without a
+    message and only a status counter moved; the journal must say which alarm was not notified and why."""
+    caplog.set_level(logging.INFO)
+    with HttpRecorder([]) as server:
+        sink = notifier("webhook", server.url, max_age_s=600.0)
+        assert await sink.send(_batch(event(t=NOW - 3600.0), event(Severity.PREWARNING, EventState.CLEARED))) == 2
+        sink.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, lines
+    assert "notify.webhook" in lines[0] and "crane_wind" in lines[0] and "wind-1" in lines[0], lines
+    assert "3600 s old" in lines[0] and "notify.max_age_s" in lines[0], lines

@@ -116,3 +116,25 @@ def test_the_store_section_reaches_the_sink(tmp_path: Path) -> None:
     assert (store.type, store.params["retention_days"], store.params["prune_interval_s"]) == ("sqlite", 14.0, 60.0)
     default = parse_config(tomllib.loads(text.replace("retention_days = 14\n", "")), "t.toml")
     assert default.all_sinks()[0].params["retention_days"] == 30.0
+
+
+async def test_no_pruning_while_the_clock_is_not_valid(tmp_path: Path) -> None:
+    """Audit: retention cut by the wall clock even before it was synchronised. A clock set years ahead (a
+    real-time clock gone wrong, before chrony corrects it) deleted the whole store; the readings are held
+    meanwhile, but health records and outages still reach the store and trigger its pruning."""
+    sink = SqliteSink("sqlite", str(tmp_path / "store.sqlite3"), retention_days=2, prune_interval_s=600)
+    t = FakeTime()
+    valid = [False]
+    sink.attach(SimpleNamespace(clock=SimpleNamespace(wall=t.wall, valid=lambda: valid[0])))
+    sink.mono = t.mono
+    history = site_history(5)
+    assert await sink.send(batch(history)) == len(history)
+    t.wall_now += 3650 * DAY  # ten years ahead, not synchronised
+    t.mono_now += 601
+    await sink.send(batch([reading(t.wall_now, 10_000)], first_id=len(history) + 1))
+    assert counts(sink.store)["readings"] == 5 * 24 + 1  # nothing pruned
+    valid[0] = True  # synchronised (here to the same time: it really is ten years on)
+    t.mono_now += 601
+    await sink.send(batch([reading(t.wall_now, 10_001)], first_id=len(history) + 2))
+    assert counts(sink.store)["readings"] == 2
+    sink.close()
