@@ -278,7 +278,7 @@ class WindowSet(Generic[A]):
         """
         closed: list[Window[A]] = []
         targets: list[A] = []
-        floor = self.floor(node)
+        floor: float | None = None  # only a sample before an open window needs it (issue 13: rarely)
         late = dropped = False
         for spec in self._specs(node):
             key = (node, spec.label)
@@ -298,6 +298,8 @@ class WindowSet(Generic[A]):
                 targets.append(current.acc)
                 continue
             # Before the open window, or before the end of one already closed.
+            if floor is None:
+                floor = self.floor(node)
             if t < floor:
                 dropped = True
                 continue
@@ -331,6 +333,8 @@ class WindowSet(Generic[A]):
 
     def take_dirty(self) -> list[Window[A]]:
         """Closed windows that took late samples since their last emission (each once), oldest first."""
+        if not self._dirty:
+            return []  # nearly every batch: no sort, no lambda
         dirty = sorted(self._dirty.values(), key=lambda w: (w.start, w.node, w.label))
         self._dirty.clear()
         return dirty

@@ -275,6 +275,10 @@ class AlarmSet:
     definitions: Sequence[AlarmDefinition]
     limits: LimitsResolver
     _machines: dict[tuple[str, str, str], AlarmMachine] = field(default_factory=dict, init=False)
+    # channel -> the definitions that watch it, in definition order. Most readings are watched by
+    # none (the dust and noise alarms judge window means): asking every definition about every
+    # reading was most of the alarm stage's time (issue 13).
+    _by_channel: dict[str, tuple[AlarmDefinition, ...]] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.definitions]
@@ -282,10 +286,22 @@ class AlarmSet:
         if duplicates:
             raise LimitsError(f"alarm names repeat: {', '.join(duplicates)}")
 
+    def watching(self, channel: str) -> tuple[AlarmDefinition, ...]:
+        """The definitions that watch readings of `channel` (of some node or every node), in order."""
+        found = self._by_channel.get(channel)
+        if found is None:
+            found = self._by_channel[channel] = tuple(d for d in self.definitions if channel in d.channels)
+        return found
+
     def feed(self, reading: Reading) -> list[AlarmEvent]:
+        watching = self._by_channel.get(reading.channel)
+        if watching is None:
+            watching = self.watching(reading.channel)
+        if not watching:
+            return []
         events: list[AlarmEvent] = []
-        for definition in self.definitions:
-            if not definition.watches(reading):
+        for definition in watching:
+            if definition.nodes and reading.node not in definition.nodes:
                 continue
             judged = reading if definition.judge is None else definition.judge(reading)
             if judged is None:
