@@ -124,19 +124,18 @@ class Stage:
 class ProcessStage(Stage):
     def __init__(self, processors: Sequence[Processor]) -> None:
         self.processors = tuple(processors)
+        self._steps = tuple(p.process for p in self.processors)  # bound once, not per reading and processor
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
+        steps = self._steps
         for r in records:
             if type(r) is not Reading:
                 out.append(r)
                 continue
             batch = [r]
-            for processor in self.processors:
-                if len(batch) == 1:
-                    batch = processor.process(batch[0])
-                else:
-                    batch = [o for item in batch for o in processor.process(item)]
+            for process in steps:
+                batch = process(batch[0]) if len(batch) == 1 else [o for item in batch for o in process(item)]
             out.extend(batch)
         return out
 

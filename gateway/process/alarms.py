@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.model import Quality, Reading
@@ -523,7 +523,9 @@ class TiltJudge:
         self._pending: dict[str, tuple[tuple[int, float], Reading]] = {}  # node -> the sample's first slope
 
     def _deviation(self, reading: Reading) -> Reading:
-        return replace(reading, value=self.baseline.deviation(reading))
+        r = reading  # the constructor, not dataclasses.replace: this runs for every slope reading
+        value = self.baseline.deviation(r)
+        return Reading(r.node, r.kind, r.channel, value, r.unit, r.quality, r.timestamp, r.sequence)
 
     def __call__(self, reading: Reading) -> Reading | None:
         deviation = self._deviation(reading)
@@ -539,14 +541,14 @@ class TiltJudge:
 
 
 def _combine(a: Reading, b: Reading) -> Reading:
-    combined = replace(a, channel=COMBINED_TILT_CHANNEL)
     for r in (a, b):
         if not is_valid(r):
             quality = r.quality if r.quality not in USABLE else Quality.DEVICE_FAULT
-            return replace(combined, value=None, quality=quality)
+            return Reading(a.node, a.kind, COMBINED_TILT_CHANNEL, None, a.unit, quality, a.timestamp, a.sequence)
     assert a.value is not None and b.value is not None
     over = Quality.OVER_RANGE in (a.quality, b.quality)
-    return replace(combined, value=math.hypot(a.value, b.value), quality=Quality.OVER_RANGE if over else Quality.NORMAL)
+    return Reading(a.node, a.kind, COMBINED_TILT_CHANNEL, math.hypot(a.value, b.value), a.unit,
+                   Quality.OVER_RANGE if over else Quality.NORMAL, a.timestamp, a.sequence)
 
 
 @ALARMS.register("formwork_tilt")
