@@ -278,20 +278,26 @@ class AggregateStage(Stage):
 class AlarmStage(Stage):
     def __init__(self, alarms: AlarmSet) -> None:
         self.alarms = alarms
+        self._watched: dict[str, bool] = {}  # channel -> whether any definition watches it
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
+        watched = self._watched
         for r in records:
             out.append(r)
             if type(r) is Reading:
-                events = self.alarms.feed(r)
+                channel = r.channel
             elif type(r) is Aggregate and r.revision == 0:
                 # A revision corrects a window that already acted (docs/revisions.md): it raises nothing.
-                if not self.alarms.watching(r.channel):
-                    continue  # most aggregates: no reading to build for no alarm
-                events = self.alarms.feed(r.to_reading())
+                channel = r.channel
             else:
                 continue
+            watching = watched.get(channel)
+            if watching is None:
+                watching = watched[channel] = bool(self.alarms.watching(channel))
+            if not watching:
+                continue  # most readings and aggregates: no call, and no reading built from an aggregate
+            events = self.alarms.feed(r if isinstance(r, Reading) else r.to_reading())
             if events:
                 out.extend(events)
         return out

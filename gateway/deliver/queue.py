@@ -350,7 +350,9 @@ class DurableQueue:
         """
         now = self.wall()
         rows = [_row(r, now) for r in records]
-        boot = boot or current_boot()
+        held = tuple(held)
+        if held:  # the boot id is a file read: only for readings that are held
+            boot = boot or current_boot()
         held_rows = [(h.holder, h.serial, boot, h.mono, h.reading.node, to_json(h.reading)) for h in held]
         if self._backlog:
             rows = self._backlog + rows
