@@ -141,19 +141,18 @@ class Stage:
 class ProcessStage(Stage):
     def __init__(self, processors: Sequence[Processor]) -> None:
         self.processors = tuple(processors)
+        self._steps = tuple(p.process for p in self.processors)  # bound once, not per reading and processor
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
+        steps = self._steps
         for r in records:
             if type(r) is not Reading:
                 out.append(r)
                 continue
             batch = [r]
-            for processor in self.processors:
-                if len(batch) == 1:
-                    batch = processor.process(batch[0])
-                else:
-                    batch = [o for item in batch for o in processor.process(item)]
+            for process in steps:
+                batch = process(batch[0]) if len(batch) == 1 else [o for item in batch for o in process(item)]
             out.extend(batch)
         return out
 
@@ -190,6 +189,10 @@ class AggregateStage(Stage):
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
         fed = False
+        # The sample the previous reading belonged to. Every windowed aggregator has seen it (fed or
+        # observed), and `observe` ignores the same node's same sample again: the other readings of
+        # one poll need no `observe` at all (four calls per reading were a tenth of the stage).
+        node, sequence, timestamp = "", 0, math.nan
         for r in records:
             out.append(r)
             if type(r) is Reading:
@@ -199,8 +202,10 @@ class AggregateStage(Stage):
                     made = aggregator.feed(r)
                     if made:
                         out.extend(made)
-                for windowed in observers:
-                    windowed.observe(r)
+                if r.sequence != sequence or r.timestamp != timestamp or r.node != node:
+                    for windowed in observers:
+                        windowed.observe(r)
+                    node, sequence, timestamp = r.node, r.sequence, r.timestamp
         if fed:
             for windowed in self.windowed:
                 out.extend(windowed.flush())
@@ -290,18 +295,26 @@ class AggregateStage(Stage):
 class AlarmStage(Stage):
     def __init__(self, alarms: AlarmSet) -> None:
         self.alarms = alarms
+        self._watched: dict[str, bool] = {}  # channel -> whether any definition watches it
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
+        watched = self._watched
         for r in records:
             out.append(r)
             if type(r) is Reading:
-                events = self.alarms.feed(r)
+                channel = r.channel
             elif type(r) is Aggregate and r.revision == 0:
                 # A revision corrects a window that already acted (docs/revisions.md): it raises nothing.
-                events = self.alarms.feed(r.to_reading())
+                channel = r.channel
             else:
                 continue
+            watching = watched.get(channel)
+            if watching is None:
+                watching = watched[channel] = bool(self.alarms.watching(channel))
+            if not watching:
+                continue  # most readings and aggregates: no call, and no reading built from an aggregate
+            events = self.alarms.feed(r if isinstance(r, Reading) else r.to_reading())
             if events:
                 out.extend(events)
         return out

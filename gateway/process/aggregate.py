@@ -58,7 +58,7 @@ import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.model import Quality, Reading
 from gateway.process.limits import (
@@ -155,6 +155,12 @@ class DayPartWindow:
             return float(base - SECONDS_PER_DAY + self.start_s), float(base + self.end_s)
         return None
 
+    def next_start(self, t: float) -> float:
+        """The start of the first part after t (for t in none: where the gap t is in ends)."""
+        base = math.floor((t + self.tz_offset_s) / SECONDS_PER_DAY) * SECONDS_PER_DAY - self.tz_offset_s
+        start = float(base + self.start_s)
+        return start if start > t else start + SECONDS_PER_DAY
+
 
 _PERIOD_RE = re.compile(r"^(\d+)(s|min|h|d)$")
 _UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": SECONDS_PER_DAY}
@@ -234,12 +240,17 @@ def no_horizon(node: str) -> float:
     return 0.0
 
 
+_NOTHING_CLOSED: list[Window[Any]] = []  # route's answer when nothing closed (read only)
+
+
 class WindowSet(Generic[A]):
     """The open window of each (node, window label), and the closed ones that are still revisable.
 
     `horizon(node)`: how far behind the node's newest time (its newest sample,
     or the last `advance`) a sample may lie and still revise its window.
     """
+
+    shortcut = True  # remember where a node's samples go while its windows stay (False: walk every time)
 
     def __init__(
         self,
@@ -262,6 +273,10 @@ class WindowSet(Generic[A]):
         self._dirty: dict[WindowKey, Window[A]] = {}
         self._now = -math.inf  # the last advance()
         self._newest: dict[str, float] = {}  # newest sample time per node
+        # Per node: (from, until, accumulators) while every sample time in [from, until) goes to those
+        # open windows and changes nothing else (issue 13: the common case, one check instead of a
+        # walk over the node's windows). Dropped whenever a window of the node opens or closes.
+        self._fast: dict[str, tuple[float, float, list[A]]] = {}
         self.late: Counter[str] = Counter()  # per node: samples that went into a closed window
         self.dropped: Counter[str] = Counter()  # per node: samples older than the revision horizon
         self.irregular = 0  # bumped whenever late or dropped changes: readers skip the counters otherwise
@@ -280,11 +295,20 @@ class WindowSet(Generic[A]):
 
         A sample for a closed window within the horizon is added to it (and the
         window is marked for `take_dirty`); an older one is counted in `dropped`.
+        The lists returned are the caller's to read, not to change (they may be kept here).
         """
+        fast = self._fast.get(node)
+        if fast is not None and fast[0] <= t < fast[1]:
+            if t > self._newest.get(node, -math.inf):
+                self._newest[node] = t
+            return _NOTHING_CLOSED, fast[2]
+        if fast is not None:
+            del self._fast[node]
         closed: list[Window[A]] = []
         targets: list[A] = []
-        floor = self.floor(node)
+        floor: float | None = None  # only a sample before an open window needs it (issue 13: rarely)
         late = dropped = False
+        still_from, still_until = -math.inf, math.inf  # where the same targets would take a sample
         for spec in self._specs(node):
             key = (node, spec.label)
             current = self._open.get(key)
@@ -293,16 +317,25 @@ class WindowSet(Generic[A]):
                 current = None
             if current is not None and t >= current.start:
                 targets.append(current.acc)
+                still_from, still_until = max(still_from, current.start), min(still_until, current.end)
                 continue
             bounds = spec.bounds(t)
             if bounds is None:
+                if isinstance(spec, DayPartWindow):
+                    still_from, still_until = max(still_from, t), min(still_until, spec.next_start(t))
+                else:
+                    still_until = -math.inf  # a window type whose gaps are not known here: no shortcut
                 continue
             if current is None and t >= self._closed_until.get(key, -math.inf):
                 current = Window(node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label))
                 self._open[key] = current
                 targets.append(current.acc)
+                still_from, still_until = max(still_from, bounds[0]), min(still_until, bounds[1])
                 continue
             # Before the open window, or before the end of one already closed.
+            still_until = -math.inf
+            if floor is None:
+                floor = self.floor(node)
             if t < floor or t < self.rebuilt_from or t < self._forgotten_until.get(key, -math.inf):
                 dropped = True
                 continue
@@ -323,6 +356,8 @@ class WindowSet(Generic[A]):
             self.irregular += 1
         if t > self._newest.get(node, -math.inf):
             self._newest[node] = t
+        if self.shortcut and still_from <= t < still_until:
+            self._fast[node] = (still_from, still_until, targets)
         return closed, targets
 
     def advance(self, now: float) -> list[Window[A]]:
@@ -336,6 +371,8 @@ class WindowSet(Generic[A]):
 
     def take_dirty(self) -> list[Window[A]]:
         """Closed windows that took late samples since their last emission (each once), oldest first."""
+        if not self._dirty:
+            return []  # nearly every batch: no sort, no lambda
         dirty = sorted(self._dirty.values(), key=lambda w: (w.start, w.node, w.label))
         self._dirty.clear()
         return dirty
@@ -349,6 +386,7 @@ class WindowSet(Generic[A]):
 
     def _close(self, key: tuple[str, str]) -> Window[A]:
         window = self._open.pop(key)
+        self._fast.pop(key[0], None)
         self._closed_until[key] = window.end
         self._closed.setdefault(key, {})[window.start] = window
         self._prune(key)
@@ -389,12 +427,12 @@ class Tally:
     invalid: Counter[Quality] = field(default_factory=Counter)
 
     def add(self, reading: Reading) -> bool:
-        if is_valid(reading):
+        value, flag = reading.value, reading.quality
+        if value is not None and flag in USABLE and math.isfinite(value):  # is_valid, inlined: every sample
             self.count += 1
-            if reading.quality is Quality.OVER_RANGE:
+            if flag is Quality.OVER_RANGE:
                 self.over_range += 1
             return True
-        flag = reading.quality
         if flag in USABLE:
             # A missing value with a normal flag is still a failed read; a
             # NaN or infinity is the device's fault.

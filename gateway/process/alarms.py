@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.model import Quality, Reading
@@ -280,6 +280,10 @@ class AlarmSet:
     definitions: Sequence[AlarmDefinition]
     limits: LimitsResolver
     _machines: dict[tuple[str, str, str], AlarmMachine] = field(default_factory=dict, init=False)
+    # channel -> the definitions that watch it, in definition order. Most readings are watched by
+    # none (the dust and noise alarms judge window means): asking every definition about every
+    # reading was most of the alarm stage's time (issue 13).
+    _by_channel: dict[str, tuple[AlarmDefinition, ...]] = field(default_factory=dict, init=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.definitions]
@@ -287,10 +291,22 @@ class AlarmSet:
         if duplicates:
             raise LimitsError(f"alarm names repeat: {', '.join(duplicates)}")
 
+    def watching(self, channel: str) -> tuple[AlarmDefinition, ...]:
+        """The definitions that watch readings of `channel` (of some node or every node), in order."""
+        found = self._by_channel.get(channel)
+        if found is None:
+            found = self._by_channel[channel] = tuple(d for d in self.definitions if channel in d.channels)
+        return found
+
     def feed(self, reading: Reading) -> list[AlarmEvent]:
+        watching = self._by_channel.get(reading.channel)
+        if watching is None:
+            watching = self.watching(reading.channel)
+        if not watching:
+            return []
         events: list[AlarmEvent] = []
-        for definition in self.definitions:
-            if not definition.watches(reading):
+        for definition in watching:
+            if definition.nodes and reading.node not in definition.nodes:
                 continue
             judged = reading if definition.judge is None else definition.judge(reading)
             if judged is None:
@@ -512,7 +528,9 @@ class TiltJudge:
         self._pending: dict[str, tuple[tuple[int, float], Reading]] = {}  # node -> the sample's first slope
 
     def _deviation(self, reading: Reading) -> Reading:
-        return replace(reading, value=self.baseline.deviation(reading))
+        r = reading  # the constructor, not dataclasses.replace: this runs for every slope reading
+        value = self.baseline.deviation(r)
+        return Reading(r.node, r.kind, r.channel, value, r.unit, r.quality, r.timestamp, r.sequence)
 
     def __call__(self, reading: Reading) -> Reading | None:
         deviation = self._deviation(reading)
@@ -528,14 +546,14 @@ class TiltJudge:
 
 
 def _combine(a: Reading, b: Reading) -> Reading:
-    combined = replace(a, channel=COMBINED_TILT_CHANNEL)
     for r in (a, b):
         if not is_valid(r):
             quality = r.quality if r.quality not in USABLE else Quality.DEVICE_FAULT
-            return replace(combined, value=None, quality=quality)
+            return Reading(a.node, a.kind, COMBINED_TILT_CHANNEL, None, a.unit, quality, a.timestamp, a.sequence)
     assert a.value is not None and b.value is not None
     over = Quality.OVER_RANGE in (a.quality, b.quality)
-    return replace(combined, value=math.hypot(a.value, b.value), quality=Quality.OVER_RANGE if over else Quality.NORMAL)
+    return Reading(a.node, a.kind, COMBINED_TILT_CHANNEL, math.hypot(a.value, b.value), a.unit,
+                   Quality.OVER_RANGE if over else Quality.NORMAL, a.timestamp, a.sequence)
 
 
 @ALARMS.register("formwork_tilt")

@@ -79,7 +79,10 @@ class PmAggregator(WindowedAggregator[dict[str, MeanAccumulator]]):
         return {}
 
     def _add(self, acc: dict[str, MeanAccumulator], reading: Reading) -> None:
-        acc.setdefault(reading.channel, MeanAccumulator()).add(reading)
+        mean = acc.get(reading.channel)
+        if mean is None:  # not setdefault: that built an accumulator (and its Counter) per reading
+            mean = acc[reading.channel] = MeanAccumulator()
+        mean.add(reading)
 
     def _finish(self, window: Window[dict[str, MeanAccumulator]]) -> list[Aggregate]:
         out: list[Aggregate] = []

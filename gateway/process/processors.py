@@ -277,7 +277,8 @@ class HumidityFlag:
             self._remember(reading, None)
             value = None
             quality = Quality.COMMUNICATION_FAILURE if reading.quality is Quality.NORMAL else reading.quality
-        return replace(reading, channel=self._flag, value=value, unit="", quality=quality)
+        r = reading  # the constructor, not dataclasses.replace: once per humidity reading
+        return Reading(r.node, r.kind, self._flag, value, "", quality, r.timestamp, r.sequence)
 
     def _dry_reading(self, reading: Reading, kappa: float, max_age_s: float) -> Reading:
         channel = reading.channel + self._suffix
