@@ -163,3 +163,58 @@ async def test_a_reply_cut_mid_frame_fails_that_batch_and_the_next_connection_is
     finally:
         await aclose(sink)
         server.close()
+
+
+# -- a history request for weeks of minute data ---------------------------------------------------------------
+
+
+async def test_a_history_request_for_weeks_of_minute_data_does_not_stall_the_event_loop() -> None:
+    """The bus owners time their Modbus replies on the gateway's event loop: answering a platform's history
+    request (tens of thousands of packets) must not hold the loop for the seconds it takes to build them."""
+    days = 20
+    rows = [
+        Aggregate("dust-1", "dust", f"{source}_1min_{statistic}", source, statistic, "1min", T0 + 60 * i,
+                  T0 + 60 * i + 60, 40.0 + i % 7, "ug/m3", 60, 60, True, Quality.NORMAL)
+        for i in range(days * 1440) for source in ("pm10", "pm25", "tsp") for statistic in ("mean", "min", "max")
+    ]
+    answered = asyncio.Event()
+    received = bytearray()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n")  # the sink's first packet: the connection is up
+        request = Packet(cn="2051", mn=MN, pw="123456", qn="20240105120500123", flag=5,
+                         cp=((("BeginTime", "20240105120000"), ("EndTime", "20240201000000")),))
+        writer.write(request.encode())
+        await writer.drain()
+        while data := await reader.read(1 << 16):
+            received.extend(data)
+            if b"CN=9012" in received[-4096:]:
+                answered.set()
+                break
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    sink = make_sink(server.sockets[0].getsockname()[1])
+    sink.history = lambda window, begin, end: [r for r in rows if r.window == window and begin <= r.start <= end]
+    lag = 0.0
+
+    async def ticker() -> None:
+        nonlocal lag
+        while not answered.is_set():
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            lag = max(lag, time.monotonic() - before - 0.01)
+
+    try:
+        ticking = asyncio.create_task(ticker())
+        started = time.monotonic()
+        await sink.send(batch([minute_mean(T0, 1.0)]))  # opens the connection; the request follows
+        await asyncio.wait_for(answered.wait(), 120)
+        took = time.monotonic() - started
+        await ticking
+        packets = received.count(b"CN=2051")
+        assert packets == days * 1440  # every window of the span, one packet each
+        assert lag < took / 4, f"the event loop stood still for {lag:.2f} s of the {took:.2f} s the answer took"
+    finally:
+        await aclose(sink)
+        server.close()
