@@ -257,18 +257,21 @@ class Hj212Sink:
         if packet.cn.startswith("9"):
             self.counts["unexpected_replies"] += 1
             return
-        # The store query, and building the answer, run in a worker thread: a history request for weeks of
-        # minute data is tens of thousands of packets, seconds of CPU that must not stall the bus owners'
-        # event loop. The session's downlink state (counts of requests, RtdInterval) is touched only there,
-        # one request at a time; uploads on the loop use other counts.
+        # A history request (the store query, and building the answer) runs in a worker thread: weeks of
+        # minute data are tens of thousands of packets, seconds of CPU that must not stall the bus owners'
+        # event loop. Its answer carries the request's QN (no new QN is drawn there) and touches only
+        # counts of its own; other requests are answered on the loop, as the session's uploads are.
         now = self.wall()
-        wire = await asyncio.to_thread(self._answer, packet, now)
+        if self.uplink.history_span(packet) is not None:
+            wire = await asyncio.to_thread(self._answer, packet, now)
+        else:
+            wire = self._answer(packet, now)
         for chunk in wire:
             writer.write(chunk)
             await writer.drain()  # a long answer goes out as the platform takes it, not all in memory at once
 
     def _answer(self, packet: Packet, now: float) -> list[bytes]:
-        """In a worker thread: the bytes that answer a request from the platform, in chunks of ~64 KiB."""
+        """The bytes that answer a request from the platform, in chunks of ~64 KiB."""
         rows: list[Aggregate] = []
         span = self.uplink.history_span(packet)
         if span is not None and self.history is not None:
