@@ -218,3 +218,34 @@ async def test_a_history_request_for_weeks_of_minute_data_does_not_stall_the_eve
     finally:
         await aclose(sink)
         server.close()
+
+
+# -- the platform refuses an upload ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("qn_rtn", "taken"), [("1", True), ("3", False), ("4", False)])
+async def test_a_9011_reply_takes_or_refuses_the_upload_by_its_qnrtn(qn_rtn: str, taken: bool) -> None:
+    """9011 QnRtn=1 (request ready) is an acknowledgement as 9014 is; 3 (bad PW) or 4 (bad MN) refuses the batch:
+    nothing is confirmed, the refusal is counted and said with its code, and the dispatcher will send it again."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = hj212.StreamParser()
+        while data := await reader.read(4096):
+            for item in parser.feed(data):
+                assert isinstance(item, Packet)
+                writer.write(hj212.request_reply(item, int(qn_rtn)).encode())
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    sink = make_sink(server.sockets[0].getsockname()[1], reply=True, reply_timeout=20.0, retries=0)
+    try:
+        if taken:
+            assert await sink.send(batch([minute_mean(T0, 1.0)])) == 1
+            assert sink.counts["replies"] == 1
+        else:
+            with pytest.raises(SinkError, match=f"QnRtn={qn_rtn}"):
+                await sink.send(batch([minute_mean(T0, 1.0)]))
+            assert sink.counts["rejected"] == 1 and sink.counts["replies"] == 0
+    finally:
+        await aclose(sink)
+        server.close()
