@@ -257,17 +257,39 @@ class Hj212Sink:
         if packet.cn.startswith("9"):
             self.counts["unexpected_replies"] += 1
             return
-        # The store query runs in a worker thread (it must not stall the bus owners' event loop); the
-        # session itself only ever runs on the loop.
+        # A history request (the store query, and building the answer) runs in a worker thread: weeks of
+        # minute data are tens of thousands of packets, seconds of CPU that must not stall the bus owners'
+        # event loop. Its answer carries the request's QN (no new QN is drawn there) and touches only
+        # counts of its own; other requests are answered on the loop, as the session's uploads are.
+        now = self.wall()
+        if self.uplink.history_span(packet) is not None:
+            wire = await asyncio.to_thread(self._answer, packet, now)
+        else:
+            wire = self._answer(packet, now)
+        for chunk in wire:
+            writer.write(chunk)
+            await writer.drain()  # a long answer goes out as the platform takes it, not all in memory at once
+
+    def _answer(self, packet: Packet, now: float) -> list[bytes]:
+        """The bytes that answer a request from the platform, in chunks of ~64 KiB."""
         rows: list[Aggregate] = []
         span = self.uplink.history_span(packet)
         if span is not None and self.history is not None:
-            rows = list(await asyncio.to_thread(self.history, *span))
-        answers = self.uplink.handle(packet, self.wall(), lambda window, begin, end: rows)
-        for answer in answers:
+            rows = list(self.history(*span))
+        chunks: list[bytes] = []
+        pending: list[bytes] = []
+        size = 0
+        for answer in self.uplink.handle(packet, now, lambda window, begin, end: rows):
             for part in hj212.split(answer):
-                writer.write(part.encode())
-        await writer.drain()
+                data = part.encode()
+                pending.append(data)
+                size += len(data)
+                if size >= 1 << 16:
+                    chunks.append(b"".join(pending))
+                    pending, size = [], 0
+        if pending:
+            chunks.append(b"".join(pending))
+        return chunks
 
     async def send(self, batch: Batch) -> int:
         if not self._state_loaded:

@@ -317,8 +317,8 @@ class Uplink:
         self.counts[f"request_{request.cn}"] += 1
         if request.mn != s.mn:
             return self._refuse(request, hj212.QN_BAD_MN, f"MN {request.mn!r} is not ours ({s.mn!r})")
-        if request.pw is not None and request.pw != s.pw:
-            return self._refuse(request, hj212.QN_BAD_PW, "wrong password")
+        if request.pw != s.pw:  # a missing PW is no PW: the decoder is tolerant, authorisation is not
+            return self._refuse(request, hj212.QN_BAD_PW, "no password" if request.pw is None else "wrong password")
         try:
             if request.cn == hj212.CN_SET_RTD_INTERVAL:
                 return self._set_rtd_interval(request)

@@ -113,6 +113,9 @@ class MqttSink:
         self.last_error = ""
         self._client: aiomqtt.Client | None = None
         self._ready = asyncio.Event()
+        # Set when the present connection is gone: publishes awaiting a PUBACK on it fail at once (aiomqtt
+        # leaves them to their timeout, publish_timeout_s, though the dead connection will never carry one).
+        self._gone = asyncio.Event()
         self.latest_health: HealthReport | None = None  # the newest health report published (in the status)
         self.status_errors = 0  # status refreshes that failed (the next report tries again)
 
@@ -191,6 +194,7 @@ class MqttSink:
                         log.info("sink %s: connected to %s:%d again", self.name, self.host, self.port)
                     self.last_error = ""
                     backoff = 1.0
+                    self._gone = asyncio.Event()
                     self._client = client
                     self._ready.set()
                     if await self._serve(client, stop):
@@ -204,6 +208,7 @@ class MqttSink:
             finally:
                 self._ready.clear()
                 self._client = None
+                self._gone.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
@@ -262,13 +267,24 @@ class MqttSink:
         items = batch.items
         window: deque[asyncio.Future[None]] = deque()
         started = delivered = 0
+        lost = self._gone
+        lost_wait: asyncio.Future[bool] | None = None
         try:
             while delivered < len(items):
                 while started < len(items) and len(window) < self.inflight:
                     window.append(asyncio.ensure_future(self._publish(client, tree, items[started])))
                     started += 1
+                head = window[0]
+                if not head.done():
+                    lost_wait = lost_wait or asyncio.ensure_future(lost.wait())
+                    await asyncio.wait((head, lost_wait), return_when=asyncio.FIRST_COMPLETED)
+                    if not head.done():  # the connection is gone: no PUBACK will come on it
+                        if delivered:
+                            return delivered
+                        raise SinkError(f"publish failed: connection to {self.host}:{self.port} lost")
+                window.popleft()
                 try:
-                    await window.popleft()
+                    head.result()
                 except Exception as error:  # the connection dropped, or the PUBACK did not come in time
                     if delivered:
                         return delivered
@@ -277,7 +293,12 @@ class MqttSink:
                 self.published += 1
             return delivered
         finally:
+            if lost_wait is not None:
+                lost_wait.cancel()
             if window:  # publishes behind a failure: let them end (their records are sent again next time)
+                if lost.is_set():
+                    for publish in window:
+                        publish.cancel()
                 await asyncio.gather(*window, return_exceptions=True)
 
     async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:

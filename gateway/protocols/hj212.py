@@ -437,6 +437,13 @@ class Reassembler:
             raise FrameError("bad_pno", f"PNUM={packet.pnum} PNO={packet.pno}: expected 1 <= PNO <= PNUM")
         key = (packet.mn, packet.cn, packet.qn)
         parts = self._pending.setdefault(key, {})
+        if any(other.pnum != packet.pnum for other in parts.values()):
+            # Parts of one QN that disagree on how many there are cannot be joined (a sender's bug): drop
+            # them all, counted, rather than join a packet from two different splits.
+            del self._pending[key]
+            self.errors["bad_pno"] += 1
+            raise FrameError("bad_pno", f"QN {packet.qn}: PNUM={packet.pnum} but earlier parts said "
+                                        f"{sorted({p.pnum or 0 for p in parts.values()})}; parts dropped")
         parts[packet.pno] = packet
         if len(parts) < packet.pnum:
             while len(self._pending) > self.max_pending:
