@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.acquire import poller as poller_module
-from gateway.acquire.health import Poll, Probe, Slot, Wait
+from gateway.acquire.health import Poll, Probe, Slot, Wait, choose
 from gateway.acquire.poller import BusPoller
 from gateway.model import Reading
 from simulator.bus import PtyBus
@@ -36,7 +35,6 @@ async def test_kept_slots_equal_rebuilt_ones_at_every_decision(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     decisions: list[Poll | Probe | Wait] = []
     differences: list[tuple[list[Slot], list[Slot]]] = []
-    choose = poller_module.choose
     poller: BusPoller | None = None
 
     def checked(slots: list[Slot], now: float, starve_after: float) -> Poll | Probe | Wait:
@@ -48,10 +46,11 @@ async def test_kept_slots_equal_rebuilt_ones_at_every_decision(tmp_path: Path,
         decisions.append(decision)
         return decision
 
-    monkeypatch.setattr(poller_module, "choose", checked)
+    monkeypatch.setattr("gateway.acquire.poller.choose", checked)
     delivered: list[Reading] = []
     with simulated(tmp_path, NodeSpec("dust", 1), NodeSpec("wind", 2), NodeSpec("noise", 3)) as (site, port):
-        bus: PtyBus = site.running[0]
+        bus = site.running[0]
+        assert isinstance(bus, PtyBus)
         poller = BusPoller(config(port, ("dust", 1, 0.2), ("wind", 2, 0.2), ("noise", 3, 0.2)), delivered.extend)
         stop = asyncio.Event()
         running = asyncio.create_task(poller.run(stop))
