@@ -430,8 +430,8 @@ class RtuLink:
 
         VMIN keeps the port from being reported readable before the rest is there, but Linux's n_tty
         still wakes every task waiting on the port at each byte it receives, and the event loop's
-        epoll_wait goes back to sleep inside the kernel: a context switch per byte (about 40 per poll,
-        20 % of the gateway's CPU in `finish_task_switch`, issue 13). Not watching the port until
+        epoll_wait goes back to sleep inside the kernel: a context switch per byte (about 40 per poll at
+        19200 baud; docs/performance.md, issue 13). Not watching the port until
         REJOIN_MARGIN plus two characters before the rest's expected end avoids them; the port is
         watched again for the last bytes (VMIN still set), so the reply still completes on its last
         byte, and one that is complete by then is reported at once (epoll is level-triggered).
