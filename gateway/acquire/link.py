@@ -438,7 +438,8 @@ class RtuLink:
         Silence and the timeout are judged as before: both rejoin first (_garbled, _expire).
         """
         early = rtu.wire_time(missing - 2, self.baud) - REJOIN_MARGIN
-        if early <= 0 or self._away is not None or self._fd < 0:
+        # Not for a rest shorter than that (a fast line): the timer would cost more than it saves.
+        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0:
             return
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._fd)
