@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,18 +62,61 @@ def _value(words: Sequence[int], row: tuple[Any, ...]) -> float:
     return _value_at(words, row, 0)
 
 
+# One register map row made ready for decoding: name, first word, two words?, sign bit (0: unsigned), scale.
+_Field = tuple[str, int, bool, int, int]
+
+
+def _field(row: tuple[Any, ...]) -> _Field:
+    fmt = row[2]
+    sign = 0x8000 if fmt == regmap.S16 else 0x80000000 if fmt == regmap.S32 else 0
+    return row[0], row[1], regmap.FORMAT_WORDS[fmt] == 2, sign, row[3]
+
+
+@dataclass(frozen=True, slots=True)
+class _InputPlan:
+    """How to decode one kind's input block, worked out from the register map once per kind, not per poll."""
+
+    code: int
+    count: int  # registers in a poll's read
+    diagnostics: tuple[_Field, ...]
+    measurements: tuple[_Field, ...]
+
+
+@functools.cache
+def _input_plan(kind: str) -> _InputPlan:
+    code = KIND_BY_NAME[kind]
+    return _InputPlan(code, regmap.input_count(code), tuple(_field(row) for row in regmap.DIAGNOSTICS),
+                      tuple(_field(row) for row in regmap.MEASUREMENTS[code]))
+
+
+def _raw(words: Sequence[int], offset: int, wide: bool, sign: int) -> int:
+    """regmap.decode_raw(regmap.words_to_raw(...)) of a prepared field."""
+    raw = (words[offset] << 16) | words[offset + 1] if wide else words[offset]
+    return raw - (sign << 1) if raw & sign else raw
+
+
 def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
     """Decode a read of input registers 0 .. input_count(kind)-1."""
-    code = KIND_BY_NAME[kind]
-    expected = regmap.input_count(code)
-    if len(words) != expected:
-        raise DecodeError(f"{kind} node: expected {expected} input registers, got {len(words)}")
-    diagnostics = {row[0]: int(_value(words, row)) for row in regmap.DIAGNOSTICS}
-    if diagnostics["node_kind"] != code:
+    plan = _input_plan(kind)
+    if len(words) != plan.count:
+        raise DecodeError(f"{kind} node: expected {plan.count} input registers, got {len(words)}")
+    diagnostics = {
+        name: _raw(words, offset, wide, sign) if scale == 1 else int(_raw(words, offset, wide, sign) / scale)
+        for name, offset, wide, sign, scale in plan.diagnostics
+    }
+    if diagnostics["node_kind"] != plan.code:
         raise KindMismatch(kind, kind_name(diagnostics["node_kind"]))
-    values = {row[0]: _value(words, row) for row in regmap.MEASUREMENTS[code]}
-    units = {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
-    return Sample(diagnostics, values, units, channel_qualities(kind, diagnostics["sensor_status"]))
+    values = {
+        name: float(_raw(words, offset, wide, sign)) if scale == 1 else _raw(words, offset, wide, sign) / scale
+        for name, offset, wide, sign, scale in plan.measurements
+    }
+    return Sample(diagnostics, values, dict(_units(kind)), channel_qualities(kind, diagnostics["sensor_status"]))
+
+
+@functools.cache
+def _units(kind: str) -> dict[str, str]:
+    """Channel -> unit of a kind (copied into each Sample: a caller may keep and change its own)."""
+    return {row[0]: row[4] for row in regmap.MEASUREMENTS[KIND_BY_NAME[kind]]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +182,12 @@ def channel_qualities(kind: str, status: int) -> dict[str, Quality]:
     records alike. STATUS_HUMID is not a flag: the humidity processor flags
     humid PM readings from the RH channel (docs/data-quality.md).
     """
+    # Worked out once per kind and status word (a node's status rarely changes); each caller gets its own dict.
+    return dict(_channel_qualities(kind, status))
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_qualities(kind: str, status: int) -> dict[str, Quality]:
     code = KIND_BY_NAME[kind]
     names = [row[0] for row in regmap.MEASUREMENTS[code]]
     ok = bool(status & regmap.STATUS_OK)

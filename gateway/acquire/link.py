@@ -75,6 +75,10 @@ log = logging.getLogger(__name__)
 DEFAULT_GARBLE_GAP = 0.020
 # After a broadcast (no reply), slaves need time to carry it out (Modbus serial line 2.4.1).
 BROADCAST_DELAY = 0.100
+# While the rest of a reply of known length is on the wire, the port is left out of the event loop's
+# epoll set until this long (plus two characters) before the rest's expected end: see RtuLink._step_away.
+# Covers the event loop's timer lateness (its epoll timeout is whole milliseconds) on a busy host.
+REJOIN_MARGIN = 0.003
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ class RtuLink:
         self._attrs: list[Any] = []
         self._vmin = 0
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
+        self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -196,6 +201,7 @@ class RtuLink:
         self._finish(NoReply("io", "port closed"))
 
     def _release(self) -> None:
+        self._cancel_away()
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self._fd)
         with contextlib.suppress(OSError):
@@ -242,6 +248,7 @@ class RtuLink:
             self._overtime.cancel()
             self._overtime = None
         self._cancel_garble_timer()
+        self._rejoin()
         # Back to byte by byte: stray bytes between transactions are stamped as they come.
         self._set_vmin(0)
         self._request = None
@@ -413,8 +420,43 @@ class RtuLink:
             missing = n - len(rx)
             self._set_vmin(missing)
             self._arm_garble_timer(rtu.wire_time(missing, self.baud) + self.garble_gap)
+            if self._bulk:  # VMIN took: the port reports the rest at once, when it is there
+                self._step_away(missing)
             return
         self._arm_garble_timer()
+
+    def _step_away(self, missing: int) -> None:
+        """Leave the event loop's epoll set while most of the rest of a reply is still on the wire.
+
+        VMIN keeps the port from being reported readable before the rest is there, but Linux's n_tty
+        still wakes every task waiting on the port at each byte it receives, and the event loop's
+        epoll_wait goes back to sleep inside the kernel: a context switch per byte (about 40 per poll at
+        19200 baud; docs/performance.md, issue 13). Not watching the port until
+        REJOIN_MARGIN plus two characters before the rest's expected end avoids them; the port is
+        watched again for the last bytes (VMIN still set), so the reply still completes on its last
+        byte, and one that is complete by then is reported at once (epoll is level-triggered).
+        Silence and the timeout are judged as before: both rejoin first (_garbled, _expire).
+        """
+        early = rtu.wire_time(missing - 2, self.baud) - REJOIN_MARGIN
+        # Not for a rest shorter than that (a fast line): the timer would cost more than it saves.
+        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0:
+            return
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._fd)
+        self._away = loop.call_later(early, self._rejoin)
+
+    def _rejoin(self) -> None:
+        """Watch the port again after _step_away (at once when the reply is complete by then)."""
+        if self._away is None:
+            return
+        self._cancel_away()
+        if self._fd >= 0:
+            asyncio.get_running_loop().add_reader(self._fd, self._readable)
+
+    def _cancel_away(self) -> None:
+        if self._away is not None:
+            self._away.cancel()
+            self._away = None
 
     def _arm_garble_timer(self, delay: float | None = None) -> None:
         self._cancel_garble_timer()
@@ -432,6 +474,7 @@ class RtuLink:
         if request is None:
             return
         self._garble_timer = None
+        self._rejoin()
         if self._vmin:
             # Bytes held back by VMIN arrived at unknown times: take them, go on byte by byte
             # and judge silence from now (never early: a reply still coming is not cut).
@@ -454,6 +497,7 @@ class RtuLink:
     def _expire(self) -> None:
         if self._request is None:
             return
+        self._rejoin()
         if self._vmin:
             self._set_vmin(0)
             self._bulk = False
