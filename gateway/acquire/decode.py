@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from firmware import regmap
 from gateway.model import Quality, Reading
+from gateway.profiles.kinds import kind_profiles
 
 # name -> node_kind code; the register map's own table, so a kind added later (gateway/profiles/kinds.py) is known.
 KIND_BY_NAME: dict[str, int] = regmap.KIND_CODES
@@ -72,7 +73,7 @@ def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
         raise KindMismatch(kind, kind_name(diagnostics["node_kind"]))
     values = {row[0]: _value(words, row) for row in regmap.MEASUREMENTS[code]}
     units = {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
-    return Sample(diagnostics, values, units, channel_qualities(kind, diagnostics["sensor_status"]))
+    return Sample(diagnostics, values, units, channel_qualities(kind, diagnostics["sensor_status"], values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ def decode_history(kind: str, words: Sequence[int]) -> list[HistoryRecord | None
         values = {row[0]: _value_at(words, row, shift) for row in rows}
         status = words[base + 4]
         diagnostics = {"sample_seq": sequence, "sensor_status": status}
-        records.append(HistoryRecord(age, Sample(diagnostics, values, units, channel_qualities(kind, status))))
+        records.append(HistoryRecord(age, Sample(diagnostics, values, units, channel_qualities(kind, status, values))))
     return records
 
 
@@ -131,12 +132,14 @@ def _group_quality(bits: int, ok: bool) -> Quality:
     return Quality.NORMAL
 
 
-def channel_qualities(kind: str, status: int) -> dict[str, Quality]:
+def channel_qualities(kind: str, status: int, values: Mapping[str, float] | None = None) -> dict[str, Quality]:
     """The flag of each channel of a sample, from its sensor_status word (regmap "Per-channel status").
 
     The one place status bits become flags, for the live poll and the history
     records alike. STATUS_HUMID is not a flag: the humidity processor flags
-    humid PM readings from the RH channel (docs/data-quality.md).
+    humid PM readings from the RH channel (docs/data-quality.md). The range
+    bit is per sensor: given the sample's values, T stays only on the channels
+    that are over range (_over_range_only).
     """
     code = KIND_BY_NAME[kind]
     names = [row[0] for row in regmap.MEASUREMENTS[code]]
@@ -144,14 +147,57 @@ def channel_qualities(kind: str, status: int) -> dict[str, Quality]:
     main = status & _GROUP
     if not status & regmap.STATUS_SPLIT:
         quality = _group_quality(main, ok)
-        return {name: quality for name in names}
+        qualities = {name: quality for name in names}
+        if quality is Quality.OVER_RANGE and values:
+            _over_range_only(kind, names, values, qualities)
+        return qualities
     aux_names = regmap.STATUS_AUX_CHANNELS.get(code, ())
     aux = (status >> regmap.STATUS_AUX_SHIFT) & _GROUP
     main_quality = _group_quality(main, ok)
     # OK belongs to the main sensor: cleared by its own faults it says nothing about the second sensor;
     # cleared with no fault bit to explain it (a broken register map), nothing on the node is trusted.
     aux_quality = _group_quality(aux, ok or bool(main & _FAULT))
-    return {name: aux_quality if name in aux_names else main_quality for name in names}
+    qualities = {name: aux_quality if name in aux_names else main_quality for name in names}
+    if values:
+        for group, quality in (([n for n in names if n not in aux_names], main_quality), (aux_names, aux_quality)):
+            if quality is Quality.OVER_RANGE:
+                _over_range_only(kind, group, values, qualities)
+    return qualities
+
+
+def _beyond_range(value: float, low: float, high: float) -> bool:
+    """At or above the upper limit, or below the lower one.
+
+    A sensor or register that saturates reads exactly its upper limit, so that
+    counts; the lower limits are zeros and north (0 ug/m3, calm, 0 degrees),
+    ordinary readings, so only a value below one does.
+    """
+    return value >= high or value < low
+
+
+def _over_range_only(kind: str, group: Sequence[str], values: Mapping[str, float],
+                     qualities: dict[str, Quality]) -> None:
+    """Narrow one sensor's T (all of `group`) to its channels that are over range, in place.
+
+    The node's range bit says "a value of this sensor is outside its range",
+    not which: the kind profile's ranges (the one source of truth) say which
+    channel is at or beyond its range. Those keep T, and so do the channels
+    the ranges cannot judge (no range, no value); the ones within their range
+    become N. When no channel is beyond its range (the node saw a value it
+    could not publish, its own limit is tighter than the profile's, or the
+    humidity correction brought a PM value back within range), every channel
+    of the sensor keeps T: nothing the node called over range passes as N.
+    """
+    profile = kind_profiles().get(kind)
+    if profile is None:
+        return
+    ranges = profile.ranges
+    judged = [name for name in group if name in ranges and name in values]
+    if not any(_beyond_range(values[name], *ranges[name]) for name in judged):
+        return
+    for name in judged:
+        if not _beyond_range(values[name], *ranges[name]):
+            qualities[name] = Quality.NORMAL
 
 
 def to_readings(node: str, kind: str, sample: Sample, timestamp: float) -> list[Reading]:
