@@ -158,10 +158,10 @@ def channel_qualities(kind: str, status: int, values: Mapping[str, float] | None
     # cleared with no fault bit to explain it (a broken register map), nothing on the node is trusted.
     aux_quality = _group_quality(aux, ok or bool(main & _FAULT))
     qualities = {name: aux_quality if name in aux_names else main_quality for name in names}
-    if values:
-        for group, quality in (([n for n in names if n not in aux_names], main_quality), (aux_names, aux_quality)):
-            if quality is Quality.OVER_RANGE:
-                _over_range_only(kind, group, values, qualities)
+    if values and main_quality is Quality.OVER_RANGE:
+        _over_range_only(kind, [name for name in names if name not in aux_names], values, qualities)
+    if values and aux_quality is Quality.OVER_RANGE:
+        _over_range_only(kind, aux_names, values, qualities)
     return qualities
 
 
@@ -170,9 +170,9 @@ def _beyond_range(value: float, low: float, high: float) -> bool:
 
     A sensor or register that saturates reads exactly its upper limit, so that
     counts; the lower limits are zeros and north (0 ug/m3, calm, 0 degrees),
-    ordinary readings, so only a value below one does.
+    ordinary readings, so only a value below one does. NaN is beyond any range.
     """
-    return value >= high or value < low
+    return not low <= value < high
 
 
 def _over_range_only(kind: str, group: Sequence[str], values: Mapping[str, float],
