@@ -46,6 +46,7 @@ def _history(kind: str, status: int, values: Mapping[str, float]) -> list[int]:
     return [0, 7, 0, 250, status, *inputs[regmap.MEASUREMENT_BASE :]]
 
 
+DUST = {"pm25": 40.0, "pm10": 1200.0, "pm1": 20.0, "temperature": 21.5, "humidity": 60.0, "pressure": 101.3}
 WIND = {"wind_speed": 11.5, "wind_dir": 270.0, "wind_gust_3s": 14.2}
 VANE_FAULT = OK | SPLIT | (regmap.STATUS_ABSENT << AUX)
 
@@ -83,6 +84,11 @@ def test_live_and_history_samples_get_the_same_flags() -> None:
     live_readings = to_readings("d", "dust", live, 5.0)
     history_readings = to_readings("d", "dust", record.sample, 5.0)
     assert live_readings == history_readings
+
+
+def test_a_value_that_is_not_a_number_is_never_within_range() -> None:
+    qualities = channel_qualities("dust", OK | regmap.STATUS_RANGE, {**DUST, "pm25": float("nan")})
+    assert (qualities["pm25"], qualities["pm10"], qualities["pm1"]) == (Quality.OVER_RANGE,) * 2 + (Quality.NORMAL,)
 
 
 def test_without_the_split_bit_every_bit_describes_every_channel() -> None:
@@ -123,7 +129,6 @@ def test_every_status_word_gives_one_flag_per_channel(kind: str, status: int) ->
 # beyond its range. Ranges used here: gateway/profiles/kinds/*.toml (pm 0-1000 ug/m3, wind 0-60 m/s,
 # wind_dir 0-360, pitch/roll +-90000 mdeg, noise 30-130 dB(A)).
 RANGE = regmap.STATUS_RANGE
-DUST = {"pm25": 40.0, "pm10": 1200.0, "pm1": 20.0, "temperature": 21.5, "humidity": 60.0, "pressure": 101.3}
 
 
 def _flags(kind: str, status: int, values: Mapping[str, float]) -> dict[str, Quality]:
