@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from firmware import regmap
 from gateway.model import Quality, Reading
+from gateway.profiles.kinds import kind_profiles
 
 # name -> node_kind code; the register map's own table, so a kind added later (gateway/profiles/kinds.py) is known.
 KIND_BY_NAME: dict[str, int] = regmap.KIND_CODES
@@ -110,7 +111,8 @@ def decode_inputs(kind: str, words: Sequence[int]) -> Sample:
         name: float(_raw(words, offset, wide, sign)) if scale == 1 else _raw(words, offset, wide, sign) / scale
         for name, offset, wide, sign, scale in plan.measurements
     }
-    return Sample(diagnostics, values, dict(_units(kind)), channel_qualities(kind, diagnostics["sensor_status"]))
+    qualities = channel_qualities(kind, diagnostics["sensor_status"], values)
+    return Sample(diagnostics, values, dict(_units(kind)), qualities)
 
 
 @functools.cache
@@ -157,7 +159,7 @@ def decode_history(kind: str, words: Sequence[int]) -> list[HistoryRecord | None
         values = {row[0]: _value_at(words, row, shift) for row in rows}
         status = words[base + 4]
         diagnostics = {"sample_seq": sequence, "sensor_status": status}
-        records.append(HistoryRecord(age, Sample(diagnostics, values, units, channel_qualities(kind, status))))
+        records.append(HistoryRecord(age, Sample(diagnostics, values, units, channel_qualities(kind, status, values))))
     return records
 
 
@@ -175,15 +177,29 @@ def _group_quality(bits: int, ok: bool) -> Quality:
     return Quality.NORMAL
 
 
-def channel_qualities(kind: str, status: int) -> dict[str, Quality]:
+def channel_qualities(kind: str, status: int, values: Mapping[str, float] | None = None) -> dict[str, Quality]:
     """The flag of each channel of a sample, from its sensor_status word (regmap "Per-channel status").
 
     The one place status bits become flags, for the live poll and the history
     records alike. STATUS_HUMID is not a flag: the humidity processor flags
-    humid PM readings from the RH channel (docs/data-quality.md).
+    humid PM readings from the RH channel (docs/data-quality.md). The range
+    bit is per sensor: given the sample's values, T stays only on the channels
+    that are over range (_over_range_only).
     """
     # Worked out once per kind and status word (a node's status rarely changes); each caller gets its own dict.
-    return dict(_channel_qualities(kind, status))
+    qualities = dict(_channel_qualities(kind, status))
+    if values and Quality.OVER_RANGE in qualities.values():
+        code = KIND_BY_NAME[kind]
+        names = list(qualities)
+        if not status & regmap.STATUS_SPLIT:
+            groups = [names]
+        else:
+            aux_names = regmap.STATUS_AUX_CHANNELS.get(code, ())
+            groups = [[name for name in names if name not in aux_names], [name for name in names if name in aux_names]]
+        for group in groups:
+            if group and qualities[group[0]] is Quality.OVER_RANGE:
+                _over_range_only(kind, group, values, qualities)
+    return qualities
 
 
 @functools.lru_cache(maxsize=4096)
@@ -202,6 +218,41 @@ def _channel_qualities(kind: str, status: int) -> dict[str, Quality]:
     # cleared with no fault bit to explain it (a broken register map), nothing on the node is trusted.
     aux_quality = _group_quality(aux, ok or bool(main & _FAULT))
     return {name: aux_quality if name in aux_names else main_quality for name in names}
+
+
+def _beyond_range(value: float, low: float, high: float) -> bool:
+    """At or above the upper limit, or below the lower one.
+
+    A sensor or register that saturates reads exactly its upper limit, so that
+    counts; the lower limits are zeros and north (0 ug/m3, calm, 0 degrees),
+    ordinary readings, so only a value below one does. NaN is beyond any range.
+    """
+    return not low <= value < high
+
+
+def _over_range_only(kind: str, group: Sequence[str], values: Mapping[str, float],
+                     qualities: dict[str, Quality]) -> None:
+    """Narrow one sensor's T (all of `group`) to its channels that are over range, in place.
+
+    The node's range bit says "a value of this sensor is outside its range",
+    not which: the kind profile's ranges (the one source of truth) say which
+    channel is at or beyond its range. Those keep T, and so do the channels
+    the ranges cannot judge (no range, no value); the ones within their range
+    become N. When no channel is beyond its range (the node saw a value it
+    could not publish, its own limit is tighter than the profile's, or the
+    humidity correction brought a PM value back within range), every channel
+    of the sensor keeps T: nothing the node called over range passes as N.
+    """
+    profile = kind_profiles().get(kind)
+    if profile is None:
+        return
+    ranges = profile.ranges
+    judged = [name for name in group if name in ranges and name in values]
+    if not any(_beyond_range(values[name], *ranges[name]) for name in judged):
+        return
+    for name in judged:
+        if not _beyond_range(values[name], *ranges[name]):
+            qualities[name] = Quality.NORMAL
 
 
 def to_readings(node: str, kind: str, sample: Sample, timestamp: float) -> list[Reading]:
