@@ -17,9 +17,11 @@ source, baud, parity, reads, decode, plausible) and ``ReadRequest``.
 from __future__ import annotations
 
 import math
+import struct
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ PARITIES = ("N", "E", "O")
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 TRANSFORMS = ("", "degrees_to_permille")
 GUST_SOURCES = ("", "gateway", "device")
+MAX_ROUNDED_DECIMALS = 9  # a scale or offset with more decimals than this is not a decimal step: no rounding
 
 
 class ProfileError(ValueError):
@@ -75,6 +78,13 @@ class Register:
     low: float | None = None  # plausible range, in unit
     high: float | None = None
     transform: str = ""  # "degrees_to_permille": an angle in degrees becomes a slope 1000 * tan(angle)
+    # Decimals of an integer register's value (those of scale and offset): 3 * 0.1 is 0.3, not 0.30000000000000004.
+    decimals: int | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.type != "f32":
+            places = max(_decimal_places(self.scale), _decimal_places(self.offset))
+            object.__setattr__(self, "decimals", places if places <= MAX_ROUNDED_DECIMALS else None)
 
     @property
     def words(self) -> int:
@@ -92,6 +102,8 @@ class Register:
         if raw in self.invalid or (isinstance(raw, float) and not math.isfinite(raw)):
             return None
         value = raw * self.scale + self.offset
+        if self.decimals is not None:
+            value = round(value, self.decimals)
         if self.transform == "degrees_to_permille":
             value = 1000.0 * math.tan(math.radians(value))
         return value if math.isfinite(value) else None  # a raw value the scale carries beyond any float
@@ -105,6 +117,12 @@ class Register:
 
     def in_range(self, value: float) -> bool:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+def _decimal_places(number: float) -> int:
+    """The decimals of number as written (0.1 -> 1, 25.0 -> 0, 1e-05 -> 5)."""
+    exponent = Decimal(repr(number)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else MAX_ROUNDED_DECIMALS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +472,7 @@ def _register(c: _Reader, raw: Mapping[str, Any], where: str, byte_order: str, w
     for value in invalid_list:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise c.fail(f"{where}.invalid", f"expected a number or a list of numbers, got {value!r}")
+        _check_sentinel(c, f"{where}.invalid", value, data_type, bits)
     low = high = None
     if "range" in raw:
         bounds = c.get(raw, "range", where, list)
@@ -473,11 +492,37 @@ def _register(c: _Reader, raw: Mapping[str, Any], where: str, byte_order: str, w
         offset=_number(c, raw, "offset", where, 0.0),
         unit=unit,
         bits=bits,
-        invalid=tuple(float(v) if data_type == "f32" else v for v in invalid_list),
+        invalid=tuple(_as_float32(v) if data_type == "f32" else int(v) for v in invalid_list),
         low=low,
         high=high,
         transform=c.choice(raw, "transform", where, TRANSFORMS, ""),
     )
+
+
+def _check_sentinel(c: _Reader, key: str, value: float, data_type: str, bits: tuple[int, int] | None) -> None:
+    """A sentinel the register can hold: one it cannot (0xD8F1 on an s16 that sends -9999) would never match."""
+    if data_type == "f32":
+        if math.isfinite(value) and not math.isfinite(_as_float32(value)):
+            raise c.fail(key, f"{value!r} is beyond any float32")
+        return
+    if bits is not None:
+        low, high, what = 0, (1 << bits[1]) - 1, f"a {bits[1]}-bit field"
+    else:
+        size = 16 * word_count(data_type)
+        low, high = (-(1 << (size - 1)), (1 << (size - 1)) - 1) if data_type[0] == "s" else (0, (1 << size) - 1)
+        what = data_type
+    if not math.isfinite(value) or value != int(value) or not low <= value <= high:
+        raise c.fail(key, f"{value!r} is not a raw value of {what} ({low} .. {high}): the sentinel is compared "
+                          "with the register's raw number (a signed type's 0xD8F1 is -9999)")
+
+
+def _as_float32(value: float) -> float:
+    """The float32 nearest value, as the device sends it (inf beyond the float32 range)."""
+    try:
+        result: float = struct.unpack(">f", struct.pack(">f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return result
 
 
 def load_profile(path: Path) -> VendorProfile:

@@ -102,6 +102,10 @@ def test_a_sentinel_the_type_cannot_hold_is_refused_naming_the_key() -> None:
         speed('bits = [4, 4]\ninvalid = 16\n')
     with pytest.raises(ProfileError, match=r"register\[0\]\.invalid: 1.5 .*u16"):
         speed('invalid = 1.5\n')
+    with pytest.raises(ProfileError, match=r"register\[0\]\.invalid: nan .*u16"):
+        speed('invalid = nan\n')
+    with pytest.raises(ProfileError, match=r"register\[0\]\.invalid: 1e\+39 is beyond any float32"):
+        speed('type = "f32"\ninvalid = 1e39\n')
 
 
 def test_a_float32_sentinel_matches_the_float32_it_names() -> None:
