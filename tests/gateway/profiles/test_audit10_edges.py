@@ -90,6 +90,10 @@ def test_a_sentinel_equal_to_a_valid_looking_value_wins() -> None:
     assert decode(many, 0xD8F1) == (None, Quality.DEVICE_FAULT)
     assert decode(many, 0x7FFF) == (None, Quality.DEVICE_FAULT)
     assert decode(many, 0x7FFE)[0] == 32766
+    # u64's all-ones (beyond TOML's signed 64 bits for most parsers, not for tomllib): matched exactly.
+    wide = speed('type = "u64"\ninvalid = 0xFFFFFFFFFFFFFFFF\n')
+    assert decode(wide, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF) == (None, Quality.DEVICE_FAULT)
+    assert decode(wide, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFE)[0] == float(0xFFFFFFFFFFFFFFFE)
 
 
 def test_a_sentinel_the_type_cannot_hold_is_refused_naming_the_key() -> None:
