@@ -28,7 +28,15 @@ from typing import Any
 
 from gateway.model import Quality
 from gateway.profiles.quantities import KINDS, QUANTITY_UNITS
-from gateway.profiles.words import INTEGER_TYPES, ORDERS, TYPES, value_to_words, word_count, words_to_value
+from gateway.profiles.words import (
+    INTEGER_TYPES,
+    ORDERS,
+    TYPES,
+    integer_bounds,
+    value_to_words,
+    word_count,
+    words_to_value,
+)
 
 SYSTEM_PROFILE_DIR = Path("/etc/sitewatch/profiles")
 READ_FUNCTIONS = (3, 4)  # read holding registers, read input registers
@@ -114,6 +122,25 @@ class Register:
             value = math.degrees(math.atan(value / 1000.0))
         raw = (value - self.offset) / self.scale
         return raw if self.type == "f32" else round(raw)
+
+    def held(self, value: float) -> float:
+        """The value nearest value that the register can hold (not its sentinel): a transmitter saturates there.
+
+        The simulator's devices use it, so that a truth beyond the register's type is what the device
+        reports, not a crash or a wrapped word.
+        """
+        if self.type == "f32":
+            return value
+        low, high = integer_bounds(self.type, self.bits[1] if self.bits is not None else None)
+        wanted = self.raw_of(value)
+        raw = min(max(wanted, low), high)
+        if raw == wanted and raw not in self.invalid:
+            return value  # it fits: the truth as it is (the register's rounding is the decoder's business)
+        step = 1 if raw <= (low + high) / 2 else -1  # a sentinel at an end: one word inward
+        while raw in self.invalid and low <= raw + step <= high:
+            raw += step
+        held = self.value(raw)
+        return value if held is None else held
 
     def in_range(self, value: float) -> bool:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
@@ -505,12 +532,8 @@ def _check_sentinel(c: _Reader, key: str, value: float, data_type: str, bits: tu
         if math.isfinite(value) and not math.isfinite(_as_float32(value)):
             raise c.fail(key, f"{value!r} is beyond any float32")
         return
-    if bits is not None:
-        low, high, what = 0, (1 << bits[1]) - 1, f"a {bits[1]}-bit field"
-    else:
-        size = 16 * word_count(data_type)
-        low, high = (-(1 << (size - 1)), (1 << (size - 1)) - 1) if data_type[0] == "s" else (0, (1 << size) - 1)
-        what = data_type
+    low, high = integer_bounds(data_type, bits[1] if bits is not None else None)
+    what = f"a {bits[1]}-bit field" if bits is not None else data_type
     if not math.isfinite(value) or value != int(value) or not low <= value <= high:
         raise c.fail(key, f"{value!r} is not a raw value of {what} ({low} .. {high}): the sentinel is compared "
                           "with the register's raw number (a signed type's 0xD8F1 is -9999)")

@@ -200,3 +200,29 @@ def test_the_same_name_later_replaces_earlier_in_the_documented_order(tmp_path: 
     assert loaded["dup"].reads() == [ReadRequest(3, 0, 4)]
     assert loaded["dup"].path.endswith("two/dup.toml")
     assert load_vendor_profiles([first], system_dir=system)["dup"].reads() == [ReadRequest(3, 0, 2)]
+
+
+# -- the simulator's transmitter at the ends of its register's type ---------------------------------------
+class Constant:
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+
+    def values(self, t: float) -> dict[str, float]:
+        return {"wind_speed": self.speed, "wind_dir": 0.0, "wind_gust_3s": 0.0}
+
+
+@pytest.mark.parametrize(("extra", "truth", "held"), [
+    ("scale = 0.01\n", 700.0, 655.35),  # beyond u16: the transmitter saturates at its largest word
+    ("scale = 0.01\n", -3.0, 0.0),  # below u16's 0
+    ('type = "s16"\nscale = 0.01\ninvalid = 32767\n', 400.0, 327.66),  # the largest word is the sentinel
+    ("bits = [0, 4]\n", 20.0, 15.0),  # a 4-bit field
+])
+def test_a_simulated_transmitter_saturates_at_its_types_ends(extra: str, truth: float, held: float) -> None:
+    from simulator.vendor_device import VendorDevice
+
+    device = VendorDevice(speed(extra), 3, Constant(truth), lambda ms: ms / 1000)
+    device.sample(0)  # a value its register cannot hold must not stop the simulated device
+    assert device.last["wind_speed"] == held
+    (request,) = device.profile.reads()
+    words = [device.slave.words[(request.function, a)] for a in range(request.address, request.end)]
+    assert device.profile.decode({request: words})["wind_speed"] == held
