@@ -125,7 +125,7 @@ class VendorSlave:
 def _saturated(value: float, register: Register) -> float:
     low = -math.inf if register.low is None else register.low
     high = math.inf if register.high is None else register.high
-    return min(max(value, low), high)
+    return register.held(min(max(value, low), high))  # and at the ends of its register's type
 
 
 class _Sensor:

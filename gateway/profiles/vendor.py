@@ -17,16 +17,26 @@ source, baud, parity, reads, decode, plausible) and ``ReadRequest``.
 from __future__ import annotations
 
 import math
+import struct
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gateway.model import Quality
 from gateway.profiles.quantities import KINDS, QUANTITY_UNITS
-from gateway.profiles.words import INTEGER_TYPES, ORDERS, TYPES, value_to_words, word_count, words_to_value
+from gateway.profiles.words import (
+    INTEGER_TYPES,
+    ORDERS,
+    TYPES,
+    integer_bounds,
+    value_to_words,
+    word_count,
+    words_to_value,
+)
 
 SYSTEM_PROFILE_DIR = Path("/etc/sitewatch/profiles")
 READ_FUNCTIONS = (3, 4)  # read holding registers, read input registers
@@ -36,6 +46,7 @@ PARITIES = ("N", "E", "O")
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 TRANSFORMS = ("", "degrees_to_permille")
 GUST_SOURCES = ("", "gateway", "device")
+MAX_ROUNDED_DECIMALS = 9  # a scale or offset with more decimals than this is not a decimal step: no rounding
 
 
 class ProfileError(ValueError):
@@ -75,6 +86,13 @@ class Register:
     low: float | None = None  # plausible range, in unit
     high: float | None = None
     transform: str = ""  # "degrees_to_permille": an angle in degrees becomes a slope 1000 * tan(angle)
+    # Decimals of an integer register's value (those of scale and offset): 3 * 0.1 is 0.3, not 0.30000000000000004.
+    decimals: int | None = field(default=None, init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.type != "f32":
+            places = max(_decimal_places(self.scale), _decimal_places(self.offset))
+            object.__setattr__(self, "decimals", places if places <= MAX_ROUNDED_DECIMALS else None)
 
     @property
     def words(self) -> int:
@@ -92,6 +110,8 @@ class Register:
         if raw in self.invalid or (isinstance(raw, float) and not math.isfinite(raw)):
             return None
         value = raw * self.scale + self.offset
+        if self.decimals is not None:
+            value = round(value, self.decimals)
         if self.transform == "degrees_to_permille":
             value = 1000.0 * math.tan(math.radians(value))
         return value if math.isfinite(value) else None  # a raw value the scale carries beyond any float
@@ -103,8 +123,33 @@ class Register:
         raw = (value - self.offset) / self.scale
         return raw if self.type == "f32" else round(raw)
 
+    def held(self, value: float) -> float:
+        """The value nearest value that the register can hold (not its sentinel): a transmitter saturates there.
+
+        The simulator's devices use it, so that a truth beyond the register's type is what the device
+        reports, not a crash or a wrapped word.
+        """
+        if self.type == "f32":
+            return value
+        low, high = integer_bounds(self.type, self.bits[1] if self.bits is not None else None)
+        wanted = self.raw_of(value)
+        raw = min(max(wanted, low), high)
+        if raw == wanted and raw not in self.invalid:
+            return value  # it fits: the truth as it is (the register's rounding is the decoder's business)
+        step = 1 if raw <= (low + high) / 2 else -1  # a sentinel at an end: one word inward
+        while raw in self.invalid and low <= raw + step <= high:
+            raw += step
+        held = self.value(raw)
+        return value if held is None else held
+
     def in_range(self, value: float) -> bool:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+
+def _decimal_places(number: float) -> int:
+    """The decimals of number as written (0.1 -> 1, 25.0 -> 0, 1e-05 -> 5)."""
+    exponent = Decimal(repr(number)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else MAX_ROUNDED_DECIMALS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +499,7 @@ def _register(c: _Reader, raw: Mapping[str, Any], where: str, byte_order: str, w
     for value in invalid_list:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise c.fail(f"{where}.invalid", f"expected a number or a list of numbers, got {value!r}")
+        _check_sentinel(c, f"{where}.invalid", value, data_type, bits)
     low = high = None
     if "range" in raw:
         bounds = c.get(raw, "range", where, list)
@@ -473,11 +519,33 @@ def _register(c: _Reader, raw: Mapping[str, Any], where: str, byte_order: str, w
         offset=_number(c, raw, "offset", where, 0.0),
         unit=unit,
         bits=bits,
-        invalid=tuple(float(v) if data_type == "f32" else v for v in invalid_list),
+        invalid=tuple(_as_float32(v) if data_type == "f32" else int(v) for v in invalid_list),
         low=low,
         high=high,
         transform=c.choice(raw, "transform", where, TRANSFORMS, ""),
     )
+
+
+def _check_sentinel(c: _Reader, key: str, value: float, data_type: str, bits: tuple[int, int] | None) -> None:
+    """A sentinel the register can hold: one it cannot (0xD8F1 on an s16 that sends -9999) would never match."""
+    if data_type == "f32":
+        if math.isfinite(value) and not math.isfinite(_as_float32(value)):
+            raise c.fail(key, f"{value!r} is beyond any float32")
+        return
+    low, high = integer_bounds(data_type, bits[1] if bits is not None else None)
+    what = f"a {bits[1]}-bit field" if bits is not None else data_type
+    if not math.isfinite(value) or value != int(value) or not low <= value <= high:
+        raise c.fail(key, f"{value!r} is not a raw value of {what} ({low} .. {high}): the sentinel is compared "
+                          "with the register's raw number (a signed type's 0xD8F1 is -9999)")
+
+
+def _as_float32(value: float) -> float:
+    """The float32 nearest value, as the device sends it (inf beyond the float32 range)."""
+    try:
+        result: float = struct.unpack(">f", struct.pack(">f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
+    return result
 
 
 def load_profile(path: Path) -> VendorProfile:

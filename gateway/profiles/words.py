@@ -30,6 +30,16 @@ def word_count(data_type: str) -> int:
     return TYPES[data_type][0]
 
 
+def integer_bounds(data_type: str, width: int | None = None) -> tuple[int, int]:
+    """The least and greatest raw number of an integer type (or of a bit field of that width)."""
+    if width is not None:
+        return 0, (1 << width) - 1
+    size = 16 * word_count(data_type)
+    if data_type.startswith("s"):
+        return -(1 << (size - 1)), (1 << (size - 1)) - 1
+    return 0, (1 << size) - 1
+
+
 def _check(data_type: str, byte_order: str, word_order: str) -> None:
     if data_type not in TYPES:
         raise ValueError(f"unknown data type {data_type!r} (one of {', '.join(TYPES)})")
