@@ -127,14 +127,16 @@ def test_writing_the_spray_coil_lowers_pm10_against_the_same_run_without_it(tmp_
     truth = tmp_path / "truth.jsonl"
     skip = 5400.0  # 08:30, the earthworks are in full swing
     with Site(scenario, tmp_path / "buses", speed=120, skip=skip, truth=truth) as site:
-        time.sleep(0.3)
+        # Twenty samples or more before the coil is written: wait for them, not for a guessed time.
+        wait_until(lambda: site.sampled_until("boundary", 1) >= skip + 30.0, timeout=60)
         # Where the node's samples were when the coil was written (a busy host's bus thread lags the
         # site's clock: samples dated before the clock's now may be taken after the write).
         asked = site.sampled_until("boundary", 1)
         proc = mbpoll(site.paths["boundary"], 1, "coil", SPRAY, 1)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         switched = site.scenario_time()
-        time.sleep(3.0)  # six simulated minutes
+        # Six simulated minutes after the write: 240 samples or more past the first minute of spraying.
+        wait_until(lambda: site.sampled_until("boundary", 1) >= switched + 360.0, timeout=120)
     physics = scenario.physics()
     without = EpochSource(physics.model("boundary", 1), scenario.start_epoch)  # nobody writes its coil
     warm_up(without, scenario.start_epoch, skip)  # as the site does before a skipped-to start
