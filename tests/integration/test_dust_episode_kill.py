@@ -77,6 +77,8 @@ REAL_LIMIT = 600.0  # real seconds for the whole run: a ceiling for a loaded hos
 
 def gateway_toml(site: Site, queue: Path, clock: Path) -> str:
     return f"""
+[status]
+port = 0  # no endpoint: the default port is shared by every test running at once
 [store]
 enabled = false
 [queue]
