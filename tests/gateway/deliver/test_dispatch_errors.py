@@ -75,7 +75,9 @@ async def test_a_retry_after_is_waited_for_exactly_even_beyond_max_backoff(tmp_p
     delivery.wake.set()
     await asyncio.wait_for(task, DEADLINE)
     # The server's 120 s beats max_backoff (60 s); then 7 s; then our own backoff doubles from there.
-    assert pauses.asked == [120.0, 7.0, 14.0]
+    # (Once delivered, the loop may already have begun its next round, pausing its interval, 0 s here, before the
+    # test stopped it: a busy host decides whether the test sees that pause.)
+    assert pauses.asked[:3] == [120.0, 7.0, 14.0] and all(p == 0.0 for p in pauses.asked[3:]), pauses.asked
     assert queue.pending("influx") == 0 and delivery.stats.fatal == ""
     queue.close()
 
