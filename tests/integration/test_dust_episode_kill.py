@@ -122,8 +122,8 @@ class KilledRun:
 
 def warm_gateway(config: Path, log: Path) -> WarmGateway:
     """`sitewatch run`, imported ahead and waiting: started by go() at once, however busy the host."""
-    return WarmGateway(["run", "--config", str(config)], config.with_name(f"ready-{time.monotonic_ns()}"),
-                       stderr=log.open("ab"))
+    return WarmGateway(config.with_name(f"ready-{time.monotonic_ns()}"), stderr=log.open("ab"),
+                       args=["run", "--config", str(config)])
 
 
 def node_samples(site: Site) -> list[tuple[float, list[Reading]]]:
@@ -197,8 +197,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
             procs[-1].send_signal(signal.SIGTERM)
             assert procs[-1].wait(60) == 0, log.read_text()[-3000:]
         finally:
-            spare.proc.kill()  # the unused spare
-            spare.proc.wait(30)
+            spare.discard()
             for proc in procs:
                 if proc.poll() is None:
                     proc.kill()
