@@ -263,14 +263,14 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
     # history transaction (those only run in gaps). The host's share is not the gateway's to keep:
     # on a loaded CPU the event loop and the simulated node's bus thread are both late, so lateness
     # alone proves nothing; what held the bus at the due time does.
-    # A history transaction holds it up only if the gateway let it run past the due time: its timeout, from
-    # when it was sent, ran past it. One given a timeout ending before the due time whose reply the starved
-    # simulated node sent late (and the link took whole) was the host's delay, not the gateway's.
+    # A history transaction holds it up only if the gateway planned it to run past the due time: sized when it
+    # was decided (its trace's due), its request on the wire, then its timeout. Sent later than planned (the
+    # host), or a reply the starved simulated node sent late (taken whole by the link): the host's delay.
     for p in wind:
         if p.sent - p.due > 0.005:
             busy = [h for h in trace if h.sent <= p.due < h.completed and h is not p]
             let_run = [h for h in busy if h.outcome.startswith("history")
-                       and h.sent + h.request_bytes * 11 / BAUD + h.timeout > p.due]
+                       and h.due + h.request_bytes * 11 / BAUD + h.timeout > p.due]
             assert not let_run, (p, busy)
     # Nothing the backfill did ran into its replies: no CRC or framing error. (A timeout can happen on
     # a busy host, where the simulated node hears a request late; that is the host's, not the line's.)
