@@ -450,6 +450,9 @@ async def test_rtu_and_tcp_buses_are_polled_concurrently(tmp_path: Path) -> None
         stop = asyncio.Event()
         tasks = [asyncio.create_task(p.run(stop)) for p in pollers]
         await asyncio.sleep(2.0)
+        # ... and on until each checked node has the 9 answers counted below (a busy host's timeouts take some).
+        await wait_until_async(lambda: pollers[0].health["dust-7"].answered >= 9
+                               and pollers[1].health["dust-1"].answered >= 9, timeout=60.0)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 5)
     server.close()
