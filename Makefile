@@ -47,8 +47,13 @@ setup: $(STAMPS)/venv $(STAMPS)/system $(STAMPS)/npm $(STAMPS)/stubs
 demo: $(STAMPS)/venv
 	$(BIN)/sitewatch demo $(if $(DURATION),--duration $(DURATION))
 
+# The suite waits mostly on simulated sites (I/O, not CPU): 4 workers on 2 cores, measured (docs/testing.md).
+# --dist loadfile: a file's tests share one worker, so a module's simulated run (a module-scoped fixture)
+# runs once, not once per worker.
+TEST_WORKERS ?= 4
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

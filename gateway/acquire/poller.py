@@ -466,13 +466,15 @@ class BusPoller:
     async def _poll_node(self, node: _Node, timeout: float, decided: float) -> None:
         config = node.config
         health = self.health[config.name]
-        health.polls += 1
         due = node.due
         if await self._ensure_open():
             exchange = await self._transact(node.request, timeout)
         else:
             now = time.monotonic()
             exchange = Exchange(NoReply("io", self._not_open), now, now, now)
+        # Counted once done, with its outcome: a poll still in flight is neither a success nor a failure
+        # (a health report made meanwhile counted it as a success: success_rate 1.0 for an offline node).
+        health.polls += 1
         previous = health.last_sequence
         mismatch = await self._kind_of_refusal(node, health, exchange, timeout)
         if mismatch is not None:
@@ -524,7 +526,6 @@ class BusPoller:
         """
         config = node.config
         health = self.health[config.name]
-        health.polls += 1
         due = node.due
         exchanges: list[Exchange] = []
         if await self._ensure_open():
@@ -537,6 +538,7 @@ class BusPoller:
         else:
             now = time.monotonic()
             exchanges.append(Exchange(NoReply("io", self._not_open), now, now, now))
+        health.polls += 1  # once done (see _poll)
         previous = node.sequence
         outcome_name, readings, taken, fresh = self._account_device(node, health, exchanges, due)
         self._reschedule(node, health, due)

@@ -64,6 +64,7 @@ def test_kill_9_in_the_middle_of_a_window_loses_none_of_it(tmp_path: Path) -> No
     queue = tmp_path / "store-queue.sqlite3"
     config = tmp_path / "gateway.toml"
     config.write_text(
+        '[status]\nport = 0\n'  # no endpoint: the default port is shared by every test running at once
         f'[store]\npath = "{store}"\n[queue]\ndeliver_interval_s = 0.2\n[clock]\nrequire_sync = "never"\n'
         '[processing]\ntick_s = 0.2\nlate_s = 1.0\n[[processing.aggregator]]\ntype = "pm"\nchannels = ["pm10"]\n'
         f'windows = ["10s"]\n[limits.sampling]\ninterval_s = {SAMPLE_S}\n[spray]\nenabled = false\n'

@@ -51,6 +51,8 @@ def test_kill_9_between_group_commits_loses_no_sample(tmp_path: Path) -> None:
     store, queue = tmp_path / "store.sqlite3", tmp_path / "store-queue.sqlite3"
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
+[status]
+port = 0  # no endpoint: the default port is shared by every test running at once
 [store]
 path = "{store}"
 [queue]

@@ -182,8 +182,9 @@ def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
     the gateway's polls of it went: a poll that failed
     without a fault on the line failed because the host is busy (the simulated node shares this
     process with the gateway, so a starved bus thread answers late), which no real node would do.
-    It holds without a time limit until the gateway has polled the node at all (a gateway that
-    starts slowly on a busy host would otherwise miss the first samples), and then for MAX_HOLD
+    It holds without a time limit until the node has answered the gateway at all (a gateway that
+    starts slowly on a busy host, or whose first polls time out there, would otherwise miss the first
+    samples), and then for MAX_HOLD
     real seconds per sample at most. It lets go of a node that a fault keeps from answering
     (failing twice in a row with a link fault active) or that is down.
     """
@@ -217,7 +218,7 @@ def follow_gateway(site: Site, gateway: Gateway) -> Callable[[], int | None]:
                 # the gateway poll, ahead of what the node has sampled.
                 cap = tick + 1 if cap is None else min(cap, tick + 1)
                 continue
-            if health.polls:
+            if health.answered:  # not polls: a first poll a busy host's starved bus thread let time out holds on
                 since = holding_since.setdefault(key, now)
                 if now - since > MAX_HOLD:
                     continue  # the gateway will not read this one live: let the backfill have it

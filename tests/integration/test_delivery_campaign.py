@@ -314,6 +314,8 @@ def test_every_sample_delivered_through_kills_and_outages(
                 seed=seed % 1000 + 1, speed=SPEED, start_time=START, truth=truth, lossless=True)
     log = tmp_path / "gateway.log"
     done: list[str] = []
+    spare = GatewayProcess.warm(log)  # imported before the site's clock starts (5.75 real s to the window)
+    spare.wait_ready()
     try:
         with site:
             for site_node in site.nodes:
@@ -321,7 +323,7 @@ def test_every_sample_delivered_through_kills_and_outages(
             config = tmp_path / "gateway.toml"
             config.write_text(gateway_toml(tmp_path, site.paths["bus0"], own_influxd, database, victoria,
                                            victoria_site, broker, platform.port))
-            gateway = GatewayProcess(site, config, log)
+            gateway = GatewayProcess(site, config, log, spare)
             gateway.start()
             plan = fault_plan(rng, gateway, own_influxd, broker, platform)
             should_run = True
@@ -369,6 +371,7 @@ def test_every_sample_delivered_through_kills_and_outages(
         gateway_process = locals().get("gateway")
         if isinstance(gateway_process, GatewayProcess):
             gateway_process.ensure_stopped()
+        spare.discard()  # (the first gateway's process when it started; else still waiting)
         subscriber.close()
         platform.close()
 

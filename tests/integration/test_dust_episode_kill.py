@@ -39,7 +39,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -59,6 +58,7 @@ from simulator.faults import Fault, FaultKind, FaultPlan
 from simulator.scenario import load_builtin
 from simulator.site import Site
 from tests.integration.support import QueueReader
+from tests.support.warm_gateway import WarmGateway
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,8 @@ REAL_LIMIT = 600.0  # real seconds for the whole run: a ceiling for a loaded hos
 
 def gateway_toml(site: Site, queue: Path, clock: Path) -> str:
     return f"""
+[status]
+port = 0  # no endpoint: the default port is shared by every test running at once
 [store]
 enabled = false
 [queue]
@@ -118,9 +120,10 @@ class KilledRun:
         return self.site.scenario.start_epoch + scenario_s
 
 
-def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    sitewatch = Path(sys.executable).with_name("sitewatch")
-    return subprocess.Popen([str(sitewatch), "run", "--config", str(config)], stderr=log.open("ab"))
+def warm_gateway(config: Path, log: Path) -> WarmGateway:
+    """`sitewatch run`, imported ahead and waiting: started by go() at once, however busy the host."""
+    return WarmGateway(config.with_name(f"ready-{time.monotonic_ns()}"), stderr=log.open("ab"),
+                       args=["run", "--config", str(config)])
 
 
 def node_samples(site: Site) -> list[tuple[float, list[Reading]]]:
@@ -161,6 +164,10 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
     site = Site(scenario, tmp / "buses", speed=SPEED, skip=SKIP, faults=plan, lossless=True)
     queue, clock, config, log = tmp / "queue.sqlite3", tmp / "clock.json", tmp / "gateway.toml", tmp / "gateway.log"
     procs: list[subprocess.Popen[bytes]] = []
+    # The site's clock runs from its start, and the gateway follows it from a file (no gate can hold it for
+    # another process): the gateway's imports are done before the site starts, and a spare waits for each kill.
+    spare = warm_gateway(config, log)
+    spare.wait_ready()
     with site:
         for n in site.nodes:  # as an installer sets it; nodes nobody polls sample as slowly (less work)
             n.node.bank.set_holding_raw("sample_interval", round(SAMPLE_S * 1000))
@@ -171,7 +178,8 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
         coil = site.node(BUS, UNIT).node.bank.coils
         deadline = time.monotonic() + REAL_LIMIT
         try:
-            procs.append(start_gateway(config, log))
+            procs.append(spare.go())
+            spare = warm_gateway(config, log)
             while (now := site.scenario_time()) < END:
                 assert time.monotonic() < deadline, f"the run took longer than {REAL_LIMIT} s of real time"
                 assert procs[-1].poll() is None, f"the gateway exited: {log.read_text()[-3000:]}"
@@ -181,12 +189,15 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRun]:
                     os.kill(procs[-1].pid, signal.SIGKILL)
                     procs[-1].wait(30)
                     run.kills.append(site.scenario_time())
-                    procs.append(start_gateway(config, log))  # at once, as systemd's Restart= would
+                    spare.wait_ready()
+                    procs.append(spare.go())  # at once, as systemd's Restart= would
+                    spare = warm_gateway(config, log)
                 time.sleep(0.02)  # pacing the watch, not waiting for an outcome
             run.stopped = site.scenario_time()
             procs[-1].send_signal(signal.SIGTERM)
             assert procs[-1].wait(60) == 0, log.read_text()[-3000:]
         finally:
+            spare.discard()
             for proc in procs:
                 if proc.poll() is None:
                     proc.kill()

@@ -89,8 +89,16 @@ def test_a_silent_node_gets_an_outage_from_its_last_answer_to_its_first_answer_a
     assert outage.reason == "B: timeout"
     # Silent from 05:00 to 07:00 (scenario time; a poll every 15 s, a probe or retry at least every 9 s):
     # from its last answer before 05:00 to its first answer after 07:00, not what the retries made of it.
-    assert 300.0 - 16.0 <= silent.scenario_seconds(outage.start) <= 300.0
-    assert 420.0 <= silent.scenario_seconds(outage.end) <= 420.0 + 16.0
+    # The answers are the gateway's own exchanges (its trace, in the site's time as the gateway has it): how soon
+    # a busy host let the gateway try again is the schedule's business (tests/gateway/acquire/test_bus_polling.py),
+    # not where the outage begins and ends.
+    tries = [t for t in silent.traces["boundary"] if t.node == "noise-2"]
+    answers = [t for t in tries if t.outcome in ("sample", "no new sample", "probe")]
+    last = [t for t in answers if silent.scenario_seconds(t.completed) <= 300.0][-1]
+    first = next(t for t in answers if silent.scenario_seconds(t.completed) >= 420.0)
+    assert last.sent <= outage.start <= last.completed
+    assert silent.scenario_seconds(outage.end) >= 420.0
+    assert first.sent <= outage.end <= first.completed
     # Answering again after 07:00, with values.
     assert any(r.value is not None and scenario_time(silent, r) >= 420.0 for r in noise)
     health = silent.gateway.pollers[0].health["noise-2"]
@@ -108,7 +116,9 @@ def test_the_other_nodes_keep_their_poll_interval_meanwhile(silent: Run) -> None
         during = [r for r in pm10 if 300.0 <= scenario_time(silent, r) < 420.0]
         assert len(during) >= 3, node
         health = silent.gateway.pollers[0].health[node]
-        assert health.failures == 0 and health.polls >= 0.85 * real_seconds / POLL_S, (node, health.polls)
+        # None failed but for a reply a busy host held past the timeout (the simulated node's thread off the CPU):
+        # a timeout, whose sample the backfill fetched (every sample is there, above); never a damaged frame.
+        assert health.failures == health.timeouts and health.polls >= 0.85 * real_seconds / POLL_S, (node, health)
     assert silent.outages("dust-1") == silent.outages("dust-3") == []
 
 

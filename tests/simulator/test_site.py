@@ -127,14 +127,16 @@ def test_writing_the_spray_coil_lowers_pm10_against_the_same_run_without_it(tmp_
     truth = tmp_path / "truth.jsonl"
     skip = 5400.0  # 08:30, the earthworks are in full swing
     with Site(scenario, tmp_path / "buses", speed=120, skip=skip, truth=truth) as site:
-        time.sleep(0.3)
+        # Twenty samples or more before the coil is written: wait for them, not for a guessed time.
+        wait_until(lambda: site.sampled_until("boundary", 1) >= skip + 30.0, timeout=60)
         # Where the node's samples were when the coil was written (a busy host's bus thread lags the
         # site's clock: samples dated before the clock's now may be taken after the write).
         asked = site.sampled_until("boundary", 1)
         proc = mbpoll(site.paths["boundary"], 1, "coil", SPRAY, 1)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         switched = site.scenario_time()
-        time.sleep(3.0)  # six simulated minutes
+        # Six simulated minutes after the write: 240 samples or more past the first minute of spraying.
+        wait_until(lambda: site.sampled_until("boundary", 1) >= switched + 360.0, timeout=120)
     physics = scenario.physics()
     without = EpochSource(physics.model("boundary", 1), scenario.start_epoch)  # nobody writes its coil
     warm_up(without, scenario.start_epoch, skip)  # as the site does before a skipped-to start
@@ -244,13 +246,15 @@ def test_stuck_spiking_and_missing_sensors_show_in_the_registers_and_in_the_trut
 def test_a_reboot_before_a_skipped_to_start_is_history_and_one_in_progress_delays_the_boot(tmp_path: Path) -> None:
     scenario = load_builtin("faults")  # boundary unit 3 reboots at 1:15:00; tower unit 1 at 1:40:00 for 5 s
     skip = 100 * 60 + 2  # 1:40:02: the tower is 2 s into its 5 s boot
-    # Real time, so the 3 s the tower still needs are 3 s on the wall: a loaded CPU cannot skip past them.
-    with Site(scenario, tmp_path, speed=1, skip=skip) as site:
+    # Held at the skipped-to start until the test has looked (a busy host may take seconds to get here), then
+    # real time, so the 3 s the tower still needs are 3 s on the wall: a loaded CPU cannot skip past them.
+    with Site(scenario, tmp_path, speed=1, skip=skip, held=True) as site:
         tower, boundary = site.node("tower", 1), site.node("boundary", 3)
         wait_until(lambda: boundary.sim.booted, timeout=10)
         assert boundary.node.bank.get_input("boot_count") == 1  # its reboot at 1:15:00 is history
-        wait_until(lambda: tower.sim.down, timeout=2.5)  # the boot in progress holds the tower back ...
+        wait_until(lambda: tower.sim.down, timeout=10)  # the boot in progress holds the tower back ...
         assert not tower.sim.booted
+        site.clock.gate = lambda: None  # let the clock go on (an open gate: the clock resumes where it was held)
         wait_until(lambda: tower.sim.booted and not tower.sim.down and tower.node.seq >= 1, timeout=30)
         # ... until its 5 s are over (the skip started it 2 s in), not at once and not from scratch.
         assert site.scenario_time() >= skip + 3

@@ -14,8 +14,8 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from gateway.deliver.hj212_listen import Received, Receiver
 from gateway.protocols.hj212 import FrameError
 from simulator.scenario import KIND_CODES
 from simulator.site import Site
+from tests.support.warm_gateway import WarmGateway
 
 
 class Platform:
@@ -100,7 +101,9 @@ class Platform:
 class GatewayProcess:
     """`sitewatch run` on the site's clock, as a process: start, kill -9, SIGTERM."""
 
-    def __init__(self, site: Site, config: Path, log: Path) -> None:
+    def __init__(self, site: Site, config: Path, log: Path, spare: WarmGateway | None = None) -> None:
+        """spare: a process already imported (warm()), made before the site started: a first start on a busy
+        host would otherwise spend the simulated minutes before the compared window importing Python."""
         clock = site.clock
         # The site clock is start_time + speed * (monotonic - origin) while nothing gates it.
         assert clock.gate is None, "a gated site clock cannot be followed by another process"
@@ -113,17 +116,24 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0
+        self._spare = spare if spare is not None else self.warm(log)
+
+    @staticmethod
+    def warm(log: Path) -> WarmGateway:
+        """A gateway process that has done its imports and waits for start() (one is kept ready for each start)."""
+        with log.open("ab") as out:
+            return WarmGateway(log.with_name(f"ready-{time.monotonic_ns()}"), stdout=out, stderr=subprocess.STDOUT,
+                               target="sim_gateway")
 
     def start(self) -> None:
+        """Start at once, as systemd's Restart= would: the spare has imported already."""
         assert self.process is None or self.process.poll() is not None, "already running"
         with self.log.open("ab") as log:
             log.write(f"--- start {self.starts + 1}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.sim_gateway", "--config", str(self.config),
-                 "--start-time", repr(self.start_time), "--origin", repr(self.origin), "--speed", repr(self.speed)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
-            )
+        self._spare.wait_ready()
+        self.process = self._spare.go(["--config", str(self.config), "--start-time", repr(self.start_time),
+                                       "--origin", repr(self.origin), "--speed", repr(self.speed)])
+        self._spare = self.warm(self.log)
         self.starts += 1
 
     @property
@@ -143,6 +153,7 @@ class GatewayProcess:
         return self.process.wait(timeout)
 
     def ensure_stopped(self) -> None:
+        self._spare.discard()
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(30)

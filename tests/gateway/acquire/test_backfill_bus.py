@@ -244,7 +244,14 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
     # Few requests: history_seq written once per window (11 dust records), not once per read.
     writes = [h for h in trace if h.outcome.startswith("history_seq")]
     assert len(writes) <= math.ceil(stats.fetched / regmap.history_records(regmap.KIND_DUST)) + 1, writes
-    assert stats.requests - stats.failures < stats.fetched  # (a busy host's timeouts are tried again)
+    # Reads sized to the gaps between polls: how many records fit depends on the node's measured turnaround,
+    # which a busy host stretches (then one record per gap is right), so no fixed ratio of requests to records.
+    # No read is wasted (each fetched something), and one read fetched several records at least.
+    reads = [int(h.outcome.split()[1]) for h in trace if h.node == "dust-1" and h.outcome.startswith("history ")
+             and ":" not in h.outcome]
+    written = [h for h in writes if h.outcome == "history_seq"]
+    assert stats.requests - stats.failures == len(written) + len(reads)  # (a busy host's timeouts are tried again)
+    assert sum(reads) >= stats.fetched and min(reads) >= 1 and max(reads) > 1, reads
     # The other node kept its schedule: every poll on time, the backfill used the gaps.
     history_fits_the_gaps(trace)
     wind = [p for p in trace if p.node == "wind-2"]
@@ -256,10 +263,15 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
     # history transaction (those only run in gaps). The host's share is not the gateway's to keep:
     # on a loaded CPU the event loop and the simulated node's bus thread are both late, so lateness
     # alone proves nothing; what held the bus at the due time does.
+    # A history transaction holds it up only if the gateway planned it to run past the due time: sized when it
+    # was decided (its trace's due), its request on the wire, then its timeout. Sent later than planned (the
+    # host), or a reply the starved simulated node sent late (taken whole by the link): the host's delay.
     for p in wind:
         if p.sent - p.due > 0.005:
             busy = [h for h in trace if h.sent <= p.due < h.completed and h is not p]
-            assert not [h for h in busy if h.outcome.startswith("history")], (p, busy)
+            let_run = [h for h in busy if h.outcome.startswith("history")
+                       and h.due + h.request_bytes * 11 / BAUD + h.timeout > p.due]
+            assert not let_run, (p, busy)
     # Nothing the backfill did ran into its replies: no CRC or framing error. (A timeout can happen on
     # a busy host, where the simulated node hears a request late; that is the host's, not the line's.)
     wind_health = poller.health["wind-2"]

@@ -75,7 +75,9 @@ async def test_a_retry_after_is_waited_for_exactly_even_beyond_max_backoff(tmp_p
     delivery.wake.set()
     await asyncio.wait_for(task, DEADLINE)
     # The server's 120 s beats max_backoff (60 s); then 7 s; then our own backoff doubles from there.
-    assert pauses.asked == [120.0, 7.0, 14.0]
+    # (Once delivered, the loop may already have begun its next round, pausing its interval, 0 s here, before the
+    # test stopped it: a busy host decides whether the test sees that pause.)
+    assert pauses.asked[:3] == [120.0, 7.0, 14.0] and all(p == 0.0 for p in pauses.asked[3:]), pauses.asked
     assert queue.pending("influx") == 0 and delivery.stats.fatal == ""
     queue.close()
 
@@ -117,7 +119,9 @@ async def test_a_fatal_error_stops_that_sink_once_with_a_clear_error_and_the_oth
         stop.set()
         to_store.wake.set()
         await asyncio.wait_for(store_task, DEADLINE)
-    assert broken.sends == 1 and pauses.asked == []
+    # No backoff (the fatal sink's run ended at once); a 0-s pause is the working sink's interval between rounds,
+    # which a busy host may let it begin before it sees the next records.
+    assert broken.sends == 1 and all(p == 0.0 for p in pauses.asked), pauses.asked
     assert to_influx.stats.fatal == message and to_influx.stats.failures == 1
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "sink influx: stopped" in errors[0].getMessage() and message in errors[0].getMessage()
