@@ -147,7 +147,11 @@ async def test_a_delivery_that_keeps_up_creates_no_task_per_round(tmp_path: Path
     try:
         running = asyncio.create_task(delivery.run(stop))
         for i in range(20):
-            queue.append(readings(3, start=3 * i))
+            # Under the lock, as the writer appends: the queue's one SQLite connection is shared with the delivery's
+            # worker thread, and an append in the middle of its confirm can make that confirm raise ("Safety level may
+            # not be changed inside a transaction"), ending the delivery: the likely 20 s hang seen once under stress.
+            async with delivery.lock:
+                queue.append(readings(3, start=3 * i))
             delivery.wake.set()
             await until(lambda i=i: sink.got == [float(n) for n in range(3 * (i + 1))])  # type: ignore[misc]
         stop.set()
@@ -156,3 +160,36 @@ async def test_a_delivery_that_keeps_up_creates_no_task_per_round(tmp_path: Path
         tasks.stop()
     assert queue.pending("store") == 0
     assert tasks.created <= 2, tasks.created  # the run itself and its watcher of stop (was 2 per round)
+
+
+class LateCommitDelivery(Delivery):
+    """A Delivery where, once, a commit lands (and wakes it) just after a pump's read found nothing new: the
+    moment a wake could be lost if `run` cleared `wake` after pumping rather than before."""
+
+    late: tuple[Record, ...] = ()  # appended by the first read that finds nothing
+
+    async def _queue(self, call: Callable[..., T], *args: object) -> T:
+        result = await super()._queue(call, *args)
+        if isinstance(result, Batch) and not result.items and self.late:
+            late, self.late = self.late, ()
+            async with self.lock:  # as the writer commits
+                self.queue.append(late)
+            self.wake.set()  # the writer's on_written
+        return result
+
+
+async def test_a_commit_landing_just_after_a_read_that_found_nothing_is_delivered(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    sink = Sink("store")
+    delivery = LateCommitDelivery(queue, sink, batch=500, interval=0.0)
+    delivery.late = tuple(readings(3, start=3))
+    queue.append(readings(3))
+    stop = asyncio.Event()
+    running = asyncio.create_task(delivery.run(stop))
+    try:
+        # Nothing else is appended or woken after the late commit: only its own wake can deliver it.
+        await until(lambda: sink.got == [float(n) for n in range(6)])
+        assert not delivery.late and queue.pending("store") == 0
+    finally:
+        stop.set()
+        await running
