@@ -17,6 +17,7 @@ from typing import cast
 from firmware import regmap
 from firmware.fakes import FakePin
 from firmware.relay import Relay
+from gateway.acquire.link import NoReply
 from gateway.acquire.poller import BusPoller, NodeConfig
 from gateway.deliver.records import Actuation, Record
 from gateway.ops.service import CoilActuator
@@ -95,4 +96,34 @@ async def test_a_coil_that_does_not_read_back_as_written_is_a_fault_until_it_doe
     actuator.retry_due(wall[0])
     await actuator.drain()
     assert [a.result for a in queued if isinstance(a, Actuation)] == [first.result, "ok"]
+    assert actuator.faults() == {} and owner.outcomes == []
+
+
+async def test_a_refresh_whose_rewrite_is_lost_is_said_and_retried_as_the_same_command() -> None:
+    # What a starved host did to tests/integration/test_dust_episode.py: a refresh's rewrite got no reply in time.
+    on, read_on = rtu.WriteAck(COIL, 0xFF00), rtu.Bits((True,))
+    lost = NoReply("timeout", "no reply")
+    owner = ScriptedOwner(on, read_on, read_on, lost, on, read_on)  # apply; refresh (read, lost write); retry
+    queued: list[Record] = []
+    wall = [1000.0]
+    actuator = CoilActuator({"dust-1": (cast(BusPoller, owner), NodeConfig("dust-1", "dust", 1))}, queued.extend,
+                            lambda: wall[0], retry_s=10.0, refresh_s=300.0)
+    decided = command(True, 1000.0)
+    assert (await actuator.apply(decided)).result == "ok"
+    wall[0] = 1299.0
+    actuator.refresh_due(wall[0])  # not due yet
+    await actuator.drain()
+    assert len(owner.outcomes) == 4
+    wall[0] = 1300.0
+    actuator.refresh_due(wall[0])
+    await actuator.drain()
+    assert actuator.faults() == {"dust-1.spray_relay": "timeout: no reply"}
+    wall[0] = 1310.0
+    actuator.retry_due(wall[0])
+    await actuator.drain()
+    actuations = [a for a in queued if isinstance(a, Actuation)]
+    assert [(a.result, a.attempt, a.written) for a in actuations] == [
+        ("ok", 1, 1000.0), ("timeout: no reply", 1, 1300.0), ("ok", 2, 1310.0)]
+    # One decision: every record carries the command's own time, reason and state.
+    assert {(a.time, a.on, a.reason) for a in actuations} == {(decided.time, True, decided.reason)}
     assert actuator.faults() == {} and owner.outcomes == []
