@@ -116,6 +116,12 @@ def test_robot_keys_in_urls_never_reach_a_debug_line(restore_logging: None) -> N
 
     from tests.support.http_recorder import HttpRecorder
 
+    # Another test in this worker process may have left urllib3's loggers disabled or raised (tests run
+    # several files per process under xdist); this test is about the masking, so start them from scratch.
+    for name in ("urllib3", "urllib3.connectionpool"):
+        logger = logging.getLogger(name)
+        logger.disabled, logger.propagate = False, True
+        logger.setLevel(logging.NOTSET)
     stream = io.StringIO()
     logs.configure("DEBUG", stream, environ={})
     with HttpRecorder() as server:
