@@ -185,10 +185,10 @@ def test_a_probe_always_ends_before_the_next_live_node_is_due(
 
 
 @given(
-    lives=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=3),
-    suspects=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=3),
-    probes=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=4),
-    now=st.floats(0.0, 5.0),
+    lives=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=3),  # within a probe's length of each other
+    suspects=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=3),
+    probes=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=4),
+    now=st.floats(0.0, 0.5),
 )
 def test_a_probe_always_ends_before_any_nodes_next_poll(
     lives: list[float], suspects: list[float], probes: list[float], now: float
