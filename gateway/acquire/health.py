@@ -19,7 +19,8 @@ Scheduling rules (``choose``):
   loaded to the brim) is polled anyway with its full timeout.
 * Between its polls, a suspect node is *probed* every PROBE_INTERVAL: a
   read of two registers with a short timeout, only in a gap its whole
-  transaction fits in. One that answers is polled at once, so a node that
+  transaction fits in, before the next poll of any node (a suspect node's
+  backed-off try included). One that answers is polled at once, so a node that
   comes back is live within about a second, not at the end of a backoff of
   up to ``max_backoff``; the live nodes lose no time to it.
 * A failing node backs off exponentially: after k >= 2 failures in a row
@@ -242,9 +243,13 @@ def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Probe |
     if best is not None:
         return Poll(best.name, best.timeout)
     wake = next_reliable
+    # A probe also ends before a suspect node's next try (a live node that missed two replies on a busy
+    # host, a dead node's backed-off poll): those polls go before probes, and a probe must not delay them.
+    next_poll = next_reliable
     for s in sorted((s for s in slots if not s.reliable), key=lambda s: s.due):
         if s.due > now:
             wake = min(wake, s.due)
+            next_poll = min(next_poll, s.due)
             continue
         budget = next_reliable - now - s.overhead
         if budget >= s.timeout:
@@ -258,7 +263,7 @@ def choose(slots: list[Slot], now: float, starve_after: float) -> Poll | Probe |
         if s.probe_due > now:
             wake = min(wake, s.probe_due)
             continue
-        # Only when the whole probe ends before the next reliable node is due: it costs them nothing.
-        if next_reliable - now - s.probe_overhead >= s.probe_timeout:
+        # Only when the whole probe ends before the next node's poll is due: it costs them nothing.
+        if next_poll - now - s.probe_overhead >= s.probe_timeout:
             return Probe(s.name, s.probe_timeout)
     return Wait(wake)

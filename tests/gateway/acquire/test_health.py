@@ -157,6 +157,17 @@ def test_a_probe_never_runs_into_a_live_nodes_due_time() -> None:
     assert choose([slot("a", 1.0), probed("dead", 30.0, 0.5)], 1.0, starve_after=60) == Poll("a", 0.3)
 
 
+def test_a_probe_never_runs_into_the_retry_of_a_node_that_missed_two_replies() -> None:
+    # "b" answered until a loaded host held two replies back: suspect, its retry backed off to 1.03. The
+    # dead node's probe (0.005 + 0.055 s) would fit before "a" (1.2) but end 30 ms into b's retry: b's
+    # poll waits for no probe of a dead node (stress run #5 of test_silence_bus.py).
+    b = slot("b", 1.03, reliable=False)
+    assert choose([slot("a", 1.2), b, probed("dead", 30.0, 0.5, 0.055)], 1.0, starve_after=60) == Wait(1.03)
+    # Once b is polled, the probe fits in the gap after it.
+    assert choose([slot("a", 1.2), slot("b", 1.23), probed("dead", 30.0, 0.5, 0.055)], 1.1,
+                  starve_after=60) == Probe("dead", 0.055)
+
+
 @given(
     lives=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=4),
     probes=st.lists(st.floats(0.0, 5.0), min_size=1, max_size=8),
@@ -171,6 +182,24 @@ def test_a_probe_always_ends_before_the_next_live_node_is_due(
     if isinstance(decision, Probe):
         assert now + 0.005 + decision.timeout <= min(lives) + 1e-9
         assert decision.timeout == 0.06
+
+
+@given(
+    lives=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=3),  # within a probe's length of each other
+    suspects=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=3),
+    probes=st.lists(st.floats(0.0, 0.5), min_size=1, max_size=4),
+    now=st.floats(0.0, 0.5),
+)
+def test_a_probe_always_ends_before_any_nodes_next_poll(
+    lives: list[float], suspects: list[float], probes: list[float], now: float
+) -> None:
+    slots = [slot(f"live{i}", due) for i, due in enumerate(lives)]
+    slots += [slot(f"suspect{i}", due, reliable=False) for i, due in enumerate(suspects)]
+    slots += [probed(f"dead{i}", 100.0, due) for i, due in enumerate(probes)]
+    decision = choose(slots, now, starve_after=60)
+    if isinstance(decision, Probe):
+        pending = [due for due in lives + suspects if due > now]
+        assert not pending or now + 0.005 + decision.timeout <= min(pending) + 1e-9
 
 
 def test_healthy_means_online_and_delivering_new_samples() -> None:

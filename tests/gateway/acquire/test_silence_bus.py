@@ -144,29 +144,40 @@ async def test_a_node_back_on_the_line_is_live_within_seconds_and_its_outage_spa
 
 
 async def test_a_node_whose_sequence_stops_is_stale_unhealthy_and_gets_an_outage(tmp_path: Path) -> None:
+    """The stale outage starts where the gateway heard the node's last new sample: judged on the gateway's
+    trace (the poll that brought it) and the simulator's own sampling times, not on when the test froze the
+    node (a sample taken, or a poll made, on a busy host around that moment is no fault of the gateway)."""
     outages: list[NodeOutage] = []
+    records: list[PollRecord] = []
+    sampled: list[tuple[int, float]] = []  # (0: before the freeze, 1: after, monotonic time) of each real sample
+    phase = [0]
     with simulated(tmp_path, NodeSpec("dust", 1)) as (site, port):
         node = sim_node(site, 1).node
         sample = node.sample
 
+        def recording(now_ms: int) -> None:  # the simulator's thread: stamped before the sample is visible
+            sampled.append((phase[0], time.monotonic()))
+            sample(now_ms)
+
         def stalled(now_ms: int) -> None:  # the sampling loop hangs; the UART interrupt still answers
             node.next_sample_ms = now_ms + 1000
 
+        node.sample = recording
         poller = BusPoller(config(port, ("dust", 1, 0.2)), lambda readings: None, clock=make_clock(),
-                           on_outage=outages.extend)
+                           on_outage=outages.extend, trace=records.append)
         health = poller.health["dust-1"]
         stop = asyncio.Event()
         task = asyncio.create_task(poller.run(stop))
         try:
-            await until(lambda: health.new_samples >= 4, 15.0, "samples")
+            await until(lambda: health.new_samples >= 4, 30.0, "samples")
             node.sample = stalled
-            frozen = time.monotonic()
-            await until(lambda: health.stale, 20.0, "stale")
+            await until(lambda: health.stale, 30.0, "stale")
             assert health.online and not health.healthy
             assert health.outage == STALE_REASON and [o for o in outages if o.reason == STALE_REASON] == []
-            node.sample = sample
+            phase[0] = 1
+            node.sample = recording
             resumed = time.monotonic()
-            await until(lambda: not health.stale, 10.0, "sampling again")
+            await until(lambda: not health.stale, 30.0, "sampling again")
             assert health.healthy
         finally:
             stop.set()
@@ -174,5 +185,13 @@ async def test_a_node_whose_sequence_stops_is_stale_unhealthy_and_gets_an_outage
     # (A reply damaged on a loaded host's pty is a short outage of its own: not counted here.)
     (outage,) = [o for o in outages if o.reason == STALE_REASON]
     assert outage.reason == STALE_REASON and outage.closed and outage.missed >= 1
-    assert frozen - 2.5 <= outage.start - OFFSET <= frozen  # its last new sample (one a second)
-    assert outage.end - OFFSET >= resumed
+    start, end = outage.start - OFFSET, outage.end - OFFSET
+    fresh = [r for r in records if r.outcome == "sample"]
+    # Polls are one at a time: the first one that brought a new sample after the freeze ends the outage...
+    closing = next(i for i, r in enumerate(fresh) if r.completed >= end - 0.001)
+    assert fresh[closing].sent - 0.001 <= end and end >= resumed
+    # ... and it starts at the one before: the last new sample the gateway heard before the node froze,
+    last = fresh[closing - 1]
+    assert last.sent - 0.001 <= start <= last.completed + 0.001, (start, last)
+    # which was the node's last sample before the freeze (taken before that poll's reply was complete).
+    assert max(t for p, t in sampled if p == 0) <= last.completed
