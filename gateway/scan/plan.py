@@ -88,7 +88,7 @@ IDENTIFY_ATTEMPTS = 4
 def identify_timeouts(baud: int, latency: float = DEFAULT_LATENCY, reply_bytes: int = PROBE_REPLY_BYTES) -> list[float]:
     """The waits of the identity read's attempts: the probe's timeout for this reply, then doubling.
 
-    At 9600 baud and the default latency: about 30, 60, 120 and 240 ms, under half a second for a unit
+    At 9600 baud and the default latency, for a 2-register reply: about 33, 66, 133 and 266 ms, half a second for a unit
     that never answers it (a vendor device silent on input registers).
     """
     first = probe_timeout(baud, latency, reply_bytes)
