@@ -200,9 +200,10 @@ class Identity:
 def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> Identity:
     """A unit that answered a probe: a sitewatch node if it says so, else the vendor profiles its registers fit.
 
-    The unit is known to be there, so a lost reply to the identity reads is asked again, more patiently
-    each time (plan.identify_timeouts), before falling back to profile guessing: a sitewatch node whose
-    node_kind read was lost twice on a busy host would otherwise be named after a vendor profile.
+    The unit is known to be there, so a lost reply to any of its reads is asked again, more patiently
+    each time (plan.identify_timeouts): a sitewatch node whose node_kind read was lost twice on a busy
+    host would otherwise be named after a vendor profile, a vendor device after none. A device silent to
+    reads it does not support costs about half a second each at 9600 baud.
     """
     settings = line.settings
     if settings is None:
@@ -219,7 +220,7 @@ def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> 
         return Identity(unit, settings, sitewatch=kind, identity_tries=tries)
     lost = tries == IDENTIFY_ATTEMPTS and (identity is None or isinstance(identity, rtu.FrameError))
     replies: Mapping[tuple[int, int, int], rtu.Reply | None] = {
-        read: line.read(unit, *read) for read in profile_reads(profiles)
+        read: patiently(read)[0] for read in profile_reads(profiles)  # a lost reply would rule a profile out
     }
     return Identity(
         unit, settings, matches=match_profiles(profiles, replies, settings), identity_tries=tries, identity_lost=lost

@@ -149,18 +149,20 @@ def test_auto_finds_a_lone_vendor_device_at_its_profiles_default(
 
 
 class LossySlave(RegisterSlave):
-    """Stays silent to the first `lost` identity reads (input registers 0-1), as a busy host or noise would."""
+    """Stays silent to the first `lost` requests of one read (the identity read unless told), as a busy host
+    or noise would."""
 
-    def __init__(self, devices: dict[int, Registers], lost: int) -> None:
+    def __init__(
+        self, devices: dict[int, Registers], lost: int, read: tuple[int, int, int] = IDENTITY_READ
+    ) -> None:
         super().__init__(devices)
         self.lost = lost
-        self.identity_reads = 0
+        self.read = read
+        self.identity_reads = 0  # requests of `read` seen
 
     def answer(self, frame: bytes) -> bytes:
         request = rtu.parse_request(frame)
-        if not isinstance(request, rtu.FrameError) and (request.function, request.address, request.count) == (
-            IDENTITY_READ
-        ):
+        if not isinstance(request, rtu.FrameError) and (request.function, request.address, request.count) == self.read:
             self.identity_reads += 1
             if self.identity_reads <= self.lost:
                 return b""
@@ -194,3 +196,17 @@ def test_a_unit_that_never_answers_the_identity_read_is_guessed_and_says_why(
         rf"{IDENTIFY_ATTEMPTS} tries", out
     ), out
     assert identity_reads == IDENTIFY_ATTEMPTS  # asked no more than planned
+
+
+def test_a_vendor_device_whose_profile_read_replies_are_lost_is_still_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    speed = load_vendor_profiles()["lambrecht-14524-wind-speed"]
+    (read,) = speed.reads()  # not the probe's read: the unit is found, then its profile read is lost
+    lost_read = (read.function, read.address, read.count)
+    with LossySlave({20: dict(speed.encode({"wind_speed": 7.5}))}, lost=IDENTIFY_ATTEMPTS - 1, read=lost_read) as slave:
+        status, out, err = scan(capsys, "--port", slave.path, "--ids", "20", "--latency-ms", "100")
+        reads = slave.identity_reads
+    assert status == 0, err
+    assert re.search(r"unit +20: lambrecht-14524-wind-speed \(wind\), \d+% sure", out), out
+    assert reads == IDENTIFY_ATTEMPTS
