@@ -120,11 +120,6 @@ class SerialLine:
         request = probe_request(unit)
         return classify(request, self.exchange(request))
 
-    def read(self, unit: int, function: int, address: int, count: int, attempts: int = 2) -> rtu.Reply | None:
-        """One read, parsed; None for silence. Silence or a bad frame is asked again (attempts in all)."""
-        reply, _ = self.read_patiently(unit, function, address, count, [None] * attempts)
-        return reply
-
     def read_patiently(
         self, unit: int, function: int, address: int, count: int, timeouts: Sequence[float | None]
     ) -> tuple[rtu.Reply | None, int]:
