@@ -80,6 +80,21 @@ def probe_timeout(baud: int, latency: float = DEFAULT_LATENCY, reply_bytes: int 
     return rtu.wire_time(reply_bytes, baud) + max(TURNAROUND_CHARACTERS * rtu.character_time(baud), latency)
 
 
+# A unit that answered a probe is there: a lost reply to its identity read (a busy host, noise) is asked
+# again this many times in all, each wait twice the last, before the scan guesses from vendor profiles.
+IDENTIFY_ATTEMPTS = 4
+
+
+def identify_timeouts(baud: int, latency: float = DEFAULT_LATENCY, reply_bytes: int = PROBE_REPLY_BYTES) -> list[float]:
+    """The waits of the identity read's attempts: the probe's timeout for this reply, then doubling.
+
+    At 9600 baud and the default latency, for a 2-register reply: about 33, 66, 133 and 266 ms, half a second for a unit
+    that never answers it (a vendor device silent on input registers).
+    """
+    first = probe_timeout(baud, latency, reply_bytes)
+    return [first * 2**attempt for attempt in range(IDENTIFY_ATTEMPTS)]
+
+
 def quiet_time(baud: int) -> float:
     """Silence that ends a garbled reply: t3.5, but at least 5 ms (adapters deliver bytes in bursts)."""
     return max(rtu.t35(baud), 0.005)

@@ -31,12 +31,14 @@ from gateway.scan.identify import (
 )
 from gateway.scan.plan import (
     DEFAULT_LATENCY,
+    IDENTIFY_ATTEMPTS,
     Heard,
     Probe,
     SerialSettings,
     SettingsSearch,
     UnitSweep,
     classify,
+    identify_timeouts,
     probe_request,
     probe_timeout,
     quiet_time,
@@ -118,15 +120,20 @@ class SerialLine:
         request = probe_request(unit)
         return classify(request, self.exchange(request))
 
-    def read(self, unit: int, function: int, address: int, count: int, attempts: int = 2) -> rtu.Reply | None:
-        """One read, parsed; None for silence. Silence or a bad frame is asked again (attempts in all)."""
+    def read_patiently(
+        self, unit: int, function: int, address: int, count: int, timeouts: Sequence[float | None]
+    ) -> tuple[rtu.Reply | None, int]:
+        """One read, asked again after silence or a bad frame with each of `timeouts` in turn (None: the
+        baud's probe timeout); the last reply parsed (None for silence) and how many tries it took."""
         request = rtu.read_registers(unit, function, address, count)
         reply: rtu.Reply | None = None
-        for _ in range(attempts):
-            reply = self._parse(request, self.exchange(request))
+        tries = 0
+        for timeout in timeouts:
+            tries += 1
+            reply = self._parse(request, self.exchange(request, timeout))
             if reply is not None and not isinstance(reply, rtu.FrameError):
-                return reply
-        return reply
+                break
+        return reply, tries
 
     @staticmethod
     def _parse(request: rtu.Request, data: bytes) -> rtu.Reply | None:
@@ -170,28 +177,46 @@ class Identity:
     sitewatch: str | None = None  # a sitewatch node's kind
     matches: list[Match] = field(default_factory=list)  # vendor profiles that fit, best first
     identified: bool = True  # False: only its presence is known (scan --no-identify)
+    identity_tries: int = 0  # tries the sitewatch identity read took (0: not asked)
+    identity_lost: bool = False  # it went unanswered (silence or garbage) in every try
 
     @property
     def label(self) -> str:
         if self.sitewatch is not None:
-            return f"sitewatch {self.sitewatch} node"
+            retried = f" (identity read answered on try {self.identity_tries})" if self.identity_tries > 1 else ""
+            return f"sitewatch {self.sitewatch} node{retried}"
+        lost = f"; no valid reply to the node_kind read in {self.identity_tries} tries" if self.identity_lost else ""
         if self.matches:
             best = self.matches[0]
-            return f"{best.profile} ({best.kind}), {best.confidence:.0%} sure"
-        return "unknown device (no profile fits)" if self.identified else "answers"
+            return f"{best.profile} ({best.kind}), {best.confidence:.0%} sure{lost}"
+        return ("unknown device (no profile fits)" + lost) if self.identified else "answers"
 
 
 def identify(line: SerialLine, unit: int, profiles: Sequence[VendorProfile]) -> Identity:
+    """A unit that answered a probe: a sitewatch node if it says so, else the vendor profiles its registers fit.
+
+    The unit is known to be there, so a lost reply to any of its reads is asked again, more patiently
+    each time (plan.identify_timeouts): a sitewatch node whose node_kind read was lost twice on a busy
+    host would otherwise be named after a vendor profile, a vendor device after none. A device silent to
+    reads it does not support costs about half a second each at 9600 baud.
+    """
     settings = line.settings
     if settings is None:
         raise RuntimeError("identify before use(settings)")
-    identity = line.read(unit, *IDENTITY_READ)
-    own_id = line.read(unit, *UNIT_ID_READ) if isinstance(identity, rtu.Registers) else None
+
+    def patiently(read: tuple[int, int, int]) -> tuple[rtu.Reply | None, int]:
+        reply_length = rtu.read_registers(unit, *read).reply_length
+        return line.read_patiently(unit, *read, identify_timeouts(settings.baud, line.latency, reply_length))
+
+    identity, tries = patiently(IDENTITY_READ)
+    own_id, _ = patiently(UNIT_ID_READ) if isinstance(identity, rtu.Registers) else (None, 0)
     kind = sitewatch_kind(unit, identity, own_id)
     if kind is not None:
-        return Identity(unit, settings, sitewatch=kind)
+        return Identity(unit, settings, sitewatch=kind, identity_tries=tries)
+    lost = tries == IDENTIFY_ATTEMPTS and (identity is None or isinstance(identity, rtu.FrameError))
     replies: Mapping[tuple[int, int, int], rtu.Reply | None] = {
-        read: line.read(unit, *read) for read in profile_reads(profiles)
+        read: patiently(read)[0] for read in profile_reads(profiles)  # a lost reply would rule a profile out
     }
-    return Identity(unit, settings, matches=match_profiles(profiles, replies, settings))
-
+    return Identity(
+        unit, settings, matches=match_profiles(profiles, replies, settings), identity_tries=tries, identity_lost=lost
+    )

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from firmware import regmap
 from gateway.ops.cli import main
 from gateway.ops.cmd_scan import parse_ids
 from gateway.ops.config import parse_config
 from gateway.profiles.vendor import load_vendor_profiles
+from gateway.protocols import modbus_rtu_master as rtu
+from gateway.scan.identify import IDENTITY_READ
+from gateway.scan.plan import IDENTIFY_ATTEMPTS
 from simulator.site import BusSpec, NodeSpec, Site
-from tests.support.register_slave import RegisterSlave
+from tests.support.register_slave import Registers, RegisterSlave
 
 # ms of slack a loaded host gets for each reply (a real scan uses 20): a sweep that missed a reply would miss
 # a device, so sweeps get much; the --auto searches probe hundreds of silent ids and get less (their request
@@ -142,3 +146,73 @@ def test_auto_finds_a_lone_vendor_device_at_its_profiles_default(
     assert found, err
     assert int(found.group(1)) <= 3 * 21 + 2 * 244 + 2 * 21, err  # 85 on an idle host (likely ids, unit 12 up)
     assert re.search(r"unit +12: generic-485-noise \(noise\)", out), out
+
+
+class LossySlave(RegisterSlave):
+    """Stays silent to the first `lost` requests of one read (the identity read unless told), as a busy host
+    or noise would."""
+
+    def __init__(
+        self, devices: dict[int, Registers], lost: int, read: tuple[int, int, int] = IDENTITY_READ
+    ) -> None:
+        super().__init__(devices)
+        self.lost = lost
+        self.read = read
+        self.identity_reads = 0  # requests of `read` seen
+
+    def answer(self, frame: bytes) -> bytes:
+        # A starved slave thread can read two of the scan's requests as one frame (the scan gave up on the first
+        # and sent it again): count each, answer the last, so the count is the scan's, not the host's timing.
+        size = len(rtu.read_registers(1, *self.read).frame)
+        if len(frame) > size and len(frame) % size == 0:
+            replies = [self.answer(frame[start : start + size]) for start in range(0, len(frame), size)]
+            return replies[-1]
+        request = rtu.parse_request(frame)
+        if not isinstance(request, rtu.FrameError) and (request.function, request.address, request.count) == self.read:
+            self.identity_reads += 1
+            if self.identity_reads <= self.lost:
+                return b""
+        return super().answer(frame)
+
+
+# A sitewatch wind node's identity registers. Its input register 0 (the firmware version, 256) also reads as a
+# plausible wind speed or direction to the vendor profiles: a node whose identity read is lost is misnamed.
+WIND_NODE = {(rtu.READ_INPUT_REGISTERS, 0): regmap.FIRMWARE_VERSION, (rtu.READ_INPUT_REGISTERS, 1): regmap.KIND_WIND,
+             (rtu.READ_HOLDING_REGISTERS, 0): 17}
+
+
+def test_a_node_whose_identity_replies_are_lost_is_asked_again_patiently(capsys: pytest.CaptureFixture[str]) -> None:
+    with LossySlave({17: WIND_NODE}, lost=IDENTIFY_ATTEMPTS - 1) as slave:
+        status, out, err = scan(capsys, "--port", slave.path, "--ids", "17", "--latency-ms", "100")
+        identity_reads = slave.identity_reads
+    assert status == 0, err
+    assert re.search(rf"unit +17: sitewatch wind node \(identity read answered on try {IDENTIFY_ATTEMPTS}\)", out), out
+    assert identity_reads == IDENTIFY_ATTEMPTS
+
+
+def test_a_unit_that_never_answers_the_identity_read_is_guessed_and_says_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with LossySlave({17: WIND_NODE}, lost=IDENTIFY_ATTEMPTS) as slave:
+        status, out, err = scan(capsys, "--port", slave.path, "--ids", "17", "--latency-ms", "100")
+        identity_reads = slave.identity_reads
+    assert status == 0, err
+    assert re.search(
+        rf"unit +17: lambrecht-14524-wind-\w+ \(wind\), \d+% sure; no valid reply to the node_kind read in "
+        rf"{IDENTIFY_ATTEMPTS} tries", out
+    ), out
+    assert identity_reads == IDENTIFY_ATTEMPTS  # asked no more than planned
+
+
+def test_a_vendor_device_whose_profile_read_replies_are_lost_is_still_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    speed = load_vendor_profiles()["lambrecht-14524-wind-speed"]
+    (read,) = speed.reads()  # not the probe's read: the unit is found, then its profile read is lost
+    lost_read = (read.function, read.address, read.count)
+    with LossySlave({20: dict(speed.encode({"wind_speed": 7.5}))}, lost=IDENTIFY_ATTEMPTS - 1, read=lost_read) as slave:
+        status, out, err = scan(capsys, "--port", slave.path, "--ids", "20", "--latency-ms", "100")
+        reads = slave.identity_reads
+    assert status == 0, err
+    assert re.search(r"unit +20: lambrecht-14524-wind-speed \(wind\), \d+% sure", out), out
+    assert reads == IDENTIFY_ATTEMPTS

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.protocols import modbus_rtu_master as rtu
 from gateway.scan.plan import (
+    IDENTIFY_ATTEMPTS,
     SILENCE,
     Heard,
     Probe,
@@ -19,6 +20,7 @@ from gateway.scan.plan import (
     candidate_settings,
     classify,
     estimated_baud,
+    identify_timeouts,
     probe_request,
     probe_timeout,
     rank_by_evidence,
@@ -39,6 +41,15 @@ def test_probe_timeouts_follow_the_character_time() -> None:
     assert probe_timeout(115200) == pytest.approx(7 * 11 / 115200 + 0.020)
     assert probe_timeout(115200, latency=0.005) == pytest.approx(7 * 11 / 115200 + 0.005)
     assert probe_timeout(2400) > 10 * probe_timeout(115200, latency=0.001)
+
+
+def test_identity_reads_wait_longer_at_each_try() -> None:
+    # A unit that answered a probe is there: its identity read gets several tries, each twice as patient.
+    assert IDENTIFY_ATTEMPTS >= 3
+    waits = identify_timeouts(9600, reply_bytes=9)
+    assert waits == pytest.approx([29 * 11 / 9600 * 2**n for n in range(IDENTIFY_ATTEMPTS)])
+    assert identify_timeouts(115200, latency=0.1)[0] == pytest.approx(probe_timeout(115200, 0.1))
+    assert sum(identify_timeouts(9600)) < 0.5  # a unit silent to it costs under half a second at 9600 baud
 
 
 def test_classify_vectors() -> None:
