@@ -201,10 +201,11 @@ class SimClock:
 
     def _now_ms(self) -> float:
         now = time.monotonic()
-        if self.gate is None:
+        gate = self.gate  # once: the owner may take the gate away meanwhile (a run that ends)
+        if gate is None:
             return self._ms_at(now)
         with self._lock:
-            cap = self.gate()
+            cap = gate()
             real, sim, rate = self._segments[-1]
             if rate == 0.0:  # held: go on once the gate lets the clock pass
                 if cap is None or cap > sim:
