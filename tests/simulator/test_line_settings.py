@@ -22,6 +22,7 @@ from simulator.bus import PtyBus
 from simulator.faults import Fault
 from simulator.site import BusSpec, NodeSpec, Site
 from simulator.uart import LineSettings
+from tests.support.waiting import wait_until
 
 LATENCY = 0.150  # s: a loaded host's slack; the site runs in burst mode
 
@@ -67,6 +68,9 @@ def test_a_node_at_9600_8e1_answers_only_a_master_at_9600_8e1(tmp_path: Path) ->
             heard = line.probe(4)
             assert heard.kind in ("garbage", "silence") and not heard.answered, wrong
             assert line.probe(5).kind == "silence", wrong  # not meant for it: nothing, as on a real line
+        # The bus reads the master's settings when its thread takes the frame in: one kept off the CPU past the
+        # probe's timeout would take the last wrong probe in at the settings switched back to below.
+        wait_until(lambda: bus.stats.frames_in >= 10)
         # Back at the right settings, it answers again; it counted the garbage it heard as CRC errors.
         line.use(SerialSettings(9600, "E"))
         assert line.probe(4).answered
