@@ -12,7 +12,6 @@ are epoch seconds.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import os
@@ -61,23 +60,15 @@ def _rss_bytes() -> int:
 
 
 async def queue_figures(gateway: Any) -> dict[str, tuple[int, float | None]] | None:
-    """Per delivery lane: (records after its cursor, when the oldest of them was appended); None: queue busy."""
-    queue = gateway.queue
+    """Per delivery lane: (records after its cursor, when the oldest of them was appended); None: queue busy
+    (or closed: the gateway has stopped)."""
     names = [d.name for d in gateway.deliveries]
 
-    def read() -> dict[str, tuple[int, float | None]]:
+    def read(queue: Any) -> dict[str, tuple[int, float | None]]:
         return {name: (queue.pending(name), queue.oldest_pending(name)) for name in names}
 
-    lock: asyncio.Lock = gateway._lock
-    try:
-        await asyncio.wait_for(lock.acquire(), QUEUE_WAIT_S)
-    except TimeoutError:
-        return None
-    try:
-        # Not bounded by a timeout: cancelling the await would free the lock while the thread still runs.
-        return await asyncio.to_thread(read)
-    finally:
-        lock.release()
+    figures: dict[str, tuple[int, float | None]] | None = await gateway.with_queue(read, QUEUE_WAIT_S)
+    return figures
 
 
 def node_states(gateway: Any, latest: LatestReadings | None, mono_now: float) -> list[dict[str, Any]]:
