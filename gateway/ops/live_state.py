@@ -21,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware import regmap
 from gateway import __version__
 from gateway.deliver.notify import AlarmNotifier
 from gateway.model import Reading
+from gateway.ops.config import SPRAY_COIL
 from gateway.ops.recent import RecentReadings
 
 QUEUE_WAIT_S = 2.0
@@ -71,6 +73,12 @@ async def queue_figures(gateway: Any) -> dict[str, tuple[int, float | None]] | N
     return figures
 
 
+def _has_spray_coil(node: Any) -> bool:
+    """Whether the status page offers spray buttons for the node: its kind has the spray coil (not a vendor's)."""
+    code = regmap.KIND_CODES.get(node.kind)
+    return node.profile is None and code is not None and any(row[0] == SPRAY_COIL for row in regmap.coils(code))
+
+
 def node_states(gateway: Any, latest: LatestReadings | None, mono_now: float) -> list[dict[str, Any]]:
     nodes = []
     for poller in gateway.pollers:
@@ -80,6 +88,7 @@ def node_states(gateway: Any, latest: LatestReadings | None, mono_now: float) ->
             seen = mono_now - h.last_ok if math.isfinite(h.last_ok) else None
             entry: dict[str, Any] = {
                 "name": name, "bus": poller.bus.name, "kind": config.kind if config else "",
+                "spray": config is not None and _has_spray_coil(config),
                 "unit_id": config.unit_id if config else None, "online": h.online, "healthy": h.healthy,
                 "stale": h.stale, "outage": h.outage, "polls": h.polls, "answered": h.answered,
                 "failures": h.failures, "consecutive_failures": h.consecutive_failures,
