@@ -194,8 +194,8 @@ def test_silences_include_the_edges_of_the_day() -> None:
 
 
 def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
-    """REPORT_CHANNELS: what the sources fetch of the known kinds. The summary of all channels is the same."""
-    from gateway.report.summary import REPORT_CHANNELS
+    """report_channels(): what the sources fetch of the known kinds. The summary of all channels is the same."""
+    from gateway.report.summary import report_channels
 
     kinds = {"dust": ("pm25", "pm10", "pm1", "humidity", "temperature", "pressure"),
              "noise": ("laeq_1s", "lamax_1s", "lamin_1s"), "wind": ("wind_speed", "wind_dir", "wind_gust_3s"),
@@ -208,7 +208,7 @@ def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
                                  skip=lambda m: 300 <= m < 400)
     ]
     whole = summarize("s", DAY, DayRecords(readings), LIMITS)
-    kept = [r for r in readings if r.channel in REPORT_CHANNELS[r.kind]]
+    kept = [r for r in readings if r.channel in report_channels()[r.kind]]
     assert len(kept) < len(readings)
     assert summarize("s", DAY, DayRecords(kept), LIMITS) == replace(whole, readings=len(kept))
 
