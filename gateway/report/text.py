@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 from gateway.profiles.kinds import alarm_texts, kind_profiles
+from gateway.profiles.live import LiveTable
 from gateway.report.model import DaySummary
 
 TITLE = "工地环境与安全日报"
 TITLE_EN = "Daily site report"
-
-
-class _Words(Mapping[str, str]):
-    """A table of words read from the kind profiles each time (a kind installed from a folder brings its own)."""
-
-    def __init__(self, table: Callable[[], dict[str, str]]) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> str:
-        return self._table()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
 
 
 def _sections() -> dict[str, str]:
@@ -34,9 +19,9 @@ def _sections() -> dict[str, str]:
 
 
 # Section headings: each kind's (its profile's [report] title), then the report's own.
-SECTIONS: Mapping[str, str] = _Words(_sections)
+SECTIONS: Mapping[str, str] = LiveTable(_sections)
 # Alarm names in the alarm table (the profiles' [alarm_text] short names).
-ALARM_NAMES: Mapping[str, str] = _Words(lambda: {name: text.short for name, text in alarm_texts().items()})
+ALARM_NAMES: Mapping[str, str] = LiveTable(lambda: {name: text.short for name, text in alarm_texts().items()})
 SEVERITIES = {"alarm": "报警 alarm", "prewarning": "预警 pre-warning"}
 
 
