@@ -111,3 +111,18 @@ async def test_the_queue_is_closed_under_its_lock_and_a_later_status_read_says_u
     finally:
         for sink in gateway.sinks:
             sink.close()
+
+
+async def test_a_health_report_adds_held_drops_to_the_queues_count_under_its_lock(tmp_path: Path) -> None:
+    """The writer's thread adds the quota's drops to dropped_total and saves it: an addition from the event loop
+    without the lock could be lost between the two."""
+    gateway, guard = _gateway(tmp_path)
+    try:
+        assert gateway.health is not None
+        gateway.pollers[0].stamper.dropped = 3  # held readings given up: the hold for a valid clock overflowed
+        report = await gateway.health.measure()
+        assert "note_dropped" in guard.calls
+        assert guard.unlocked == []
+        assert report.gateway.dropped_total == 3
+    finally:
+        _close(gateway, guard)
