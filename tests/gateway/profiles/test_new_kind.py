@@ -228,9 +228,12 @@ def words_and_uplink(folder: Path, work: Path, store_path: Path) -> dict[str, An
     from gateway.deliver.sqlite_store import SqliteStore
     from gateway.model import Quality
     from gateway.ops.cli import main
+    from gateway.ops.page_charts import page_charts
+    from gateway.ops.recent import RecentReadings
     from gateway.ops.status_page import page
     from gateway.process.aggregate import Aggregate
     from gateway.process.alarms import AlarmEvent, EventState, Severity
+    from gateway.process.limits import LimitsResolver
     from gateway.profiles.kinds import load_kind_profile
     from tests.report.pages import pdf_text
 
@@ -247,6 +250,10 @@ def words_and_uplink(folder: Path, work: Path, store_path: Path) -> dict[str, An
         readings = [r for r in store.readings(node="pit-east") if r.channel == "level"]
     finally:
         store.close()
+    recent = RecentReadings()
+    recent.update(readings)
+    charts = page_charts(recent, LimitsResolver().for_node, readings[-1].timestamp, "zh")
+    out["charts"] = [(c["id"], "基坑水位 pit-east" in c["svg"]) for c in charts]
     day = datetime.fromtimestamp(readings[0].timestamp, timezone(timedelta(hours=8))).date()  # the site's day
     status = main(["report", "--site", "pit", "--date", day.isoformat(), "--from-store", str(store_path),
                    "--out", str(work / "report")])
@@ -346,6 +353,7 @@ def test_a_kind_added_as_one_profile_in_a_folder_is_polled_decoded_aggregated_al
     words = seen["words"]
     assert seen["status_node"]["kind"] == "water_level" and seen["status_node"]["spray"] is False
     assert words["page"] == {"label": True, "alarm": True}
+    assert words["charts"] == [["water_level-pit-east", True]]  # its level charted, titled with its label
     assert words["notify"] == ["【报警触发】基坑水位超过水泵启动水位",
                                "[ALARM raised] pit water above the pump start level"]
 
