@@ -33,49 +33,56 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from gateway.deliver.records import Record
 from gateway.model import Quality, Reading
 from gateway.process.aggregate import Aggregate
+from gateway.profiles.kinds import KindProfile, kind_profiles
 from gateway.protocols import hj212
 from gateway.protocols.hj212 import CpGroup, FrameError, Packet
 
 log = logging.getLogger(__name__)
 
-# Real-time factors: (node kind, channel) -> factor code (domain.md section 6).
-REALTIME_FACTORS: dict[tuple[str, str], str] = {
-    ("dust", "tsp"): "a34001",
-    ("dust", "pm10"): "a34002",
-    ("dust", "pm25"): "a34004",
-    ("dust", "pm1"): "a34005",
-    ("dust", "temperature"): "a01001",
-    ("dust", "humidity"): "a01002",
-    ("dust", "pressure"): "a01006",
-    ("wind", "wind_speed"): "a01007",
-    ("wind", "wind_dir"): "a01008",
-    ("noise", "laeq_1s"): "LA",
-}
 
-# Aggregates: (source channel, statistic) -> (factor code, suffix).
-_MEAN_MIN_MAX = {"mean": "Avg", "min": "Min", "max": "Max"}
-AGGREGATE_FACTORS: dict[tuple[str, str], tuple[str, str]] = {
-    **{
-        (channel, statistic): (code, suffix)
-        for (kind, channel), code in REALTIME_FACTORS.items()
-        if kind == "dust"
-        for statistic, suffix in _MEAN_MIN_MAX.items()
-    },
-    ("laeq_1s", "leq"): ("LA", "Avg"),
-    ("laeq_1s", "lmax"): ("LA", "Max"),
-    ("laeq_1s", "lmin"): ("LA", "Min"),
-    ("laeq_1s", "l10"): ("L10", "Avg"),
-    ("laeq_1s", "l50"): ("L50", "Avg"),
-    ("laeq_1s", "l90"): ("L90", "Avg"),
-    ("wind_speed", "speed_mean"): ("a01007", "Avg"),
-    ("wind_speed", "gust"): ("a01007", "Max"),
-    ("wind_dir", "dir_mean"): ("a01008", "Avg"),
-}
+
+@dataclass(frozen=True)
+class FactorTable:
+    """The HJ 212 factor codes of the kinds (their profiles' [hj212] tables; domain.md section 6)."""
+
+    realtime: Mapping[tuple[str, str], str]  # (node kind, channel) -> factor code
+    aggregates: Mapping[tuple[str, str], tuple[str, str]]  # (source channel, statistic) -> (factor code, suffix)
+    without: Mapping[str, str]  # kinds whose profile declares no factor code -> the profile's file
+
+    @classmethod
+    def of(cls, profiles: Iterable[KindProfile]) -> FactorTable:
+        realtime: dict[tuple[str, str], str] = {}
+        aggregates: dict[tuple[str, str], tuple[str, str]] = {}
+        without: dict[str, str] = {}
+        for profile in profiles:
+            factors = profile.hj212
+            if not factors.realtime and not factors.aggregates:
+                without[profile.name] = str(profile.path)
+            realtime.update({(profile.name, channel): code for channel, code in factors.realtime.items()})
+            for key, value in factors.aggregates.items():
+                aggregates.setdefault(key, value)  # aggregates carry no kind: the first kind to name one keeps it
+        return cls(MappingProxyType(realtime), MappingProxyType(aggregates), MappingProxyType(without))
+
+
+_FACTORS: dict[tuple[str, ...], FactorTable] = {}
+
+
+def factor_table() -> FactorTable:
+    """The factor codes of every kind known now (a kind installed from a folder included)."""
+    profiles = kind_profiles()
+    key = tuple(profiles)
+    table = _FACTORS.get(key)
+    if table is None:
+        _FACTORS.clear()
+        table = _FACTORS[key] = FactorTable.of(profiles.values())
+    return table
+
 
 # Window label -> command code of its data.
 WINDOW_CN = {"1min": hj212.CN_MINUTE, "1h": hj212.CN_HOURLY, "24h": hj212.CN_DAILY}
@@ -129,8 +136,11 @@ class _Snapshot:
 
 
 class Uplink:
-    def __init__(self, settings: Settings, history: History | None = None) -> None:
+    def __init__(self, settings: Settings, history: History | None = None, factors: FactorTable | None = None) -> None:
+        """factors: the kinds' factor codes (default: those of the kind profiles known when a record comes)."""
         self.settings = settings.check()
+        self._factors = factors
+        self._refused: set[str] = set()  # kinds without factor codes, said once
         self.rtd_interval = settings.rtd_interval
         self.history = history
         self.counts: Counter[str] = Counter()
@@ -190,6 +200,10 @@ class Uplink:
             flag=hj212.flag_bits(s.reply, False, s.version), cp=tuple(groups),
         )
 
+    @property
+    def factors(self) -> FactorTable:
+        return self._factors if self._factors is not None else factor_table()
+
     def _wanted(self, node: str) -> bool:
         return not self.settings.nodes or node in self.settings.nodes
 
@@ -198,6 +212,7 @@ class Uplink:
 
     def records(self, records: Iterable[Record], now: float) -> list[Packet]:
         out: list[Packet] = []
+        factors = self.factors
         # Per packet (CN, window start): one aggregate per (node, channel), the highest revision. A backlog can
         # hold a window's first emission and its revision; mixing them sent the revised value under the old flag.
         aggregates: dict[tuple[str, float], dict[tuple[str, str], Aggregate]] = {}
@@ -208,7 +223,7 @@ class Uplink:
                 isinstance(record, Aggregate)
                 and self._wanted(record.node)
                 and record.window in WINDOW_CN
-                and (record.source, record.statistic) in AGGREGATE_FACTORS
+                and (record.source, record.statistic) in factors.aggregates
             ):
                 group = aggregates.setdefault((WINDOW_CN[record.window], record.start), {})
                 key = (record.node, record.channel)
@@ -218,14 +233,28 @@ class Uplink:
                 if getattr(record, "revision", 0):
                     self.counts["revised"] += 1
             else:
+                self._without_factors(record)
                 self.counts["not_sent"] += 1
         for (cn, start), group in aggregates.items():
             out.append(self._packet(cn, self.aggregate_groups(start, group.values()), now))
         return out
 
+    def _without_factors(self, record: Record) -> None:
+        """A record of a kind whose profile declares no HJ 212 factor code: counted, and said once per kind."""
+        kind = getattr(record, "kind", "")
+        profile = self.factors.without.get(kind)
+        if profile is None:
+            return
+        self.counts["kind_without_factors"] += 1
+        if kind not in self._refused:
+            self._refused.add(kind)
+            log.info("hj212: kind %s has no HJ 212 factor codes (no [hj212] in its profile %s): its readings and "
+                     "aggregates are not sent (docs/hj212.md, Factors)", kind, profile)
+
     def _reading(self, reading: Reading, now: float) -> list[Packet]:
-        code = REALTIME_FACTORS.get((reading.kind, reading.channel))
+        code = self.factors.realtime.get((reading.kind, reading.channel))
         if code is None:
+            self._without_factors(reading)
             self.counts["not_sent"] += 1
             return []
         slot = reading.timestamp - reading.timestamp % self.rtd_interval
@@ -271,7 +300,7 @@ class Uplink:
     def aggregate_groups(self, start: float, aggregates: Iterable[Aggregate]) -> list[CpGroup]:
         per_code: dict[str, dict[str, str]] = {}
         for agg in aggregates:
-            code, suffix = AGGREGATE_FACTORS[(agg.source, agg.statistic)]
+            code, suffix = self.factors.aggregates[(agg.source, agg.statistic)]
             fields = per_code.setdefault(code, {})
             if agg.value is not None:
                 fields[suffix] = format_value(self._scaled(code, agg.value))
@@ -375,7 +404,7 @@ class Uplink:
     def _history(self, request: Packet, history: History | None) -> list[Packet]:
         begin, end = self._span(request)
         found = [a for a in (history(CN_WINDOW[request.cn], begin, end) if history else ())
-                 if self._wanted(a.node) and (a.source, a.statistic) in AGGREGATE_FACTORS]
+                 if self._wanted(a.node) and (a.source, a.statistic) in self.factors.aggregates]
         by_start: dict[float, list[Aggregate]] = {}
         for agg in found:
             by_start.setdefault(agg.start, []).append(agg)

@@ -21,30 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.process.alarms import AlarmEvent, EventState, Severity
+from gateway.profiles.kinds import alarm_texts
 
-# What each shipped alarm means to a person on site (names from gateway/process/alarms.py).
-ALARM_NAMES: dict[str, dict[str, str]] = {
-    "zh": {
-        "crane_wind": "大风：停止塔吊安装、拆卸、顶升",
-        "lifting_wind": "大风：停止露天吊装作业",
-        "work_at_height_wind": "大风：停止高处作业",
-        "placing_boom_wind": "大风：布料机停止作业",
-        "dust": "扬尘超标",
-        "noise": "施工噪声超标",
-        "noise_night_lmax": "夜间噪声最大声级超标",
-        "formwork_tilt": "高支模倾斜",
-    },
-    "en": {
-        "crane_wind": "wind: stop crane erection, dismantling and jacking",
-        "lifting_wind": "wind: stop open-air lifting",
-        "work_at_height_wind": "wind: stop work at height",
-        "placing_boom_wind": "wind: stop the concrete placing boom",
-        "dust": "dust over the limit",
-        "noise": "construction noise over the limit",
-        "noise_night_lmax": "night noise maximum over the limit",
-        "formwork_tilt": "high formwork tilt",
-    },
-}
+
+def alarm_names(language: str) -> dict[str, str]:
+    """What each alarm means to a person on site, by alarm name: the kind profiles' [alarm_text] words
+    (gateway/profiles/kinds/*.toml), so a kind installed from a folder brings its own."""
+    return {name: text.phrase(language) for name, text in alarm_texts().items()}
+
+
 SEVERITY_WORDS = {
     "zh": {Severity.PREWARNING: "预警", Severity.ALARM: "报警"},
     "en": {Severity.PREWARNING: "pre-warning", Severity.ALARM: "ALARM"},
@@ -89,7 +74,7 @@ def local_time(t: float) -> str:
 def message(event: AlarmEvent, site: str, language: str = "zh") -> Message:
     """The words of one alarm event: the severity first (what a safety officer reads), then the facts."""
     words = LABELS[language]
-    what = ALARM_NAMES[language].get(event.alarm, event.alarm)
+    what = alarm_names(language).get(event.alarm, event.alarm)
     severity = SEVERITY_WORDS[language][event.severity]
     state = STATE_WORDS[language][event.state]
     title = f"【{severity}{state}】{what}" if language == "zh" else f"[{severity} {state}] {what}"

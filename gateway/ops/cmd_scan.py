@@ -112,13 +112,14 @@ def run(args: argparse.Namespace) -> int:
         with SerialLine(args.port, args.latency_ms / 1000) as line, _progress(err) as bar:
             if args.auto:
                 first = [SerialSettings(p.baud, p.parity or "N") for p in profiles if p.baud in SCAN_BAUDS]
-                search = SettingsSearch(candidate_settings(first=first), DEFAULT_PROBE_IDS, ids)
+                search = SettingsSearch(candidate_settings(first=first), DEFAULT_PROBE_IDS, ids, line.latency)
                 task = bar.add_task("finding the line setting", total=len(search.candidates) * len(ids))
                 found = search_settings(line, search, lambda n, what: bar.update(task, completed=n, description=what))
                 bar.update(task, completed=search.requests, total=search.requests)
                 if found is None:
                     bar.stop()
-                    err.print(f"no device answered at any setting ({search.requests} requests)")
+                    err.print(f"no device answered at any setting ({search.requests} requests, "
+                              f"{search.line_time:.1f} s of line time)")
                     return 1
                 err.print(f"found: unit {found.unit} answers at {found.settings} ({search.requests} requests)")
                 settings = found.settings

@@ -12,7 +12,6 @@ are epoch seconds.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import os
@@ -22,9 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware import regmap
 from gateway import __version__
 from gateway.deliver.notify import AlarmNotifier
 from gateway.model import Reading
+from gateway.ops.config import SPRAY_COIL
 from gateway.ops.recent import RecentReadings
 
 QUEUE_WAIT_S = 2.0
@@ -61,23 +62,21 @@ def _rss_bytes() -> int:
 
 
 async def queue_figures(gateway: Any) -> dict[str, tuple[int, float | None]] | None:
-    """Per delivery lane: (records after its cursor, when the oldest of them was appended); None: queue busy."""
-    queue = gateway.queue
+    """Per delivery lane: (records after its cursor, when the oldest of them was appended); None: queue busy
+    (or closed: the gateway has stopped)."""
     names = [d.name for d in gateway.deliveries]
 
-    def read() -> dict[str, tuple[int, float | None]]:
+    def read(queue: Any) -> dict[str, tuple[int, float | None]]:
         return {name: (queue.pending(name), queue.oldest_pending(name)) for name in names}
 
-    lock: asyncio.Lock = gateway._lock
-    try:
-        await asyncio.wait_for(lock.acquire(), QUEUE_WAIT_S)
-    except TimeoutError:
-        return None
-    try:
-        # Not bounded by a timeout: cancelling the await would free the lock while the thread still runs.
-        return await asyncio.to_thread(read)
-    finally:
-        lock.release()
+    figures: dict[str, tuple[int, float | None]] | None = await gateway.with_queue(read, QUEUE_WAIT_S)
+    return figures
+
+
+def _has_spray_coil(node: Any) -> bool:
+    """Whether the status page offers spray buttons for the node: its kind has the spray coil (not a vendor's)."""
+    code = regmap.KIND_CODES.get(node.kind)
+    return node.profile is None and code is not None and any(row[0] == SPRAY_COIL for row in regmap.coils(code))
 
 
 def node_states(gateway: Any, latest: LatestReadings | None, mono_now: float) -> list[dict[str, Any]]:
@@ -89,6 +88,7 @@ def node_states(gateway: Any, latest: LatestReadings | None, mono_now: float) ->
             seen = mono_now - h.last_ok if math.isfinite(h.last_ok) else None
             entry: dict[str, Any] = {
                 "name": name, "bus": poller.bus.name, "kind": config.kind if config else "",
+                "spray": config is not None and _has_spray_coil(config),
                 "unit_id": config.unit_id if config else None, "online": h.online, "healthy": h.healthy,
                 "stale": h.stale, "outage": h.outage, "polls": h.polls, "answered": h.answered,
                 "failures": h.failures, "consecutive_failures": h.consecutive_failures,

@@ -3,7 +3,10 @@
 Per wind node: speed and 3 s gust against the crane, lifting and work-at-height thresholds, and a wind rose;
 per dust node: PM2.5 and PM10 against the PM10 limit; per noise node: LAeq (1 s) against the day/night limit
 in force; per tilt node: both slopes against the pre-warning and alarm levels, either way. The limits are the
-ones the alarms judge by (a `threshold` command's change shows at the next refresh).
+ones the alarms judge by (a `threshold` command's change shows at the next refresh). A node of any other kind
+(one added as a profile) gets a chart of its channels (the profile's mean channels, or every one it reports),
+titled with the kind's name from its profile, without limit lines: a profile alarm's limit may be overridden
+in [[processing.alarm]], which the limits here do not carry, and a chart must not show a limit nobody judges by.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from gateway.ops.charts import ALARM, PREWARNING, Limit, Series, StepLimit, day_night_steps, time_chart, wind_rose
 from gateway.ops.recent import RecentReadings
 from gateway.process.limits import SiteLimits
+from gateway.profiles.kinds import kind_label, kind_profiles
 
 WORDS = {
     "zh": {"wind": "风速", "gust": "3秒阵风", "rose": "风向玫瑰图", "dust": "扬尘", "noise": "噪声", "tilt": "倾斜",
@@ -28,7 +32,8 @@ WORDS = {
 
 def page_charts(recent: RecentReadings, limits_of: Callable[[str], SiteLimits], now: float,
                 lang: str = "zh") -> list[dict[str, str]]:
-    """[{"id", "kind", "node", "svg"}] in a stable order: wind, dust, noise, tilt; nodes by name."""
+    """[{"id", "kind", "node", "svg"}] in a stable order: wind, dust, noise, tilt, then other kinds by name;
+    nodes by name."""
     w = WORDS.get(lang, WORDS["zh"])
     span = recent.span_s
     since = now - span
@@ -72,4 +77,18 @@ def page_charts(recent: RecentReadings, limits_of: Callable[[str], SiteLimits], 
             f"{w['tilt']} {node}", "‰",
             [Series("x", recent.series(node, "slope_x", since)), Series("y", recent.series(node, "slope_y", since))],
             levels, now, span, symmetric=True, no_data=w["no_data"]))
+    for kind in sorted(recent.kinds() - CHARTED):
+        profile = kind_profiles().get(kind)
+        wanted = (profile.mean_channels or profile.measurement_names) if profile is not None else ()
+        title = kind_label(kind, lang if lang in WORDS else "zh")
+        for node in recent.nodes(kind):
+            seen = recent.channels(node)
+            channels = [c for c in wanted if c in seen] or sorted(seen)
+            for i, unit in enumerate(dict.fromkeys(seen[c] for c in channels)):  # one chart per unit
+                series = [Series(c, recent.series(node, c, since)) for c in channels if seen[c] == unit]
+                add(kind, node, f"-{i}" if i else "", time_chart(f"{title} {node}", unit, series, [], now, span,
+                                                                 no_data=w["no_data"]))
     return charts
+
+
+CHARTED = frozenset({"wind", "dust", "noise", "tilt"})  # the kinds with charts of their own above

@@ -35,6 +35,7 @@ class RecentReadings:
         self.points = points
         self._series: dict[tuple[str, str], deque[Point]] = {}
         self._kinds: dict[str, str] = {}
+        self._units: dict[tuple[str, str], str] = {}  # (node, channel) -> unit of its readings
         self._rose: dict[str, deque[tuple[float, float, float]]] = {}  # node -> (time, direction, speed)
         self.skipped_old = 0  # samples older than their chart's newest point (backfill): in the store, not charted
 
@@ -42,6 +43,7 @@ class RecentReadings:
         by_sample: dict[tuple[str, float], dict[str, float]] = {}
         for r in readings:
             self._kinds[r.node] = r.kind
+            self._units[(r.node, r.channel)] = r.unit
             if r.value is None or not math.isfinite(r.value):
                 continue
             self._add(r.node, r.channel, r.timestamp, r.value)
@@ -67,6 +69,13 @@ class RecentReadings:
 
     def nodes(self, kind: str) -> list[str]:
         return sorted(n for n, k in self._kinds.items() if k == kind)
+
+    def kinds(self) -> set[str]:
+        return set(self._kinds.values())
+
+    def channels(self, node: str) -> dict[str, str]:
+        """The node's channels seen so far, with the unit of their readings."""
+        return {channel: unit for (n, channel), unit in self._units.items() if n == node}
 
     def series(self, node: str, channel: str, since: float) -> list[Point]:
         return [p for p in self._series.get((node, channel), ()) if p[0] >= since]

@@ -58,7 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from firmware import regmap
 from gateway.acquire.decode import KIND_BY_NAME
@@ -86,6 +86,8 @@ from gateway.process.spray import SprayCommand, SprayMode
 from gateway.protocols import modbus_rtu_master as rtu
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # The gateway counts as having been down when nothing was queued for this long before it started.
 DOWN_AFTER_S = 60.0
@@ -368,6 +370,7 @@ class Gateway:
         )
         self._last_queued = self.queue.last_added()
         self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
+        self._queue_closed = False  # set under the lock when run() closes it (see with_queue)
         q = config.queue
         self.deliveries = [
             Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
@@ -653,7 +656,9 @@ class Gateway:
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()
-            self.queue.close()
+            async with self._lock:  # a status page read may still be in a worker thread on this connection
+                self._queue_closed = True
+                self.queue.close()
 
     async def _shutdown(self) -> None:
         await self.actuator.drain()
@@ -672,11 +677,11 @@ class Gateway:
                 # Its last attempt failed: another one now would wait out the same timeout (a hung endpoint
                 # held the stop for two of them, past systemd's TimeoutStopSec). Durable: the next start sends.
                 log.warning("sink %s is down (%s): %d records wait in the queue", delivery.name,
-                            delivery.stats.last_error, self.queue.pending(delivery.name))
+                            delivery.stats.last_error, await self.with_queue(_pending(delivery.name)))
                 continue
             if not await delivery.flush(max(0.0, deadline - time.monotonic())):
                 log.warning("sink %s: %d records not delivered at shutdown; they wait in the queue",
-                            delivery.name, self.queue.pending(delivery.name))
+                            delivery.name, await self.with_queue(_pending(delivery.name)))
 
     # -- for the demo and a status page --------------------------------------------------
     @property
@@ -707,8 +712,33 @@ class Gateway:
 
     async def sink_backlog(self) -> dict[str, int]:
         """Per delivery lane: records in the queue after its cursor (a database query: call it seldom)."""
-        async with self._lock:  # the queue's connection is one thread's at a time
-            return await asyncio.to_thread(lambda: {d.name: self.queue.pending(d.name) for d in self.deliveries})
+        names = [d.name for d in self.deliveries]
+        backlog = await self.with_queue(lambda queue: {name: queue.pending(name) for name in names})
+        return backlog if backlog is not None else {}
+
+    async def with_queue(self, call: Callable[[DurableQueue], T], wait_s: float | None = None) -> T | None:
+        """call(queue) in a worker thread, holding the queue's lock: its SQLite connection is one thread's at a
+        time (the writer's commits, the deliveries' reads and confirms, the health reports, the status page and
+        the watchdog share it). Every read outside the writer and the deliveries goes through here.
+
+        None when the lock was not free within wait_s (a busy or stuck writer must not stall a status request;
+        None: wait as long as it takes), or when the queue is already closed (a status request in the last
+        moments of a stop).
+        """
+        if wait_s is None:
+            await self._lock.acquire()
+        else:
+            try:
+                await asyncio.wait_for(self._lock.acquire(), wait_s)
+            except TimeoutError:
+                return None
+        try:
+            if self._queue_closed:
+                return None
+            # Not bounded by a timeout: cancelling the await would free the lock while the thread still runs.
+            return await asyncio.to_thread(call, self.queue)
+        finally:
+            self._lock.release()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -750,6 +780,10 @@ class _DurableHold:
 
     def gone(self, upto: int) -> None:
         self.writer.release(self.holder, upto)
+
+
+def _pending(sink: str) -> Callable[[DurableQueue], int]:
+    return lambda queue: queue.pending(sink)
 
 
 def _siren(config: GatewayConfig) -> Siren | None:

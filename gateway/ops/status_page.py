@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from gateway.deliver.notify_text import ALARM_NAMES
+from gateway.deliver.notify_text import alarm_names
+from gateway.profiles.kinds import LANGUAGES, kind_label, kind_profiles
 
 TEMPLATE = """<!doctype html>
 <html lang="zh">
@@ -80,6 +81,8 @@ const WORDS = {
 };
 const ALARM_NAMES = __ALARM_NAMES__;
 function alarmName(a) { return ALARM_NAMES[lang][a] || a; }
+const KIND_NAMES = __KIND_NAMES__;
+function kindName(k) { return KIND_NAMES[lang][k] || k; }
 let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem("sitewatch-lang") || "zh";
 if (!WORDS[lang]) lang = "zh";
 let last = null;
@@ -116,7 +119,7 @@ function render() {
     (st.siren ? "<span>" + w("siren") + ": <b class='" + (st.siren.on ? "bad'>" + w("sirenon") : "ok'>" +
       w("sirenoff")) + "</b></span>" : "");
   document.getElementById("nodes").innerHTML = row([w("node"), w("kind"), w("state"), w("seen"), w("latency"),
-    w("values")], "th") + st.nodes.map(n => row([esc(n.name), esc(n.kind),
+    w("values")], "th") + st.nodes.map(n => row([esc(n.name), esc(kindName(n.kind)),
     n.online ? "<span class='ok'>" + w("online") + "</span>" : "<span class='bad'>" + w("offline") + "</span>",
     age(n.last_seen_age_s), n.latency_ms === null ? "-" : n.latency_ms.toFixed(0) + " ms",
     (n.readings || []).map(r => esc(r.channel) + " " + (r.value === null ? "-" : r.value.toFixed(1)) + " " +
@@ -131,7 +134,7 @@ function render() {
     : "<button type='button' class='ack' data-i='" + i + "'>" + w("ack") + "</button>"])).join("")
     : row([w("none")]);
   document.getElementById("spray").hidden = !st.spray_control;
-  const sprayHtml = st.nodes.filter(n => n.kind === "dust").map(n => row([esc(n.name)].concat(
+  const sprayHtml = st.nodes.filter(n => n.spray).map(n => row([esc(n.name)].concat(
     ["on", "off", "auto"].map(m => "<button type='button' class='spray' data-node='" + esc(n.name) + "' data-mode='" +
       m + "'>" + w(m) + "</button>")))).join("");
   if (sprayShown !== sprayHtml) { document.getElementById("spray-nodes").innerHTML = sprayShown = sprayHtml; }
@@ -212,5 +215,12 @@ setInterval(refreshCharts, 10000);
 </body>
 </html>
 """
-# The alarms' names as the notifications word them, in both languages.
-PAGE = TEMPLATE.replace("__ALARM_NAMES__", json.dumps(ALARM_NAMES, ensure_ascii=False))
+
+
+def page() -> str:
+    """The page, with the alarms' names as the notifications word them and the kinds' names, in both languages,
+    from the kind profiles known now (a kind installed from a folder included)."""
+    alarms = {language: alarm_names(language) for language in LANGUAGES}
+    kinds = {language: {kind: kind_label(kind, language) for kind in kind_profiles()} for language in LANGUAGES}
+    return (TEMPLATE.replace("__ALARM_NAMES__", json.dumps(alarms, ensure_ascii=False))
+            .replace("__KIND_NAMES__", json.dumps(kinds, ensure_ascii=False)))

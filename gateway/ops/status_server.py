@@ -157,9 +157,9 @@ class StatusServer:
         return web.Response(text=reply.to_json(), status=status, content_type="application/json")
 
     async def _page(self, request: web.Request) -> web.Response:
-        from gateway.ops.status_page import PAGE  # the page's HTML, only when asked for
+        from gateway.ops.status_page import page  # the page's HTML, only when asked for
 
-        return web.Response(text=PAGE, content_type="text/html", charset="utf-8")
+        return web.Response(text=page(), content_type="text/html", charset="utf-8")
 
     async def start(self, bind: str, port: int, quiet: bool = False) -> bool:
         """Listen; False (one error logged, unless quiet) when the address cannot be bound."""

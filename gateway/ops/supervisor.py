@@ -87,21 +87,13 @@ class Supervisor:
     async def read_queue(self) -> None:
         """The backlog of every sink, under the queue's lock (bounded: a stuck writer must not stall this)."""
         gateway = self.gateway
-
-        def pending() -> dict[str, int]:
-            return {d.name: gateway.queue.pending(d.name) for d in gateway.deliveries}
-
-        lock: asyncio.Lock = gateway._lock  # the queue's connection: one thread at a time (service.py)
-        try:
-            await asyncio.wait_for(lock.acquire(), QUEUE_ANSWER_S)
-        except TimeoutError:
-            return  # the queue is busy (or stuck: see observe_progress); try again at the next tick
-        try:
-            # Not bounded: cancelling a worker thread's await would free the lock while the thread still
-            # uses the connection. A count over the cursor's range is quick.
-            self._pending = await asyncio.to_thread(pending)
-        finally:
-            lock.release()
+        names = [d.name for d in gateway.deliveries]
+        # Under the queue's lock, in a worker thread (Gateway.with_queue). A count over the cursor's range is quick.
+        pending = await gateway.with_queue(lambda queue: {name: queue.pending(name) for name in names},
+                                           QUEUE_ANSWER_S)
+        if pending is None:
+            return  # the queue is busy (or stuck: see observe_progress) or closed; try again at the next tick
+        self._pending = pending
         self._queue_answers += 1
         self.backlog = max(self._pending.values(), default=0) + gateway.queue.backlog
 

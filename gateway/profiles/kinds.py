@@ -40,7 +40,9 @@ SYSTEM_KIND_DIR = Path("/etc/sitewatch/profiles/kinds")
 FIRMWARE_DIR = Path(regmap.__file__).parent
 SIMULATOR_MODELS = ("physics", "walk")  # the kind's own code in simulator/physics, or the generic walk
 _TOP_KEYS = frozenset({"kind", "description", "registers", "ranges", "stuck_s", "hampel_floor", "stages", "alarm",
-                       "firmware", "simulator", "doc"})
+                       "firmware", "simulator", "doc", "label", "report", "hj212", "alarm_text"})
+LANGUAGES = ("zh", "en")  # the languages of the words people read (status page, report, notifications)
+HJ212_SUFFIXES = ("Avg", "Min", "Max", "Cou")  # an aggregate statistic's suffix in HJ 212 (domain.md section 6)
 
 
 class KindProfileError(ValueError):
@@ -79,6 +81,27 @@ class WalkChannel:
 
 
 @dataclass(frozen=True)
+class AlarmText:
+    """One alarm as people read it: the notification's phrase in each language and the report's short name."""
+
+    zh: str
+    en: str
+    short: str  # "<zh> <en>", short enough for the report's alarm table
+
+    def phrase(self, language: str) -> str:
+        return self.zh if language == "zh" else self.en
+
+
+@dataclass(frozen=True)
+class Hj212Factors:
+    """A kind's HJ 212 factor codes (domain.md section 6): what its readings and aggregates are called uplink."""
+
+    realtime: Mapping[str, str] = field(default_factory=dict)  # channel -> factor code (sent as <code>-Rtd)
+    aggregates: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (source, statistic)
+    # -> (factor code, suffix)
+
+
+@dataclass(frozen=True)
 class KindProfile:
     name: str
     code: int
@@ -99,6 +122,11 @@ class KindProfile:
     walk: Mapping[str, WalkChannel] = field(default_factory=dict)
     doc_unit_id: int = 1
     doc_write: tuple[str, float, str] | None = None
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> what people call the kind
+    report_title: str = ""  # the daily report's section heading
+    report_channels: tuple[str, ...] = ()  # the channels the report reads (empty: all of them)
+    hj212: Hj212Factors = field(default_factory=Hj212Factors)  # empty: the kind has no HJ 212 form
+    alarm_texts: Mapping[str, AlarmText] = field(default_factory=dict)  # alarm name -> its words
 
     @property
     def measurement_names(self) -> tuple[str, ...]:
@@ -309,6 +337,15 @@ def load_kind_profile(path: Path, firmware_module: ModuleType | None = None) -> 
         value = r.number(write, "value", "doc.write", required=True)
         assert value is not None
         doc_write = (register, value, str(r.get(write, "why", "doc.write", (str,), "")))
+    label = _label(r, doc, name)
+    report = r.table(doc, "report")
+    r.only(report, ("title", "channels"), "report")
+    report_title = str(r.get(report, "title", "report", (str,), "") or f"{label['zh']} {label['en']}".strip())
+    report_channels = _strings(r, report, "channels", "report")
+    for i, channel in enumerate(report_channels):
+        r.channel(channel, channels, f"report.channels[{i}]")
+    hj212 = _hj212(r, doc, channels)
+    alarm_texts = _alarm_texts(r, doc, alarms)
     return KindProfile(
         name=name, code=int(firmware_module.CODE), description=str(r.get(doc, "description", "", (str,), "")),
         path=path, firmware=firmware_module, descriptions=MappingProxyType(descriptions),
@@ -316,8 +353,81 @@ def load_kind_profile(path: Path, firmware_module: ModuleType | None = None) -> 
         hampel_floor=MappingProxyType(per_channel.get("hampel_floor", {})), aggregators=aggregators,
         mean_windows=mean_windows, mean_channels=mean_channels, alarms=alarms, sensor=MappingProxyType(sensor),
         relay=None if relay is None else MappingProxyType(relay), simulator=model, walk=MappingProxyType(walk),
-        doc_unit_id=unit_id, doc_write=doc_write,
+        doc_unit_id=unit_id, doc_write=doc_write, label=MappingProxyType(label), report_title=report_title,
+        report_channels=report_channels, hj212=hj212, alarm_texts=MappingProxyType(alarm_texts),
     )
+
+
+def _text(r: _Reader, table: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = r.get(table, key, where, (str,), default)
+    if not value.strip():
+        raise r.fail(f"{where}.{key}", "expected non-empty text")
+    return str(value)
+
+
+def _label(r: _Reader, doc: Mapping[str, Any], name: str) -> dict[str, str]:
+    """[label] zh / en: the kind's name on the status page and in the report; English defaults to the kind's
+    name, Chinese to the English."""
+    table = r.table(doc, "label")
+    r.only(table, LANGUAGES, "label")
+    en = _text(r, table, "en", "label", name)
+    return {"zh": _text(r, table, "zh", "label", en), "en": en}
+
+
+def _factor_code(r: _Reader, value: object, where: str) -> str:
+    if not (isinstance(value, str) and value and value.isascii() and value.isalnum()):
+        raise r.fail(where, f"expected an HJ 212 factor code (letters and digits, e.g. a34002), got {value!r}")
+    return value
+
+
+def _hj212(r: _Reader, doc: Mapping[str, Any], channels: Sequence[str]) -> Hj212Factors:
+    """[hj212] realtime = {channel = code}, aggregates = {"<channel>.<statistic>" = "<code>-<suffix>"}.
+
+    Without ``aggregates``, each real-time channel's mean / min / max (the generic means' and the PM
+    aggregator's statistics) go out as <code>-Avg / -Min / -Max.
+    """
+    table = r.table(doc, "hj212")
+    r.only(table, ("realtime", "aggregates"), "hj212")
+    realtime: dict[str, str] = {}
+    for channel, code in r.table(table, "realtime", "hj212").items():
+        r.channel(channel, channels, f"hj212.realtime.{channel}")
+        realtime[channel] = _factor_code(r, code, f"hj212.realtime.{channel}")
+    aggregates: dict[tuple[str, str], tuple[str, str]] = {}
+    if "aggregates" in table:
+        for key, value in r.table(table, "aggregates", "hj212").items():
+            where = f'hj212.aggregates."{key}"'
+            source, dot, statistic = key.partition(".")
+            if not dot or not statistic:
+                raise r.fail(where, "expected \"<channel>.<statistic>\" as the key")
+            r.channel(source, channels, where)
+            code, dash, suffix = str(value).rpartition("-")
+            if not dash or suffix not in HJ212_SUFFIXES:
+                raise r.fail(where, f"expected \"<code>-<{'|'.join(HJ212_SUFFIXES)}>\", got {value!r}")
+            aggregates[(source, statistic)] = (_factor_code(r, code, where), suffix)
+    else:
+        aggregates = {(channel, statistic): (code, suffix) for channel, code in realtime.items()
+                      for statistic, suffix in (("mean", "Avg"), ("min", "Min"), ("max", "Max"))}
+    return Hj212Factors(MappingProxyType(realtime), MappingProxyType(aggregates))
+
+
+def _alarm_texts(r: _Reader, doc: Mapping[str, Any], alarms: Sequence[ThresholdAlarm]) -> dict[str, AlarmText]:
+    """[alarm_text.<alarm>] zh / en / short: the words of the kind's alarms (those in code and its [[alarm]]s).
+
+    An [[alarm]] without one reads as its description (English), or its name.
+    """
+    texts: dict[str, AlarmText] = {}
+    for spec in alarms:
+        en = spec.description or spec.name
+        texts[spec.name] = AlarmText(en, en, spec.name)
+    for alarm, table in r.table(doc, "alarm_text").items():
+        where = f"alarm_text.{alarm}"
+        if not isinstance(table, dict):
+            raise r.fail(where, f"expected a table with zh, en and short, got {table!r}")
+        r.only(table, (*LANGUAGES, "short"), where)
+        en = _text(r, table, "en", where, texts[alarm].en if alarm in texts else "")
+        zh = _text(r, table, "zh", where, en)
+        texts[alarm] = AlarmText(zh, en, _text(r, table, "short", where, f"{zh} {en}" if zh != en else en))
+    return texts
 
 
 def _strings(r: _Reader, table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -399,6 +509,17 @@ def kind_profile(name: str) -> KindProfile:
         return kind_profiles()[name]
     except KeyError:
         raise KindProfileError(f"unknown node kind {name!r} (known: {', '.join(sorted(_KINDS))})") from None
+
+
+def kind_label(kind: str, language: str = "en") -> str:
+    """What people call a kind in `language` (its profile's [label]); an unknown kind is shown by its name."""
+    profile = kind_profiles().get(kind)
+    return profile.label.get(language, kind) if profile is not None else kind
+
+
+def alarm_texts() -> dict[str, AlarmText]:
+    """Every known alarm's words (the kinds' [alarm_text] tables and [[alarm]] descriptions), by alarm name."""
+    return {name: text for profile in kind_profiles().values() for name, text in profile.alarm_texts.items()}
 
 
 def find_kind_profiles(dirs: Sequence[Path]) -> list[Path]:

@@ -10,28 +10,18 @@ folder (gateway/profiles/kinds.py) adds its quantities and its name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 from firmware import regmap
+from gateway.profiles.live import LiveTable
 
 
-class _QuantityUnits(Mapping[str, str]):
+def _quantity_units() -> dict[str, str]:
     """quantity -> unit of its readings, over every kind the register map knows now."""
-
-    def _table(self) -> dict[str, str]:
-        return {str(row[0]): str(row[4]) for rows in regmap.MEASUREMENTS.values() for row in rows}
-
-    def __getitem__(self, quantity: str) -> str:
-        return self._table()[quantity]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
+    return {str(row[0]): str(row[4]) for rows in regmap.MEASUREMENTS.values() for row in rows}
 
 
 # quantity -> unit of its readings; the profile's scale and offset must produce this unit.
-QUANTITY_UNITS: Mapping[str, str] = _QuantityUnits()
+QUANTITY_UNITS: Mapping[str, str] = LiveTable(_quantity_units)
 # The kinds of device a profile may declare (readings carry it as Reading.kind), in node_kind order.
 KINDS = regmap.KIND_CODES.keys()

@@ -61,10 +61,27 @@ def _steps(ax: Axes, summary: DaySummary, series: Sequence[Bin], label: str, col
                 ls="-" if b.valid else ":")
 
 
+def _hours_of(p: Period, summary: DaySummary) -> tuple[float, float]:
+    """A period's start and end in hours after midnight, clipped to the day (open ends at the day's edges)."""
+    a = hours(max(p.start if p.start is not None else summary.start, summary.start), summary)
+    b = hours(min(p.end if p.end is not None else summary.end, summary.end), summary)
+    return a, b
+
+
+def _peaks(summary: DaySummary, bins: Sequence[Bin]) -> list[tuple[float, float]]:
+    """(mid-bin hour, peak) of the bins that have a peak."""
+    return [(hours((b.start + b.end) / 2, summary), b.peak) for b in bins if b.peak is not None]
+
+
+def _peak_line(ax: Axes, summary: DaySummary, bins: Sequence[Bin], colour: str, label: str) -> None:
+    peaks = _peaks(summary, bins)
+    if peaks:
+        ax.plot([x for x, _ in peaks], [y for _, y in peaks], color=colour, lw=0.8, alpha=0.7, label=label)
+
+
 def _spans(ax: Axes, summary: DaySummary, periods: Sequence[Period], colour: str, label: str) -> None:
     for i, p in enumerate(periods):
-        a = hours(max(p.start if p.start is not None else summary.start, summary.start), summary)
-        b = hours(min(p.end if p.end is not None else summary.end, summary.end), summary)
+        a, b = _hours_of(p, summary)
         ax.axvspan(a, b, color=colour, alpha=0.15, label=label if i == 0 else None)
 
 
@@ -98,7 +115,7 @@ def noise_chart(summary: DaySummary, family: str, path: Path) -> Path | None:
     for i, node in enumerate(summary.noise):
         colour = COLOURS[i % len(COLOURS)]
         _steps(ax, summary, node.periods, f"{node.node} LAeq 20 min", colour, family)
-        peaks = [(hours((b.start + b.end) / 2, summary), b.peak) for b in node.periods if b.peak is not None]
+        peaks = _peaks(summary, node.periods)
         if peaks:
             ax.scatter([x for x, _ in peaks], [y for _, y in peaks], s=6, color=colour, marker="^",
                        label=f"{node.node} Lmax")
@@ -124,10 +141,7 @@ def wind_chart(summary: DaySummary, family: str, path: Path) -> Path | None:
     for i, node in enumerate(summary.wind):
         colour = COLOURS[i % len(COLOURS)]
         _steps(ax, summary, node.bins, f"{node.node} 10 min 均值 mean", colour, family)
-        peaks = [(hours((b.start + b.end) / 2, summary), b.peak) for b in node.bins if b.peak is not None]
-        if peaks:
-            ax.plot([x for x, _ in peaks], [y for _, y in peaks], color=colour, lw=0.8, alpha=0.7,
-                    label=f"{node.node} 3 s 阵风 gust")
+        _peak_line(ax, summary, node.bins, colour, f"{node.node} 3 s 阵风 gust")
         _spans(ax, summary, node.crane_stops, PREWARNING, "塔吊停止 crane stop" if i == 0 else "")
         _spans(ax, summary, node.lifting_stops, LIMIT, "停止吊装 lifting stop" if i == 0 else "")
     first = summary.wind[0]
@@ -145,10 +159,7 @@ def tilt_chart(summary: DaySummary, family: str, path: Path) -> Path | None:
     for i, node in enumerate(summary.tilt):
         colour = COLOURS[i % len(COLOURS)]
         _steps(ax, summary, node.bins, f"{node.node} 10 min", colour, family)
-        peaks = [(hours((b.start + b.end) / 2, summary), b.peak) for b in node.bins if b.peak is not None]
-        if peaks:
-            ax.plot([x for x, _ in peaks], [y for _, y in peaks], color=colour, lw=0.8, alpha=0.7,
-                    label=f"{node.node} 最大 max")
+        _peak_line(ax, summary, node.bins, colour, f"{node.node} 最大 max")
     first = summary.tilt[0]
     ax.axhline(first.prewarning, color=PREWARNING, ls="--", lw=1, label=f"预警 pre-warning {first.prewarning:g} ‰")
     ax.axhline(first.alarm, color=LIMIT, ls="--", lw=1, label=f"报警 alarm {first.alarm:g} ‰")
@@ -186,8 +197,7 @@ def completeness_chart(summary: DaySummary, family: str, path: Path) -> Path | N
 def _bar(ax: Axes, summary: DaySummary, y: int, periods: Sequence[Period], colour: str) -> None:
     spans = []
     for p in periods:
-        a = hours(max(p.start if p.start is not None else summary.start, summary.start), summary)
-        b = hours(min(p.end if p.end is not None else summary.end, summary.end), summary)
+        a, b = _hours_of(p, summary)
         spans.append((a, max(b - a, 0.05)))
     if spans:
         ax.broken_barh(spans, (y - 0.35, 0.7), color=colour)

@@ -23,7 +23,7 @@ from gateway.deliver.sinks import SinkConfigError
 from gateway.model import Gap, Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from gateway.report.sources import ALARM_LOOKBACK_S
-from gateway.report.summary import LOOKBACK_S, REPORT_CHANNELS, DayRecords, ReportError
+from gateway.report.summary import LOOKBACK_S, DayRecords, ReportError, report_channels
 
 TIMEOUT_S = 30.0
 NS = 1_000_000_000
@@ -131,8 +131,9 @@ class InfluxSource:
 
 def _channel_filter() -> str:
     """Of the kinds the report knows, only the channels it reads (as the store source fetches them)."""
-    kinds = "|".join(sorted(REPORT_CHANNELS))
-    channels = "|".join(sorted({c for cs in REPORT_CHANNELS.values() for c in cs}))
+    read = report_channels()
+    kinds = "|".join(sorted(read))
+    channels = "|".join(sorted({c for cs in read.values() for c in cs}))
     return f'("kind" !~ /^({kinds})$/ OR "channel" =~ /^({channels})$/)'
 
 

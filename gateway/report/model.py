@@ -150,6 +150,26 @@ class AlarmEpisode:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelDay:
+    """One channel's day: the mean of its valid samples (with their counts), the lowest and highest."""
+
+    channel: str
+    unit: str
+    mean: Bin
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class KindNode:
+    """A node of a kind without a report section of its own (a kind added as a profile): its channels' days."""
+
+    node: str
+    kind: str
+    channels: tuple[ChannelDay, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DaySummary:
     site: str
     day: date
@@ -165,3 +185,4 @@ class DaySummary:
     gateway_outages: tuple[Period, ...]  # when the gateway itself was not running
     readings: int  # records the summary was computed from
     until: float | None = None  # the day was still in progress: completeness counts up to this time
+    kinds: tuple[KindNode, ...] = ()  # nodes of the kinds without a section of their own, by kind then node

@@ -7,6 +7,7 @@ Every text goes through ``Writer.text``, which refuses a character the CJK font 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 from pathlib import Path
 
 from fpdf import FPDF
@@ -197,6 +198,21 @@ def write_pdf(summary: DaySummary, charts: dict[str, Path], font: Path, path: Pa
         ],
         [24, 24, 18, 22, 22, 36, 34],
     )
+
+    for kind, nodes in groupby(s.kinds, key=lambda n: n.kind):  # kinds added as profiles: their channels' days
+        w.heading(SECTIONS.get(kind, kind))
+        w.table(
+            ["监测点 node", "通道 channel", "日均 mean", "最低 min", "最高 max", "样本 samples"],
+            [
+                [
+                    n.node, c.channel, number(c.mean.value, 2, c.unit), number(c.low, 2), number(c.high, 2),
+                    f"{c.mean.count}/{c.mean.expected}{'' if c.mean.valid else ', <75 %'}",
+                ]
+                for n in nodes
+                for c in n.channels
+            ],
+            [28, 30, 36, 28, 28, 30],
+        )
 
     w.heading(SECTIONS["alarms"])
     w.table(

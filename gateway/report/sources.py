@@ -20,7 +20,7 @@ from typing import TypeVar
 from gateway.deliver.records import Outage
 from gateway.model import Gap, Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
-from gateway.report.summary import LOOKBACK_S, REPORT_CHANNELS, DayRecords, ReportError
+from gateway.report.summary import LOOKBACK_S, DayRecords, ReportError, report_channels
 
 QUALITIES = {q.value: q for q in Quality}
 ALARM_LOOKBACK_S = 7 * 86400.0  # an alarm raised up to a week before the day still pairs with its clear
@@ -68,8 +68,9 @@ class StoreSource:
         # column would be most of the memory), and of the kinds the report knows only the channels it reads
         # are fetched (those carry every sample's sequence and time for the completeness too).
         shared: dict[str, str] = {}
-        known = sorted(REPORT_CHANNELS)
-        channels = sorted({c for cs in REPORT_CHANNELS.values() for c in cs})
+        read = report_channels()
+        known = sorted(read)
+        channels = sorted({c for cs in read.values() for c in cs})
         query = (
             "SELECT node, kind, channel, value, unit, quality, ts, sequence FROM readings"
             f" WHERE ts >= ? AND ts < ? AND (kind NOT IN ({', '.join('?' * len(known))})"

@@ -48,11 +48,14 @@ from gateway.process.alarms import AlarmEvent, AlarmMachine, EventState, Levels
 from gateway.process.limits import LimitsResolver, SiteLimits
 from gateway.process.noise import energy, exceeded_level, level_from_energy
 from gateway.process.wind import circular_mean, gust
+from gateway.profiles.kinds import kind_profiles
 from gateway.report.model import (
     AlarmEpisode,
     Bin,
+    ChannelDay,
     Completeness,
     DaySummary,
+    KindNode,
     NoiseNode,
     NoisePart,
     Period,
@@ -535,21 +538,43 @@ def completeness(
 # The day.
 # ---------------------------------------------------------------------------
 
-# The channels each kind's section reads: a source may leave the others out (a node's every sample carries
-# these, so the completeness counts the same). Kinds not listed are read whole (completeness only).
-REPORT_CHANNELS: dict[str, frozenset[str]] = {
-    "dust": frozenset({"pm25", "pm10", "humidity"}),
-    "noise": frozenset({"laeq_1s", "lamax_1s"}),
-    "wind": frozenset({"wind_speed", "wind_dir", "wind_gust_3s"}),
-    "tilt": frozenset({"slope_x", "slope_y"}),
-}
+def summarize_means(nr: NodeReadings, start: float, end: float, limits: SiteLimits, interval: float) -> KindNode:
+    """A kind without a section of its own: each channel's daily mean (with its validity), lowest and highest."""
+    profile = kind_profiles().get(nr.kind)
+    order = {c: i for i, c in enumerate(profile.measurement_names)} if profile is not None else {}
+    shown = (profile.mean_channels or profile.measurement_names) if profile is not None else tuple(nr.channels)
+    days = []
+    for channel in sorted((c for c in nr.channels if c in shown), key=lambda c: (order.get(c, len(order)), c)):
+        values = in_day(nr.valid(channel), start, end)
+        unit = next((r.unit for r in nr.channels[channel]), "")
+        days.append(ChannelDay(channel, unit, mean_bin(values, start, end, interval, limits.sampling.validity_fraction),
+                               min((v for _, v in values), default=None), max((v for _, v in values), default=None)))
+    return KindNode(nr.node, nr.kind, tuple(days))
 
+
+# A kind's report section follows the aggregator its profile names ([stages] aggregators): the kinds with maths
+# of their own have a section of their own; every other kind gets its channels' daily means (summarize_means).
 SUMMARIZERS: dict[str, Callable[[NodeReadings, float, float, SiteLimits, float], object]] = {
-    "dust": summarize_pm,
+    "pm": summarize_pm,
     "noise": summarize_noise,
     "wind": summarize_wind,
     "tilt": summarize_tilt,
 }
+
+
+def summarizer_of(kind: str) -> Callable[[NodeReadings, float, float, SiteLimits, float], object]:
+    profile = kind_profiles().get(kind)
+    for aggregator in profile.aggregators if profile is not None else ():
+        if aggregator in SUMMARIZERS:
+            return SUMMARIZERS[aggregator]
+    return summarize_means
+
+
+def report_channels() -> dict[str, frozenset[str]]:
+    """The channels each kind's section reads (the profiles' [report] channels): a source may leave the others
+    out (a node's every sample carries these, so the completeness counts the same). Kinds without the list are
+    read whole."""
+    return {name: frozenset(p.report_channels) for name, p in kind_profiles().items() if p.report_channels}
 
 
 def summarize(
@@ -571,9 +596,7 @@ def summarize(
         nr = nodes[name]
         node_limits = limits.for_node(name)
         interval = measured_interval(nr.samples(), node_limits.sampling.interval_s)
-        summarizer = SUMMARIZERS.get(nr.kind)
-        if summarizer is not None:
-            made[nr.kind].append(summarizer(nr, start, end, node_limits, interval))
+        made[nr.kind].append(summarizer_of(nr.kind)(nr, start, end, node_limits, interval))
         complete.append(completeness(nr, records, start, upto, interval))
     # Nodes that sent nothing all day but have outage records still show in the completeness table.
     for o in records.outages:
@@ -587,13 +610,14 @@ def summarize(
         start=start,
         end=end,
         tz_offset_s=tz,
-        dust=tuple(x for x in made["dust"] if isinstance(x, PmNode)),
-        noise=tuple(x for x in made["noise"] if isinstance(x, NoiseNode)),
-        wind=tuple(x for x in made["wind"] if isinstance(x, WindNode)),
-        tilt=tuple(x for x in made["tilt"] if isinstance(x, TiltNode)),
+        dust=tuple(x for xs in made.values() for x in xs if isinstance(x, PmNode)),
+        noise=tuple(x for xs in made.values() for x in xs if isinstance(x, NoiseNode)),
+        wind=tuple(x for xs in made.values() for x in xs if isinstance(x, WindNode)),
+        tilt=tuple(x for xs in made.values() for x in xs if isinstance(x, TiltNode)),
         alarms=alarm_episodes(records.alarms, start, end),
         completeness=tuple(sorted(complete, key=lambda c: c.node)),
         gateway_outages=outage_periods(records.outages, GATEWAY_NODE, start, end),
         readings=sum(1 for r in records.readings if start <= r.timestamp < end),
         until=until,
+        kinds=tuple(x for kind in sorted(made) for x in made[kind] if isinstance(x, KindNode)),
     )

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
+from gateway.profiles.kinds import alarm_texts, kind_profiles
+from gateway.profiles.live import LiveTable
 from gateway.report.model import DaySummary
 
 TITLE = "工地环境与安全日报"
 TITLE_EN = "Daily site report"
-SECTIONS = {
-    "dust": "扬尘 Dust (PM2.5 / PM10)",
-    "noise": "噪声 Noise (GB 12523-2011)",
-    "wind": "风速风向 Wind",
-    "tilt": "高支模倾斜 Formwork tilt",
-    "alarms": "报警 Alarms",
-    "completeness": "数据完整性 Data completeness",
-}
-ALARM_NAMES = {
-    "crane_wind": "塔吊停止作业 crane stop",
-    "lifting_wind": "停止吊装 lifting stop",
-    "work_at_height_wind": "停止高处作业 work at height",
-    "placing_boom_wind": "布料机停止 placing boom",
-    "noise": "噪声超标 noise",
-    "noise_night_lmax": "夜间最大声级 night Lmax",
-    "formwork_tilt": "高支模倾斜 formwork tilt",
-    "dust": "扬尘超标 dust",
-}
+
+
+def _sections() -> dict[str, str]:
+    return {**{name: p.report_title for name, p in kind_profiles().items()},
+            "alarms": "报警 Alarms", "completeness": "数据完整性 Data completeness"}
+
+
+# Section headings: each kind's (its profile's [report] title), then the report's own.
+SECTIONS: Mapping[str, str] = LiveTable(_sections)
+# Alarm names in the alarm table (the profiles' [alarm_text] short names).
+ALARM_NAMES: Mapping[str, str] = LiveTable(lambda: {name: text.short for name, text in alarm_texts().items()})
 SEVERITIES = {"alarm": "报警 alarm", "prewarning": "预警 pre-warning"}
 
 

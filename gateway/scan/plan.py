@@ -95,6 +95,24 @@ def identify_timeouts(baud: int, latency: float = DEFAULT_LATENCY, reply_bytes: 
     return [first * 2**attempt for attempt in range(IDENTIFY_ATTEMPTS)]
 
 
+# The sweep's quick probes (every id at every setting, nothing heard yet) wait this many characters for a reply
+# to start instead of the probe timeout: on an empty bus the timeouts were the scan (5187 probes, 5 minutes).
+# A reply that comes later is not lost: it is read before the next request or in its window (or after the
+# setting's last probe, the line is listened to for a probe timeout), and the probes it may belong to are made
+# again patiently.
+QUICK_WAIT_CHARACTERS = 2
+QUICK_WAIT_MIN = 0.001  # s: a select() timeout shorter than this is the host's scheduling, not a wait
+
+
+def quick_timeout(baud: int) -> float:
+    return max(QUICK_WAIT_CHARACTERS * rtu.character_time(baud), QUICK_WAIT_MIN)
+
+
+def line_time(request: rtu.Request, baud: int, timeout: float) -> float:
+    """The line time of one probe nobody answers: the request on the wire, the wait, and t3.5 of silence."""
+    return rtu.wire_time(len(request.frame), baud) + timeout + rtu.t35(baud)
+
+
 def quiet_time(baud: int) -> float:
     """Silence that ends a garbled reply: t3.5, but at least 5 ms (adapters deliver bytes in bursts)."""
     return max(rtu.t35(baud), 0.005)
@@ -221,13 +239,14 @@ class UnitSweep:
         return [unit for unit, heard in self.results.items() if heard.kind == "garbage"]
 
 
-Phase = Literal["likely", "pin", "sweep", "confirm", "done"]
+Phase = Literal["likely", "pin", "recheck", "sweep", "confirm", "done"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Probe:
     settings: SerialSettings
     unit: int
+    quick: bool = field(default=False, compare=False)  # a sweep probe: waits quick_timeout, not probe_timeout
 
 
 class SettingsSearch:
@@ -243,6 +262,13 @@ class SettingsSearch:
        came late (a slow device, a busy host) can arrive while the next setting is being probed and
        would name the wrong setting; it does not come twice.
     Done when a unit answered properly twice (found) or every probe was made (not found).
+
+    The sweep's probes are quick (:func:`quick_timeout`): on a bus where nothing is heard the sweep is
+    most of the probes, and their timeouts were most of the time. Whatever a quick probe hears, or the
+    line brings after a setting's last one (:meth:`heard_at`), is checked patiently: garbage makes the
+    probe's unit and the units probed just before it at that setting (whose late reply it may be) be
+    asked again with the probe timeout (phase "recheck"), whose garbage then pins as in step 3; an
+    answer is confirmed with a patient probe.
     """
 
     def __init__(
@@ -250,9 +276,14 @@ class SettingsSearch:
         candidates: Sequence[SerialSettings],
         probe_ids: Sequence[int] = DEFAULT_PROBE_IDS,
         ids: Sequence[int] = UNIT_IDS,
+        latency: float = DEFAULT_LATENCY,
     ) -> None:
         if not candidates:
             raise ValueError("no line settings to try")
+        self.latency = latency
+        self.line_time = 0.0  # s: the line time of the probes made, as if nobody answered (sum of line_time)
+        self._skimmed: list[Probe] = []  # quick probes made, in order
+        self._recheck: list[Probe] = []
         self.candidates = list(candidates)
         self.probe_ids = [u for u in probe_ids if u in ids]
         self.sweep_ids = [u for u in ids if u not in self.probe_ids]
@@ -281,6 +312,9 @@ class SettingsSearch:
             if self._pinning:
                 self.phase = "pin"
                 probe = self._pinning[0]
+            elif self._recheck:
+                self.phase = "recheck"
+                probe = self._recheck[0]
             elif self._queue:
                 self.phase = "likely"
                 probe = self._queue[0]
@@ -299,7 +333,7 @@ class SettingsSearch:
     def _next_sweep(self) -> Probe | None:
         while self._sweep_at < len(self.candidates):
             if self._sweep_next < len(self.sweep_ids):
-                return Probe(self.candidates[self._sweep_at], self.sweep_ids[self._sweep_next])
+                return Probe(self.candidates[self._sweep_at], self.sweep_ids[self._sweep_next], quick=True)
             self._sweep_at += 1
             self._sweep_next = 0
         return None
@@ -309,6 +343,8 @@ class SettingsSearch:
             self._pinning.pop(0)
             if not self._pinning:
                 self._given_up.add(probe.unit)
+        elif self._recheck and self._recheck[0] == probe:
+            self._recheck.pop(0)
         elif self._queue and self._queue[0] == probe:
             self._queue.pop(0)
         else:
@@ -318,6 +354,9 @@ class SettingsSearch:
         if probe != self.next_probe():
             raise ValueError(f"{probe} recorded, but the search is at {self.next_probe()}")
         self.requests += 1
+        request = probe_request(probe.unit)
+        wait = quick_timeout(probe.settings.baud) if probe.quick else probe_timeout(probe.settings.baud, self.latency)
+        self.line_time += line_time(request, probe.settings.baud, wait)
         if self._confirming is not None:
             self._confirming = None
             if heard.answered:
@@ -325,6 +364,17 @@ class SettingsSearch:
                 self.found, self.found_heard = probe, heard
                 self._pinning.clear()
             return  # not confirmed: the first answer was a stray; go on where the search was
+        if probe.quick:
+            self._skimmed.append(probe)
+            self._drop(probe)
+            if heard.kind == "silence":
+                return
+            self.evidence.append((probe, heard))
+            if heard.answered:
+                self._confirming = Probe(probe.settings, probe.unit)  # patiently, before it counts
+            else:
+                self.heard_at(probe)
+            return
         pinning = self.phase == "pin"
         self._tried.add(probe)
         self._drop(probe)
@@ -342,3 +392,15 @@ class SettingsSearch:
         if not self._pinning and probe.unit not in self._given_up:
             rest = [s for s in self.candidates if Probe(s, probe.unit) not in self._tried]
             self._pinning = [Probe(s, probe.unit) for s in rank_by_evidence(rest, heard, probe.settings)]
+
+    def heard_at(self, probe: Probe) -> None:
+        """Bytes came during quick probe `probe` or after it: its unit, then the units quick-probed before it at
+        its setting whose replies may still have been on their way, are asked again patiently."""
+        timeout = probe_timeout(probe.settings.baud, self.latency)
+        quick = line_time(probe_request(probe.unit), probe.settings.baud, quick_timeout(probe.settings.baud))
+        back = math.ceil(timeout / quick) + 1  # quick probes made while a reply to an earlier one could come
+        recent = [p for p in reversed(self._skimmed) if p.settings == probe.settings][:back]
+        for earlier in recent:
+            patient = Probe(earlier.settings, earlier.unit)
+            if patient not in self._tried and patient not in self._recheck:
+                self._recheck.append(patient)

@@ -41,6 +41,7 @@ from gateway.scan.plan import (
     identify_timeouts,
     probe_request,
     probe_timeout,
+    quick_timeout,
     quiet_time,
 )
 
@@ -77,8 +78,12 @@ class SerialLine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def exchange(self, request: rtu.Request, timeout: float | None = None) -> bytes:
-        """Send one request; the bytes that came back (b"" for silence)."""
+    def exchange(self, request: rtu.Request, timeout: float | None = None, keep_stale: bool = False) -> bytes:
+        """Send one request; the bytes that came back (b"" for silence).
+
+        keep_stale: bytes that arrived since the last exchange (a late reply) come first in what is returned,
+        instead of being dropped as a stray's.
+        """
         settings = self.settings
         if settings is None or self._fd < 0:
             raise RuntimeError("SerialLine.exchange before use(settings)")
@@ -88,14 +93,14 @@ class SerialLine:
         wait = self._free_at - time.monotonic()
         if wait > 0:
             time.sleep(wait)  # t3.5 of silence before a request: the line's rule, not a test's luck
+        data = bytearray(self._waiting() if keep_stale else b"")
         termios.tcflush(self._fd, termios.TCIFLUSH)
         os.write(self._fd, request.frame)
         self.requests += 1
         end_of_request = time.monotonic() + rtu.wire_time(len(request.frame), baud)
         deadline = end_of_request + timeout
         quiet = quiet_time(baud)
-        data = bytearray()
-        last = 0.0
+        last = time.monotonic() if data else 0.0
         while True:
             now = time.monotonic()
             if data:
@@ -116,9 +121,42 @@ class SerialLine:
         self._free_at = (last if data else time.monotonic()) + rtu.t35(baud)
         return bytes(data)
 
-    def probe(self, unit: int) -> Heard:
+    def _waiting(self) -> bytes:
+        """The bytes already received and not read (none: b""), without waiting."""
+        data = bytearray()
+        while select.select([self._fd], [], [], 0)[0]:
+            chunk = os.read(self._fd, 512)
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+
+    def listen(self, seconds: float) -> bytes:
+        """Whatever the line brings within `seconds` (until it falls quiet once bytes came): a late reply."""
+        settings = self.settings
+        if settings is None or self._fd < 0:
+            raise RuntimeError("SerialLine.listen before use(settings)")
+        data = bytearray(self._waiting())
+        deadline = time.monotonic() + seconds
+        last = time.monotonic()
+        while True:
+            left = (last + quiet_time(settings.baud) if data else deadline) - time.monotonic()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                break
+            data += os.read(self._fd, 512)
+            last = time.monotonic()
+        if data:
+            self._free_at = last + rtu.t35(settings.baud)
+        return bytes(data)
+
+    def probe(self, unit: int, quick: bool = False) -> Heard:
+        """A probe of `unit`; quick: a sweep's (plan.quick_timeout), which keeps a late reply to an earlier one."""
         request = probe_request(unit)
-        return classify(request, self.exchange(request))
+        if not quick:
+            return classify(request, self.exchange(request))
+        settings = self.settings
+        assert settings is not None
+        return classify(request, self.exchange(request, quick_timeout(settings.baud), keep_stale=True))
 
     def read_patiently(
         self, unit: int, function: int, address: int, count: int, timeouts: Sequence[float | None]
@@ -160,12 +198,24 @@ def sweep_units(line: SerialLine, settings: SerialSettings, sweep: UnitSweep, pr
 
 
 def search_settings(line: SerialLine, search: SettingsSearch, progress: Progress | None = None) -> Probe | None:
-    while (probe := search.next_probe()) is not None:
+    last_quick: Probe | None = None  # the quick probe just made: a reply to it may still be on its way
+    while True:
+        probe = search.next_probe()
+        if last_quick is not None and (probe is None or not probe.quick or probe.settings != last_quick.settings):
+            # Before leaving a setting's quick probes (reopening the port drops what arrives): listen once.
+            late = line.listen(probe_timeout(last_quick.settings.baud, line.latency))
+            search.line_time += probe_timeout(last_quick.settings.baud, line.latency)
+            heard_after, last_quick = last_quick, None
+            if late:
+                search.heard_at(heard_after)
+                continue
+        if probe is None:
+            return search.found
         if progress is not None:
             progress(search.requests, f"{search.phase}: unit {probe.unit} at {probe.settings}")
         line.use(probe.settings)
-        search.record(probe, line.probe(probe.unit))
-    return search.found
+        search.record(probe, line.probe(probe.unit, probe.quick))
+        last_quick = probe if probe.quick else None
 
 
 @dataclass

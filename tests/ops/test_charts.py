@@ -155,3 +155,18 @@ def test_the_page_charts_use_each_nodes_own_limits() -> None:
                   if e.attrib.get("class") == "limit")
     assert tilt == [-4.0, -3.2, 3.2, 4.0]
     assert "风向玫瑰图" in page_charts(recent, resolver.for_node, T, "zh")[1]["svg"]
+
+
+def test_a_node_of_a_kind_without_charts_of_its_own_gets_its_channels_charted() -> None:
+    """A kind added as a profile (here one this process has not installed) still shows on the page's charts."""
+    recent = RecentReadings()
+    for i in range(5):
+        t = T - 100 + i
+        recent.update([reading("pit-1", "water_level", "level", 2.0 + i / 10, t),
+                       reading("pit-1", "water_level", "temperature", 18.0, t)])
+    charts = page_charts(recent, LimitsResolver().for_node, T, "en")
+    assert [c["id"] for c in charts] == ["water_level-pit-1"]  # one unit: one chart
+    svg = parse(charts[0]["svg"])
+    assert len(polyline(svg, "level")) == 1 and len(polyline(svg, "temperature")) == 1
+    assert "water_level pit-1" in charts[0]["svg"]  # not installed here: the kind's own name
+    assert not [e for e in svg.iter(SVG + "line") if e.attrib.get("class") == "limit"]

@@ -141,6 +141,24 @@ def test_tilt_combined_slope_peak_and_time_over_levels() -> None:
     assert math.hypot(3.0, 0.5) < 3.2
 
 
+def test_a_kind_without_a_section_of_its_own_gets_its_channels_daily_means() -> None:
+    """A kind the report has no maths for (one added as a profile, or not installed where the report runs):
+    each channel's daily mean with its validity, lowest and highest; the shipped kinds' sections stay theirs."""
+    level = minute_readings("pit-1", "water_level", "level", lambda m: 1.0 + (m % 2), unit="m",
+                            skip=lambda m: m >= 1080)  # the last 6 hours missing: 75 % of the day
+    depth = minute_readings("pit-1", "water_level", "depth", lambda m: 7.0, unit="m", skip=lambda m: m >= 720)
+    pm10 = minute_readings("dust-1", "dust", "pm10", lambda m: 100)
+    summary = summarize("s", DAY, DayRecords([*level, *depth, *pm10]), LIMITS)
+    assert [n.node for n in summary.dust] == ["dust-1"]
+    (node,) = summary.kinds
+    assert (node.node, node.kind) == ("pit-1", "water_level")
+    by_channel = {c.channel: c for c in node.channels}
+    assert by_channel["level"].unit == "m" and by_channel["level"].mean.value == pytest.approx(1.5)
+    assert (by_channel["level"].low, by_channel["level"].high) == (1.0, 2.0)
+    assert by_channel["level"].mean.count == 1080 and by_channel["level"].mean.valid
+    assert by_channel["depth"].mean.count == 720 and not by_channel["depth"].mean.valid  # half the day: < 75 %
+
+
 def test_alarm_episodes_pair_raise_and_clear_across_midnight() -> None:
     def event(alarm: str, state: EventState, t: float, severity: Severity = Severity.ALARM) -> AlarmEvent:
         return AlarmEvent(alarm, "n", "c", severity, state, 1.0, 0.5, t, "why")
@@ -194,8 +212,8 @@ def test_silences_include_the_edges_of_the_day() -> None:
 
 
 def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
-    """REPORT_CHANNELS: what the sources fetch of the known kinds. The summary of all channels is the same."""
-    from gateway.report.summary import REPORT_CHANNELS
+    """report_channels(): what the sources fetch of the known kinds. The summary of all channels is the same."""
+    from gateway.report.summary import report_channels
 
     kinds = {"dust": ("pm25", "pm10", "pm1", "humidity", "temperature", "pressure"),
              "noise": ("laeq_1s", "lamax_1s", "lamin_1s"), "wind": ("wind_speed", "wind_dir", "wind_gust_3s"),
@@ -208,7 +226,7 @@ def test_the_channels_a_source_may_leave_out_change_nothing() -> None:
                                  skip=lambda m: 300 <= m < 400)
     ]
     whole = summarize("s", DAY, DayRecords(readings), LIMITS)
-    kept = [r for r in readings if r.channel in REPORT_CHANNELS[r.kind]]
+    kept = [r for r in readings if r.channel in report_channels()[r.kind]]
     assert len(kept) < len(readings)
     assert summarize("s", DAY, DayRecords(kept), LIMITS) == replace(whole, readings=len(kept))
 

@@ -12,47 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
-from gateway.deliver.hj212 import Hj212Sink, aclose
+from gateway.deliver.hj212 import aclose
 from gateway.deliver.hj212_listen import Received, Receiver
-from gateway.deliver.queue import Batch, Queued
-from gateway.deliver.records import Record, kind_of
-from gateway.deliver.sinks import SINKS, SinkError, load_builtin_sinks
+from gateway.deliver.sinks import SinkError
 from gateway.model import Quality
 from gateway.process.aggregate import Aggregate
 from gateway.protocols import hj212
 from gateway.protocols.hj212 import FrameError, Packet
-
-MN = "88888880000001"
-T0 = 1_704_427_200.0  # 2024-01-05 12:00:00 +08:00
+from tests.gateway.deliver.test_hj212_sink import MN, T0, batch, make_sink, until  # the sink tests' builders
 
 
 def minute_mean(start: float, value: float) -> Aggregate:
     return Aggregate("dust-1", "dust", "pm10_1min_mean", "pm10", "mean", "1min", start, start + 60, value, "ug/m3",
                      60, 60, True, Quality.NORMAL)
-
-
-def batch(records: list[Record], first: int = 1) -> Batch:
-    return Batch("q", tuple(Queued(first + i, kind_of(r), r) for i, r in enumerate(records)))
-
-
-def make_sink(port: int, **params: object) -> Hj212Sink:
-    load_builtin_sinks()
-    sink = SINKS.create("hj212", "hj212", {"host": "127.0.0.1", "port": port, "mn": MN, **params})
-    assert isinstance(sink, Hj212Sink)
-    sink.wall = lambda: T0 + 100
-    return sink
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def part(pnum: int, pno: int, qn: str, value: str) -> Packet:

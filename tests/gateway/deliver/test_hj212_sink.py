@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -452,3 +453,34 @@ async def test_a_window_the_queue_batch_cuts_goes_out_whole_in_one_packet(tmp_pa
         await aclose(sink)
         await p.receiver.close()
         queue.close()
+
+
+def test_the_factor_codes_come_from_the_kind_profiles_as_domain_md_lists_them() -> None:
+    """The table the session used to hold by hand (domain.md section 6), now the kinds' [hj212] tables."""
+    from gateway.deliver.hj212_session import factor_table
+
+    table = factor_table()
+    pm = {"pm10": "a34002", "pm25": "a34004", "pm1": "a34005", "temperature": "a01001", "humidity": "a01002",
+          "pressure": "a01006"}
+    assert dict(table.realtime) == {**{("dust", c): code for c, code in pm.items()},
+                                    ("wind", "wind_speed"): "a01007", ("wind", "wind_dir"): "a01008",
+                                    ("noise", "laeq_1s"): "LA"}
+    assert dict(table.aggregates) == {
+        **{(c, stat): (code, suffix) for c, code in pm.items()
+           for stat, suffix in (("mean", "Avg"), ("min", "Min"), ("max", "Max"))},
+        ("laeq_1s", "leq"): ("LA", "Avg"), ("laeq_1s", "lmax"): ("LA", "Max"), ("laeq_1s", "lmin"): ("LA", "Min"),
+        ("laeq_1s", "l10"): ("L10", "Avg"), ("laeq_1s", "l50"): ("L50", "Avg"), ("laeq_1s", "l90"): ("L90", "Avg"),
+        ("wind_speed", "speed_mean"): ("a01007", "Avg"), ("wind_speed", "gust"): ("a01007", "Max"),
+        ("wind_dir", "dir_mean"): ("a01008", "Avg"),
+    }
+    assert set(table.without) == {"tilt"}  # HJ 212 has no factor for tilt
+
+
+def test_a_kind_without_factor_codes_is_counted_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    uplink = Uplink(Settings(mn=MN))
+    tilt = [Reading("tilt-1", "tilt", "slope_x", 0.5, "permille", Quality.NORMAL, T0 + i, i) for i in range(3)]
+    with caplog.at_level(logging.INFO, logger="gateway.deliver.hj212_session"):
+        assert uplink.records(tilt, T0 + 100) == []
+    assert uplink.counts["kind_without_factors"] == uplink.counts["not_sent"] == 3
+    said = [r.getMessage() for r in caplog.records if "no HJ 212 factor codes" in r.getMessage()]
+    assert len(said) == 1 and "tilt" in said[0] and "tilt.toml" in said[0]

@@ -23,9 +23,12 @@ from gateway.process.alarms import AlarmSet, Severity
 from gateway.process.kind_stages import mean_aggregator, threshold_alarm
 from gateway.process.limits import DEFAULT_RANGES, LimitsResolver
 from gateway.profiles.kinds import (
+    AlarmText,
+    Hj212Factors,
     KindProfileError,
     ThresholdAlarm,
     WalkChannel,
+    alarm_texts,
     kind_profiles,
     load_kind_profile,
     shipped_profile_paths,
@@ -94,6 +97,31 @@ def test_a_well_formed_folder_kind_loads_with_its_generic_stages_and_walk(tmp_pa
     assert "pit" not in regmap.KIND_CODES and "firmware.kind_pit" not in sys.modules  # loading is not installing
 
 
+def test_the_words_and_hj212_codes_of_a_profile_and_their_defaults(tmp_path: Path) -> None:
+    bare = load_kind_profile(write(tmp_path / "bare"))
+    assert dict(bare.label) == {"zh": "pit", "en": "pit"} and bare.report_title == "pit pit"
+    assert bare.hj212 == Hj212Factors() and bare.report_channels == ()
+    assert bare.alarm_texts["pit_high"] == AlarmText("pit_high", "pit_high", "pit_high")  # no description: its name
+    worded = load_kind_profile(write(tmp_path / "worded", PROFILE + (
+        '[label]\nzh = "基坑"\nen = "pit"\n[hj212]\nrealtime = { depth = "w01" }\n'
+        '[alarm_text.pit_high]\nzh = "基坑水位高"\n')))
+    assert worded.report_title == "基坑 pit"
+    # Without an aggregates table, the real-time channels' mean / min / max go out as -Avg / -Min / -Max.
+    assert dict(worded.hj212.aggregates) == {("depth", "mean"): ("w01", "Avg"), ("depth", "min"): ("w01", "Min"),
+                                             ("depth", "max"): ("w01", "Max")}
+    assert worded.alarm_texts["pit_high"] == AlarmText("基坑水位高", "pit_high", "基坑水位高 pit_high")
+    explicit = load_kind_profile(write(tmp_path / "explicit", PROFILE + (
+        '[hj212]\nrealtime = { depth = "w01" }\naggregates = { "depth.p90" = "w01-Max" }\n')))
+    assert dict(explicit.hj212.aggregates) == {("depth", "p90"): ("w01", "Max")}
+
+
+def test_the_shipped_kinds_words_cover_every_shipped_alarm() -> None:
+    """Every alarm the code registers has its words in a kind profile (the notifications, page and report)."""
+    from gateway.process.registry import ALARMS
+
+    assert set(ALARMS.names()) <= set(alarm_texts())
+
+
 @pytest.mark.parametrize(
     ("change", "key"),
     [
@@ -108,6 +136,14 @@ def test_a_well_formed_folder_kind_loads_with_its_generic_stages_and_walk(tmp_pa
         (lambda p: p.replace("mean = 1.0", "mean = 11.0"), "simulator.channels.depth"),
         (lambda p: p.replace("[stages]", "[stage]"), "stage"),
         (lambda p: p.replace('sensor = { module = "firmware.pit_sensor" }', "sensor = {}"), "firmware.sensor.module"),
+        (lambda p: p + '[hj212]\nrealtime = { level = "a01001" }\n', "hj212.realtime.level"),
+        (lambda p: p + '[hj212]\nrealtime = { depth = "a01;001" }\n', "hj212.realtime.depth"),
+        (lambda p: p + '[hj212]\naggregates = { "depth.mean" = "w01-Rtd" }\n', 'hj212.aggregates."depth.mean"'),
+        (lambda p: p + '[hj212]\naggregates = { "depth" = "w01-Avg" }\n', 'hj212.aggregates."depth"'),
+        (lambda p: p + '[label]\nzh = ""\n', "label.zh"),
+        (lambda p: p + '[label]\nfr = "fosse"\n', "label.fr"),
+        (lambda p: p + '[report]\nchannels = ["level"]\n', "report.channels[0]"),
+        (lambda p: p + '[alarm_text.pit_high]\nde = "Grube"\n', "alarm_text.pit_high.de"),
     ],
 )
 def test_a_broken_profile_is_refused_naming_its_file_and_key(tmp_path: Path, change: object, key: str) -> None:

@@ -84,6 +84,15 @@ unit = "m"
 description = "pit water above the pump start level"
 source = "project choice (test kind)"
 
+[label]
+zh = "基坑水位"
+en = "pit water level"
+
+[alarm_text.pit_water_high]
+zh = "基坑水位超过水泵启动水位"
+en = "pit water above the pump start level"
+short = "基坑水位高 pit water high"
+
 [firmware]
 sensor = { module = "firmware.water_level_sensor", adc = 35 }
 
@@ -103,6 +112,9 @@ write = { register = "sensor_span", value = 5.0, why = "a 0-5 m transducer" }
 '''
 
 UNIT = 3
+# The same kind with HJ 212 codes in its profile. x01001 is the test's own code (HJ 212 names no water level
+# factor for sites): what matters is that the uplink sends what the profile says.
+HJ212_TABLE = '\n[hj212]\nrealtime = { level = "x01001" }\n'
 
 
 def write_kind(folder: Path) -> Path:
@@ -139,6 +151,7 @@ def board_level(work: Path) -> dict[str, Any]:
 
 async def gateway_run(work: Path) -> dict[str, Any]:
     from gateway.deliver.sqlite_store import SqliteStore
+    from gateway.ops import live_state
     from gateway.ops.config import parse_config
     from gateway.ops.service import Gateway
     from simulator.site import BusSpec, NodeSpec, Site
@@ -187,6 +200,7 @@ interval = 0.5
                 if loop.time() > deadline or task.done():
                     raise AssertionError(f"no pit_water_high alarm in the store: {gateway.status()}")
                 await asyncio.sleep(0.2)
+            state = await live_state.collect(gateway, 0.0)  # what the status page and `sitewatch status` show
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
@@ -199,8 +213,73 @@ interval = 0.5
         alarms = store.query("SELECT alarm, channel, severity, state, value, \"limit\" FROM alarms")
     finally:
         store.close()
+    (node,) = [n for n in state["nodes"] if n["name"] == "pit-east"]
     return {"readings": readings, "truth": {str(k): v for k, v in truth.items()}, "means": means, "alarms": alarms,
-            "aggregators": [s.type for s in config.processing.aggregator]}
+            "aggregators": [s.type for s in config.processing.aggregator], "status_node": node,
+            "store": str(store_path)}
+
+
+def words_and_uplink(folder: Path, work: Path, store_path: Path) -> dict[str, Any]:
+    """The kind on the status page, in a notification, in the daily report and in HJ 212 (from its profile)."""
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.deliver import notify_text
+    from gateway.deliver.hj212_session import FactorTable, Settings, Uplink
+    from gateway.deliver.sqlite_store import SqliteStore
+    from gateway.model import Quality
+    from gateway.ops.cli import main
+    from gateway.ops.page_charts import page_charts
+    from gateway.ops.recent import RecentReadings
+    from gateway.ops.status_page import page
+    from gateway.process.aggregate import Aggregate
+    from gateway.process.alarms import AlarmEvent, EventState, Severity
+    from gateway.process.limits import LimitsResolver
+    from gateway.profiles.kinds import load_kind_profile
+    from tests.report.pages import pdf_text
+
+    out: dict[str, Any] = {}
+    html = page()
+    out["page"] = {"label": "基坑水位" in html and "pit water level" in html,
+                   "alarm": "基坑水位超过水泵启动水位" in html}
+    event = AlarmEvent("pit_water_high", "pit-east", "level_5s_mean", Severity.ALARM, EventState.RAISED, 2.6, 2.0,
+                       1.7e9, "level_5s_mean 2.6 m >= 2 m")
+    out["notify"] = [notify_text.message(event, "工地", language).title for language in ("zh", "en")]
+
+    store = SqliteStore(store_path)
+    try:
+        readings = [r for r in store.readings(node="pit-east") if r.channel == "level"]
+    finally:
+        store.close()
+    recent = RecentReadings()
+    recent.update(readings)
+    charts = page_charts(recent, LimitsResolver().for_node, readings[-1].timestamp, "zh")
+    out["charts"] = [(c["id"], "基坑水位 pit-east" in c["svg"]) for c in charts]
+    day = datetime.fromtimestamp(readings[0].timestamp, timezone(timedelta(hours=8))).date()  # the site's day
+    status = main(["report", "--site", "pit", "--date", day.isoformat(), "--from-store", str(store_path),
+                   "--out", str(work / "report")])
+    text = pdf_text(work / "report" / f"pit-{day.isoformat()}.pdf")
+    out["report"] = {"status": status, "title": "基坑水位 pit water level" in text, "node": "pit-east" in text,
+                     "alarm": "基坑水位高 pit water high" in text,
+                     "day_mean": [line for line in text.splitlines() if "pit-east" in line and " m" in line]}
+
+    # HJ 212 from the installed profile, which declares no code: refused, counted and said.
+    refused = Uplink(Settings(mn="MN1"))
+    sent = refused.records(readings, readings[-1].timestamp + 3600)
+    out["hj212_refused"] = {"packets": len(sent) + len(refused.flush_realtime(readings[-1].timestamp + 3600)),
+                            "counts": dict(refused.counts)}
+    # The same kind with codes in its profile: its readings and aggregates go out under them.
+    variant = folder.parent / "with-codes"
+    variant.mkdir()
+    for part in folder.iterdir():
+        (variant / part.name).write_text(part.read_text() + (HJ212_TABLE if part.suffix == ".toml" else ""))
+    profile = load_kind_profile(variant / "water_level.toml")
+    uplink = Uplink(Settings(mn="MN1"), factors=FactorTable.of([profile]))
+    t = readings[-1].timestamp
+    minute = Aggregate("pit-east", "water_level", "level_1min_mean", "level", "mean", "1min", t - t % 60,
+                       t - t % 60 + 60, 2.5, "m", 60, 60, True, Quality.NORMAL)
+    packets = [*uplink.records([*readings, minute], t + 3600), *uplink.flush_realtime(t + 3600)]
+    out["hj212"] = [p.encode().decode() for p in packets]
+    return out
 
 
 def run_in_fresh_process(folder: Path, work: Path) -> dict[str, Any]:
@@ -215,6 +294,7 @@ def run_in_fresh_process(folder: Path, work: Path) -> dict[str, Any]:
 
     out["vendor"] = {"kind": "water_level" in KINDS, "unit": QUANTITY_UNITS.get("level")}
     out.update(asyncio.run(gateway_run(work)))
+    out["words"] = words_and_uplink(folder, work, Path(out["store"]))
     return out
 
 
@@ -268,6 +348,30 @@ def test_a_kind_added_as_one_profile_in_a_folder_is_polled_decoded_aggregated_al
     raised = [a for a in seen["alarms"] if a[0] == "pit_water_high" and a[3] == "raised"]
     assert ("pit_water_high", "level_5s_mean", "alarm") in {tuple(a[:3]) for a in raised}
     assert all(a[5] in (1.5, 2.0) and a[4] >= a[5] for a in raised)
+
+    # The status page names it and its alarm in both languages, from the profile; it has no spray buttons.
+    words = seen["words"]
+    assert seen["status_node"]["kind"] == "water_level" and seen["status_node"]["spray"] is False
+    assert words["page"] == {"label": True, "alarm": True}
+    assert words["charts"] == [["water_level-pit-east", True]]  # its level charted, titled with its label
+    assert words["notify"] == ["【报警触发】基坑水位超过水泵启动水位",
+                               "[ALARM raised] pit water above the pump start level"]
+
+    # The daily report has a section for it, headed by its label, with the day's mean of its level.
+    report = words["report"]
+    assert report["status"] == 0 and report["title"] and report["node"] and report["alarm"], report
+    stored = [value for _, value, _, _, _ in readings]
+    assert report["day_mean"], report
+    assert f"{sum(stored) / len(stored):.2f} m" in " ".join(report["day_mean"]), (report, stored)
+
+    # HJ 212: without codes in its profile the kind is refused (counted, said in the log: docs/hj212.md) ...
+    refused = words["hj212_refused"]
+    assert refused["packets"] == 0
+    assert refused["counts"]["kind_without_factors"] == refused["counts"]["not_sent"] == len(readings)
+    # ... with codes in its profile, its real-time values and aggregates go out under them.
+    packets = words["hj212"]
+    assert any("CN=2011" in p and "x01001-Rtd=" in p and "x01001-Flag=N" in p for p in packets), packets
+    assert any("CN=2051" in p and "x01001-Avg=2.500" in p for p in packets), packets
 
 
 def test_no_file_of_the_tree_names_the_test_kind() -> None:

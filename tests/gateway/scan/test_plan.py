@@ -214,3 +214,72 @@ def test_a_silent_unit_is_pinned_once_more_then_given_up() -> None:
     asked = [p for p, _ in search.evidence]
     assert asked == [Probe(SerialSettings(9600), 1)]
     assert search.requests == 1 + 2 * 20 + 21  # unit 2 at every setting in the sweep
+
+
+# -- an empty bus, and the quick sweep ------------------------------------------------------------------------
+
+
+def patient_line_time(probes: int, settings: SerialSettings) -> float:
+    """What `probes` probes nobody answers cost at `settings` when each waits the full probe timeout."""
+    baud = settings.baud
+    return probes * (rtu.wire_time(8, baud) + probe_timeout(baud) + rtu.t35(baud))
+
+
+def test_an_empty_bus_is_searched_in_a_third_of_the_line_time_of_patient_probes() -> None:
+    """Review: `scan --auto` on an empty bus took over 5 minutes, every probe of the 5187 waiting its timeout.
+
+    Bound on the planned line time (request, wait, t3.5 of each probe), not on a clock: the likely ids keep
+    their timeout, the sweep's probes wait 2 characters (a late reply is caught and rechecked)."""
+    search = SettingsSearch(ALL)
+    assert run_search(search, lambda probe: SILENCE) is None
+    assert search.requests == BLIND  # nothing is left out: a device silent at wrong settings is still found
+    patient = sum(patient_line_time(247, s) for s in ALL)
+    assert patient > 300  # what it was: over 5 minutes
+    assert search.line_time < patient / 3, (search.line_time, patient)
+    assert search.line_time < 100
+
+
+def test_a_device_silent_at_every_wrong_setting_is_still_found_by_the_quick_sweep() -> None:
+    true = SerialSettings(2400, "O")  # the last setting tried, at an id far from the likely ones
+
+    def silent_elsewhere(probe: Probe) -> Heard:
+        return Heard("answer", 7) if probe == Probe(true, 200) else SILENCE
+
+    search = SettingsSearch(ALL)
+    assert run_search(search, silent_elsewhere) == Probe(true, 200)
+    confirm = search.evidence[-1][0]
+    assert not confirm.quick  # the quick probe's answer was asked again patiently before it counted
+
+
+def test_a_late_reply_in_the_quick_sweep_has_its_probes_asked_again_patiently() -> None:
+    # Unit 50 at 19200 8E1 answers slowly: its reply lands in the window of the quick probe of unit 52.
+    true = SerialSettings(19200, "E")
+    asked: list[Probe] = []
+
+    def slow(probe: Probe) -> Heard:
+        asked.append(probe)
+        if probe.settings != true:
+            return SILENCE
+        if probe.quick:
+            return Heard("garbage", 7) if probe.unit == 52 else SILENCE
+        return Heard("answer", 7) if probe.unit == 50 else SILENCE
+
+    search = SettingsSearch(ALL)
+    assert run_search(search, slow) == Probe(true, 50)
+    patient = [p.unit for p in asked if p.settings == true and not p.quick and p.unit > 3]  # after the likely ids
+    assert patient[:3] == [52, 51, 50]  # the probe that heard it, then those before it, newest first
+    assert patient[-1] == 50  # and the answer confirmed
+
+
+def test_bytes_heard_after_a_settings_last_quick_probe_recheck_its_last_units() -> None:
+    search = SettingsSearch(ALL[:1], probe_ids=(1,), ids=range(1, 6))
+    while (probe := search.next_probe()) is not None:  # every probe made, nothing heard
+        search.record(probe, SILENCE)
+    last = Probe(ALL[0], 5, quick=True)
+    search.heard_at(last)  # the driver listened after the last one and heard bytes
+    rechecked = []
+    while (probe := search.next_probe()) is not None:
+        rechecked.append(probe)
+        search.record(probe, SILENCE)
+    # A reply may come up to a probe timeout (29 ms at 9600 baud) late: over the last three quick probes (15 ms each).
+    assert [p.unit for p in rechecked] == [5, 4, 3] and not any(p.quick for p in rechecked)
