@@ -138,23 +138,50 @@ class Stage:
         return []
 
 
+def _poll_step(processor: Processor) -> Callable[[list[Reading]], list[Reading]]:
+    """The processor as a function of a whole poll: its `process_poll`, or `process` on each reading."""
+    whole = getattr(processor, "process_poll", None)
+    if callable(whole):
+        return whole  # type: ignore[no-any-return]
+    process = processor.process
+
+    def each(readings: list[Reading]) -> list[Reading]:
+        return [out for reading in readings for out in process(reading)]
+
+    return each
+
+
 class ProcessStage(Stage):
+    """The processors, each on a whole run of readings (a poll) at a time (issue 13).
+
+    Every processor sees the same readings in the same order as it would one reading
+    at a time (processors share no state), so the outcome is the same; the node's
+    limits are looked up once per poll and processor, and there is no list per reading.
+    """
+
     def __init__(self, processors: Sequence[Processor]) -> None:
         self.processors = tuple(processors)
-        self._steps = tuple(p.process for p in self.processors)  # bound once, not per reading and processor
+        self._steps = tuple(_poll_step(p) for p in self.processors)
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         out: list[Record] = []
-        steps = self._steps
+        run: list[Reading] = []  # readings since the last other record
         for r in records:
-            if type(r) is not Reading:
+            if type(r) is Reading:
+                run.append(r)
+            else:
+                if run:
+                    out.extend(self._process(run))
+                    run = []
                 out.append(r)
-                continue
-            batch = [r]
-            for process in steps:
-                batch = process(batch[0]) if len(batch) == 1 else [o for item in batch for o in process(item)]
-            out.extend(batch)
+        if run:
+            out.extend(self._process(run))
         return out
+
+    def _process(self, readings: list[Reading]) -> list[Reading]:
+        for step in self._steps:
+            readings = step(readings)
+        return readings
 
     def warm(self, readings: Iterable[Reading]) -> Iterator[Reading]:
         """The readings, unchanged, after each went past the processors that rebuild memory from it."""
