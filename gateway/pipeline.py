@@ -212,8 +212,71 @@ class AggregateStage(Stage):
         self._dropped_log_at = -math.inf
         self._irregular_seen = 0  # the aggregators' `irregular` sum when the counts were last compared
         self._routes: dict[str, tuple[tuple[Aggregator, ...], tuple[WindowedAggregator[Any], ...]]] = {}
+        # Whether a poll can go to each aggregator as one sample (feed_sample): every aggregator says by
+        # channel alone which readings it takes.
+        self._sample_routes: dict[str, tuple[int, ...]] = {}
+        self._by_sample = all(
+            isinstance(a, WindowedAggregator) and a.accepted_channels() is not None for a in self.aggregators
+        )
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
+        if self._by_sample and _one_sample(records):
+            out, fed = self._feed_sample(records), True  # type: ignore[arg-type]
+        else:
+            out, fed = self._feed_each(records)
+        if fed:
+            for windowed in self.windowed:
+                out.extend(windowed.flush())
+            self._log_dropped(now)
+        return out
+
+    def _feed_sample(self, readings: list[Reading]) -> list[Record]:
+        """The readings of one node sample (a poll): each aggregator gets its readings at once (issue 13).
+
+        What comes out is what `_feed_each` makes: a sample closes windows with its first reading an
+        aggregator takes (they share one time), so the aggregates follow that reading.
+        """
+        taken: dict[int, list[Reading]] = {}  # aggregator index -> its readings
+        first_taken: dict[int, int] = {}  # aggregator index -> the index of its first reading
+        for i, r in enumerate(readings):
+            route = self._sample_routes.get(r.channel)
+            if route is None:
+                route = self._sample_route(r.channel)
+            for a in route:
+                got = taken.get(a)
+                if got is None:
+                    taken[a] = [r]
+                    first_taken[a] = i
+                else:
+                    got.append(r)
+        after: dict[int, list[Record]] = {}  # reading index -> the aggregates its aggregators made
+        for a, windowed in enumerate(self.windowed):
+            got = taken.get(a)
+            if got is None:
+                windowed.observe(readings[0])
+                continue
+            made = windowed.feed_sample(got)
+            if made:
+                after.setdefault(first_taken[a], []).extend(made)
+        if not after:
+            return list(readings)
+        out: list[Record] = []
+        for i, r in enumerate(readings):
+            out.append(r)
+            closed = after.get(i)
+            if closed:
+                out.extend(closed)
+        return out
+
+    def _sample_route(self, channel: str) -> tuple[int, ...]:
+        """The indexes (in self.windowed) of the aggregators that take readings of `channel`."""
+        route = self._sample_routes[channel] = tuple(
+            i for i, a in enumerate(self.windowed) if channel in (a.accepted_channels() or ())
+        )
+        return route
+
+    def _feed_each(self, records: list[Record]) -> tuple[list[Record], bool]:
+        """Reading by reading: any mix of nodes, samples and other records. (out, whether any was a reading)"""
         out: list[Record] = []
         fed = False
         # The sample the previous reading belonged to. Every windowed aggregator has seen it (fed or
@@ -233,11 +296,7 @@ class AggregateStage(Stage):
                     for windowed in observers:
                         windowed.observe(r)
                     node, sequence, timestamp = r.node, r.sequence, r.timestamp
-        if fed:
-            for windowed in self.windowed:
-                out.extend(windowed.flush())
-            self._log_dropped(now)
-        return out
+        return out, fed
 
     def tick(self, now: float) -> list[Record]:
         out: list[Record] = []
@@ -317,6 +376,20 @@ class AggregateStage(Stage):
                             node, n, counts[what][node])
             else:
                 log.info("%s: %d late readings revised closed windows (%d in all)", node, n, counts[what][node])
+
+
+def _one_sample(records: list[Record]) -> bool:
+    """Whether the records are readings of one node sample (same node, sequence and time): a live poll."""
+    if not records:
+        return False
+    first = records[0]
+    if type(first) is not Reading:
+        return False
+    node, sequence, timestamp = first.node, first.sequence, first.timestamp
+    for r in records:
+        if type(r) is not Reading or r.timestamp != timestamp or r.sequence != sequence or r.node != node:
+            return False
+    return True
 
 
 class AlarmStage(Stage):

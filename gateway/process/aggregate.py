@@ -290,11 +290,13 @@ class WindowSet(Generic[A]):
         """Samples before this time no longer revise a closed window of `node`."""
         return max(self._now, self._newest.get(node, -math.inf)) - self._horizon(node)
 
-    def route(self, node: str, kind: str, t: float) -> tuple[list[Window[A]], list[A]]:
+    def route(self, node: str, kind: str, t: float, readings: int = 1) -> tuple[list[Window[A]], list[A]]:
         """Close what `t` ends, open what it starts; returns (closed windows, accumulators to feed).
 
         A sample for a closed window within the horizon is added to it (and the
         window is marked for `take_dirty`); an older one is counted in `dropped`.
+        `readings`: how many readings of the sample this routes (late and dropped count readings:
+        routing the same node and time again returns the same accumulators and closes nothing).
         The lists returned are the caller's to read, not to change (they may be kept here).
         """
         fast = self._fast.get(node)
@@ -349,10 +351,10 @@ class WindowSet(Generic[A]):
             targets.append(window.acc)
             late = True
         if late:
-            self.late[node] += 1
+            self.late[node] += readings
             self.irregular += 1
         if dropped:
-            self.dropped[node] += 1
+            self.dropped[node] += readings
             self.irregular += 1
         if t > self._newest.get(node, -math.inf):
             self._newest[node] = t
@@ -671,6 +673,23 @@ class WindowedAggregator(Generic[A]):
         for acc in targets:
             self._add(acc, reading)
         return out
+
+    def feed_sample(self, readings: list[Reading]) -> list[Aggregate]:
+        """`feed` of each reading in turn, for readings of one node sample (the same node, sequence and
+        time) that this aggregator all accepts: the sample is observed and routed once, not per reading."""
+        first = readings[0]
+        self._intervals.observe(first.node, first.sequence, first.timestamp)
+        closed, targets = self._set.route(first.node, first.kind, first.timestamp, len(readings))
+        out = self._close(closed) if closed else []
+        self._add_sample(targets, readings)
+        return out
+
+    def _add_sample(self, targets: list[A], readings: list[Reading]) -> None:
+        """Add each reading to each accumulator (a subclass may do it faster, with the same result)."""
+        add = self._add
+        for reading in readings:
+            for acc in targets:
+                add(acc, reading)
 
     def flush(self) -> list[Aggregate]:
         """The revisions of the closed windows that late readings changed since the last flush."""

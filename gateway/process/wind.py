@@ -255,10 +255,27 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         # cross window boundaries, so they live outside the windows.
         self._recent: dict[str, deque[tuple[float, float]]] = {}
         self._running: float | None = None  # running mean formed by the reading being fed
+        self._first_running: float | None = None  # that of the first reading of a sample (feed_sample)
 
     def feed(self, reading: Reading) -> list[Aggregate]:
         self._running = self._running_mean(reading) if reading.channel == self._speed else None
         return super().feed(reading)
+
+    def feed_sample(self, readings: list[Reading]) -> list[Aggregate]:
+        # As `feed` does: the first reading's running mean is formed before its sample is observed
+        # (the node's measured interval may change with it), the others' after.
+        first = readings[0]
+        self._first_running = self._running_mean(first) if first.channel == self._speed else None
+        return super().feed_sample(readings)
+
+    def _add_sample(self, targets: list[WindAccumulator], readings: list[Reading]) -> None:
+        for i, reading in enumerate(readings):
+            if i == 0:
+                self._running = self._first_running
+            else:
+                self._running = self._running_mean(reading) if reading.channel == self._speed else None
+            for acc in targets:
+                self._add(acc, reading)
 
     def _running_mean(self, reading: Reading) -> float | None:
         interval = self.sample_interval(reading.node)
