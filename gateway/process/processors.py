@@ -28,49 +28,15 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Generic, TypeVar
 
 from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
 from gateway.process.aggregate import USABLE, is_valid, str_tuple
-from gateway.process.limits import HumidityLimits, LimitsError, LimitsResolver, SiteLimits
+from gateway.process.limits import HumidityLimits, LimitsError, LimitsResolver, NodePlans
 from gateway.process.registry import PROCESSORS, Processor
 
 # Scale of the median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
-
-
-P = TypeVar("P")
-
-
-class NodePlans(Generic[P]):
-    """What a processor needs of a node's limits, worked out once per node instead of once per reading.
-
-    A resolver's tables never change: a changed limit comes as a new resolver
-    (LimitsResolver.changed, a reload). Setting `limits` to one forgets every plan.
-    """
-
-    __slots__ = ("_derive", "_limits", "_plans")
-
-    def __init__(self, limits: LimitsResolver, derive: Callable[[SiteLimits], P]) -> None:
-        self._limits = limits
-        self._derive = derive
-        self._plans: dict[str, P] = {}
-
-    @property
-    def limits(self) -> LimitsResolver:
-        return self._limits
-
-    @limits.setter
-    def limits(self, limits: LimitsResolver) -> None:
-        self._limits = limits
-        self._plans = {}
-
-    def __call__(self, node: str) -> P:
-        plan = self._plans.get(node)
-        if plan is None:
-            plan = self._plans[node] = self._derive(self._limits.for_node(node))
-        return plan
 
 
 def median(values: Sequence[float]) -> float:

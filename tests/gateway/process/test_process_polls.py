@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from gateway.model import Quality, Reading
 from gateway.pipeline import DEFAULT_PROCESSORS, ProcessStage
 from gateway.process import create_processor
-from gateway.process.limits import LimitsResolver
-from gateway.process.processors import NodePlans, RangeCheck, chain, median
+from gateway.process.limits import LimitsResolver, NodePlans
+from gateway.process.processors import RangeCheck, chain, median
 from gateway.process.registry import Processor
 from tests.gateway.process.support import local
 
