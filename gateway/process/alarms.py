@@ -243,6 +243,9 @@ class AlarmDefinition:
     description: str = ""
     # Turns a watched reading into the reading judged (None: nothing to judge yet), e.g. TiltJudge.
     judge: Callable[[Reading], Reading | None] | None = None
+    # The levels depend on the node's limits alone, not on the time: AlarmSet asks for them once per node
+    # and limits, not per reading (issue 13). False: asked for every reading (day / night limits).
+    timeless: bool = False
 
     def watches(self, reading: Reading) -> bool:
         return reading.channel in self.channels and (not self.nodes or reading.node in self.nodes)
@@ -284,6 +287,11 @@ class AlarmSet:
     # none (the dust and noise alarms judge window means): asking every definition about every
     # reading was most of the alarm stage's time (issue 13).
     _by_channel: dict[str, tuple[AlarmDefinition, ...]] = field(default_factory=dict, init=False, compare=False)
+    # (definition, node) -> (the node's limits, its levels) of timeless definitions. Limits are immutable: a
+    # changed limit (a command, a reload) is a new SiteLimits, and levels are asked for again.
+    _levels: dict[tuple[str, str], tuple[SiteLimits, Levels | None]] = field(
+        default_factory=dict, init=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.definitions]
@@ -324,7 +332,15 @@ class AlarmSet:
                 machine.invalid()
                 continue
             value = abs(value) if definition.absolute else value
-            levels = definition.levels(site, judged.timestamp)
+            if definition.timeless:
+                planned = self._levels.get((definition.name, judged.node))
+                if planned is None or planned[0] is not site:
+                    planned = self._levels[(definition.name, judged.node)] = (
+                        site, definition.levels(site, judged.timestamp)
+                    )
+                levels = planned[1]
+            else:
+                levels = definition.levels(site, judged.timestamp)
             events += machine.update(value, judged.timestamp, levels)
         return events
 
@@ -372,6 +388,7 @@ def _definition(
     description: str,
     absolute: bool = False,
     judge: Callable[[Reading], Reading | None] | None = None,
+    timeless: bool = False,
 ) -> list[AlarmDefinition]:
     return [
         AlarmDefinition(
@@ -384,6 +401,7 @@ def _definition(
             absolute=absolute,
             description=description,
             judge=judge,
+            timeless=timeless,
         )
     ]
 
@@ -436,7 +454,8 @@ def _register_wind_alarm(spec: _WindAlarm) -> None:
         channels: Sequence[str] = (spec.channel,),
         nodes: Sequence[str] = (),
     ) -> list[AlarmDefinition]:
-        return _definition(name, channels, nodes, _wind_levels(spec.limit), spec.source, "m/s", spec.description)
+        return _definition(name, channels, nodes, _wind_levels(spec.limit), spec.source, "m/s", spec.description,
+                           timeless=True)
 
     factory.__name__ = spec.name
     factory.__doc__ = f"{spec.description[0].upper()}{spec.description[1:]}. {spec.note}".strip()
@@ -586,6 +605,7 @@ def formwork_tilt(
         "high formwork tilt",
         absolute=True,
         judge=TiltJudge(watched, rule == "combined"),
+        timeless=True,
     )
 
 
@@ -607,6 +627,7 @@ def dust(
         "site dust setting (unconfirmed default)",
         "ug/m3",
         "PM10 1-h mean above the dust setting",
+        timeless=True,
     )
 
 
