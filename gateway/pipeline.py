@@ -54,7 +54,7 @@ from firmware import regmap
 from gateway.deliver.records import Record
 from gateway.model import Reading
 from gateway.process import create_aggregator, create_alarms, create_processor
-from gateway.process.aggregate import Aggregate, KnownKey, WindowedAggregator, period_label
+from gateway.process.aggregate import Aggregate, KnownKey, SampleIntervals, WindowedAggregator, period_label
 from gateway.process.alarms import AlarmDefinition, AlarmEvent, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
 from gateway.process.noise import NoiseAggregator
@@ -206,8 +206,12 @@ class AggregateStage(Stage):
         self.aggregators = tuple(aggregators)
         self.late_s = late_s
         self.windowed = tuple(a for a in self.aggregators if isinstance(a, WindowedAggregator))
+        # Every aggregator of the stage sees every sample (fed or observed): one measurement of the
+        # nodes' sample intervals does for all of them, and a poll is observed once, not once each.
+        self._intervals = SampleIntervals()
         for aggregator in self.windowed:
             aggregator.revision_horizon_s = revision_horizon_s
+            aggregator.share_intervals(self._intervals)
         self._dropped_logged: dict[str, int] = {}
         self._dropped_log_at = -math.inf
         self._irregular_seen = 0  # the aggregators' `irregular` sum when the counts were last compared
@@ -220,21 +224,26 @@ class AggregateStage(Stage):
         )
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
+        fed: Sequence[WindowedAggregator[Any]]
         if self._by_sample and _one_sample(records):
-            out, fed = self._feed_sample(records), True  # type: ignore[arg-type]
+            (out, fed), readings = self._feed_sample(records), True  # type: ignore[arg-type]
         else:
-            out, fed = self._feed_each(records)
-        if fed:
-            for windowed in self.windowed:
-                out.extend(windowed.flush())
+            out, readings = self._feed_each(records)
+            fed = self.windowed if readings else ()
+        # Only a fed aggregator can hold revisions to emit (late readings make them; `advance` and the
+        # replay emit their own).
+        for windowed in fed:
+            out.extend(windowed.flush())
+        if readings:
             self._log_dropped(now)
         return out
 
-    def _feed_sample(self, readings: list[Reading]) -> list[Record]:
+    def _feed_sample(self, readings: list[Reading]) -> tuple[list[Record], list[WindowedAggregator[Any]]]:
         """The readings of one node sample (a poll): each aggregator gets its readings at once (issue 13).
 
         What comes out is what `_feed_each` makes: a sample closes windows with its first reading an
         aggregator takes (they share one time), so the aggregates follow that reading.
+        Returns (the records, the aggregators fed).
         """
         taken: dict[int, list[Reading]] = {}  # aggregator index -> its readings
         first_taken: dict[int, int] = {}  # aggregator index -> the index of its first reading
@@ -250,23 +259,25 @@ class AggregateStage(Stage):
                 else:
                     got.append(r)
         after: dict[int, list[Record]] = {}  # reading index -> the aggregates its aggregators made
-        for a, windowed in enumerate(self.windowed):
-            got = taken.get(a)
-            if got is None:
-                windowed.observe(readings[0])
-                continue
+        fed: list[WindowedAggregator[Any]] = []
+        for a, got in sorted(taken.items()):
+            windowed = self.windowed[a]
+            fed.append(windowed)
             made = windowed.feed_sample(got)
             if made:
                 after.setdefault(first_taken[a], []).extend(made)
+        # For the aggregators not fed (after the others: the wind's gust sees its sample unobserved, as in feed).
+        first = readings[0]
+        self._intervals.observe(first.node, first.sequence, first.timestamp)
         if not after:
-            return list(readings)
+            return list(readings), fed
         out: list[Record] = []
         for i, r in enumerate(readings):
             out.append(r)
             closed = after.get(i)
             if closed:
                 out.extend(closed)
-        return out
+        return out, fed
 
     def _sample_route(self, channel: str) -> tuple[int, ...]:
         """The indexes (in self.windowed) of the aggregators that take readings of `channel`."""

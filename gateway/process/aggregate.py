@@ -420,7 +420,7 @@ def is_valid(reading: Reading) -> bool:
     return reading.value is not None and math.isfinite(reading.value) and reading.quality in USABLE
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     """Valid sample count (over-range ones among them) and the flags of the invalid ones."""
 
@@ -441,6 +441,12 @@ class Tally:
             flag = Quality.COMMUNICATION_FAILURE if reading.value is None else Quality.DEVICE_FAULT
         self.invalid[flag] += 1
         return False
+
+    def add_valid(self, flag: Quality) -> None:
+        """`add` of a reading already known to be valid (is_valid), for a caller adding it to many windows."""
+        self.count += 1
+        if flag is Quality.OVER_RANGE:
+            self.over_range += 1
 
 
 class SampleIntervals:
@@ -619,6 +625,11 @@ class WindowedAggregator(Generic[A]):
     def accepted_channels(self) -> frozenset[str] | None:
         """The only channels `feed` aggregates (None: not known by channel alone)."""
         return self._accepted
+
+    def share_intervals(self, intervals: SampleIntervals) -> None:
+        """Measure the nodes' sample intervals in `intervals`, shared with aggregators that see the same
+        samples (those of one AggregateStage: each sees every sample, fed or observed). Before any feed."""
+        self._intervals = intervals
 
     def observe(self, reading: Reading) -> None:
         """All that `feed` does with a reading it does not accept: measure the node's sample interval."""

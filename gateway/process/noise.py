@@ -26,7 +26,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.model import Quality, Reading
-from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, is_valid, make_aggregates
+from gateway.process.aggregate import (
+    USABLE,
+    Aggregate,
+    Tally,
+    Window,
+    WindowedAggregator,
+    is_valid,
+    make_aggregates,
+)
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS
 
@@ -68,7 +76,7 @@ def exceeded_level(histogram: Mapping[float, int], percent: float) -> float:
     raise AssertionError("unreachable: rank <= n")  # pragma: no cover
 
 
-@dataclass
+@dataclass(slots=True)
 class NoiseAccumulator:
     tally: Tally = field(default_factory=Tally)
     energy: float = 0.0
@@ -145,6 +153,25 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
                 acc.fast_max = reading.value if acc.fast_max is None else max(acc.fast_max, reading.value)
             else:
                 acc.fast_min = reading.value if acc.fast_min is None else min(acc.fast_min, reading.value)
+
+    def _add_sample(self, targets: list[NoiseAccumulator], readings: list[Reading]) -> None:
+        # `_add` of each reading to each window, with its validity and energy worked out once, not per
+        # window (a level goes to six windows by default: issue 13).
+        for reading in readings:
+            if reading.channel != self._channel:
+                for acc in targets:
+                    self._add(acc, reading)
+                continue
+            value, flag = reading.value, reading.quality
+            if not (value is not None and flag in USABLE and math.isfinite(value)):
+                for acc in targets:
+                    acc.tally.add(reading)
+                continue
+            level_energy = energy(value)
+            for acc in targets:
+                acc.tally.add_valid(flag)
+                acc.energy += level_energy
+                acc.levels[value] += 1
 
     def _finish(self, window: Window[NoiseAccumulator]) -> list[Aggregate]:
         acc = window.acc
