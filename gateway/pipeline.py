@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,7 @@ class AggregateStage(Stage):
         for aggregator in self.windowed:
             aggregator.revision_horizon_s = revision_horizon_s
             aggregator.share_intervals(self._intervals)
+        self._window_sets = tuple(a.window_set for a in self.windowed)
         self._dropped_logged: dict[str, int] = {}
         self._dropped_log_at = -math.inf
         self._irregular_seen = 0  # the aggregators' `irregular` sum when the counts were last compared
@@ -367,7 +369,7 @@ class AggregateStage(Stage):
             return
         # Gathering the per-node counts on every batch was 7 % of the pipeline's time; they only
         # need a look when some aggregator counted a late or dropped reading since the last one.
-        irregular = sum(a.irregular for a in self.windowed)
+        irregular = sum(map(_IRREGULAR, self._window_sets))  # once per batch: no Python call per aggregator
         if irregular == self._irregular_seen:
             return
         self._irregular_seen = irregular
@@ -387,6 +389,9 @@ class AggregateStage(Stage):
                             node, n, counts[what][node])
             else:
                 log.info("%s: %d late readings revised closed windows (%d in all)", node, n, counts[what][node])
+
+
+_IRREGULAR = operator.attrgetter("irregular")
 
 
 def _one_sample(records: list[Record]) -> bool:

@@ -269,6 +269,9 @@ class WindowSet(Generic[A]):
         self._closed_until: dict[tuple[str, str], float] = {}
         # Closed windows still within the horizon, per (node, label).
         self._closed: dict[tuple[str, str], dict[float, Window[A]]] = {}
+        # The earliest end of those, per (node, label): `advance` looks for windows to forget only where
+        # the node's floor has reached it (issue 13: every key at every tick was a tenth of the pipeline).
+        self._earliest_end: dict[tuple[str, str], float] = {}
         # Closed windows that took late samples since they were last emitted.
         self._dirty: dict[WindowKey, Window[A]] = {}
         self._now = -math.inf  # the last advance()
@@ -347,6 +350,7 @@ class WindowSet(Generic[A]):
                 window = kept[bounds[0]] = Window(
                     node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label)
                 )
+                self._earliest_end[key] = min(self._earliest_end.get(key, math.inf), window.end)
             self._dirty[window.key] = window
             targets.append(window.acc)
             late = True
@@ -367,8 +371,13 @@ class WindowSet(Generic[A]):
         self._now = max(self._now, now)
         done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
         out = [self._close(key) for _, key in done]
+        floors: dict[str, float] = {}
         for key in list(self._closed):
-            self._prune(key)
+            floor = floors.get(key[0])
+            if floor is None:
+                floor = floors[key[0]] = self.floor(key[0])
+            if self._earliest_end.get(key, -math.inf) <= floor:  # else no window of the key is past it
+                self._prune(key, floor)
         return out
 
     def take_dirty(self) -> list[Window[A]]:
@@ -391,18 +400,24 @@ class WindowSet(Generic[A]):
         self._fast.pop(key[0], None)
         self._closed_until[key] = window.end
         self._closed.setdefault(key, {})[window.start] = window
+        self._earliest_end[key] = min(self._earliest_end.get(key, math.inf), window.end)
         self._prune(key)
         return window
 
-    def _prune(self, key: tuple[str, str]) -> None:
+    def _prune(self, key: tuple[str, str], floor: float | None = None) -> None:
+        """Forget the key's closed windows that ended at or before the node's floor (not those dirty)."""
         kept = self._closed.get(key)
         if not kept:
             return
-        floor = self.floor(key[0])
+        if floor is None:
+            floor = self.floor(key[0])
         for start in [s for s, w in kept.items() if w.end <= floor and w.key not in self._dirty]:
             self._forgotten_until[key] = max(self._forgotten_until.get(key, -math.inf), kept.pop(start).end)
-        if not kept:
+        if kept:
+            self._earliest_end[key] = min(w.end for w in kept.values())
+        else:
             del self._closed[key]
+            self._earliest_end.pop(key, None)
 
 
 # ---------------------------------------------------------------------------
@@ -668,6 +683,11 @@ class WindowedAggregator(Generic[A]):
     def irregular(self) -> int:
         """A number that changes whenever `late` or `dropped` does (cheaper than comparing them)."""
         return self._set.irregular
+
+    @property
+    def window_set(self) -> WindowSet[A]:
+        """The aggregator's windows (to read: `irregular`)."""
+        return self._set
 
     def late_by_node(self) -> dict[str, int]:
         return dict(self._set.late)
