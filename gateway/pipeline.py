@@ -394,6 +394,23 @@ class AggregateStage(Stage):
 _IRREGULAR = operator.attrgetter("irregular")
 
 
+def _inserted(records: list[Record], made: list[tuple[int, Sequence[Record]]]) -> list[Record]:
+    """The records with what each of some of them caused right after it ((index, caused), by index).
+
+    Nothing caused (nearly every batch): the same list, not a copy. Stages never change a list they got.
+    """
+    if not made:
+        return records
+    out: list[Record] = []
+    start = 0
+    for i, caused in made:
+        out += records[start : i + 1]
+        out += caused
+        start = i + 1
+    out += records[start:]
+    return out
+
+
 def _one_sample(records: list[Record]) -> bool:
     """Whether the records are readings of one node sample (same node, sequence and time): a live poll."""
     if not records:
@@ -414,10 +431,9 @@ class AlarmStage(Stage):
         self._watched: dict[str, bool] = {}  # channel -> whether any definition watches it
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
-        out: list[Record] = []
+        made: list[tuple[int, Sequence[Record]]] = []  # (index of the record, the events it caused)
         watched = self._watched
-        for r in records:
-            out.append(r)
+        for i, r in enumerate(records):
             if type(r) is Reading:
                 channel = r.channel
             elif type(r) is Aggregate and r.revision == 0:
@@ -432,8 +448,8 @@ class AlarmStage(Stage):
                 continue  # most readings and aggregates: no call, and no reading built from an aggregate
             events = self.alarms.feed(r if isinstance(r, Reading) else r.to_reading())
             if events:
-                out.extend(events)
-        return out
+                made.append((i, events))
+        return _inserted(records, made)
 
 
 class SprayStage(Stage):
@@ -442,14 +458,20 @@ class SprayStage(Stage):
         self.channel = channel
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
-        out: list[Record] = []
-        for r in records:
-            out.append(r)
-            if type(r) is Aggregate and r.channel == self.channel and r.revision == 0:
-                out.extend(self.linkage.feed(r.to_reading(), now))
-            elif type(r) is Reading and r.channel == self.channel:
-                out.extend(self.linkage.feed(r, now))
-        return out
+        made: list[tuple[int, Sequence[Record]]] = []  # (index of the record, the commands it caused)
+        channel = self.channel
+        for i, r in enumerate(records):
+            if type(r) is Reading:
+                if r.channel != channel:
+                    continue
+                commands = self.linkage.feed(r, now)
+            elif type(r) is Aggregate and r.channel == channel and r.revision == 0:
+                commands = self.linkage.feed(r.to_reading(), now)
+            else:
+                continue
+            if commands:
+                made.append((i, commands))
+        return _inserted(records, made)
 
     def tick(self, now: float) -> list[Record]:
         return list(self.linkage.tick(now))

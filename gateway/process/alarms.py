@@ -84,12 +84,28 @@ class Levels:
     margin: float = 0.0
     hold_s: float = 0.0
     inclusive: bool = True  # raise at value >= limit; False: only at value > limit
+    # Worked out once from the above (AlarmSet keeps a node's levels for every reading: issue 13):
+    # the severities lowest first; per severity, the value a reading must reach (>=, or exceed when not
+    # inclusive) to raise it, and the value it must stay below to clear it, both with the limit's slack.
+    order: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
+    raise_at: dict[Severity, float] = field(init=False, repr=False, compare=False)
+    clear_below: dict[Severity, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.prewarning is not None and self.prewarning >= self.alarm:
             raise LimitsError(f"pre-warning limit {self.prewarning} must be below the alarm limit {self.alarm}")
         if self.margin < 0 or self.hold_s < 0:
             raise LimitsError("margin and hold time must not be negative")
+        order = (Severity.ALARM,) if self.prewarning is None else (Severity.PREWARNING, Severity.ALARM)
+        raise_at, clear_below = {}, {}
+        for severity in order:
+            limit = self.limit(severity)
+            raise_at[severity] = limit - limit_slack(limit) if self.inclusive else limit + limit_slack(limit)
+            clear = self.clear_level(severity)
+            clear_below[severity] = clear - limit_slack(clear)
+        object.__setattr__(self, "order", order)  # a frozen dataclass: set once, here
+        object.__setattr__(self, "raise_at", raise_at)
+        object.__setattr__(self, "clear_below", clear_below)
 
     def limit(self, severity: Severity) -> float:
         if severity is Severity.ALARM:
@@ -101,13 +117,11 @@ class Levels:
         return self.limit(severity) - self.margin
 
     def reached(self, value: float, severity: Severity) -> bool:
-        limit = self.limit(severity)
-        slack = limit_slack(limit)
-        return value >= limit - slack if self.inclusive else value > limit + slack
+        return value >= self.raise_at[severity] if self.inclusive else value > self.raise_at[severity]
 
     def severities(self) -> tuple[Severity, ...]:
         """Lowest first."""
-        return (Severity.ALARM,) if self.prewarning is None else (Severity.PREWARNING, Severity.ALARM)
+        return self.order
 
 
 _RANK = {None: 0, Severity.PREWARNING: 1, Severity.ALARM: 2}
@@ -141,9 +155,9 @@ class AlarmMachine:
             self._below_since.clear()
             return self._move(None, value, t, None, "outside the alarm's evaluation period")
         self._levels = levels
-        for severity in levels.severities():
-            clear = levels.clear_level(severity)
-            if value < clear - limit_slack(clear):
+        below = levels.clear_below
+        for severity in levels.order:
+            if value < below[severity]:
                 self._below_since.setdefault(severity, t)
             else:
                 self._below_since.pop(severity, None)
