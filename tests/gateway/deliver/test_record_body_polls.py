@@ -13,7 +13,8 @@ from gateway.deliver.records import to_json
 from gateway.model import Quality, Reading
 from tests.gateway.deliver.test_record_bodies import reading_body
 
-times = st.sampled_from([0.0, -0.0, 1790000000.4375, 1790000001.0, 5e-324]) | st.floats(allow_nan=False, allow_infinity=False)
+times = st.sampled_from([0.0, -0.0, 1790000000.4375, 1790000001.0, 5e-324]) | st.floats(allow_nan=False,
+                                                                                     allow_infinity=False)
 polls = st.lists(st.tuples(times, st.sampled_from([0, 1, 2, 2**40]), st.integers(1, 4)), max_size=12)
 
 
