@@ -158,20 +158,36 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         # `_add` of each reading to each window, with its validity and energy worked out once, not per
         # window (a level goes to six windows by default: issue 13).
         for reading in readings:
-            if reading.channel != self._channel:
-                for acc in targets:
-                    self._add(acc, reading)
-                continue
             value, flag = reading.value, reading.quality
-            if not (value is not None and flag in USABLE and math.isfinite(value)):
+            valid = value is not None and flag in USABLE and math.isfinite(value)
+            if reading.channel != self._channel:  # a Fast maximum or minimum: only a valid one counts
+                if valid:
+                    assert value is not None
+                    self._add_extreme(targets, reading.channel == self._max_channel, value, flag)
+                continue
+            if not valid:
                 for acc in targets:
                     acc.tally.add(reading)
                 continue
+            assert value is not None
             level_energy = energy(value)
             for acc in targets:
                 acc.tally.add_valid(flag)
                 acc.energy += level_energy
                 acc.levels[value] += 1
+
+    @staticmethod
+    def _add_extreme(targets: list[NoiseAccumulator], is_max: bool, value: float, flag: Quality) -> None:
+        """A valid Fast maximum (or minimum) into each window, as `_add` does."""
+        over = flag is Quality.OVER_RANGE  # an Lmax above the range makes the window's statistics T
+        for acc in targets:
+            if over:
+                acc.tally.over_range += 1
+            if is_max:
+                if acc.fast_max is None or value > acc.fast_max:  # max(), without the call
+                    acc.fast_max = value
+            elif acc.fast_min is None or value < acc.fast_min:
+                acc.fast_min = value
 
     def _finish(self, window: Window[NoiseAccumulator]) -> list[Aggregate]:
         acc = window.acc
