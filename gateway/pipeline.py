@@ -261,16 +261,15 @@ class AggregateStage(Stage):
                 else:
                     got.append(r)
         after: dict[int, list[Record]] = {}  # reading index -> the aggregates its aggregators made
-        fed: list[WindowedAggregator[Any]] = []
-        for a, got in sorted(taken.items()):
-            windowed = self.windowed[a]
-            fed.append(windowed)
-            made = windowed.feed_sample(got)
+        # In the order of their first readings (`taken` was filled so), as reading by reading: the sample is
+        # measured when its first reading is fed (the wind's gust of a first reading sees it unmeasured).
+        for a, got in taken.items():
+            made = self.windowed[a].feed_sample(got)
             if made:
                 after.setdefault(first_taken[a], []).extend(made)
-        # For the aggregators not fed (after the others: the wind's gust sees its sample unobserved, as in feed).
         first = readings[0]
-        self._intervals.observe(first.node, first.sequence, first.timestamp)
+        self._intervals.observe(first.node, first.sequence, first.timestamp)  # for the aggregators not fed
+        fed = [self.windowed[a] for a in sorted(taken)]  # flushed in the stage's order
         if not after:
             return list(readings), fed
         out: list[Record] = []

@@ -9,7 +9,7 @@ dropped counts.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.deliver.records import Record
@@ -93,3 +93,36 @@ def test_a_late_poll_counts_each_of_its_readings() -> None:
         out = aggregation(late, t + 121.0)
         assert aggregation.counts()["late"] == {"dust-1": 3}
         assert any(getattr(r, "revision", 0) == 1 for r in out)
+
+
+@settings(max_examples=80, deadline=None)
+@example([(["wind_speed", "pm10", "wind_dir"], dt, 1) for dt in (1.0, 1.0, 0.5, 1.5, 0.5, 0.5, 1.0)])
+@given(st.lists(st.tuples(st.permutations(["wind_speed", "pm10", "wind_dir", "wind_gust_3s"]).map(lambda c: c[:3]),
+                          st.sampled_from([0.5, 1.0, 1.0, 1.5]), st.sampled_from([1, 1, 1, 2])), min_size=1,
+                max_size=40))
+def test_a_sample_shared_by_two_aggregators_in_any_channel_order(polls: list[tuple[list[str], float, int]]) -> None:
+    """One node's sample feeding two aggregators: the wind's gust is formed before or after the sample is
+    measured exactly as reading by reading (a lower aggregator taking a later reading must not measure it first).
+    Irregular times and sequence steps make the node's measured interval change with every sample.
+    """
+    limits = LimitsResolver()
+
+    def make(by_sample: bool) -> AggregateStage:
+        made = AggregateStage([create_aggregator("pm", limits, {"channels": ["pm10"], "windows": ["1min"]}),
+                               create_aggregator("wind", limits, {"windows": ["1min"]})])
+        made._by_sample = by_sample
+        return made
+
+    by_sample, by_reading = make(True), make(False)
+    outs: list[list[str]] = [[], []]
+    t, sequence = local(10), 0
+    for order, dt, step in polls:
+        t += dt
+        sequence += step
+        value = 5.0 + (sequence * 7919) % 97 / 7
+        poll: list[Record] = [Reading("site-1", "mast", c, value, "", Quality.NORMAL, t, sequence) for c in order]
+        for out, aggregation in zip(outs, (by_sample, by_reading), strict=True):
+            out += [repr(r) for r in aggregation(poll, t)]
+    for out, aggregation in zip(outs, (by_sample, by_reading), strict=True):
+        out += [repr(r) for r in aggregation.tick(t + 120.0)]
+    assert outs[0] == outs[1]
