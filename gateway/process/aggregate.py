@@ -264,9 +264,6 @@ class WindowSet(Generic[A]):
         self._make = make
         self._horizon = horizon
         self._open: dict[tuple[str, str], Window[A]] = {}
-        # No open window ends before this (a lower bound): `advance` to an earlier time closes nothing and
-        # need not look at every open window (issue 13: it did at every tick).
-        self._open_until = math.inf
         # End of the last window closed per key: a reading before it belongs to a
         # closed window (revisable or too old), never to a new open one.
         self._closed_until: dict[tuple[str, str], float] = {}
@@ -337,7 +334,6 @@ class WindowSet(Generic[A]):
             if current is None and t >= self._closed_until.get(key, -math.inf):
                 current = Window(node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label))
                 self._open[key] = current
-                self._open_until = min(self._open_until, current.end)
                 targets.append(current.acc)
                 still_from, still_until = max(still_from, bounds[0]), min(still_until, bounds[1])
                 continue
@@ -373,11 +369,8 @@ class WindowSet(Generic[A]):
     def advance(self, now: float) -> list[Window[A]]:
         """Close every window that ended at or before `now`; forget closed ones past the horizon."""
         self._now = max(self._now, now)
-        out: list[Window[A]] = []
-        if now >= self._open_until:
-            done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
-            out = [self._close(key) for _, key in done]
-            self._open_until = min((w.end for w in self._open.values()), default=math.inf)
+        done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
+        out = [self._close(key) for _, key in done]
         floors: dict[str, float] = {}
         for key in list(self._closed):
             floor = floors.get(key[0])
@@ -488,8 +481,6 @@ class SampleIntervals:
 
     def __init__(self) -> None:
         self._recent: dict[str, deque[tuple[int, float]]] = {}
-        # Per node, `get`'s answer until the node's next sample (asked at every tick and speed reading).
-        self._measured: dict[str, float | None] = {}
 
     def observe(self, node: str, sequence: int, t: float) -> None:
         if sequence <= 0:
@@ -504,20 +495,15 @@ class SampleIntervals:
             if sequence < last_sequence:
                 recent.clear()  # the node restarted (its sequence starts again at 1): measure afresh
         recent.append((sequence, t))
-        self._measured.pop(node, None)
 
     def get(self, node: str) -> float | None:
         """The node's measured interval in seconds, or None before two of its samples were seen."""
-        if node in self._measured:
-            return self._measured[node]
         recent = self._recent.get(node)
-        interval: float | None = None
-        if recent and len(recent) >= 2:
-            (first_sequence, first_t), (last_sequence, last_t) = recent[0], recent[-1]
-            ms = round(1000.0 * (last_t - first_t) / (last_sequence - first_sequence))
-            interval = max(ms, 1) / 1000.0
-        self._measured[node] = interval
-        return interval
+        if not recent or len(recent) < 2:
+            return None
+        (first_sequence, first_t), (last_sequence, last_t) = recent[0], recent[-1]
+        ms = round(1000.0 * (last_t - first_t) / (last_sequence - first_sequence))
+        return max(ms, 1) / 1000.0
 
 
 @dataclass(frozen=True)

@@ -181,8 +181,6 @@ class AlarmMachine:
             target = Severity.PREWARNING if still else None
         elif target is Severity.PREWARNING and (levels.prewarning is None or self._cleared(target, t, levels)):
             target = None  # (a definition whose pre-warning vanished clears it at once)
-        if target is self.state:
-            return []  # nearly every reading: no change, no call
         return self._move(target, value, t, levels, "")
 
     def _cleared(self, severity: Severity, t: float, levels: Levels) -> bool:

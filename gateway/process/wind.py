@@ -302,18 +302,15 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         interval = self.sample_interval(reading.node)
         n = max(1, round(GUST_SPAN_S / interval))
         reach = n * interval - interval / 2.0
-        recent = self._recent.get(reading.node)
-        if recent is None:  # not setdefault: that built a deque per speed reading
-            recent = self._recent[reading.node] = deque()
+        recent = self._recent.setdefault(reading.node, deque())
         if recent and reading.timestamp < recent[-1][0]:
             return None  # out of order: the aggregator drops it anyway
-        valid = is_valid(reading)
-        if valid:
+        if is_valid(reading):
             assert reading.value is not None
             recent.append((reading.timestamp, reading.value))
         while recent and recent[0][0] <= reading.timestamp - reach:
             recent.popleft()
-        if not valid or len(recent) < n:
+        if not is_valid(reading) or len(recent) < n:
             return None
         return math.fsum(v for _, v in recent) / len(recent)
 
