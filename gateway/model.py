@@ -7,7 +7,7 @@ readings (new ones, never mutated ones).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -36,7 +36,10 @@ class Reading:
     sequence: int  # the node's sample sequence number (0 when unknown)
 
     def with_quality(self, quality: Quality) -> Reading:
-        return replace(self, quality=quality)
+        # The constructor, not dataclasses.replace (which inspects the fields on every call): processors
+        # flag readings this way on the pipeline's path.
+        return Reading(self.node, self.kind, self.channel, self.value, self.unit, quality, self.timestamp,
+                       self.sequence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,6 +269,9 @@ class WindowSet(Generic[A]):
         self._closed_until: dict[tuple[str, str], float] = {}
         # Closed windows still within the horizon, per (node, label).
         self._closed: dict[tuple[str, str], dict[float, Window[A]]] = {}
+        # The earliest end of those, per (node, label): `advance` looks for windows to forget only where
+        # the node's floor has reached it (issue 13: every key at every tick was a tenth of the pipeline).
+        self._earliest_end: dict[tuple[str, str], float] = {}
         # Closed windows that took late samples since they were last emitted.
         self._dirty: dict[WindowKey, Window[A]] = {}
         self._now = -math.inf  # the last advance()
@@ -290,11 +293,13 @@ class WindowSet(Generic[A]):
         """Samples before this time no longer revise a closed window of `node`."""
         return max(self._now, self._newest.get(node, -math.inf)) - self._horizon(node)
 
-    def route(self, node: str, kind: str, t: float) -> tuple[list[Window[A]], list[A]]:
+    def route(self, node: str, kind: str, t: float, readings: int = 1) -> tuple[list[Window[A]], list[A]]:
         """Close what `t` ends, open what it starts; returns (closed windows, accumulators to feed).
 
         A sample for a closed window within the horizon is added to it (and the
         window is marked for `take_dirty`); an older one is counted in `dropped`.
+        `readings`: how many readings of the sample this routes (late and dropped count readings:
+        routing the same node and time again returns the same accumulators and closes nothing).
         The lists returned are the caller's to read, not to change (they may be kept here).
         """
         fast = self._fast.get(node)
@@ -345,14 +350,15 @@ class WindowSet(Generic[A]):
                 window = kept[bounds[0]] = Window(
                     node, kind, spec.label, bounds[0], bounds[1], self._make(node, spec.label)
                 )
+                self._earliest_end[key] = min(self._earliest_end.get(key, math.inf), window.end)
             self._dirty[window.key] = window
             targets.append(window.acc)
             late = True
         if late:
-            self.late[node] += 1
+            self.late[node] += readings
             self.irregular += 1
         if dropped:
-            self.dropped[node] += 1
+            self.dropped[node] += readings
             self.irregular += 1
         if t > self._newest.get(node, -math.inf):
             self._newest[node] = t
@@ -365,8 +371,13 @@ class WindowSet(Generic[A]):
         self._now = max(self._now, now)
         done = sorted((w.end, key) for key, w in self._open.items() if w.end <= now)
         out = [self._close(key) for _, key in done]
+        floors: dict[str, float] = {}
         for key in list(self._closed):
-            self._prune(key)
+            floor = floors.get(key[0])
+            if floor is None:
+                floor = floors[key[0]] = self.floor(key[0])
+            if self._earliest_end.get(key, -math.inf) <= floor:  # else no window of the key is past it
+                self._prune(key, floor)
         return out
 
     def take_dirty(self) -> list[Window[A]]:
@@ -389,18 +400,24 @@ class WindowSet(Generic[A]):
         self._fast.pop(key[0], None)
         self._closed_until[key] = window.end
         self._closed.setdefault(key, {})[window.start] = window
+        self._earliest_end[key] = min(self._earliest_end.get(key, math.inf), window.end)
         self._prune(key)
         return window
 
-    def _prune(self, key: tuple[str, str]) -> None:
+    def _prune(self, key: tuple[str, str], floor: float | None = None) -> None:
+        """Forget the key's closed windows that ended at or before the node's floor (not those dirty)."""
         kept = self._closed.get(key)
         if not kept:
             return
-        floor = self.floor(key[0])
+        if floor is None:
+            floor = self.floor(key[0])
         for start in [s for s, w in kept.items() if w.end <= floor and w.key not in self._dirty]:
             self._forgotten_until[key] = max(self._forgotten_until.get(key, -math.inf), kept.pop(start).end)
-        if not kept:
+        if kept:
+            self._earliest_end[key] = min(w.end for w in kept.values())
+        else:
             del self._closed[key]
+            self._earliest_end.pop(key, None)
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +435,7 @@ def is_valid(reading: Reading) -> bool:
     return reading.value is not None and math.isfinite(reading.value) and reading.quality in USABLE
 
 
-@dataclass
+@dataclass(slots=True)
 class Tally:
     """Valid sample count (over-range ones among them) and the flags of the invalid ones."""
 
@@ -439,6 +456,12 @@ class Tally:
             flag = Quality.COMMUNICATION_FAILURE if reading.value is None else Quality.DEVICE_FAULT
         self.invalid[flag] += 1
         return False
+
+    def add_valid(self, flag: Quality) -> None:
+        """`add` of a reading already known to be valid (is_valid), for a caller adding it to many windows."""
+        self.count += 1
+        if flag is Quality.OVER_RANGE:
+            self.over_range += 1
 
 
 class SampleIntervals:
@@ -618,6 +641,11 @@ class WindowedAggregator(Generic[A]):
         """The only channels `feed` aggregates (None: not known by channel alone)."""
         return self._accepted
 
+    def share_intervals(self, intervals: SampleIntervals) -> None:
+        """Measure the nodes' sample intervals in `intervals`, shared with aggregators that see the same
+        samples (those of one AggregateStage: each sees every sample, fed or observed). Before any feed."""
+        self._intervals = intervals
+
     def observe(self, reading: Reading) -> None:
         """All that `feed` does with a reading it does not accept: measure the node's sample interval."""
         self._intervals.observe(reading.node, reading.sequence, reading.timestamp)
@@ -656,6 +684,11 @@ class WindowedAggregator(Generic[A]):
         """A number that changes whenever `late` or `dropped` does (cheaper than comparing them)."""
         return self._set.irregular
 
+    @property
+    def window_set(self) -> WindowSet[A]:
+        """The aggregator's windows (to read: `irregular`)."""
+        return self._set
+
     def late_by_node(self) -> dict[str, int]:
         return dict(self._set.late)
 
@@ -671,6 +704,23 @@ class WindowedAggregator(Generic[A]):
         for acc in targets:
             self._add(acc, reading)
         return out
+
+    def feed_sample(self, readings: list[Reading]) -> list[Aggregate]:
+        """`feed` of each reading in turn, for readings of one node sample (the same node, sequence and
+        time) that this aggregator all accepts: the sample is observed and routed once, not per reading."""
+        first = readings[0]
+        self._intervals.observe(first.node, first.sequence, first.timestamp)
+        closed, targets = self._set.route(first.node, first.kind, first.timestamp, len(readings))
+        out = self._close(closed) if closed else []
+        self._add_sample(targets, readings)
+        return out
+
+    def _add_sample(self, targets: list[A], readings: list[Reading]) -> None:
+        """Add each reading to each accumulator (a subclass may do it faster, with the same result)."""
+        add = self._add
+        for reading in readings:
+            for acc in targets:
+                add(acc, reading)
 
     def flush(self) -> list[Aggregate]:
         """The revisions of the closed windows that late readings changed since the last flush."""

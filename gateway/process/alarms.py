@@ -84,12 +84,28 @@ class Levels:
     margin: float = 0.0
     hold_s: float = 0.0
     inclusive: bool = True  # raise at value >= limit; False: only at value > limit
+    # Worked out once from the above (AlarmSet keeps a node's levels for every reading: issue 13):
+    # the severities lowest first; per severity, the value a reading must reach (>=, or exceed when not
+    # inclusive) to raise it, and the value it must stay below to clear it, both with the limit's slack.
+    order: tuple[Severity, ...] = field(init=False, repr=False, compare=False)
+    raise_at: dict[Severity, float] = field(init=False, repr=False, compare=False)
+    clear_below: dict[Severity, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.prewarning is not None and self.prewarning >= self.alarm:
             raise LimitsError(f"pre-warning limit {self.prewarning} must be below the alarm limit {self.alarm}")
         if self.margin < 0 or self.hold_s < 0:
             raise LimitsError("margin and hold time must not be negative")
+        order = (Severity.ALARM,) if self.prewarning is None else (Severity.PREWARNING, Severity.ALARM)
+        raise_at, clear_below = {}, {}
+        for severity in order:
+            limit = self.limit(severity)
+            raise_at[severity] = limit - limit_slack(limit) if self.inclusive else limit + limit_slack(limit)
+            clear = self.clear_level(severity)
+            clear_below[severity] = clear - limit_slack(clear)
+        object.__setattr__(self, "order", order)  # a frozen dataclass: set once, here
+        object.__setattr__(self, "raise_at", raise_at)
+        object.__setattr__(self, "clear_below", clear_below)
 
     def limit(self, severity: Severity) -> float:
         if severity is Severity.ALARM:
@@ -101,13 +117,11 @@ class Levels:
         return self.limit(severity) - self.margin
 
     def reached(self, value: float, severity: Severity) -> bool:
-        limit = self.limit(severity)
-        slack = limit_slack(limit)
-        return value >= limit - slack if self.inclusive else value > limit + slack
+        return value >= self.raise_at[severity] if self.inclusive else value > self.raise_at[severity]
 
     def severities(self) -> tuple[Severity, ...]:
         """Lowest first."""
-        return (Severity.ALARM,) if self.prewarning is None else (Severity.PREWARNING, Severity.ALARM)
+        return self.order
 
 
 _RANK = {None: 0, Severity.PREWARNING: 1, Severity.ALARM: 2}
@@ -141,9 +155,9 @@ class AlarmMachine:
             self._below_since.clear()
             return self._move(None, value, t, None, "outside the alarm's evaluation period")
         self._levels = levels
-        for severity in levels.severities():
-            clear = levels.clear_level(severity)
-            if value < clear - limit_slack(clear):
+        below = levels.clear_below
+        for severity in levels.order:
+            if value < below[severity]:
                 self._below_since.setdefault(severity, t)
             else:
                 self._below_since.pop(severity, None)
@@ -243,6 +257,9 @@ class AlarmDefinition:
     description: str = ""
     # Turns a watched reading into the reading judged (None: nothing to judge yet), e.g. TiltJudge.
     judge: Callable[[Reading], Reading | None] | None = None
+    # The levels depend on the node's limits alone, not on the time: AlarmSet asks for them once per node
+    # and limits, not per reading (issue 13). False: asked for every reading (day / night limits).
+    timeless: bool = False
 
     def watches(self, reading: Reading) -> bool:
         return reading.channel in self.channels and (not self.nodes or reading.node in self.nodes)
@@ -284,6 +301,11 @@ class AlarmSet:
     # none (the dust and noise alarms judge window means): asking every definition about every
     # reading was most of the alarm stage's time (issue 13).
     _by_channel: dict[str, tuple[AlarmDefinition, ...]] = field(default_factory=dict, init=False, compare=False)
+    # (definition, node) -> (the node's limits, its levels) of timeless definitions. Limits are immutable: a
+    # changed limit (a command, a reload) is a new SiteLimits, and levels are asked for again.
+    _levels: dict[tuple[str, str], tuple[SiteLimits, Levels | None]] = field(
+        default_factory=dict, init=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         names = [d.name for d in self.definitions]
@@ -324,7 +346,15 @@ class AlarmSet:
                 machine.invalid()
                 continue
             value = abs(value) if definition.absolute else value
-            levels = definition.levels(site, judged.timestamp)
+            if definition.timeless:
+                planned = self._levels.get((definition.name, judged.node))
+                if planned is None or planned[0] is not site:
+                    planned = self._levels[(definition.name, judged.node)] = (
+                        site, definition.levels(site, judged.timestamp)
+                    )
+                levels = planned[1]
+            else:
+                levels = definition.levels(site, judged.timestamp)
             events += machine.update(value, judged.timestamp, levels)
         return events
 
@@ -372,6 +402,7 @@ def _definition(
     description: str,
     absolute: bool = False,
     judge: Callable[[Reading], Reading | None] | None = None,
+    timeless: bool = False,
 ) -> list[AlarmDefinition]:
     return [
         AlarmDefinition(
@@ -384,6 +415,7 @@ def _definition(
             absolute=absolute,
             description=description,
             judge=judge,
+            timeless=timeless,
         )
     ]
 
@@ -436,7 +468,8 @@ def _register_wind_alarm(spec: _WindAlarm) -> None:
         channels: Sequence[str] = (spec.channel,),
         nodes: Sequence[str] = (),
     ) -> list[AlarmDefinition]:
-        return _definition(name, channels, nodes, _wind_levels(spec.limit), spec.source, "m/s", spec.description)
+        return _definition(name, channels, nodes, _wind_levels(spec.limit), spec.source, "m/s", spec.description,
+                           timeless=True)
 
     factory.__name__ = spec.name
     factory.__doc__ = f"{spec.description[0].upper()}{spec.description[1:]}. {spec.note}".strip()
@@ -586,6 +619,7 @@ def formwork_tilt(
         "high formwork tilt",
         absolute=True,
         judge=TiltJudge(watched, rule == "combined"),
+        timeless=True,
     )
 
 
@@ -607,6 +641,7 @@ def dust(
         "site dust setting (unconfirmed default)",
         "ug/m3",
         "PM10 1-h mean above the dust setting",
+        timeless=True,
     )
 
 

@@ -67,7 +67,7 @@ def threshold_alarm(spec: ThresholdAlarm) -> AlarmFactory:
         def levels(site: SiteLimits, t: float) -> Levels:
             return levels_now
 
-        return _definition(name, channels, nodes, levels, spec.source, spec.unit, spec.description)
+        return _definition(name, channels, nodes, levels, spec.source, spec.unit, spec.description, timeless=True)
 
     return make
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.profiles.kinds import kind_profiles
 
@@ -478,6 +478,39 @@ class LimitsResolver:
             limits = self.site if table is None else override(self.site, table)
             self._cache[node] = limits
         return limits
+
+
+P = TypeVar("P")
+
+
+class NodePlans(Generic[P]):
+    """What a stage needs of a node's limits, worked out once per node instead of once per reading.
+
+    A resolver's tables never change: a changed limit comes as a new resolver
+    (LimitsResolver.changed, a reload). Setting `limits` to one forgets every plan.
+    """
+
+    __slots__ = ("_derive", "_limits", "_plans")
+
+    def __init__(self, limits: LimitsResolver, derive: Callable[[SiteLimits], P]) -> None:
+        self._limits = limits
+        self._derive = derive
+        self._plans: dict[str, P] = {}
+
+    @property
+    def limits(self) -> LimitsResolver:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: LimitsResolver) -> None:
+        self._limits = limits
+        self._plans = {}
+
+    def __call__(self, node: str) -> P:
+        plan = self._plans.get(node)
+        if plan is None:
+            plan = self._plans[node] = self._derive(self._limits.for_node(node))
+        return plan
 
 
 def _merge(base: Mapping[str, object], extra: Mapping[str, object]) -> dict[str, object]:

@@ -26,7 +26,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.model import Quality, Reading
-from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, is_valid, make_aggregates
+from gateway.process.aggregate import (
+    USABLE,
+    Aggregate,
+    Tally,
+    Window,
+    WindowedAggregator,
+    is_valid,
+    make_aggregates,
+)
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS
 
@@ -68,7 +76,7 @@ def exceeded_level(histogram: Mapping[float, int], percent: float) -> float:
     raise AssertionError("unreachable: rank <= n")  # pragma: no cover
 
 
-@dataclass
+@dataclass(slots=True)
 class NoiseAccumulator:
     tally: Tally = field(default_factory=Tally)
     energy: float = 0.0
@@ -145,6 +153,41 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
                 acc.fast_max = reading.value if acc.fast_max is None else max(acc.fast_max, reading.value)
             else:
                 acc.fast_min = reading.value if acc.fast_min is None else min(acc.fast_min, reading.value)
+
+    def _add_sample(self, targets: list[NoiseAccumulator], readings: list[Reading]) -> None:
+        # `_add` of each reading to each window, with its validity and energy worked out once, not per
+        # window (a level goes to six windows by default: issue 13).
+        for reading in readings:
+            value, flag = reading.value, reading.quality
+            valid = value is not None and flag in USABLE and math.isfinite(value)
+            if reading.channel != self._channel:  # a Fast maximum or minimum: only a valid one counts
+                if valid:
+                    assert value is not None
+                    self._add_extreme(targets, reading.channel == self._max_channel, value, flag)
+                continue
+            if not valid:
+                for acc in targets:
+                    acc.tally.add(reading)
+                continue
+            assert value is not None
+            level_energy = energy(value)
+            for acc in targets:
+                acc.tally.add_valid(flag)
+                acc.energy += level_energy
+                acc.levels[value] += 1
+
+    @staticmethod
+    def _add_extreme(targets: list[NoiseAccumulator], is_max: bool, value: float, flag: Quality) -> None:
+        """A valid Fast maximum (or minimum) into each window, as `_add` does."""
+        over = flag is Quality.OVER_RANGE  # an Lmax above the range makes the window's statistics T
+        for acc in targets:
+            if over:
+                acc.tally.over_range += 1
+            if is_max:
+                if acc.fast_max is None or value > acc.fast_max:  # max(), without the call
+                    acc.fast_max = value
+            elif acc.fast_min is None or value < acc.fast_min:
+                acc.fast_min = value
 
     def _finish(self, window: Window[NoiseAccumulator]) -> list[Aggregate]:
         acc = window.acc

@@ -15,12 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gateway.model import Reading
-from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, make_aggregates, str_tuple
+from gateway.process.aggregate import (
+    USABLE,
+    Aggregate,
+    Tally,
+    Window,
+    WindowedAggregator,
+    make_aggregates,
+    str_tuple,
+)
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS
 
 
-@dataclass
+@dataclass(slots=True)
 class MeanAccumulator:
     """Running sum, min and max: constant memory even for a day of 1-s samples."""
 
@@ -83,6 +91,28 @@ class PmAggregator(WindowedAggregator[dict[str, MeanAccumulator]]):
         if mean is None:  # not setdefault: that built an accumulator (and its Counter) per reading
             mean = acc[reading.channel] = MeanAccumulator()
         mean.add(reading)
+
+    def _add_sample(self, targets: list[dict[str, MeanAccumulator]], readings: list[Reading]) -> None:
+        # `_add` of each reading to each window, with the reading's validity judged once, not per window
+        # (a PM reading goes to four windows by default: issue 13).
+        for reading in readings:
+            value, flag, channel = reading.value, reading.quality, reading.channel
+            valid = value is not None and flag in USABLE and math.isfinite(value)
+            for acc in targets:
+                mean = acc.get(channel)
+                if mean is None:
+                    mean = acc[channel] = MeanAccumulator()
+                mean.unit = reading.unit
+                if not valid:
+                    mean.tally.add(reading)
+                    continue
+                assert value is not None
+                mean.tally.add_valid(flag)
+                mean.total += value
+                if value < mean.low:  # min() and max(), without the calls
+                    mean.low = value
+                if value > mean.high:
+                    mean.high = value
 
     def _finish(self, window: Window[dict[str, MeanAccumulator]]) -> list[Aggregate]:
         out: list[Aggregate] = []

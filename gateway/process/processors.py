@@ -12,6 +12,13 @@ Rules every processor keeps:
   its flag; aggregators leave every reading flagged other than N or T out
   of their statistics (T, over range, is information: docs/data-quality.md).
 
+Each processor here takes a whole poll at once (``process_poll``: the readings
+of one node's sample, as the pipeline gets them) and looks the node's limits
+up once per poll, through a per-node plan (``NodePlans``), not once per reading
+(issue 13: four processors each asking for the node's limits per reading were
+a fifth of the processing stage). ``process(reading)`` is ``process_poll([reading])``:
+every reading meets the same checks in the same order either way.
+
 Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
 """
 
@@ -19,18 +26,24 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from firmware import humidity as firmware_humidity
 from gateway.model import Quality, Reading
 from gateway.process.aggregate import USABLE, is_valid, str_tuple
-from gateway.process.limits import LimitsError, LimitsResolver
+from gateway.process.limits import HumidityLimits, LimitsError, LimitsResolver, NodePlans
 from gateway.process.registry import PROCESSORS, Processor
 
 # Scale of the median absolute deviation to a standard deviation for normal data.
 MAD_TO_SIGMA = 1.4826
+
+
+def median(values: Sequence[float]) -> float:
+    """statistics.median, without its generality (it is called twice per judged PM reading)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def chain(processors: Sequence[Processor], reading: Reading) -> list[Reading]:
@@ -60,21 +73,31 @@ class RangeCheck:
     """
 
     def __init__(self, limits: LimitsResolver, channels: Sequence[str] | None = None) -> None:
-        self._limits = limits
+        self.plans = NodePlans(limits, lambda site: dict(site.quality.ranges))  # a dict: faster than the proxy
         self._channels = _channels(channels, "range.channels")
 
     def process(self, reading: Reading) -> list[Reading]:
-        value = reading.value
-        if value is None or reading.quality is not Quality.NORMAL:
-            return [reading]
-        if self._channels is not None and reading.channel not in self._channels:
-            return [reading]
-        if not math.isfinite(value):
-            return [reading.with_quality(Quality.OVER_RANGE)]
-        bounds = self._limits.for_node(reading.node).quality.ranges.get(reading.channel)
-        if bounds is not None and not bounds[0] <= value <= bounds[1]:
-            return [reading.with_quality(Quality.OVER_RANGE)]
-        return [reading]
+        return self.process_poll([reading])
+
+    def process_poll(self, readings: list[Reading]) -> list[Reading]:
+        out = readings  # copied only when a flag changes
+        only = self._channels
+        node: str | None = None
+        ranges: Mapping[str, tuple[float, float]] = {}
+        for i, r in enumerate(readings):
+            value = r.value
+            if value is None or r.quality is not Quality.NORMAL or (only is not None and r.channel not in only):
+                continue
+            if r.node != node:
+                node = r.node
+                ranges = self.plans(node)
+            bounds = ranges.get(r.channel)
+            if math.isfinite(value) and (bounds is None or bounds[0] <= value <= bounds[1]):
+                continue
+            if out is readings:
+                out = readings.copy()
+            out[i] = r.with_quality(Quality.OVER_RANGE)
+        return out
 
 
 @PROCESSORS.register("hampel")
@@ -100,27 +123,43 @@ class HampelFilter:
     KEPT = 1024
 
     def __init__(self, limits: LimitsResolver, flag: str = "D") -> None:
-        self._limits = limits
+        # Per node: (floors by channel, window size, n_sigmas * MAD_TO_SIGMA).
+        self.plans = NodePlans(limits, lambda site: (
+            dict(site.quality.hampel_floor), site.quality.hampel_window, site.quality.hampel_sigmas * MAD_TO_SIGMA
+        ))
         self._flag = _quality(flag, "hampel.flag")
         self._kept: dict[tuple[str, str], tuple[list[float], list[float]]] = {}  # (times, values), by time
 
     def process(self, reading: Reading) -> list[Reading]:
-        checks = self._limits.for_node(reading.node).quality
-        floor = checks.hampel_floor.get(reading.channel)
-        value = reading.value
-        if floor is None or value is None or reading.quality is not Quality.NORMAL:
-            return [reading]
-        times, values = self._series(reading)
-        size = checks.hampel_window
-        at = _position(times, reading.timestamp)
-        spike = False
-        if at >= size:
-            window = values[at - size : at]
-            median = statistics.median(window)
-            mad = statistics.median(abs(x - median) for x in window)
-            spike = abs(value - median) > max(checks.hampel_sigmas * MAD_TO_SIGMA * mad, floor)
-        self._keep(times, values, at, reading.timestamp, value)
-        return [reading.with_quality(self._flag)] if spike else [reading]
+        return self.process_poll([reading])
+
+    def process_poll(self, readings: list[Reading]) -> list[Reading]:
+        out = readings  # copied only when a flag changes
+        node: str | None = None
+        floors: Mapping[str, float] = {}
+        size, scale = 0, 0.0
+        for i, r in enumerate(readings):
+            if r.node != node:
+                node = r.node
+                floors, size, scale = self.plans(node)
+            floor = floors.get(r.channel)
+            value = r.value
+            if floor is None or value is None or r.quality is not Quality.NORMAL:
+                continue
+            times, values = self._series(r)
+            at = _position(times, r.timestamp)
+            spike = False
+            if at >= size:
+                window = values[at - size : at]
+                middle = median(window)
+                mad = median([abs(x - middle) for x in window])
+                spike = abs(value - middle) > max(scale * mad, floor)
+            self._keep(times, values, at, r.timestamp, value)
+            if spike:
+                if out is readings:
+                    out = readings.copy()
+                out[i] = r.with_quality(self._flag)
+        return out
 
     def _series(self, reading: Reading) -> tuple[list[float], list[float]]:
         key = (reading.node, reading.channel)
@@ -147,7 +186,7 @@ class HampelFilter:
         check flagged later looks the same and is taken in too (what it judged was N, or a T frozen
         at saturation: the one case this gets wrong).
         """
-        floor = self._limits.for_node(reading.node).quality.hampel_floor.get(reading.channel)
+        floor = self.plans(reading.node)[0].get(reading.channel)
         if floor is None or reading.value is None or reading.quality not in (Quality.NORMAL, self._flag):
             return
         times, values = self._series(reading)
@@ -170,25 +209,39 @@ class StuckCheck:
     """
 
     def __init__(self, limits: LimitsResolver, flag: str = "D") -> None:
-        self._limits = limits
+        # Per node: (stuck times by channel, tolerance).
+        self.plans = NodePlans(limits, lambda site: (dict(site.quality.stuck_s), site.quality.stuck_tolerance))
         self._flag = _quality(flag, "stuck.flag")
         self._runs: dict[tuple[str, str], tuple[float, float]] = {}  # (node, channel) -> (value, since)
 
     def process(self, reading: Reading) -> list[Reading]:
-        checks = self._limits.for_node(reading.node).quality
-        duration = checks.stuck_s.get(reading.channel)
-        value = reading.value
-        if not duration or value is None:
-            return [reading]
-        key = (reading.node, reading.channel)
-        run = self._runs.get(key)
-        if run is None or abs(value - run[0]) > checks.stuck_tolerance or reading.timestamp < run[1]:
-            self._runs[key] = (value, reading.timestamp)
-            return [reading]
-        # Over-range values count in statistics and alarms: one frozen at saturation is flagged as well.
-        if reading.timestamp - run[1] >= duration and reading.quality in USABLE:
-            return [reading.with_quality(self._flag)]
-        return [reading]
+        return self.process_poll([reading])
+
+    def process_poll(self, readings: list[Reading]) -> list[Reading]:
+        out = readings  # copied only when a flag changes
+        runs = self._runs
+        node: str | None = None
+        durations: Mapping[str, float] = {}
+        tolerance = 0.0
+        for i, r in enumerate(readings):
+            if r.node != node:
+                node = r.node
+                durations, tolerance = self.plans(node)
+            duration = durations.get(r.channel)
+            value = r.value
+            if not duration or value is None:
+                continue
+            key = (node, r.channel)
+            run = runs.get(key)
+            if run is None or abs(value - run[0]) > tolerance or r.timestamp < run[1]:
+                runs[key] = (value, r.timestamp)
+                continue
+            # Over-range values count in statistics and alarms: one frozen at saturation is flagged as well.
+            if r.timestamp - run[1] >= duration and r.quality in USABLE:
+                if out is readings:
+                    out = readings.copy()
+                out[i] = r.with_quality(self._flag)
+        return out
 
     def warm(self, reading: Reading) -> None:
         """At a restart: follow the run of equal values through the queued readings (their values are kept)."""
@@ -232,7 +285,7 @@ class HumidityFlag:
         flag_channel: str = "pm_humid",
         dry_suffix: str = "_dry",
     ) -> None:
-        self._limits = limits
+        self.plans = NodePlans(limits, lambda site: site.humidity)
         self._pm = frozenset(str_tuple(pm_channels, "humidity.pm_channels"))
         self._humidity = humidity_channel
         self._flag = flag_channel
@@ -244,12 +297,26 @@ class HumidityFlag:
         self._humidity_at: dict[str, tuple[list[float], list[float | None]]] = {}
 
     def process(self, reading: Reading) -> list[Reading]:
-        settings = self._limits.for_node(reading.node).humidity
-        if reading.channel == self._humidity:
-            return [reading, self._flag_reading(reading, settings.rh_flag_threshold)]
-        if reading.channel in self._pm and settings.correction:
-            return [reading, self._dry_reading(reading, settings.kappa, settings.max_age_s)]
-        return [reading]
+        return self.process_poll([reading])
+
+    def process_poll(self, readings: list[Reading]) -> list[Reading]:
+        out: list[Reading] = []
+        humidity, pm = self._humidity, self._pm
+        node: str | None = None
+        settings: HumidityLimits | None = None
+        for r in readings:
+            out.append(r)
+            channel = r.channel
+            if channel != humidity and channel not in pm:
+                continue
+            if r.node != node or settings is None:
+                node = r.node
+                settings = self.plans(node)
+            if channel == humidity:
+                out.append(self._flag_reading(r, settings.rh_flag_threshold))
+            elif settings.correction:
+                out.append(self._dry_reading(r, settings.kappa, settings.max_age_s))
+        return out
 
     def _remember(self, reading: Reading, rh: float | None) -> None:
         times, values = self._humidity_at.setdefault(reading.node, ([], []))
@@ -283,11 +350,12 @@ class HumidityFlag:
     def _dry_reading(self, reading: Reading, kappa: float, max_age_s: float) -> Reading:
         channel = reading.channel + self._suffix
         latest = self._humidity_before(reading.node, reading.timestamp)
-        if latest is None or latest[0] is None or reading.timestamp - latest[1] > max_age_s:
-            return replace(reading, channel=channel, value=None, quality=Quality.COMMUNICATION_FAILURE)
-        if reading.value is None:
-            return replace(reading, channel=channel)
-        return replace(reading, channel=channel, value=reading.value / humidity_growth_factor(latest[0], kappa))
+        r = reading  # the constructor, not dataclasses.replace: once per PM reading with the correction on
+        if latest is None or latest[0] is None or r.timestamp - latest[1] > max_age_s:
+            return Reading(r.node, r.kind, channel, None, r.unit, Quality.COMMUNICATION_FAILURE, r.timestamp,
+                           r.sequence)
+        value = None if r.value is None else r.value / humidity_growth_factor(latest[0], kappa)
+        return Reading(r.node, r.kind, channel, value, r.unit, r.quality, r.timestamp, r.sequence)
 
 
 # The unit conversion hook: (from unit, to unit) -> function. Add a pair with

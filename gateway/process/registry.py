@@ -41,6 +41,8 @@ class Processor(Protocol):
 
     # Optional: ``warm(reading) -> None`` takes in a queued (processed) reading at a restart, to
     # rebuild what the processor remembers (ProcessStage.warm; the spike filter's window).
+    # Optional: ``process_poll(readings) -> list[Reading]``, the same as ``process`` on each reading in
+    # turn, for a whole poll at once (ProcessStage prefers it: issue 13).
 
 
 class Aggregator(Protocol):

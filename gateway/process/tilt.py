@@ -19,16 +19,25 @@ readings themselves (gateway.process.alarms), as deviations from the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.model import Quality, Reading
-from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, make_aggregates, str_tuple
+from gateway.process.aggregate import (
+    USABLE,
+    Aggregate,
+    Tally,
+    Window,
+    WindowedAggregator,
+    make_aggregates,
+    str_tuple,
+)
 from gateway.process.limits import LimitsError, LimitsResolver
 from gateway.process.registry import AGGREGATORS
 
 
-@dataclass
+@dataclass(slots=True)
 class TrendAccumulator:
     """Sums for the mean and the least-squares slope; times are relative to the window start."""
 
@@ -148,6 +157,25 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
             deviation = self.deviation(reading)
             assert deviation is not None
             trend.add(reading.timestamp, deviation)
+
+    def _add_sample(self, targets: list[dict[str, TrendAccumulator]], readings: list[Reading]) -> None:
+        # `_add` of each reading to each window, with its validity and deviation worked out once, not per
+        # window (issue 13). The baseline's first value is taken at the first valid reading, as in `_add`.
+        for reading in readings:
+            value, flag, channel = reading.value, reading.quality, reading.channel
+            valid = value is not None and flag in USABLE and math.isfinite(value)
+            deviation = self.deviation(reading) if valid else None
+            for acc in targets:
+                trend = acc.get(channel)
+                if trend is None:
+                    trend = acc[channel] = TrendAccumulator(origin=reading.timestamp)
+                trend.unit = reading.unit
+                if not valid:
+                    trend.tally.add(reading)
+                    continue
+                assert deviation is not None
+                trend.tally.add_valid(flag)
+                trend.add(reading.timestamp, deviation)
 
     def _finish(self, window: Window[dict[str, TrendAccumulator]]) -> list[Aggregate]:
         out: list[Aggregate] = []
