@@ -32,6 +32,8 @@ def growth_factor(rh, kappa=KAPPA, rh_max=RH_MAX):
     if rh <= 0:
         return 1.0
     aw = rh / 100.0
+    if aw <= 0.0:  # a humidity so small that it is 0 once divided (a subnormal float): dry air
+        return 1.0
     return 1.0 + (kappa / 1.65) / (1.0 / aw - 1.0)
 
 

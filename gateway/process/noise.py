@@ -38,6 +38,19 @@ from gateway.process.aggregate import (
 from gateway.process.limits import LimitsResolver
 from gateway.process.registry import AGGREGATORS
 
+# A level beyond this (either way) is no sound: air carries at most about 194 dB. Its energy 10^(L/10) does
+# not fit a float (above about 3,082 dB it overflows, below about -3,233 dB it is 0), and a day of them summed
+# must stay finite too. A garbled register (the wire encodes up to 6553.5 dB) counts as a device fault (D),
+# like a value that is not finite, instead of stopping the window with an OverflowError.
+LEVEL_LIMIT_DB = 3000.0
+
+
+def _as_level(reading: Reading) -> Reading:
+    value = reading.value
+    if value is not None and not -LEVEL_LIMIT_DB <= value <= LEVEL_LIMIT_DB and reading.quality in USABLE:
+        return reading.with_quality(Quality.DEVICE_FAULT)
+    return reading
+
 
 def energy(level_db: float) -> float:
     """Relative sound energy of a level: 10^(L/10)."""
@@ -141,6 +154,7 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         return NoiseAccumulator()
 
     def _add(self, acc: NoiseAccumulator, reading: Reading) -> None:
+        reading = _as_level(reading)
         if reading.channel == self._channel:
             if acc.tally.add(reading):
                 assert reading.value is not None
@@ -159,7 +173,9 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
         # window (a level goes to six windows by default: issue 13).
         for reading in readings:
             value, flag = reading.value, reading.quality
-            valid = value is not None and flag in USABLE and math.isfinite(value)
+            valid = value is not None and flag in USABLE and -LEVEL_LIMIT_DB <= value <= LEVEL_LIMIT_DB
+            if not valid:
+                reading = _as_level(reading)
             if reading.channel != self._channel:  # a Fast maximum or minimum: only a valid one counts
                 if valid:
                     assert value is not None

@@ -22,6 +22,13 @@ def test_dry_air_is_not_corrected():
     assert humidity.correct(35.0, 0.0) == 35.0
 
 
+def test_a_humidity_too_small_to_divide_is_dry_air():
+    # 5e-324 / 100 is 0.0 in double precision (1/aw raised ZeroDivisionError); single precision reads it as 0.
+    tiny = float("5e-324")
+    assert humidity.growth_factor(tiny) == 1.0
+    assert humidity.correct(35.0, tiny) == 35.0
+
+
 def test_correct_divides_by_the_growth_factor():
     pm = humidity.correct(100.0, 50.0, 0.3)
     assert close(pm, 100.0 / (1.0 + 0.3 / 1.65))

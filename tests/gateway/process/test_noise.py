@@ -129,3 +129,28 @@ def test_invalid_samples_are_left_out_and_flag_the_window() -> None:
     leq_1min = by_channel(noise.advance(local(3, 1)))["noise_1min_leq"]
     assert leq_1min.value == pytest.approx(50.0)
     assert (leq_1min.count, leq_1min.valid, leq_1min.quality) == (40, False, Quality.DEVICE_FAULT)
+
+
+@pytest.mark.parametrize("path", ["feed", "feed_sample"])
+@pytest.mark.parametrize("garbage", [5000.0, 3100.0, -3300.0, 6553.5])
+def test_a_level_no_sound_can_have_is_a_device_fault_not_an_error(path: str, garbage: float) -> None:
+    """A garbled register (up to 6553.5 dB on the wire) flagged T: 10^(L/10) of it overflows a float (or, far
+    below zero, is 0), which stopped the window with an OverflowError. It counts as D, as a value that is not
+    finite does; the window's other samples make its statistics."""
+    noise = NoiseAggregator(LimitsResolver(), windows=("1min",))
+    for s in range(60):
+        t = local(3, second=s)
+        level = garbage if s == 7 else 50.0
+        sample = [reading("laeq_1s", level, t, kind="noise", sequence=s,
+                          quality=Quality.OVER_RANGE if s == 7 else Quality.NORMAL),
+                  reading("lamax_1s", 53.0, t, kind="noise", sequence=s)]
+        if path == "feed":
+            for r in sample:
+                noise.feed(r)
+        else:
+            noise.feed_sample(sample)
+    stats = by_channel(noise.advance(local(3, 1)))
+    assert stats["noise_1min_leq"].value == pytest.approx(50.0)
+    assert stats["noise_1min_lmin"].value == 50.0 and stats["noise_1min_lmax"].value == 53.0
+    leq_1min = stats["noise_1min_leq"]
+    assert (leq_1min.count, leq_1min.valid, leq_1min.quality) == (59, True, Quality.NORMAL)
