@@ -73,6 +73,7 @@ from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
 from gateway.deliver.replay import REPLAY_LEAD_S, QueueReplay
 from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
+from gateway.deliver.worker_thread import WorkerThread
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
@@ -368,14 +369,18 @@ class Gateway:
         )
         self._last_queued = self.queue.last_added()
         self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
+        # The writer's commits and the deliveries' queue calls run in one long-lived thread (worker_thread.py:
+        # cheaper per trip than asyncio.to_thread, a fixed cost paid several times a second, issue 13).
+        self.queue_thread = WorkerThread("queue")
         q = config.queue
         self.deliveries = [
             Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
-                     lock=self._lock, wall=self.clock.wall, lane=lane)
+                     lock=self._lock, wall=self.clock.wall, lane=lane, thread=self.queue_thread)
             for sink in self.sinks
             for lane in lanes_of(sink)
         ]
-        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks)
+        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
+                                  thread=self.queue_thread)
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
         # Where each node's data stopped before this start: the pollers backfill
@@ -653,6 +658,7 @@ class Gateway:
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()
+            self.queue_thread.close()  # its last call (a commit or a read) ends before the connection closes
             self.queue.close()
 
     async def _shutdown(self) -> None:
