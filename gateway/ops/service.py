@@ -454,9 +454,11 @@ class Gateway:
             self._last_stage_error = text
 
     def _accept(self, records: list[Record]) -> None:
+        counts = self.counts
+        queued: list[Record] = []
         for r in records:
             name = type(r).__name__
-            self.counts[name] = self.counts.get(name, 0) + 1
+            counts[name] = counts.get(name, 0) + 1
             if type(r) is SprayCommand:
                 self.actuator.submit(r)  # its Actuation is what gets queued
                 continue
@@ -465,7 +467,9 @@ class Gateway:
             elif type(r) is Outage:
                 log.info("outage: %s %s for %.0f s (%s)", r.node, "closed" if r.closed else "open",
                          r.end - r.start, r.reason)
-            self.writer.add((r,))
+            queued.append(r)
+        if queued:
+            self.writer.add(queued)  # once per batch, in order (was once per record)
 
     def _wake_sinks(self) -> None:
         for delivery in self.deliveries:
