@@ -51,7 +51,7 @@ def test_every_lane_gets_the_same_records_and_each_body_is_decoded_once(tmp_path
 
 
 def test_the_kept_records_are_bounded_and_older_ones_are_decoded_again(tmp_path: Path, decodes: list[int]) -> None:
-    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store", "influx"])
     try:
         total = RECENT_RECORDS + 100
         queue.append(readings(total))
@@ -65,7 +65,7 @@ def test_the_kept_records_are_bounded_and_older_ones_are_decoded_again(tmp_path:
 
 
 def test_a_new_file_after_corruption_never_gets_the_old_files_records(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store", "influx"])
     try:
         queue.append(readings(5, node="old-1"))
         assert {item.record.node for item in queue.read("store").items} == {"old-1"}  # type: ignore[union-attr]
@@ -75,5 +75,17 @@ def test_a_new_file_after_corruption_never_gets_the_old_files_records(tmp_path: 
         batch = queue.read("store")
         assert [item.id for item in batch.items] == [1, 2, 3, 4, 5]
         assert {item.record.node for item in batch.items} == {"new-1"}  # type: ignore[union-attr]
+    finally:
+        queue.close()
+
+
+def test_a_queue_with_one_cursor_keeps_nothing(tmp_path: Path, decodes: list[int]) -> None:
+    """Nobody reads a record twice there: keeping decoded records would only keep them alive (and the GC busy)."""
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    try:
+        queue.append(readings(20))
+        assert [item.record for item in queue.read("store").items] == readings(20)
+        assert [item.record for item in queue.peek(0, 500).items] == readings(20)
+        assert not queue._recent and len(decodes) == 40
     finally:
         queue.close()
