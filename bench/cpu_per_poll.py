@@ -14,12 +14,16 @@ The simulator is its own process, so the CPU counted is the gateway's alone: use
 the `sitewatch run` process (all its threads, /proc/PID/stat) over `--seconds` after a `--warmup`.
 Polls are counted from the local store: distinct (node, sequence) samples stamped inside the
 measured span. Printed per configuration: polls/s, CPU-ms per poll, % of one core, VmRSS, the
-1-min load average at the start and end of the span (the machine is shared), against the target.
+1-min load average at the start and end of the span (the machine is shared), against the target;
+and the CPU and voluntary context switches per second of the event loop's thread against the others
+(the worker threads: SQLite), from /proc/PID/task/TID.
 
 `--profile` samples the gateway with py-spy (`pip install py-spy`) during the measured span of the
 first configuration and prints the top functions by their own time and by inclusive time.
-`--cprofile FILE` runs the first configuration's gateway under cProfile (main thread's CPU clock)
-and prints the top functions by own time with their calls per poll (its CPU figure is inflated).
+`--cprofile FILE` runs the first configuration's gateway under cProfile (main thread's CPU clock),
+profiling the measured span only (SIGUSR1 at its start, SIGUSR2 at its end), and prints the top
+functions by own time with their calls per poll, and the project's functions by inclusive time (its
+CPU figure is inflated).
 Exits 1 when a configuration misses the target.
 
     python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks both|off|on]
