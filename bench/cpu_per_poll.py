@@ -14,12 +14,16 @@ The simulator is its own process, so the CPU counted is the gateway's alone: use
 the `sitewatch run` process (all its threads, /proc/PID/stat) over `--seconds` after a `--warmup`.
 Polls are counted from the local store: distinct (node, sequence) samples stamped inside the
 measured span. Printed per configuration: polls/s, CPU-ms per poll, % of one core, VmRSS, the
-1-min load average at the start and end of the span (the machine is shared), against the target.
+1-min load average at the start and end of the span (the machine is shared), against the target;
+and the CPU and voluntary context switches per second of the event loop's thread against the others
+(the worker threads: SQLite), from /proc/PID/task/TID.
 
 `--profile` samples the gateway with py-spy (`pip install py-spy`) during the measured span of the
 first configuration and prints the top functions by their own time and by inclusive time.
-`--cprofile FILE` runs the first configuration's gateway under cProfile (main thread's CPU clock)
-and prints the top functions by own time with their calls per poll (its CPU figure is inflated).
+`--cprofile FILE` runs the first configuration's gateway under cProfile (main thread's CPU clock),
+profiling the measured span only (SIGUSR1 at its start, SIGUSR2 at its end), and prints the top
+functions by own time with their calls per poll, and the project's functions by inclusive time (its
+CPU figure is inflated).
 Exits 1 when a configuration misses the target.
 
     python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks both|off|on]
@@ -134,6 +138,36 @@ def cpu_times(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[float, int]]:
+    """Per thread of a process: CPU seconds (user + system) and voluntary context switches so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    figures: dict[int, tuple[float, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        switches = int(re.search(r"^voluntary_ctxt_switches:\s*(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+        figures[int(task.name)] = ((int(fields[11]) + int(fields[12])) / tick, switches)
+    return figures
+
+
+def thread_split(pid: int, start: dict[int, tuple[float, int]], end: dict[int, tuple[float, int]],
+                 seconds: float) -> str:
+    """The event loop's thread against the others (the worker threads: SQLite), per second of the span."""
+    def delta(tid: int) -> tuple[float, int]:
+        cpu0, sw0 = start.get(tid, (0.0, 0))
+        cpu1, sw1 = end[tid]
+        return cpu1 - cpu0, sw1 - sw0
+    main_cpu, main_sw = delta(pid) if pid in end else (0.0, 0)
+    others = [delta(tid) for tid in end if tid != pid]
+    other_cpu, other_sw = sum(c for c, _ in others), sum(s for _, s in others)
+    return (f"main thread {1000 * main_cpu / seconds:.1f} CPU-ms/s, {main_sw / seconds:.0f} voluntary switches/s; "
+            f"{len(others)} other threads {1000 * other_cpu / seconds:.1f} CPU-ms/s, {other_sw / seconds:.0f} "
+            "switches/s")
 
 
 def load1() -> float:
@@ -253,6 +287,9 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
                                     str(gateway.pid), "--duration", str(int(seconds)), "--rate", "200",
                                     "--format", "raw", "--output", str(profile), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if cprofile is not None:
+            gateway.send_signal(signal.SIGUSR1)  # profile the measured span only
+        threads_start = thread_cpu(gateway.pid)
         load_start, wall_start, cpu_start = load1(), time.time(), cpu_times(gateway.pid)
         monotonic_start = time.monotonic()
         while time.monotonic() - monotonic_start < seconds:
@@ -260,6 +297,9 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
                 raise SystemExit(f"the gateway stopped: {(folder / 'gateway.log').read_text()[-2000:]}")
             time.sleep(0.5)
         cpu_end, wall_end, load_end = cpu_times(gateway.pid), time.time(), load1()
+        threads = thread_split(gateway.pid, threads_start, thread_cpu(gateway.pid), wall_end - wall_start)
+        if cprofile is not None:
+            gateway.send_signal(signal.SIGUSR2)
         rss = vm_rss_mb(gateway.pid) or 0.0
         if spy is not None:
             _, err = spy.communicate(timeout=120)
@@ -275,6 +315,7 @@ def measure(label: str, layout: tuple[int, ...], uplinks: bool, seconds: float, 
                     if " ERROR " in line or " WARNING " in line or "Traceback" in line]
         if warnings:
             print(f"  ({label}: {len(warnings)} warning or error lines in the log, first: {warnings[0][:160]})")
+        print(f"  ({label}: {threads})")
         user, system = cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]
         return Figures(label, wall_end - wall_start, polls, user + system, system, rss, load_start, load_end)
 
@@ -305,14 +346,19 @@ def summarise_profile(raw: Path, top: int = 20) -> str:
 
 
 # cProfile timed by the main thread's CPU clock (its default, wall time, would charge epoll's sleep);
-# worker threads (queue and store writes through asyncio.to_thread) are not profiled by it.
+# worker threads (queue and store writes through asyncio.to_thread) are not profiled by it. It profiles
+# the measured span only: SIGUSR1 (sent at its start) turns it on, SIGUSR2 (at its end) off; signal
+# handlers run in the main thread, the one a profiler's enable() covers.
 CPROFILE_RUNNER = """
-import cProfile, sys, time
+import cProfile, signal, sys, time
 from gateway.ops.cli import main
 profiler = cProfile.Profile(time.thread_time)
+signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+signal.signal(signal.SIGUSR2, lambda *_: profiler.disable())
 try:
-    profiler.runcall(main, sys.argv[2:])
+    main(sys.argv[2:])
 finally:
+    profiler.disable()
     profiler.dump_stats(sys.argv[1])
 """
 
@@ -322,12 +368,19 @@ def summarise_cprofile(stats_file: Path, polls: float, top: int = 20) -> str:
     stats = pstats.Stats(str(stats_file))
     table: dict[tuple[str, int, str], tuple[int, int, float, float, object]] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in table.values())
-    rows = [f"cProfile, main thread's CPU over the whole run (start-up included), about {polls:.0f} polls, "
+    rows = [f"cProfile, main thread's CPU over the measured span, {polls:.0f} polls, "
             f"{total:.2f} s",
             "", "| own % | own ms/poll | calls/poll | function (file) |", "| ---: | ---: | ---: | --- |"]
     ranked = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:top]
     for (path, line, name), (_, calls, own, _, _) in ranked:
         rows.append(f"| {100.0 * own / total:.1f} | {1000.0 * own / polls:.3f} | {calls / polls:.1f} | "
+                    f"`{short(f'{name} ({path}:{line})')}` |")
+    # Inclusive time of the project's own functions: which part of the path a poll's time is spent in.
+    rows += ["", "| inclusive % | ms/poll | calls/poll | function (file) |", "| ---: | ---: | ---: | --- |"]
+    ours = [item for item in table.items() if "/gateway/" in item[0][0]]
+    for (path, line, name), (_, calls, _, inclusive, _) in sorted(ours, key=lambda item: item[1][3],
+                                                                    reverse=True)[:top]:
+        rows.append(f"| {100.0 * inclusive / total:.1f} | {1000.0 * inclusive / polls:.3f} | {calls / polls:.1f} | "
                     f"`{short(f'{name} ({path}:{line})')}` |")
     return "\n".join(rows)
 
@@ -367,7 +420,7 @@ def main() -> int:
             print(figures.line(), flush=True)
             results.append(figures)
             if cprofile is not None:
-                print(summarise_cprofile(cprofile, figures.polls * (args.warmup + figures.seconds) / figures.seconds))
+                print(summarise_cprofile(cprofile, figures.polls))
                 cprofile = None
             if profile is not None:
                 print(summarise_profile(profile))

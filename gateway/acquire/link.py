@@ -65,6 +65,7 @@ from typing import Any, Literal, Protocol
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from gateway.acquire.tty_vmin import VminSetter
 from gateway.protocols import modbus_rtu_master as rtu
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class RtuLink:
         self._failure: OSError | None = None
         # The port's termios attributes and the VMIN set in them: while the rest of a reply of
         # known length is on its way, VMIN makes the port readable only once all of it is there.
-        self._attrs: list[Any] = []
+        self._vmin_setter: VminSetter | None = None
         self._vmin = 0
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
         self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
@@ -189,7 +190,7 @@ class RtuLink:
         self._fd = fd
         self._failure = None
         self._rx.clear()
-        self._attrs = termios.tcgetattr(fd)
+        self._vmin_setter = VminSetter(fd, termios.tcgetattr(fd))  # one ioctl per change (tty_vmin.py)
         self._vmin = 0
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
         self.stats.opens += 1
@@ -345,12 +346,11 @@ class RtuLink:
         instead of one per byte. A port whose driver ignores it is read byte by byte as before.
         """
         count = min(count, 255)  # c_cc is one byte
-        if count == self._vmin or self._fd < 0:
+        if count == self._vmin or self._fd < 0 or self._vmin_setter is None:
             return
-        self._attrs[6][termios.VMIN] = count
         try:
-            termios.tcsetattr(self._fd, termios.TCSANOW, self._attrs)
-        except termios.error as error:
+            self._vmin_setter.set(self._fd, count)
+        except (termios.error, OSError) as error:
             log.debug("serial port %s: cannot set VMIN %d: %s", self.port, count, error)
             self._bulk = False
             return

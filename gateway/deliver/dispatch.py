@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.sinks import Lane, Sink, SinkFatalError
+from gateway.deliver.worker_thread import WorkerThread, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,12 @@ class Delivery:
         wall: Callable[[], float] = time.time,
         pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
         lane: Lane | None = None,
+        thread: WorkerThread | None = None,
     ) -> None:
+        """thread: where the queue calls run (the queue's one long-lived thread, shared with the writer);
+        None: the loop's default executor."""
         self.queue = queue
+        self.thread = thread
         self.sink = sink
         self.lane = lane or Lane(sink.name)  # the cursor, and the kinds it reads
         self.batch = batch
@@ -83,7 +88,7 @@ class Delivery:
 
     async def _queue(self, call: Callable[..., T], *args: object) -> T:
         async with self.lock:
-            return await asyncio.to_thread(call, *args)
+            return await in_thread(self.thread, call, *args)
 
     async def pump(self, deadline: float | None = None, stop: asyncio.Event | None = None) -> bool:
         """Deliver until the sink has caught up (True), or it failed, the deadline passed or stop was set (False).

@@ -76,7 +76,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 
 from gateway.deliver.records import Record, RecordError, from_json, kind_of, record_node, record_time, to_json
@@ -115,6 +115,8 @@ CREATE TABLE IF NOT EXISTS held (
 SCHEMA_VERSION = "1"
 PRUNE_CHUNK = 10_000  # rows per delete transaction: the writer never waits long
 CACHE_KIB = 1024  # page cache per connection (SQLite's default is 2000 KiB)
+# Records decoded by one lane's read, kept for the other lanes' reads of the same ids (DurableQueue._decoded).
+RECENT_RECORDS = 2048  # a delivery interval's records of a large site, several times over
 WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL is truncated to this after a checkpoint
 SOFT_HEAP_LIMIT_BYTES = 8 * 1024 * 1024  # SQLite frees cache pages past this, across all connections
 QUOTA_LOW_WATER = 0.9  # the quota deletes down to this share of max_bytes (not one row per append)
@@ -247,6 +249,12 @@ class DurableQueue:
         self._failing_since: float | None = None
         self._dropped_saved = 0  # dropped_total as the meta table has it
         self.dropped_total = 0  # see the module docstring
+        # id -> record, as the latest reads decoded them: every lane reads the same new records within a
+        # delivery interval, and decoding a body (from_json) was most of a read's cost (issue 13). Records
+        # are immutable; ids are never reused in one file, and the cache is emptied when a file is opened.
+        # With one cursor nobody reads a record twice: nothing is kept (it would only keep records alive).
+        self._recent: dict[int, Record] = {}
+        self._keep_recent = len(self.sinks) > 1
         self._db = self._open()
 
     # -- opening ---------------------------------------------------------------------
@@ -297,6 +305,7 @@ class DurableQueue:
             self._dropped_saved = int(row[0]) if row is not None else 0
             self.dropped_total = max(self.dropped_total, self._dropped_saved)  # a file moved aside keeps its count
             self.stats.held = int(db.execute("SELECT COUNT(*) FROM held").fetchone()[0])
+            self._recent = {}  # ids of another file (a corrupt one moved aside) name other records
         except BaseException:
             db.close()
             raise
@@ -593,13 +602,22 @@ class DurableQueue:
             f"SELECT id, kind, body FROM records WHERE {where} ORDER BY id LIMIT ?", (*args, limit)
         ).fetchall()
         items: list[Queued] = []
+        recent = self._recent if self._keep_recent else None
         for qid, kind, body in rows:
-            try:
-                items.append(Queued(qid, kind, from_json(kind, body)))
-            except RecordError as error:
-                # Written by a newer or broken gateway: skip it, but say so.
-                self.stats.undecodable += 1
-                log.error("queue %s: record %d skipped: %s", self.path, qid, error)
+            record = recent.get(qid) if recent is not None else None
+            if record is None:
+                try:
+                    record = from_json(kind, body)
+                except RecordError as error:
+                    # Written by a newer or broken gateway: skip it, but say so.
+                    self.stats.undecodable += 1
+                    log.error("queue %s: record %d skipped: %s", self.path, qid, error)
+                    continue
+                if recent is not None:
+                    recent[qid] = record
+            items.append(Queued(qid, kind, record))
+        if recent is not None and len(recent) > RECENT_RECORDS:  # the oldest half goes (dicts keep insertion order)
+            self._recent = dict(islice(recent.items(), len(recent) - RECENT_RECORDS // 2, None))
         return rows, items
 
     def confirm(self, sink: str, upto: int) -> None:

@@ -38,7 +38,6 @@ kept: they are few, and they are the record of what happened on site.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import sqlite3
@@ -50,6 +49,7 @@ from typing import Any
 from gateway.deliver.queue import PRUNE_CHUNK, QUOTA_LOW_WATER, Batch, bound_memory, used_bytes
 from gateway.deliver.records import Actuation, Outage
 from gateway.deliver.sinks import SINKS
+from gateway.deliver.worker_thread import WorkerThread
 from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent
@@ -364,6 +364,8 @@ class SqliteSink:
         self.clock_valid: Callable[[], bool] = lambda: True  # the service's, once attached
         self.mono: Callable[[], float] = time.monotonic
         self._prune_due = -math.inf
+        # The store's own long-lived thread (not the queue's: a store write runs beside a queue commit, as before).
+        self.thread = WorkerThread(f"store-{name}")
 
     def attach(self, service: Any) -> None:
         self.wall = service.clock.wall
@@ -371,7 +373,7 @@ class SqliteSink:
 
     async def send(self, batch: Batch) -> int:
         # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
-        delivered, readings = await asyncio.to_thread(self._store, batch)
+        delivered, readings = await self.thread.run(self._store, batch)
         self.readings_stored += readings
         return delivered
 
@@ -394,4 +396,5 @@ class SqliteSink:
         return deleted
 
     def close(self) -> None:
+        self.thread.close()  # a store write under way ends before its connection closes
         self.store.close()

@@ -27,6 +27,7 @@ from typing import Any
 
 from gateway.deliver.queue import DurableQueue, Held
 from gateway.deliver.records import Record
+from gateway.deliver.worker_thread import WorkerThread, in_thread
 from gateway.process.alarms import AlarmEvent
 
 URGENT: tuple[type, ...] = (AlarmEvent,)  # committed without waiting for the interval
@@ -41,14 +42,17 @@ class QueueWriter:
         on_written: Callable[[], None] = lambda: None,
         mono: Callable[[], float] = time.monotonic,
         boot: str = "",
+        thread: WorkerThread | None = None,
     ) -> None:
-        """on_written: called after each commit (wakes the sinks). mono: the clock the interval is kept on."""
+        """on_written: called after each commit (wakes the sinks). mono: the clock the interval is kept on.
+        thread: where the commits run (the queue's one long-lived thread); None: the loop's default executor."""
         self.queue = queue
         self.lock = lock
         self.commit_interval = commit_interval
         self.on_written = on_written
         self.mono = mono
         self.boot = boot
+        self.thread = thread
         self._records: list[Record] = []
         self._held: list[Held] = []
         self._released: dict[str, int] = {}
@@ -71,7 +75,7 @@ class QueueWriter:
             self._records.append(record)
             if isinstance(record, URGENT):
                 self._urgent.set()
-        if self._records:
+        if self._records and not self._wake.is_set():
             self._wake.set()
 
     def hold(self, held: Iterable[Held]) -> None:
@@ -94,7 +98,7 @@ class QueueWriter:
         released, self._released = self._released, {}
         async with self.lock:
             # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
-            await asyncio.to_thread(self.queue.append, records, held, released, self.boot)
+            await in_thread(self.thread, self.queue.append, records, held, released, self.boot)
         self._last_commit = self.mono()
         self.on_written()
 

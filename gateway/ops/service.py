@@ -73,6 +73,7 @@ from gateway.deliver.records import GATEWAY_NODE, Actuation, Outage, Record
 from gateway.deliver.replay import REPLAY_LEAD_S, QueueReplay
 from gateway.deliver.sinks import SINKS, Sink, lanes_of, load_builtin_sinks
 from gateway.deliver.sqlite_store import SqliteSink, SqliteStore
+from gateway.deliver.worker_thread import WorkerThread
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Reading
 from gateway.ops.config import GatewayConfig
@@ -371,14 +372,18 @@ class Gateway:
         self._last_queued = self.queue.last_added()
         self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
         self._queue_closed = False  # set under the lock when run() closes it (see with_queue)
+        # The writer's commits and the deliveries' queue calls run in one long-lived thread (worker_thread.py:
+        # cheaper per trip than asyncio.to_thread, a fixed cost paid several times a second, issue 13).
+        self.queue_thread = WorkerThread("queue")
         q = config.queue
         self.deliveries = [
             Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
-                     lock=self._lock, wall=self.clock.wall, lane=lane)
+                     lock=self._lock, wall=self.clock.wall, lane=lane, thread=self.queue_thread)
             for sink in self.sinks
             for lane in lanes_of(sink)
         ]
-        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks)
+        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
+                                  thread=self.queue_thread)
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
         # Where each node's data stopped before this start: the pollers backfill
@@ -452,9 +457,11 @@ class Gateway:
             self._last_stage_error = text
 
     def _accept(self, records: list[Record]) -> None:
+        counts = self.counts
+        queued: list[Record] = []
         for r in records:
             name = type(r).__name__
-            self.counts[name] = self.counts.get(name, 0) + 1
+            counts[name] = counts.get(name, 0) + 1
             if type(r) is SprayCommand:
                 self.actuator.submit(r)  # its Actuation is what gets queued
                 continue
@@ -463,7 +470,9 @@ class Gateway:
             elif type(r) is Outage:
                 log.info("outage: %s %s for %.0f s (%s)", r.node, "closed" if r.closed else "open",
                          r.end - r.start, r.reason)
-            self.writer.add((r,))
+            queued.append(r)
+        if queued:
+            self.writer.add(queued)  # once per batch, in order (was once per record)
 
     def _wake_sinks(self) -> None:
         for delivery in self.deliveries:
@@ -656,6 +665,7 @@ class Gateway:
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()
+            self.queue_thread.close()  # its last call (a commit or a read) ends before the connection closes
             async with self._lock:  # a status page read may still be in a worker thread on this connection
                 self._queue_closed = True
                 self.queue.close()
