@@ -122,11 +122,13 @@ def test_the_other_nodes_keep_their_poll_interval_meanwhile(silent: Run) -> None
         # a timeout, whose sample the backfill fetched (every sample is there, above); never a damaged frame.
         assert health.failures == health.timeouts and health.polls >= 0.85 * real_seconds / POLL_S, (node, health)
         # Such a timeout is honestly recorded as a short outage (values did not arrive live), closed at the next
-        # answer; never more outages than timeouts, never one of another cause, and none at all on an idle host
-        # unless a reply was held past the timeout.
+        # answer (or, for a timeout in the run's last moments, still open when the gateway stopped: closed=False
+        # at the stop); never more outages than timeouts, never one of another cause, and none at all on an idle
+        # host unless a reply was held past the timeout.
         outages = silent.outages(node)
         assert len(outages) <= health.timeouts, (node, outages, health)
-        assert all(o.closed and o.reason == "B: timeout" for o in outages), (node, outages)
+        assert all(o.reason == "B: timeout" for o in outages), (node, outages)
+        assert all(o.closed for o in outages[:-1]), (node, outages)
 
 
 def test_the_silent_nodes_samples_are_fetched_from_its_history_afterwards(silent: Run) -> None:

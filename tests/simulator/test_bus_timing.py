@@ -58,8 +58,10 @@ class RawMaster:
 
         Returns (the moment the request was written, the bytes, arrival time of each byte).
         """
-        os.write(self.fd, frame)
+        # Stamped before the write: the bus cannot see a byte before it is written, so every bound measured
+        # from here holds; stamped after it, a test thread preempted between the two made replies look early.
         sent = time.monotonic()
+        os.write(self.fd, frame)
         data = bytearray()
         arrivals: list[float] = []
         while len(data) < expect:

@@ -62,7 +62,7 @@ def mbpoll(
         str(address),
         "-1",
         "-o",
-        "1",
+        "5",  # generous: the node's thread may be kept off the CPU (tests/support/mbpoll.py)
     ]
     if wide:
         cmd.append("-B")  # high word first, as regmap.py encodes 32-bit values

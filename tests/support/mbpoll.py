@@ -13,11 +13,14 @@ TABLE = {"coil": "0", "input": "3", "holding": "4"}
 
 
 def mbpoll(port: str, unit: int, table: str, address: int, *values: int, count: int = 1,
-           baud: int = 9600, timeout: float = 1.0) -> subprocess.CompletedProcess[str]:
+           baud: int = 9600, timeout: float = 5.0) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("mbpoll")
     if exe is None:
         raise RuntimeError("mbpoll is not installed: run `make test`, which installs it (Debian package mbpoll)")
-    # -0: 0-based references, matching firmware/regmap.py; -1: one poll only.
+    # -0: 0-based references, matching firmware/regmap.py; -1: one poll only. The timeout is generous (5 s,
+    # mbpoll allows 10): the simulated node answers from a thread of the test process, which a loaded host can
+    # keep off the CPU for over a second (a coil write timed out at 1 s under stress-ng); a test of silence
+    # passes its own.
     cmd = [exe, "-m", "rtu", "-a", str(unit), "-b", str(baud), "-P", "none", "-d", "8", "-s", "1",
            "-t", TABLE[table], "-0", "-r", str(address), "-1", "-o", str(timeout)]
     if not values:
