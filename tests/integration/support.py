@@ -165,7 +165,10 @@ def gateway_toml(site: Site, polled: Sequence[Polled], queue: Path, extra: str, 
 # start late. A generous ceiling costs nothing when replies are prompt and keeps a late one from
 # colliding with the next request.
 REPLY_TIMEOUT = 1.0
-MAX_HOLD = 3.0  # real seconds the clock waits for the gateway to read one sample of one node
+# Real seconds the clock waits for the gateway to read one sample of one node. A reply a starved bus thread held
+# past REPLY_TIMEOUT costs a second or more per try; at 3 s, a host at load 8-10 gave up on sample after sample
+# of the typhoon's 1200x decay, whose 2-min windows (two samples) then closed invalid and no wind alarm could clear.
+MAX_HOLD = 10.0
 
 
 # Faults that make the gateway's polls of a node fail by design: the backfill's to recover, not the clock's to wait for.

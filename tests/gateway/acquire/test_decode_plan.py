@@ -42,7 +42,9 @@ def test_every_field_decodes_as_the_register_map_says(block: tuple[str, list[int
     assert sample.values == expected
     assert all(type(v) is float for v in sample.values.values())
     assert sample.units == {row[0]: row[4] for row in regmap.MEASUREMENTS[code]}
-    assert sample.quality == channel_qualities(kind, sample.status)
+    # Given the values: the range bit keeps T only on the channels at or beyond their range (found by this
+    # property once the narrowing came in: a noise sample over range with its Lmin at 30.0 dB).
+    assert sample.quality == channel_qualities(kind, sample.status, sample.values)
 
 
 def test_signed_fields_decode_negative() -> None:
