@@ -665,9 +665,9 @@ class Gateway:
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()
-            self.queue_thread.close()  # its last call (a commit or a read) ends before the connection closes
-            async with self._lock:  # a status page read may still be in a worker thread on this connection
-                self._queue_closed = True
+            async with self._lock:  # no call is in the queue's thread while the lock is held
+                self._queue_closed = True  # with_queue makes no call after this
+                self.queue_thread.close()
                 self.queue.close()
 
     async def _shutdown(self) -> None:
@@ -746,7 +746,7 @@ class Gateway:
             if self._queue_closed:
                 return None
             # Not bounded by a timeout: cancelling the await would free the lock while the thread still runs.
-            return await asyncio.to_thread(call, self.queue)
+            return await self.queue_thread.run(call, self.queue)  # the writer's and the deliveries' thread
         finally:
             self._lock.release()
 
