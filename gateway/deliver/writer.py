@@ -117,6 +117,9 @@ class QueueWriter:
                         async with asyncio.timeout(delay):
                             await self._urgent.wait()
                 await self.flush()
+            # Records added while the last commit was in the thread saw stop set before the loop looked
+            # again: commit them here rather than leave them to whoever calls flush after the run.
+            await self.flush()
         finally:
             watcher.cancel()
 
