@@ -52,21 +52,21 @@ class FactorTable:
     """The HJ 212 factor codes of the kinds (their profiles' [hj212] tables; domain.md section 6)."""
 
     realtime: Mapping[tuple[str, str], str]  # (node kind, channel) -> factor code
-    aggregates: Mapping[tuple[str, str], tuple[str, str]]  # (source channel, statistic) -> (factor code, suffix)
+    # (node kind, source channel, statistic) -> (factor code, suffix): two kinds may share a channel's name
+    aggregates: Mapping[tuple[str, str, str], tuple[str, str]]
     without: Mapping[str, str]  # kinds whose profile declares no factor code -> the profile's file
 
     @classmethod
     def of(cls, profiles: Iterable[KindProfile]) -> FactorTable:
         realtime: dict[tuple[str, str], str] = {}
-        aggregates: dict[tuple[str, str], tuple[str, str]] = {}
+        aggregates: dict[tuple[str, str, str], tuple[str, str]] = {}
         without: dict[str, str] = {}
         for profile in profiles:
             factors = profile.hj212
             if not factors.realtime and not factors.aggregates:
                 without[profile.name] = str(profile.path)
             realtime.update({(profile.name, channel): code for channel, code in factors.realtime.items()})
-            for key, value in factors.aggregates.items():
-                aggregates.setdefault(key, value)  # aggregates carry no kind: the first kind to name one keeps it
+            aggregates.update({(profile.name, *key): value for key, value in factors.aggregates.items()})
         return cls(MappingProxyType(realtime), MappingProxyType(aggregates), MappingProxyType(without))
 
 
@@ -223,7 +223,7 @@ class Uplink:
                 isinstance(record, Aggregate)
                 and self._wanted(record.node)
                 and record.window in WINDOW_CN
-                and (record.source, record.statistic) in factors.aggregates
+                and (record.kind, record.source, record.statistic) in factors.aggregates
             ):
                 group = aggregates.setdefault((WINDOW_CN[record.window], record.start), {})
                 key = (record.node, record.channel)
@@ -300,7 +300,7 @@ class Uplink:
     def aggregate_groups(self, start: float, aggregates: Iterable[Aggregate]) -> list[CpGroup]:
         per_code: dict[str, dict[str, str]] = {}
         for agg in aggregates:
-            code, suffix = self.factors.aggregates[(agg.source, agg.statistic)]
+            code, suffix = self.factors.aggregates[(agg.kind, agg.source, agg.statistic)]
             fields = per_code.setdefault(code, {})
             if agg.value is not None:
                 fields[suffix] = format_value(self._scaled(code, agg.value))
@@ -404,7 +404,7 @@ class Uplink:
     def _history(self, request: Packet, history: History | None) -> list[Packet]:
         begin, end = self._span(request)
         found = [a for a in (history(CN_WINDOW[request.cn], begin, end) if history else ())
-                 if self._wanted(a.node) and (a.source, a.statistic) in self.factors.aggregates]
+                 if self._wanted(a.node) and (a.kind, a.source, a.statistic) in self.factors.aggregates]
         by_start: dict[float, list[Aggregate]] = {}
         for agg in found:
             by_start.setdefault(agg.start, []).append(agg)

@@ -466,14 +466,35 @@ def test_the_factor_codes_come_from_the_kind_profiles_as_domain_md_lists_them() 
                                     ("wind", "wind_speed"): "a01007", ("wind", "wind_dir"): "a01008",
                                     ("noise", "laeq_1s"): "LA"}
     assert dict(table.aggregates) == {
-        **{(c, stat): (code, suffix) for c, code in pm.items()
+        **{("dust", c, stat): (code, suffix) for c, code in pm.items()
            for stat, suffix in (("mean", "Avg"), ("min", "Min"), ("max", "Max"))},
-        ("laeq_1s", "leq"): ("LA", "Avg"), ("laeq_1s", "lmax"): ("LA", "Max"), ("laeq_1s", "lmin"): ("LA", "Min"),
-        ("laeq_1s", "l10"): ("L10", "Avg"), ("laeq_1s", "l50"): ("L50", "Avg"), ("laeq_1s", "l90"): ("L90", "Avg"),
-        ("wind_speed", "speed_mean"): ("a01007", "Avg"), ("wind_speed", "gust"): ("a01007", "Max"),
-        ("wind_dir", "dir_mean"): ("a01008", "Avg"),
+        ("noise", "laeq_1s", "leq"): ("LA", "Avg"), ("noise", "laeq_1s", "lmax"): ("LA", "Max"),
+        ("noise", "laeq_1s", "lmin"): ("LA", "Min"), ("noise", "laeq_1s", "l10"): ("L10", "Avg"),
+        ("noise", "laeq_1s", "l50"): ("L50", "Avg"), ("noise", "laeq_1s", "l90"): ("L90", "Avg"),
+        ("wind", "wind_speed", "speed_mean"): ("a01007", "Avg"), ("wind", "wind_speed", "gust"): ("a01007", "Max"),
+        ("wind", "wind_dir", "dir_mean"): ("a01008", "Avg"),
     }
     assert set(table.without) == {"tilt"}  # HJ 212 has no factor for tilt
+
+
+def test_two_kinds_with_a_channel_of_the_same_name_send_their_aggregates_under_their_own_codes() -> None:
+    """A kind from a folder may name a channel as a shipped kind does (temperature): the table was keyed by
+    (channel, statistic) alone, so the first kind's code went out for the other kind's aggregates too."""
+    from gateway.deliver.hj212_session import FactorTable
+    from gateway.profiles.kinds import Hj212Factors, kind_profile
+
+    dust = kind_profile("dust")
+    soil = dataclasses.replace(dust, name="soil", hj212=Hj212Factors(
+        realtime={"temperature": "x02001"}, aggregates={("temperature", "mean"): ("x02001", "Avg")}))
+    for order in ([dust, soil], [soil, dust]):
+        uplink = Uplink(Settings(mn=MN), factors=FactorTable.of(order))
+        minute = [Aggregate(node, kind, "temperature_1min_mean", "temperature", "mean", "1min", T0, T0 + 60, value,
+                            "degC", 60, 60, True, Quality.NORMAL)
+                  for node, kind, value in (("dust-1", "dust", 21.5), ("soil-1", "soil", 12.5))]
+        packets = uplink.records(minute, T0 + 120)
+        assert len(packets) == 1
+        text = packets[0].encode().decode()
+        assert "a01001-Avg=21.5" in text and "x02001-Avg=12.5" in text, text
 
 
 def test_a_kind_without_factor_codes_is_counted_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
