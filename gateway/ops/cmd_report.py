@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gateway.ops.config import ConfigError, load_config
 from gateway.process.limits import LimitsResolver
+from gateway.profiles.kinds import SYSTEM_KIND_DIR, KindProfileError, install_kinds, kind_profiles
 from gateway.report.summary import DayRecords, ReportError, day_bounds, summarize
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--influx-db", default="sitewatch", help="InfluxDB database (default: sitewatch)")
     parser.add_argument("--credentials-file", type=Path,
                         help="InfluxDB credentials: a file holding 'user:password' (see docs/report.md)")
+    parser.add_argument("--kind-dir", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of node kinds added as profiles, for their names and sections (repeatable; "
+                        "--config's [kinds] dirs and /etc/sitewatch/profiles/kinds/ are read too)")
     parser.add_argument("--font", type=Path, help="a CJK font file (default: Debian's WenQuanYi Micro Hei or Noto CJK)")
     parser.set_defaults(func=run_report)
     return parser
@@ -81,6 +85,7 @@ def make_report(args: argparse.Namespace, console: Console) -> ReportFiles:
         raise ReportError(f"{error.name} is not installed: sitewatch report needs pip install 'sitewatch[report]'") \
             from error
     limits = LimitsResolver()
+    _install_kind_dirs(getattr(args, "kind_dir", []))
     site = args.site
     store = args.from_store
     if args.config is not None:
@@ -107,9 +112,29 @@ def make_report(args: argparse.Namespace, console: Console) -> ReportFiles:
         records, source = _fetch(args, store, site, start, end, step)
         if not records.readings and not records.alarms and not records.outages:
             raise ReportError(f"{source}: no records of {site} between {args.date} 00:00 and 24:00 (local time)")
+        _say_unknown_kinds(records, console)
         summary = summarize(site, args.date, records, limits, until=time.time())  # today's: up to now
         step("summary")
         return write_report(summary, args.out, font, source, step)
+
+
+def _install_kind_dirs(dirs: list[Path]) -> None:
+    """The kinds added as profiles, so that their records are named and sectioned as the gateway does."""
+    folders = list(dirs) + ([SYSTEM_KIND_DIR] if SYSTEM_KIND_DIR.is_dir() else [])
+    try:
+        install_kinds(folders)
+    except (KindProfileError, ValueError) as error:
+        raise ReportError(f"--kind-dir: {error}") from error
+
+
+def _say_unknown_kinds(records: DayRecords, console: Console) -> None:
+    """A kind the store holds but no profile here describes is reported under its bare name: say so, and how."""
+    known = kind_profiles()
+    unknown = sorted({r.kind for r in records.readings if r.kind not in known})
+    if unknown:
+        console.print(f"warning: no profile for node kind(s) {', '.join(unknown)}: shown by name, without their "
+                      "label and limits; give the folder of their profiles with --kind-dir (or --config)",
+                      markup=False, highlight=False)
 
 
 def _fetch(

@@ -152,3 +152,32 @@ def test_the_gateways_configuration_gives_site_store_and_limits(tmp_path: Path, 
     assert main(["report", "--config", str(config), "--date", DAY.isoformat(), "--out", str(tmp_path / "out")]) == 0
     text = pdf_text(tmp_path / "out" / "north-2025-09-23.pdf")
     assert "24 (> 50)" in text  # every hour's PM10 (60 or 180) is over the site's own limit, not the default 150
+
+
+def test_a_kind_added_as_a_profile_is_named_with_kind_dir_and_said_without_it(tmp_path: Path) -> None:
+    """A fresh `sitewatch report` knows only the shipped kinds: a folder kind's readings were reported under the
+    bare kind name, without a word. --kind-dir gives its profile; without it the report says what is missing."""
+    import subprocess
+    import sys
+
+    from tests.gateway.profiles.test_new_kind import write_kind
+
+    folder = write_kind(tmp_path / "kinds")
+    records: list[Record] = [Reading("pit-east", "water_level", "level", 1.2 + m / 1000.0, "m", Quality.NORMAL,
+                                     START + 60.0 * m, m + 1) for m in range(0, 1440, 5)]
+    store = store_of(tmp_path / "store.sqlite3", records)
+    sitewatch = Path(sys.executable).with_name("sitewatch")
+
+    def report(*extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+        out = tmp_path / f"out{len(extra)}"
+        done = subprocess.run([str(sitewatch), "report", "--site", "pit", "--date", DAY.isoformat(), "--from-store",
+                               str(store), "--out", str(out), *extra], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done, pdf_text(out / f"pit-{DAY.isoformat()}.pdf")
+
+    bare, text = report()
+    assert "no profile for node kind(s) water_level" in bare.stderr and "--kind-dir" in bare.stderr
+    assert "基坑水位" not in text
+    named, text = report("--kind-dir", str(folder))
+    assert "no profile" not in named.stderr
+    assert "基坑水位 pit water level" in text and "pit-east" in text
