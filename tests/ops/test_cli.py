@@ -58,8 +58,10 @@ def test_demo_runs_for_its_duration_and_stores_dust_and_wind(tmp_path: Path) -> 
     # Live lines carry their time since start; the first must come within 10 s.
     times = [float(t) for t in re.findall(r"^\[\s*([\d.]+)s\]", proc.stdout, re.MULTILINE)]
     assert times and times[0] < 10, proc.stdout
-    first_line = next(line for line in proc.stdout.splitlines() if line.startswith("["))
-    assert "dust-1: " in first_line and "wind-2: " in first_line
+    # Each node shows up in the live lines; not all in the first on a loaded host (a node's first answer may come
+    # after the first line: stress run s5a).
+    live = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert any("dust-1: " in line for line in live) and any("wind-2: " in line for line in live), proc.stdout
     assert str(store) in proc.stdout
     with sqlite3.connect(store) as db:
         counts = dict(db.execute("SELECT node, COUNT(*) FROM readings WHERE value IS NOT NULL GROUP BY node"))
