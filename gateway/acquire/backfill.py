@@ -121,6 +121,7 @@ class _Loss:
 @dataclass
 class BackfillStats:
     fetched: int = 0  # samples delivered from the history window
+    missed: int = 0  # samples polls found skipped (still in the ring or already overwritten), reboots aside
     lost: int = 0  # samples recorded as lost (those of a known count)
     gaps: int = 0  # Lost records emitted
     requests: int = 0  # history transactions (the poller counts them)
@@ -195,6 +196,7 @@ class Backfill(Generic[P]):
         if seq == tail:
             return self._drain()  # nothing new (a resumed gateway finds the sample it stored last)
         missed = plan(tail, seq, oldest)
+        self.stats.missed += len(missed.lost) + len(missed.fetch)
         if missed.lost:
             self._queue.append(_Loss(missed.lost.start, missed.lost.stop - 1, OVERWRITTEN))
         if missed.fetch:

@@ -862,7 +862,13 @@ class BusPoller:
         cursor = node.backfill
         was_busy = cursor.busy
         rebooted, node.rebooted = node.rebooted, False
+        missed_before = cursor.stats.missed
         items = cursor.sample(sequence, oldest, taken, readings, rebooted)
+        if was_busy and node.episode is not None and cursor.stats.missed > missed_before:
+            # A poll skipped a sample while the backfill ran (a late poll on a busy host): the story says so, so
+            # that what the start and this line announced is what the end accounts for.
+            log.info("bus %s node %s: %d more samples missed during the backfill, fetching them too",
+                     self.bus.name, node.config.name, cursor.stats.missed - missed_before)
         if cursor.busy and not node.history:
             items.extend(cursor.abandon(UNAVAILABLE))
         if cursor.busy and not was_busy:

@@ -84,6 +84,7 @@ def test_samples_older_than_the_ring_are_one_gap_with_its_times() -> None:
     lost = out[0]
     assert isinstance(lost, Lost)
     assert (lost.reason, lost.start, lost.end, lost.count) == (OVERWRITTEN, 11.0, 30.0, 18)
+    assert b.stats.missed == 38 == b.stats.fetched + b.stats.lost  # 12 .. 49: 18 overwritten, 20 fetched
 
 
 def test_the_ring_moving_on_during_a_backfill_turns_the_rest_into_a_gap() -> None:
@@ -169,6 +170,8 @@ def test_a_failed_poll_in_the_middle_of_a_backfill_is_fetched_too() -> None:
     assert sequences(b.records(11, [rec(11), rec(12)])) == [11, 12, 13]
     assert b.fetch(10) == range(14, 16)
     assert sequences(b.records(14, [rec(14), rec(15)])) == [14, 15, 16]
+    # Each poll's skipped samples are counted as found: the poller's log announces the second run too.
+    assert b.stats.missed == 4 == b.stats.fetched + b.stats.lost
 
 
 # -- the cursor against a model node ------------------------------------------------------------
