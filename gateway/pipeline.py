@@ -18,7 +18,8 @@ reports them itself; see gateway/acquire/outages.py.)
    seconds after their end (a reading polled just after a boundary still
    counts). A reading for a window already closed (backfilled) revises it:
    the window is emitted again with a higher ``revision`` after the batch
-   (docs/revisions.md); the alarm and spray stages act on first emissions only.
+   (docs/revisions.md); the alarm and spray stages act on first emissions (a revision may only give
+   back an alarm's hold that the window's invalid first emission restarted).
 3. ``AlarmStage``: the configured alarm definitions watch readings and
    aggregates; each is followed by the alarm events it caused.
 4. ``SprayStage``: the spray linkage watches its channel (the PM10 15-min
@@ -435,8 +436,13 @@ class AlarmStage(Stage):
         for i, r in enumerate(records):
             if type(r) is Reading:
                 channel = r.channel
-            elif type(r) is Aggregate and r.revision == 0:
-                # A revision corrects a window that already acted (docs/revisions.md): it raises nothing.
+            elif type(r) is Aggregate:
+                if r.revision:
+                    # A revision corrects a window that already acted (docs/revisions.md): it raises and clears
+                    # nothing, but may give back a hold timer its invalid first emission restarted.
+                    if self.alarms.watching(r.channel):
+                        self.alarms.revise(r.to_reading())
+                    continue
                 channel = r.channel
             else:
                 continue

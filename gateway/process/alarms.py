@@ -24,7 +24,12 @@ goes straight to clear.
 Readings without a value or with a flag other than N or T (over range: the
 value is at least the range limit, see ``judged_value``) do not move the state
 (no alarm from a faulty sensor, no silent clear either), and they restart
-the hold timer: nobody saw the value stay low. An event's ``time`` is the
+the hold timer: nobody saw the value stay low. When the windows behind such
+readings are revised later (late samples filled them, docs/revisions.md) and
+every one of them, and every value since, stayed below a level's clear level,
+the hold timer that they restarted is given back (``revised``): the calm is
+then known, and the next reading clears as it would have without the gap.
+A revision never raises an alarm. An event's ``time`` is the
 timestamp of the reading that caused it; for an aggregate that is the
 start of its window.
 
@@ -127,6 +132,25 @@ class Levels:
 _RANK = {None: 0, Severity.PREWARNING: 1, Severity.ALARM: 2}
 
 
+GAP_READINGS_KEPT = 1440  # invalid readings in a row whose revisions may give a hold back (a day of minutes)
+
+
+@dataclass
+class _Gap:
+    """Invalid readings in a row that restarted the hold timers; the windows behind them may yet be revised."""
+
+    before: dict[Severity, float]  # the hold timers they restarted (severity -> since)
+    first: float  # the time of the first of them
+    pending: set[float]  # the times of those not yet revised to a valid value
+    broken: set[Severity] = field(default_factory=set)  # severities a value since the gap's start did not clear
+
+    def saw(self, value: float, levels: Levels) -> None:
+        below = levels.clear_below
+        for severity in levels.order:
+            if value >= below[severity]:
+                self.broken.add(severity)
+
+
 class AlarmMachine:
     def __init__(self, alarm: str, node: str, channel: str, unit: str = "", source: str = "") -> None:
         self.alarm, self.node, self.channel = alarm, node, channel
@@ -135,6 +159,8 @@ class AlarmMachine:
         self.since: float | None = None  # when the present state was entered
         self._below_since: dict[Severity, float] = {}
         self._levels: Levels | None = None  # the last levels seen, for events outside the evaluation period
+        self._gap: _Gap | None = None  # the latest run of invalid readings (see `revised`)
+        self._in_gap = False  # the last reading was invalid: the next invalid one extends the gap
 
     def resume(self, event: AlarmEvent) -> None:
         """Take up the state a raised event left (the last run's, read back at a restart)."""
@@ -146,14 +172,48 @@ class AlarmMachine:
         else:
             self._levels = Levels(math.inf, prewarning=event.limit)
 
-    def invalid(self) -> None:
-        """A reading without a usable value: the state holds, hold timers restart."""
+    def invalid(self, t: float | None = None) -> None:
+        """A reading without a usable value (taken at t): the state holds, hold timers restart."""
+        if t is not None:
+            gap = self._gap
+            if gap is None or not self._in_gap or len(gap.pending) >= GAP_READINGS_KEPT:
+                # A new gap: an older one cannot be given back any more (the hold was restarted since).
+                self._gap = _Gap(dict(self._below_since), t, {t})
+            else:
+                gap.pending.add(t)
+            self._in_gap = True
         self._below_since.clear()
+
+    def revised(self, value: float, t: float, levels: Levels | None) -> None:
+        """A valid value for the invalid reading at t (a revised window): once every reading of the gap has one,
+        and they and every value since stayed below a severity's clear level, its hold runs from before the gap.
+        Nothing is raised or cleared here; the next reading judges with the hold given back."""
+        gap = self._gap
+        if gap is None or t not in gap.pending:
+            return
+        if levels is None:
+            self._gap = None
+            return
+        gap.pending.discard(t)
+        gap.saw(value, levels)
+        if gap.pending:
+            return
+        for severity in levels.order:
+            if severity in gap.broken:
+                continue
+            since = gap.before.get(severity, gap.first)
+            current = self._below_since.get(severity)
+            self._below_since[severity] = since if current is None else min(current, since)
+        self._gap = None
 
     def update(self, value: float, t: float, levels: Levels | None) -> list[AlarmEvent]:
         if levels is None:
             self._below_since.clear()
+            self._gap = None
             return self._move(None, value, t, None, "outside the alarm's evaluation period")
+        self._in_gap = False
+        if self._gap is not None:
+            self._gap.saw(value, levels)
         self._levels = levels
         below = levels.clear_below
         for severity in levels.order:
@@ -343,7 +403,7 @@ class AlarmSet:
             site = self.limits.for_node(judged.node)
             value = judged_value(judged, site)
             if value is None:
-                machine.invalid()
+                machine.invalid(judged.timestamp)
                 continue
             value = abs(value) if definition.absolute else value
             if definition.timeless:
@@ -357,6 +417,24 @@ class AlarmSet:
                 levels = definition.levels(site, judged.timestamp)
             events += machine.update(value, judged.timestamp, levels)
         return events
+
+    def revise(self, reading: Reading) -> None:
+        """A revision of a window the machines judged (docs/revisions.md): it may give back a hold timer that the
+        window's invalid first emission restarted (AlarmMachine.revised). It raises and clears nothing."""
+        for definition in self.watching(reading.channel):
+            if definition.nodes and reading.node not in definition.nodes:
+                continue
+            judged = reading if definition.judge is None else definition.judge(reading)
+            if judged is None:
+                continue
+            machine = self._machines.get((definition.name, judged.node, judged.channel))
+            if machine is None:
+                continue
+            site = self.limits.for_node(judged.node)
+            value = judged_value(judged, site)
+            if value is not None:
+                value = abs(value) if definition.absolute else value
+                machine.revised(value, judged.timestamp, definition.levels(site, judged.timestamp))
 
     def resume(self, events: Iterable[AlarmEvent]) -> int:
         """At start: take up the alarms the last run left raised; events oldest first. Returns how many.
