@@ -79,7 +79,16 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
-from gateway.deliver.records import Record, RecordError, from_json, kind_of, record_node, record_time, to_json
+from gateway.deliver.records import (
+    Record,
+    RecordError,
+    from_json,
+    kind_of,
+    record_node,
+    record_time,
+    to_json,
+    to_json_many,
+)
 from gateway.model import Reading
 
 log = logging.getLogger(__name__)
@@ -137,10 +146,14 @@ def _insert_records_sql(count: int) -> str:
     return "INSERT INTO records (kind, node, ts, added, body) VALUES " + ",".join(["(?,?,?,?,?)"] * count)
 
 
-def _row(record: Record, added: float) -> _Row:
-    if type(record) is Reading:  # nearly every record: no lookups by type
-        return ("reading", record.node, record.timestamp, added, to_json(record))
-    return (kind_of(record), record_node(record), record_time(record), added, to_json(record))
+def _rows(records: Iterable[Record], added: float) -> list[_Row]:
+    """The records' rows, bodies written in one call for the batch (to_json_many)."""
+    batch = records if isinstance(records, list) else list(records)
+    return [
+        ("reading", r.node, r.timestamp, added, body) if type(r) is Reading  # nearly every record
+        else (kind_of(r), record_node(r), record_time(r), added, body)
+        for r, body in zip(batch, to_json_many(batch), strict=True)
+    ]
 
 
 def used_bytes(db: sqlite3.Connection) -> int:
@@ -358,7 +371,7 @@ class DurableQueue:
         docstring.
         """
         now = self.wall()
-        rows = [_row(r, now) for r in records]
+        rows = _rows(records, now)
         held = tuple(held)
         if held:  # the boot id is a file read: only for readings that are held
             boot = boot or current_boot()
