@@ -8,6 +8,8 @@ tests/gateway/deliver/test_record_bodies.py's independent spelling.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,3 +56,31 @@ def test_the_value_cache_starts_again_when_full_and_stays_right() -> None:
 def test_a_batch_gives_each_record_its_own_body_in_order(batch: list[Reading | Aggregate]) -> None:
     assert to_json_many(batch) == [body(r) for r in batch]
     assert to_json_many(batch) == [to_json(r) for r in batch]
+
+
+# Batches whose readings share what a poll shares (node, kind, time, sequence) and sometimes differ in one
+# field only: the unit or the flag of a channel, a timestamp of the other sign, a sequence that is a bool.
+pooled_readings = st.builds(
+    Reading,
+    st.sampled_from(["dust-1", "dust-2", 'n "q"']),
+    st.sampled_from(["dust", "wind"]),
+    st.sampled_from(["pm10", "pm25", "hum\u00e9"]),
+    values,
+    st.sampled_from(["ug/m3", "%", ""]),
+    st.sampled_from([Quality.NORMAL, Quality.OVER_RANGE, Quality.DEVICE_FAULT]),
+    st.sampled_from([0.0, -0.0, 1790000000.25, 1790000001.0, 7]),  # (a NaN time is refused by to_json)
+    st.sampled_from([0, 1, True, 2**40]),
+)
+
+
+@given(st.lists(pooled_readings | aggregates, max_size=30))
+def test_a_batch_of_polls_sharing_fields_is_written_as_the_documented_json(batch: list[Reading | Aggregate]) -> None:
+    assert to_json_many(batch) == [body(r) for r in batch]
+
+
+def test_the_batch_tables_stay_bounded(monkeypatch: Any) -> None:
+    monkeypatch.setattr(records, "_PREFIX_CACHE_LIMIT", 4)
+    batch = [Reading(f"node-{i % 9}", "dust", f"c{i}", 1.5, "", Quality.NORMAL, 1.5, 1) for i in range(60)]
+    assert to_json_many(batch) == [body(r) for r in batch]
+    assert len(records._series_tables) <= 4
+    assert all(len(table) <= 4 for table in records._series_tables.values())
