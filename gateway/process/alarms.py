@@ -348,7 +348,9 @@ class AlarmSet:
                 )
                 self._machines[key] = machine
             site = self.limits.for_node(judged.node)
-            value = judged_value(judged, site)
+            value = judged.value
+            if value is None or judged.quality not in USABLE or not math.isfinite(value):
+                value = judged_value(judged, site)  # a valid reading's value is its own: no call for it
             if value is None:
                 machine.invalid()
                 continue
