@@ -261,8 +261,9 @@ class AggregateStage(Stage):
             made = aggregator.feed_sample([readings[i] for i in positions])
             if made:
                 after.setdefault(positions[0], []).extend(made)
-        first = readings[0]
-        self._intervals.observe(first.node, first.sequence, first.timestamp)  # for the aggregators not fed
+        if not groups:  # a fed aggregator measured the sample already (the stage's aggregators share one measure)
+            first = readings[0]
+            self._intervals.observe(first.node, first.sequence, first.timestamp)
         if not after:
             return list(readings), fed
         out: list[Record] = []
