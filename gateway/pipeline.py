@@ -105,6 +105,7 @@ def default_aggregators() -> tuple[StageSpec, ...]:
 DEFAULT_AGGREGATORS = default_aggregators()
 DEFAULT_LATE_S = 5.0
 DROP_LOG_INTERVAL_S = 60.0  # readings too old to revise a window: one log line per this long at most
+SAMPLE_PLANS_KEPT = 1024  # lists of a sample's channels (a site has a few per kind); past it they start again
 DEFAULT_SPRAY_CHANNEL = "pm10_15min_mean"
 
 
@@ -222,6 +223,7 @@ class AggregateStage(Stage):
         # Whether a poll can go to each aggregator as one sample (feed_sample): every aggregator says by
         # channel alone which readings it takes.
         self._sample_routes: dict[str, tuple[int, ...]] = {}
+        self._sample_plans: dict[tuple[str, ...], _SamplePlan] = {}  # channels of a sample -> _sample_plan
         self._by_sample = all(
             isinstance(a, WindowedAggregator) and a.accepted_channels() is not None for a in self.aggregators
         )
@@ -241,36 +243,28 @@ class AggregateStage(Stage):
             self._log_dropped(now)
         return out
 
-    def _feed_sample(self, readings: list[Reading]) -> tuple[list[Record], list[WindowedAggregator[Any]]]:
+    def _feed_sample(self, readings: list[Reading]) -> tuple[list[Record], Sequence[WindowedAggregator[Any]]]:
         """The readings of one node sample (a poll): each aggregator gets its readings at once (issue 13).
 
         What comes out is what `_feed_each` makes: a sample closes windows with its first reading an
         aggregator takes (they share one time), so the aggregates follow that reading.
         Returns (the records, the aggregators fed).
         """
-        taken: dict[int, list[Reading]] = {}  # aggregator index -> its readings
-        first_taken: dict[int, int] = {}  # aggregator index -> the index of its first reading
-        for i, r in enumerate(readings):
-            route = self._sample_routes.get(r.channel)
-            if route is None:
-                route = self._sample_route(r.channel)
-            for a in route:
-                got = taken.get(a)
-                if got is None:
-                    taken[a] = [r]
-                    first_taken[a] = i
-                else:
-                    got.append(r)
+        channels = tuple([r.channel for r in readings])
+        plan = self._sample_plans.get(channels)
+        if plan is None:
+            plan = self._sample_plan(channels)
+        groups, fed = plan
         after: dict[int, list[Record]] = {}  # reading index -> the aggregates its aggregators made
-        # In the order of their first readings (`taken` was filled so), as reading by reading: the sample is
-        # measured when its first reading is fed (the wind's gust of a first reading sees it unmeasured).
-        for a, got in taken.items():
-            made = self.windowed[a].feed_sample(got)
+        # In the order of their first readings, as reading by reading: the sample is measured when its first
+        # reading is fed (the wind's gust of a first reading sees it unmeasured).
+        for aggregator, positions in groups:
+            made = aggregator.feed_sample([readings[i] for i in positions])
             if made:
-                after.setdefault(first_taken[a], []).extend(made)
-        first = readings[0]
-        self._intervals.observe(first.node, first.sequence, first.timestamp)  # for the aggregators not fed
-        fed = [self.windowed[a] for a in sorted(taken)]  # flushed in the stage's order
+                after.setdefault(positions[0], []).extend(made)
+        if not groups:  # a fed aggregator measured the sample already (the stage's aggregators share one measure)
+            first = readings[0]
+            self._intervals.observe(first.node, first.sequence, first.timestamp)
         if not after:
             return list(readings), fed
         out: list[Record] = []
@@ -280,6 +274,26 @@ class AggregateStage(Stage):
             if closed:
                 out.extend(closed)
         return out, fed
+
+    def _sample_plan(self, channels: tuple[str, ...]) -> _SamplePlan:
+        """For a sample of these channels, in this order: (each aggregator that takes some, with the positions
+        of its readings), in the order of their first readings; and those aggregators in the stage's order
+        (the order they are flushed in). A site's nodes send the same channels poll after poll: made once
+        per channel list, not per poll (issue 13, fourth pass)."""
+        taken: dict[int, list[int]] = {}  # aggregator index -> positions of its readings (filled in order)
+        for i, channel in enumerate(channels):
+            route = self._sample_routes.get(channel)
+            if route is None:
+                route = self._sample_route(channel)
+            for a in route:
+                taken.setdefault(a, []).append(i)
+        if len(self._sample_plans) >= SAMPLE_PLANS_KEPT:
+            self._sample_plans.clear()
+        plan = self._sample_plans[channels] = (
+            tuple((self.windowed[a], tuple(positions)) for a, positions in taken.items()),
+            tuple(self.windowed[a] for a in sorted(taken)),
+        )
+        return plan
 
     def _sample_route(self, channel: str) -> tuple[int, ...]:
         """The indexes (in self.windowed) of the aggregators that take readings of `channel`."""
@@ -392,6 +406,11 @@ class AggregateStage(Stage):
 
 
 _IRREGULAR = operator.attrgetter("irregular")
+# AggregateStage._sample_plan: ((aggregator, positions of its readings) in the order of their first readings,
+# the aggregators in the stage's order).
+_SamplePlan = tuple[
+    tuple[tuple["WindowedAggregator[Any]", tuple[int, ...]], ...], tuple["WindowedAggregator[Any]", ...]
+]
 
 
 def _inserted(records: list[Record], made: list[tuple[int, Sequence[Record]]]) -> list[Record]:

@@ -216,20 +216,25 @@ class AlarmMachine:
             self._gap.saw(value, levels)
         self._levels = levels
         below = levels.clear_below
+        below_since = self._below_since
         for severity in levels.order:
             if value < below[severity]:
-                self._below_since.setdefault(severity, t)
+                below_since.setdefault(severity, t)
             else:
-                self._below_since.pop(severity, None)
-        if _RANK[self.state] < _RANK[Severity.ALARM] and levels.reached(value, Severity.ALARM):
-            return self._move(Severity.ALARM, value, t, levels, "")
-        if (
-            levels.prewarning is not None
-            and _RANK[self.state] < _RANK[Severity.PREWARNING]
-            and levels.reached(value, Severity.PREWARNING)
-        ):
-            return self._move(Severity.PREWARNING, value, t, levels, "")
-        target = self.state
+                below_since.pop(severity, None)
+        # Levels.reached, inlined (every watched reading of a gust or a tilt comes here: issue 13, fourth
+        # pass). Below the alarm is None or the pre-warning; below the pre-warning, None.
+        state = self.state
+        raise_at = levels.raise_at
+        if state is not Severity.ALARM:
+            limit = raise_at[Severity.ALARM]
+            if value >= limit if levels.inclusive else value > limit:
+                return self._move(Severity.ALARM, value, t, levels, "")
+            if state is None and levels.prewarning is not None:
+                limit = raise_at[Severity.PREWARNING]
+                if value >= limit if levels.inclusive else value > limit:
+                    return self._move(Severity.PREWARNING, value, t, levels, "")
+        target = state
         if target is Severity.ALARM and self._cleared(target, t, levels):
             # Down to the pre-warning only while the value is still in its
             # territory; a value already below its clear level goes straight to
@@ -241,6 +246,8 @@ class AlarmMachine:
             target = Severity.PREWARNING if still else None
         elif target is Severity.PREWARNING and (levels.prewarning is None or self._cleared(target, t, levels)):
             target = None  # (a definition whose pre-warning vanished clears it at once)
+        if target is state:
+            return []  # what _move says to no move, without the call (nearly every reading)
         return self._move(target, value, t, levels, "")
 
     def _cleared(self, severity: Severity, t: float, levels: Levels) -> bool:
@@ -401,7 +408,9 @@ class AlarmSet:
                 )
                 self._machines[key] = machine
             site = self.limits.for_node(judged.node)
-            value = judged_value(judged, site)
+            value = judged.value
+            if value is None or judged.quality not in USABLE or not math.isfinite(value):
+                value = judged_value(judged, site)  # a valid reading's value is its own: no call for it
             if value is None:
                 machine.invalid(judged.timestamp)
                 continue

@@ -187,8 +187,12 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
                 continue
             assert value is not None
             level_energy = energy(value)
+            over = flag is Quality.OVER_RANGE
             for acc in targets:
-                acc.tally.add_valid(flag)
+                tally = acc.tally  # Tally.add_valid, inlined: once per level and window
+                tally.count += 1
+                if over:
+                    tally.over_range += 1
                 acc.energy += level_energy
                 acc.levels[value] += 1
 

@@ -135,7 +135,8 @@ class HampelFilter:
 
     def process_poll(self, readings: list[Reading]) -> list[Reading]:
         out = readings  # copied only when a flag changes
-        node: str | None = None
+        kept = self._kept
+        node: str = ""
         floors: Mapping[str, float] = {}
         size, scale = 0, 0.0
         for i, r in enumerate(readings):
@@ -146,15 +147,23 @@ class HampelFilter:
             value = r.value
             if floor is None or value is None or r.quality is not Quality.NORMAL:
                 continue
-            times, values = self._series(r)
-            at = _position(times, r.timestamp)
+            # _series, _position and _keep's append, inlined for a live sample (the latest): issue 13
+            t = r.timestamp
+            series = kept.get((node, r.channel))
+            times, values = self._series(r) if series is None else series
+            live = not times or t >= times[-1]
+            at = len(times) if live else bisect.bisect_right(times, t)
             spike = False
             if at >= size:
                 window = values[at - size : at]
                 middle = median(window)
                 mad = median([abs(x - middle) for x in window])
                 spike = abs(value - middle) > max(scale * mad, floor)
-            self._keep(times, values, at, r.timestamp, value)
+            if live and len(times) < self.KEPT + 64:
+                times.append(t)
+                values.append(value)
+            else:
+                self._keep(times, values, at, t, value)
             if spike:
                 if out is readings:
                     out = readings.copy()

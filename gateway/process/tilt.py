@@ -165,6 +165,7 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
             value, flag, channel = reading.value, reading.quality, reading.channel
             valid = value is not None and flag in USABLE and math.isfinite(value)
             deviation = self.deviation(reading) if valid else None
+            over = flag is Quality.OVER_RANGE
             for acc in targets:
                 trend = acc.get(channel)
                 if trend is None:
@@ -174,7 +175,10 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
                     trend.tally.add(reading)
                     continue
                 assert deviation is not None
-                trend.tally.add_valid(flag)
+                tally = trend.tally  # Tally.add_valid, inlined: once per reading and window
+                tally.count += 1
+                if over:
+                    tally.over_range += 1
                 trend.add(reading.timestamp, deviation)
 
     def _finish(self, window: Window[dict[str, TrendAccumulator]]) -> list[Aggregate]:

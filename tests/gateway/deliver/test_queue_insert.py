@@ -44,7 +44,10 @@ def test_a_large_append_keeps_the_records_order_ids_and_kinds(tmp_path: Path) ->
     queue.close()
     with sqlite3.connect(tmp_path / "queue.sqlite3") as db:
         rows = db.execute("SELECT node, ts FROM records ORDER BY id").fetchall()
+        kinds = [kind for (kind,) in db.execute("SELECT kind FROM records ORDER BY id")]
     assert rows[0] == ("dust-0", T0) and rows[-1] == ("dust-1", T0 + 256)
+    # The file says "reading" in full (a reading's row binds NULL, the statement writes the text).
+    assert kinds == [kind_of(r) for r in first + second] and kinds.count("reading") > 200
 
 
 def test_records_kept_in_memory_go_first_at_the_next_append(tmp_path: Path) -> None:
@@ -60,4 +63,37 @@ def test_records_kept_in_memory_go_first_at_the_next_append(tmp_path: Path) -> N
     blocker.close()
     assert queue.append(records[120:]) == 230
     assert [q.record for q in queue.read("store", limit=1000).items] == records
+    queue.close()
+
+
+def test_an_append_of_readings_only_keeps_their_order_ids_and_kind(tmp_path: Path) -> None:
+    """Readings alone take the statement that writes their kind itself (issue 13, fourth pass)."""
+    queue = DurableQueue(tmp_path / "queue.sqlite3", ["store"])
+    readings: list[Record] = [
+        Reading(f"dust-{i % 3}", "dust", "pm10", float(i), "ug/m3", Quality.NORMAL, T0 + i, i + 1) for i in range(230)
+    ]
+    assert queue.append(readings[:3]) == 3 and queue.append(readings[3:]) == 227
+    batch = queue.read("store", limit=1000)
+    assert [q.record for q in batch.items] == readings and [q.id for q in batch.items] == list(range(1, 231))
+    queue.close()
+    with sqlite3.connect(tmp_path / "queue.sqlite3") as db:
+        rows = db.execute("SELECT kind, node, ts FROM records ORDER BY id").fetchall()
+    assert rows == [("reading", r.node, r.timestamp) for r in readings]  # type: ignore[union-attr]
+
+
+def test_a_full_memory_backlog_keeps_alarm_events_not_readings_of_a_node_named_alarm(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    queue = DurableQueue(path, ["store"], memory_limit=2)
+    event = AlarmEvent("dust", "dust-1", "pm10_15min_mean", Severity.ALARM, EventState.RAISED, 150.0, 100.0, T0,
+                       "pm10 150 >= 100")
+    readings = [Reading("alarm", "dust", "pm10", float(i), "ug/m3", Quality.NORMAL, T0 + i, i + 1) for i in range(3)]
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # the disk refuses: records stay in memory, two at most
+    queue._db.execute("PRAGMA busy_timeout=0")
+    assert queue.append([readings[0], event, readings[1], readings[2]]) == 0
+    assert queue.stats.dropped == 2  # the two oldest readings; the alarm event is never dropped
+    blocker.rollback()
+    blocker.close()
+    assert queue.append([]) == 2
+    assert [q.record for q in queue.read("store", limit=10).items] == [event, readings[2]]
     queue.close()

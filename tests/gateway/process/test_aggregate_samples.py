@@ -126,3 +126,20 @@ def test_a_sample_shared_by_two_aggregators_in_any_channel_order(polls: list[tup
     for out, aggregation in zip(outs, (by_sample, by_reading), strict=True):
         out += [repr(r) for r in aggregation.tick(t + 120.0)]
     assert outs[0] == outs[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps, starts)
+def test_sample_plans_forgotten_at_every_poll_change_nothing(plan: list[tuple[object, ...]], start: float) -> None:
+    """The plan of a sample's channels is kept (issue 13, fourth pass); with room for one only, polls of
+    other channel lists in between make it again, with the same outcome."""
+    import gateway.pipeline as pipeline_module
+
+    kept = pipeline_module.SAMPLE_PLANS_KEPT
+    pipeline_module.SAMPLE_PLANS_KEPT = 1
+    try:
+        forgetful, by_reading = stage(True), stage(False)
+        assert run(forgetful, start, plan) == run(by_reading, start, plan)
+        assert len(forgetful._sample_plans) <= 1
+    finally:
+        pipeline_module.SAMPLE_PLANS_KEPT = kept
