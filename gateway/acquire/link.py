@@ -57,6 +57,7 @@ import errno
 import fcntl
 import logging
 import os
+import select
 import termios
 import time
 from dataclasses import dataclass
@@ -175,6 +176,10 @@ class RtuLink:
         self._vmin = 0
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
         self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
+        # The port's own epoll set, itself watched by the event loop: stepping away and back is one
+        # epoll_ctl on it, not the loop's remove_reader/add_reader (their Python bookkeeping and handle
+        # per call cost more than the system call, twice per transaction: issue 13, fifth round).
+        self._watch: select.epoll | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -192,7 +197,9 @@ class RtuLink:
         self._rx.clear()
         self._vmin_setter = VminSetter(fd, termios.tcgetattr(fd))  # one ioctl per change (tty_vmin.py)
         self._vmin = 0
-        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        self._watch = select.epoll(1)
+        self._watch.register(fd, select.EPOLLIN)
+        asyncio.get_running_loop().add_reader(self._watch.fileno(), self._readable)
         self.stats.opens += 1
 
     def close(self) -> None:
@@ -203,8 +210,11 @@ class RtuLink:
 
     def _release(self) -> None:
         self._cancel_away()
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self._fd)
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._watch.fileno())
+            self._watch.close()
+            self._watch = None
         with contextlib.suppress(OSError):
             os.close(self._fd)  # closing also drops the flock
         self._fd = -1
@@ -439,19 +449,20 @@ class RtuLink:
         """
         early = rtu.wire_time(missing - 2, self.baud) - REJOIN_MARGIN
         # Not for a rest shorter than that (a fast line): the timer would cost more than it saves.
-        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0:
+        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0 or self._watch is None:
             return
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._fd)
-        self._away = loop.call_later(early, self._rejoin)
+        # An event mask of 0 keeps the port in the set but out of its wake-ups: n_tty's per-byte wake
+        # stops at the port's own epoll (ep_poll_callback ignores a disabled item) instead of reaching the loop.
+        self._watch.modify(self._fd, 0)
+        self._away = asyncio.get_running_loop().call_later(early, self._rejoin)
 
     def _rejoin(self) -> None:
         """Watch the port again after _step_away (at once when the reply is complete by then)."""
         if self._away is None:
             return
         self._cancel_away()
-        if self._fd >= 0:
-            asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        if self._fd >= 0 and self._watch is not None:
+            self._watch.modify(self._fd, select.EPOLLIN)  # level-triggered: reported at once if complete
 
     def _cancel_away(self) -> None:
         if self._away is not None:
