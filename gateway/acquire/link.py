@@ -167,6 +167,13 @@ class RtuLink:
         self._echo_left = 0
         self._received = 0  # bytes received for the request in flight (after the echo)
         self._done: asyncio.Future[Outcome] | None = None
+        self._pending: rtu.Request | None = None  # the request waiting for a quiet line (_when_quiet)
+        self._timeout = 0.0
+        self._give_up = 0.0  # the request goes out by then even if the line never falls silent
+        self._sent = -1.0  # the request's first byte was handed to the port (-1: not yet)
+        self._request_end = -1.0
+        self._quiet_timer: asyncio.TimerHandle | None = None  # the wait for silence, or the rest of a write
+        self._deadline: asyncio.TimerHandle | None = None
         self._garble_timer: asyncio.TimerHandle | None = None
         self._overtime: asyncio.TimerHandle | None = None
         self._failure: OSError | None = None
@@ -230,40 +237,25 @@ class RtuLink:
         if self._fd < 0:
             now = time.monotonic()
             return Exchange(NoReply("io", "port not open"), now, now, now)
-        await self._wait_for_silence(timeout)
-        loop = asyncio.get_running_loop()
-        self._request = request
-        self._echo_left = len(request.frame) if self.local_echo else 0
-        self._received = 0
-        self._bulk = True
-        self._done = done = loop.create_future()
-        self.stats.transactions += 1
-        sent = time.monotonic()
-        failure = await self._write(request.frame)
-        request_end = sent + rtu.wire_time(len(request.frame), self.baud)
-        deadline: asyncio.TimerHandle | None = None
-        if failure is not None:
-            self._finish(NoReply("io", failure))
-        elif not request.expects_reply:
-            self._quiet_until = request_end + BROADCAST_DELAY
-            self._finish(NoReply("timeout", "broadcast: no reply expected"))
-        else:
-            # The timeout runs from the end of the request on the wire: the node cannot
-            # answer before it has heard all of it.
-            deadline = loop.call_later(request_end + timeout - time.monotonic(), self._expire)
-        outcome = await done
+        # The wait for silence, the write and the reply run in callbacks of the event loop (timers and the
+        # port's reader): the task wakes once per transaction, when it is over. A sleep awaited here before
+        # the write cost a second loop iteration and a future per transaction (issue 13, fifth round).
+        self._done = done = asyncio.get_running_loop().create_future()
+        self._pending = request
+        self._timeout = timeout
+        self._give_up = time.monotonic() + timeout
+        self._sent = self._request_end = -1.0
+        self._when_quiet()
+        try:
+            outcome = await done
+        except BaseException:  # cancelled: nothing of this transaction may fire later
+            self._end_transaction()
+            raise
         now = time.monotonic()
-        if deadline is not None:
-            deadline.cancel()
-        if self._overtime is not None:
-            self._overtime.cancel()
-            self._overtime = None
-        self._cancel_garble_timer()
-        self._rejoin()
-        # Back to byte by byte: stray bytes between transactions are stamped as they come.
-        self._set_vmin(0)
-        self._request = None
-        self._done = None
+        sent, request_end = self._sent, self._request_end
+        self._end_transaction()
+        if sent < 0:  # ended before the request went out (the port was closed meanwhile)
+            return Exchange(outcome, now, now, now)
         if isinstance(outcome, NoReply) or self._last_rx < sent:
             self._quiet_until = max(self._quiet_until, now + self.t35)
             return Exchange(outcome, sent, request_end, max(now, request_end))
@@ -271,8 +263,21 @@ class RtuLink:
         self._quiet_until = self._last_rx + self.t35
         return Exchange(outcome, sent, request_end, max(self._last_rx, request_end))
 
-    async def _wait_for_silence(self, limit: float) -> None:
-        """Wait until the line is free: t3.5 after our last exchange, and no stray bytes coming in.
+    def _end_transaction(self) -> None:
+        for timer in (self._quiet_timer, self._deadline, self._overtime):
+            if timer is not None:
+                timer.cancel()
+        self._quiet_timer = self._deadline = self._overtime = None
+        self._cancel_garble_timer()
+        self._rejoin()
+        # Back to byte by byte: stray bytes between transactions are stamped as they come.
+        self._set_vmin(0)
+        self._pending = None
+        self._request = None
+        self._done = None
+
+    def _when_quiet(self, slept: bool = False) -> None:
+        """Send the pending request once the line is free: t3.5 after our last exchange, and no stray bytes coming in.
 
         Exactly t3.5 when the line stayed quiet, no more. Bytes that came after the last exchange
         ended (a slow node's reply that missed its timeout, a chattering device) are dropped and
@@ -280,25 +285,46 @@ class RtuLink:
         sent now would collide with them on the wire, and their tail would run into the reply we
         want and fail its CRC. The garble gap rather than t3.5 because an adapter delivers bytes in
         bursts (its latency timer): a t3.5 pause seen by the host is not silence on the line. A line
-        that never falls silent delays the request by at most `limit`, then it goes out anyway.
+        that never falls silent delays the request by at most the transaction's timeout, then it goes
+        out anyway. Called at once by transact, then by its own timer (slept: the wait it armed is over).
         """
-        give_up = time.monotonic() + limit
+        self._quiet_timer = None
+        if self._pending is None or self._fd < 0:
+            return
         while True:
-            wait = self._quiet_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if not slept:
+                wait = self._quiet_until - time.monotonic()
+                if wait > 0:
+                    self._quiet_timer = asyncio.get_running_loop().call_later(wait, self._when_quiet, True)
+                    return
+            slept = False
             self._drain()
             if not self._rx:
-                return
+                break
             self.stats.stray_bytes += len(self._rx)
             self._rx.clear()
-            if time.monotonic() >= give_up:
-                return
-            self._quiet_until = min(self._last_rx + self.garble_gap, give_up)
+            if time.monotonic() >= self._give_up:
+                break
+            self._quiet_until = min(self._last_rx + self.garble_gap, self._give_up)
+        self._send()
 
-    async def _write(self, frame: bytes) -> str | None:
-        view = memoryview(frame)
-        deadline = time.monotonic() + 1.0
+    def _send(self) -> None:
+        request = self._pending
+        assert request is not None
+        self._pending = None
+        self._request = request
+        self._echo_left = len(request.frame) if self.local_echo else 0
+        self._received = 0
+        self._bulk = True
+        self.stats.transactions += 1
+        self._sent = time.monotonic()
+        self._write_rest(memoryview(request.frame), self._sent + 1.0)
+
+    def _write_rest(self, view: memoryview, stall_at: float) -> None:
+        """Write the request (what is left of it: a full output buffer takes it in parts, a character time apart)."""
+        self._quiet_timer = None
+        if self._done is None or self._done.done():
+            return
         while view:
             try:
                 n = os.write(self._fd, view)
@@ -306,13 +332,27 @@ class RtuLink:
             except BlockingIOError:
                 pass
             except OSError as error:
-                self._broken(error)
-                return f"write failed: {error.strerror}"
+                self._broken(error)  # ends the transaction: "port failed: ..."
+                return
             if view:
-                if time.monotonic() > deadline:
-                    return "write stalled"
-                await asyncio.sleep(rtu.character_time(self.baud))
-        return None
+                if time.monotonic() > stall_at:
+                    self._finish(NoReply("io", "write stalled"))
+                    return
+                delay = rtu.character_time(self.baud)
+                self._quiet_timer = asyncio.get_running_loop().call_later(delay, self._write_rest, view, stall_at)
+                return
+        request = self._request
+        assert request is not None
+        self._request_end = request_end = self._sent + rtu.wire_time(len(request.frame), self.baud)
+        if not request.expects_reply:
+            self._quiet_until = request_end + BROADCAST_DELAY
+            self._finish(NoReply("timeout", "broadcast: no reply expected"))
+            return
+        # The timeout runs from the end of the request on the wire: the node cannot
+        # answer before it has heard all of it.
+        self._deadline = asyncio.get_running_loop().call_later(
+            request_end + self._timeout - time.monotonic(), self._expire
+        )
 
     # -- receiving ---------------------------------------------------------------------
     def _drain(self) -> None:
