@@ -81,6 +81,8 @@ BROADCAST_DELAY = 0.100
 # epoll set until this long (plus two characters) before the rest's expected end: see RtuLink._step_away.
 # Covers the event loop's timer lateness (its epoll timeout is whole milliseconds) on a busy host.
 REJOIN_MARGIN = 0.003
+# Every reply's length is known from its first two bytes (address, function: normal or exception reply).
+LENGTH_BYTES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +318,11 @@ class RtuLink:
         self._echo_left = len(request.frame) if self.local_echo else 0
         self._received = 0
         self._bulk = True
+        if request.expects_reply:
+            # No reply tells its length before its second byte: the port wakes the loop once for the first two
+            # (set before the write, so a fast reply cannot slip in under VMIN 0). A reply cut after its first
+            # byte is then taken in at the timeout and judged by silence after it (_expire), as short.
+            self._set_vmin(LENGTH_BYTES)
         self.stats.transactions += 1
         self._sent = time.monotonic()
         self._write_rest(memoryview(request.frame), self._sent + 1.0)
@@ -446,6 +453,7 @@ class RtuLink:
             # checks out, else one byte at a time until our unit's address turns up.
             n = rtu.self_delimited_length(rx)
             if n is None or n > len(rx):
+                self._byte_by_byte()
                 self._arm_garble_timer()
                 return
             if n > 0 and rtu.crc_ok(rx[:n]):
@@ -473,7 +481,13 @@ class RtuLink:
             if self._bulk:  # VMIN took: the port reports the rest at once, when it is there
                 self._step_away(missing)
             return
+        self._byte_by_byte()
         self._arm_garble_timer()
+
+    def _byte_by_byte(self) -> None:
+        """Silence is judged from each byte's arrival from here on: VMIN back to 0 (from LENGTH_BYTES)."""
+        if self._vmin:
+            self._set_vmin(0)
 
     def _step_away(self, missing: int) -> None:
         """Leave the event loop's epoll set while most of the rest of a reply is still on the wire.

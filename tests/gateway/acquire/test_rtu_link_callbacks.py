@@ -169,3 +169,59 @@ async def test_a_transaction_leaves_the_event_loops_selector_alone(
         assert calls == []
     finally:
         link.close()
+
+
+class CountingLink(RtuLink):
+    """An RtuLink that counts how often the event loop woke it for incoming bytes."""
+
+    wake_ups = 0
+
+    def _readable(self) -> None:
+        self.wake_ups += 1
+        super()._readable()
+
+
+async def test_the_first_two_bytes_of_a_reply_cost_one_wake_up(line: tuple[int, str]) -> None:
+    """The port is made readable only once the two bytes that tell a reply's length are there (VMIN 2 from the
+    request on): its first byte alone no longer wakes the loop. Paced by hand, a byte at a time."""
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=5.0)
+    await link.open()
+    try:
+        request = rtu.read_registers(1, 4, 0, 4)
+        reply = rtu.encode_reply(request, rtu.Registers((1, 2, 3, 4)))
+        task = asyncio.create_task(link.transact(request, timeout=30.0))
+        await read_request(node, len(request.frame))
+        os.write(node, reply[:1])
+        await asyncio.sleep(0.2)  # the loop is free to wake the link for that byte: it must not
+        assert link.wake_ups == 0 and link._received == 0
+        os.write(node, reply[1:2])
+        await wait_until_async(lambda: link._received == 2, timeout=10.0)
+        assert link.wake_ups == 1
+        os.write(node, reply[2:])
+        assert (await asyncio.wait_for(task, 30)).outcome == rtu.Registers((1, 2, 3, 4))
+        # Between transactions the port is byte by byte again: a stray byte is taken (and stamped) as it comes.
+        os.write(node, b"\x55")
+        await wait_until_async(lambda: bool(link._rx), timeout=10.0)
+    finally:
+        link.close()
+
+
+async def test_a_reply_cut_after_its_first_byte_is_still_judged_short_by_silence(line: tuple[int, str]) -> None:
+    """The price of the one wake-up above: a lone byte is taken in at the node's timeout, then judged by the
+    line's silence as a short frame (not as a timeout, and not cut early)."""
+    node, port = line
+    link = RtuLink(port, baud=BAUD, garble_gap=0.05)
+    await link.open()
+    try:
+        request = rtu.read_registers(1, 4, 0, 20)
+        task = asyncio.create_task(link.transact(request, timeout=0.3))
+        await read_request(node, len(request.frame))
+        os.write(node, b"\x01")
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.FrameError("short", "1 bytes is shorter than any reply")
+        assert exchange.completed - exchange.request_end >= 0.3  # its byte was taken in at the timeout
+        # The next transaction is not disturbed by it.
+        assert await answered(link, node, request) == rtu.Registers(tuple(range(20)))
+    finally:
+        link.close()
