@@ -325,6 +325,8 @@ class RtuLink:
             self._set_vmin(LENGTH_BYTES)
         self.stats.transactions += 1
         self._sent = time.monotonic()
+        # Whether or not the write succeeds: a failed poll is dated from it too (the poller's `heard`).
+        self._request_end = self._sent + rtu.wire_time(len(request.frame), self.baud)
         self._write_rest(memoryview(request.frame), self._sent + 1.0)
 
     def _write_rest(self, view: memoryview, stall_at: float) -> None:
@@ -350,7 +352,7 @@ class RtuLink:
                 return
         request = self._request
         assert request is not None
-        self._request_end = request_end = self._sent + rtu.wire_time(len(request.frame), self.baud)
+        request_end = self._request_end
         if not request.expects_reply:
             self._quiet_until = request_end + BROADCAST_DELAY
             self._finish(NoReply("timeout", "broadcast: no reply expected"))

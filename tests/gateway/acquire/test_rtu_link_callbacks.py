@@ -225,3 +225,25 @@ async def test_a_reply_cut_after_its_first_byte_is_still_judged_short_by_silence
         assert await answered(link, node, request) == rtu.Registers(tuple(range(20)))
     finally:
         link.close()
+
+
+async def test_a_request_the_port_refuses_is_still_dated_by_its_wire_time() -> None:
+    """The poller dates a failed poll's readings from the request's end on the wire: a write that fails (the
+    adapter gone: the pty's other side closed) must still give the request's end, not a placeholder."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link = RtuLink(os.ttyname(slave), baud=BAUD)
+    try:
+        await link.open()
+        os.close(master)  # hangs the port up: its next write fails (EIO)
+        master = -1
+        request = rtu.read_registers(1, 4, 0, 4)
+        exchange = await link.transact(request, timeout=1.0)  # the line is quiet: the write happens in this call
+        assert isinstance(exchange.outcome, NoReply) and exchange.outcome.reason == "io"
+        assert exchange.request_end == pytest.approx(exchange.sent + rtu.wire_time(len(request.frame), BAUD))
+        assert exchange.completed >= exchange.request_end
+    finally:
+        link.close()
+        if master >= 0:
+            os.close(master)
+        os.close(slave)
