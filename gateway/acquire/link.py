@@ -57,6 +57,7 @@ import errno
 import fcntl
 import logging
 import os
+import select
 import termios
 import time
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ BROADCAST_DELAY = 0.100
 # epoll set until this long (plus two characters) before the rest's expected end: see RtuLink._step_away.
 # Covers the event loop's timer lateness (its epoll timeout is whole milliseconds) on a busy host.
 REJOIN_MARGIN = 0.003
+# Every reply's length is known from its first two bytes (address, function: normal or exception reply).
+LENGTH_BYTES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,13 @@ class RtuLink:
         self._echo_left = 0
         self._received = 0  # bytes received for the request in flight (after the echo)
         self._done: asyncio.Future[Outcome] | None = None
+        self._pending: rtu.Request | None = None  # the request waiting for a quiet line (_when_quiet)
+        self._timeout = 0.0
+        self._give_up = 0.0  # the request goes out by then even if the line never falls silent
+        self._sent = -1.0  # the request's first byte was handed to the port (-1: not yet)
+        self._request_end = -1.0
+        self._quiet_timer: asyncio.TimerHandle | None = None  # the wait for silence, or the rest of a write
+        self._deadline: asyncio.TimerHandle | None = None
         self._garble_timer: asyncio.TimerHandle | None = None
         self._overtime: asyncio.TimerHandle | None = None
         self._failure: OSError | None = None
@@ -175,6 +185,10 @@ class RtuLink:
         self._vmin = 0
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
         self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
+        # The port's own epoll set, itself watched by the event loop: stepping away and back is one
+        # epoll_ctl on it, not the loop's remove_reader/add_reader (their Python bookkeeping and handle
+        # per call cost more than the system call, twice per transaction: issue 13, fifth round).
+        self._watch: select.epoll | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -192,7 +206,9 @@ class RtuLink:
         self._rx.clear()
         self._vmin_setter = VminSetter(fd, termios.tcgetattr(fd))  # one ioctl per change (tty_vmin.py)
         self._vmin = 0
-        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        self._watch = select.epoll(1)
+        self._watch.register(fd, select.EPOLLIN)
+        asyncio.get_running_loop().add_reader(self._watch.fileno(), self._readable)
         self.stats.opens += 1
 
     def close(self) -> None:
@@ -203,8 +219,11 @@ class RtuLink:
 
     def _release(self) -> None:
         self._cancel_away()
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self._fd)
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._watch.fileno())
+            self._watch.close()
+            self._watch = None
         with contextlib.suppress(OSError):
             os.close(self._fd)  # closing also drops the flock
         self._fd = -1
@@ -220,40 +239,25 @@ class RtuLink:
         if self._fd < 0:
             now = time.monotonic()
             return Exchange(NoReply("io", "port not open"), now, now, now)
-        await self._wait_for_silence(timeout)
-        loop = asyncio.get_running_loop()
-        self._request = request
-        self._echo_left = len(request.frame) if self.local_echo else 0
-        self._received = 0
-        self._bulk = True
-        self._done = done = loop.create_future()
-        self.stats.transactions += 1
-        sent = time.monotonic()
-        failure = await self._write(request.frame)
-        request_end = sent + rtu.wire_time(len(request.frame), self.baud)
-        deadline: asyncio.TimerHandle | None = None
-        if failure is not None:
-            self._finish(NoReply("io", failure))
-        elif not request.expects_reply:
-            self._quiet_until = request_end + BROADCAST_DELAY
-            self._finish(NoReply("timeout", "broadcast: no reply expected"))
-        else:
-            # The timeout runs from the end of the request on the wire: the node cannot
-            # answer before it has heard all of it.
-            deadline = loop.call_later(request_end + timeout - time.monotonic(), self._expire)
-        outcome = await done
+        # The wait for silence, the write and the reply run in callbacks of the event loop (timers and the
+        # port's reader): the task wakes once per transaction, when it is over. A sleep awaited here before
+        # the write cost a second loop iteration and a future per transaction (issue 13, fifth round).
+        self._done = done = asyncio.get_running_loop().create_future()
+        self._pending = request
+        self._timeout = timeout
+        self._give_up = time.monotonic() + timeout
+        self._sent = self._request_end = -1.0
+        self._when_quiet()
+        try:
+            outcome = await done
+        except BaseException:  # cancelled: nothing of this transaction may fire later
+            self._end_transaction()
+            raise
         now = time.monotonic()
-        if deadline is not None:
-            deadline.cancel()
-        if self._overtime is not None:
-            self._overtime.cancel()
-            self._overtime = None
-        self._cancel_garble_timer()
-        self._rejoin()
-        # Back to byte by byte: stray bytes between transactions are stamped as they come.
-        self._set_vmin(0)
-        self._request = None
-        self._done = None
+        sent, request_end = self._sent, self._request_end
+        self._end_transaction()
+        if sent < 0:  # ended before the request went out (the port was closed meanwhile)
+            return Exchange(outcome, now, now, now)
         if isinstance(outcome, NoReply) or self._last_rx < sent:
             self._quiet_until = max(self._quiet_until, now + self.t35)
             return Exchange(outcome, sent, request_end, max(now, request_end))
@@ -261,8 +265,21 @@ class RtuLink:
         self._quiet_until = self._last_rx + self.t35
         return Exchange(outcome, sent, request_end, max(self._last_rx, request_end))
 
-    async def _wait_for_silence(self, limit: float) -> None:
-        """Wait until the line is free: t3.5 after our last exchange, and no stray bytes coming in.
+    def _end_transaction(self) -> None:
+        for timer in (self._quiet_timer, self._deadline, self._overtime):
+            if timer is not None:
+                timer.cancel()
+        self._quiet_timer = self._deadline = self._overtime = None
+        self._cancel_garble_timer()
+        self._rejoin()
+        # Back to byte by byte: stray bytes between transactions are stamped as they come.
+        self._set_vmin(0)
+        self._pending = None
+        self._request = None
+        self._done = None
+
+    def _when_quiet(self, slept: bool = False) -> None:
+        """Send the pending request once the line is free: t3.5 after our last exchange, and no stray bytes coming in.
 
         Exactly t3.5 when the line stayed quiet, no more. Bytes that came after the last exchange
         ended (a slow node's reply that missed its timeout, a chattering device) are dropped and
@@ -270,25 +287,53 @@ class RtuLink:
         sent now would collide with them on the wire, and their tail would run into the reply we
         want and fail its CRC. The garble gap rather than t3.5 because an adapter delivers bytes in
         bursts (its latency timer): a t3.5 pause seen by the host is not silence on the line. A line
-        that never falls silent delays the request by at most `limit`, then it goes out anyway.
+        that never falls silent delays the request by at most the transaction's timeout, then it goes
+        out anyway. Called at once by transact, then by its own timer (slept: the wait it armed is over).
         """
-        give_up = time.monotonic() + limit
+        self._quiet_timer = None
+        if self._pending is None or self._fd < 0:
+            return
         while True:
-            wait = self._quiet_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if not slept:
+                wait = self._quiet_until - time.monotonic()
+                if wait > 0:
+                    self._quiet_timer = asyncio.get_running_loop().call_later(wait, self._when_quiet, True)
+                    return
+            slept = False
             self._drain()
             if not self._rx:
-                return
+                break
             self.stats.stray_bytes += len(self._rx)
             self._rx.clear()
-            if time.monotonic() >= give_up:
-                return
-            self._quiet_until = min(self._last_rx + self.garble_gap, give_up)
+            if time.monotonic() >= self._give_up:
+                break
+            self._quiet_until = min(self._last_rx + self.garble_gap, self._give_up)
+        self._send()
 
-    async def _write(self, frame: bytes) -> str | None:
-        view = memoryview(frame)
-        deadline = time.monotonic() + 1.0
+    def _send(self) -> None:
+        request = self._pending
+        assert request is not None
+        self._pending = None
+        self._request = request
+        self._echo_left = len(request.frame) if self.local_echo else 0
+        self._received = 0
+        self._bulk = True
+        if request.expects_reply:
+            # No reply tells its length before its second byte: the port wakes the loop once for the first two
+            # (set before the write, so a fast reply cannot slip in under VMIN 0). A reply cut after its first
+            # byte is then taken in at the timeout and judged by silence after it (_expire), as short.
+            self._set_vmin(LENGTH_BYTES)
+        self.stats.transactions += 1
+        self._sent = time.monotonic()
+        # Whether or not the write succeeds: a failed poll is dated from it too (the poller's `heard`).
+        self._request_end = self._sent + rtu.wire_time(len(request.frame), self.baud)
+        self._write_rest(memoryview(request.frame), self._sent + 1.0)
+
+    def _write_rest(self, view: memoryview, stall_at: float) -> None:
+        """Write the request (what is left of it: a full output buffer takes it in parts, a character time apart)."""
+        self._quiet_timer = None
+        if self._done is None or self._done.done():
+            return
         while view:
             try:
                 n = os.write(self._fd, view)
@@ -296,13 +341,27 @@ class RtuLink:
             except BlockingIOError:
                 pass
             except OSError as error:
-                self._broken(error)
-                return f"write failed: {error.strerror}"
+                self._broken(error)  # ends the transaction: "port failed: ..."
+                return
             if view:
-                if time.monotonic() > deadline:
-                    return "write stalled"
-                await asyncio.sleep(rtu.character_time(self.baud))
-        return None
+                if time.monotonic() > stall_at:
+                    self._finish(NoReply("io", "write stalled"))
+                    return
+                delay = rtu.character_time(self.baud)
+                self._quiet_timer = asyncio.get_running_loop().call_later(delay, self._write_rest, view, stall_at)
+                return
+        request = self._request
+        assert request is not None
+        request_end = self._request_end
+        if not request.expects_reply:
+            self._quiet_until = request_end + BROADCAST_DELAY
+            self._finish(NoReply("timeout", "broadcast: no reply expected"))
+            return
+        # The timeout runs from the end of the request on the wire: the node cannot
+        # answer before it has heard all of it.
+        self._deadline = asyncio.get_running_loop().call_later(
+            request_end + self._timeout - time.monotonic(), self._expire
+        )
 
     # -- receiving ---------------------------------------------------------------------
     def _drain(self) -> None:
@@ -396,6 +455,7 @@ class RtuLink:
             # checks out, else one byte at a time until our unit's address turns up.
             n = rtu.self_delimited_length(rx)
             if n is None or n > len(rx):
+                self._byte_by_byte()
                 self._arm_garble_timer()
                 return
             if n > 0 and rtu.crc_ok(rx[:n]):
@@ -423,7 +483,13 @@ class RtuLink:
             if self._bulk:  # VMIN took: the port reports the rest at once, when it is there
                 self._step_away(missing)
             return
+        self._byte_by_byte()
         self._arm_garble_timer()
+
+    def _byte_by_byte(self) -> None:
+        """Silence is judged from each byte's arrival from here on: VMIN back to 0 (from LENGTH_BYTES)."""
+        if self._vmin:
+            self._set_vmin(0)
 
     def _step_away(self, missing: int) -> None:
         """Leave the event loop's epoll set while most of the rest of a reply is still on the wire.
@@ -439,19 +505,20 @@ class RtuLink:
         """
         early = rtu.wire_time(missing - 2, self.baud) - REJOIN_MARGIN
         # Not for a rest shorter than that (a fast line): the timer would cost more than it saves.
-        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0:
+        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0 or self._watch is None:
             return
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._fd)
-        self._away = loop.call_later(early, self._rejoin)
+        # An event mask of 0 keeps the port in the set but out of its wake-ups: n_tty's per-byte wake
+        # stops at the port's own epoll (ep_poll_callback ignores a disabled item) instead of reaching the loop.
+        self._watch.modify(self._fd, 0)
+        self._away = asyncio.get_running_loop().call_later(early, self._rejoin)
 
     def _rejoin(self) -> None:
         """Watch the port again after _step_away (at once when the reply is complete by then)."""
         if self._away is None:
             return
         self._cancel_away()
-        if self._fd >= 0:
-            asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        if self._fd >= 0 and self._watch is not None:
+            self._watch.modify(self._fd, select.EPOLLIN)  # level-triggered: reported at once if complete
 
     def _cancel_away(self) -> None:
         if self._away is not None:
