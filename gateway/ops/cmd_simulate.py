@@ -6,7 +6,6 @@ import argparse
 import math
 import signal
 import textwrap
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -227,6 +226,27 @@ def _write_whole(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+class StopRequest:
+    """Set by SIGINT/SIGTERM, polled by the main loop.
+
+    Not a threading.Event: Event.set() takes the Event's lock, and a signal that lands while the main thread
+    holds that lock inside Event.wait() runs the handler in that same thread, which then waits for itself
+    forever (stress run s5b: a simulator that ignored SIGTERM for a minute). Here the handler only stores a bool.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self, *_: object) -> None:
+        self.requested = True
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` (a signal cuts it short); True once a stop was asked for."""
+        if not self.requested:
+            time.sleep(timeout)
+        return self.requested
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return list_scenarios()
@@ -234,9 +254,9 @@ def run(args: argparse.Namespace) -> int:
     if args.print_gateway_config == "-":
         print(_gateway_config(args, scenario, _planned_addresses(scenario, args.bus_dir)), end="", flush=True)
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopRequest()
+    signal.signal(signal.SIGINT, stop.set)
+    signal.signal(signal.SIGTERM, stop.set)
     site = Site(scenario, args.bus_dir, seed=args.seed, speed=args.speed, skip=skip, truth=args.truth)
     control = ControlServer(site, args.control_port) if args.control_port else None
     started = time.monotonic()
@@ -260,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"gateway config: {args.print_gateway_config}", flush=True)
         if control is not None:
             print(f"control: {control.start()}/faults", flush=True)
-        while not stop.is_set():
+        while not stop.requested:
             if site.finished:
                 print("the scenario has ended", flush=True)
                 break
