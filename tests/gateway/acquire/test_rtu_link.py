@@ -11,10 +11,6 @@ import asyncio
 import os
 import select
 import time
-import tty
-from collections.abc import Iterator
-
-import pytest
 
 from gateway.acquire.link import NoReply, RtuLink
 from gateway.protocols import modbus_rtu_master as rtu
@@ -22,19 +18,6 @@ from gateway.protocols import modbus_rtu_master as rtu
 # Long enough that a loaded host cannot run past it by accident: the test checks what the link
 # does inside this window, and the window only ever costs time after stray bytes.
 SILENCE = 0.5
-
-
-@pytest.fixture
-def line() -> Iterator[tuple[int, str]]:
-    """A pty: (the node side's fd, the port the link opens)."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    try:
-        yield master, path
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 def readable(fd: int) -> bool:

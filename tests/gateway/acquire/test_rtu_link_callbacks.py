@@ -15,28 +15,16 @@ import os
 import select
 import time
 import tty
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway.acquire.link import NoReply, RtuLink
 from gateway.protocols import modbus_rtu_master as rtu
+from tests.gateway.acquire.test_rtu_link import CountingLink
 from tests.support.waiting import wait_until_async
 
 BAUD = 19200
-
-
-@pytest.fixture
-def line() -> Iterator[tuple[int, str]]:
-    """A pty: (the node side's fd, the port the link opens)."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 def pending_bytes(fd: int) -> bytes:
@@ -169,16 +157,6 @@ async def test_a_transaction_leaves_the_event_loops_selector_alone(
         assert calls == []
     finally:
         link.close()
-
-
-class CountingLink(RtuLink):
-    """An RtuLink that counts how often the event loop woke it for incoming bytes."""
-
-    wake_ups = 0
-
-    def _readable(self) -> None:
-        self.wake_ups += 1
-        super()._readable()
 
 
 async def test_the_first_two_bytes_of_a_reply_cost_one_wake_up(line: tuple[int, str]) -> None:

@@ -15,10 +15,6 @@ import os
 import resource
 import threading
 import time
-import tty
-from collections.abc import Iterator
-
-import pytest
 
 from gateway.acquire.link import RtuLink
 from gateway.protocols import modbus_rtu_master as rtu
@@ -28,18 +24,6 @@ from tests.support.waiting import wait_until_async
 # ahead of the wire even on a loaded host: the test is about the link, not about that thread's pace.
 BAUD = 300
 BYTE_SPACING = 0.005  # s between the bytes the node side writes (the wire takes 36.7 ms per byte)
-
-
-@pytest.fixture
-def line() -> Iterator[tuple[int, str]]:
-    """A pty: (the node side's fd, the port the link opens)."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    try:
-        yield master, os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 def context_switches() -> int:
