@@ -31,26 +31,27 @@ class WorkerThread:
         self.name = name
         self._calls: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # starting the thread (calls may come from more than one loop)
+        # Starting the thread, submitting a call and closing (calls may come from more than one loop): a call
+        # is never queued behind the sentinel that ends the thread, where nobody would ever run it.
+        self._lock = threading.Lock()
+        self._closed = False
         self.calls = 0  # calls made (for tests and figures)
 
     async def run(self, call: Callable[..., T], *args: object) -> T:
         """Run call(*args) in this thread; the result (or the exception it raised) comes back here."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._start()
-        self.calls += 1
-        self._calls.put((loop, future, call, args))
-        return await future
-
-    def _start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
         with self._lock:
+            if self._closed:
+                # Not a new thread behind the owner's back: the connection it would use is closed too.
+                raise RuntimeError(f"worker thread {self.name} is closed: no call runs after close()")
             if self._thread is None or not self._thread.is_alive():
                 # A daemon: a gateway that never closes it (a test, a crash) must not keep the process alive.
                 self._thread = threading.Thread(target=self._work, name=f"sitewatch-{self.name}", daemon=True)
                 self._thread.start()
+            self.calls += 1
+            self._calls.put((loop, future, call, args))
+        return await future
 
     def _work(self) -> None:
         while True:
@@ -66,11 +67,13 @@ class WorkerThread:
                 _hand_back(loop, future, result, None)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Let the calls submitted so far finish, then end the thread."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        self._calls.put(_STOP)
+        """Let the calls submitted so far finish, then end the thread. A call submitted after this raises."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            self._calls.put(_STOP)
         if thread is not threading.current_thread():
             thread.join(timeout)
 

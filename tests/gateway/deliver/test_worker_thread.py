@@ -77,7 +77,7 @@ async def test_a_cancelled_await_lets_the_call_finish_and_the_thread_go_on() -> 
         worker.close()
 
 
-async def test_close_waits_for_the_calls_under_way_and_a_closed_worker_starts_again() -> None:
+async def test_close_waits_for_the_calls_under_way_and_a_closed_worker_refuses_new_calls() -> None:
     worker = WorkerThread("test")
     done: list[int] = []
     pending = [asyncio.ensure_future(worker.run(done.append, n)) for n in range(5)]
@@ -85,8 +85,30 @@ async def test_close_waits_for_the_calls_under_way_and_a_closed_worker_starts_ag
     worker.close()
     assert done == [0, 1, 2, 3, 4]
     await asyncio.gather(*pending)
-    assert await worker.run(lambda: 1) == 1  # a new thread on demand
-    worker.close()
+    # It used to start a new thread quietly, for a connection its owner had closed.
+    with pytest.raises(RuntimeError, match="worker thread test is closed"):
+        await worker.run(lambda: 1)
+    worker.close()  # twice: nothing
+
+
+async def test_a_call_submitted_while_close_waits_for_the_thread_is_refused_not_left_hanging() -> None:
+    # The thread is busy; close() (from another thread) has queued the sentinel that ends it and waits. A call
+    # submitted now used to be queued behind the sentinel, where nobody would ever run it: its await hung.
+    worker = WorkerThread("race")
+    release = threading.Event()
+    busy = asyncio.ensure_future(worker.run(release.wait, 30))
+    while worker.calls == 0 or worker._calls.qsize():  # the thread has taken the busy call
+        await asyncio.sleep(0.001)
+    closer = threading.Thread(target=worker.close)
+    closer.start()
+    while not worker._calls.qsize():  # the sentinel is queued
+        await asyncio.sleep(0.001)
+    late = asyncio.ensure_future(worker.run(lambda: 1))
+    release.set()
+    assert await asyncio.wait_for(busy, 30) is True
+    with pytest.raises(RuntimeError, match="closed"):
+        await asyncio.wait_for(late, 30)
+    closer.join(30)
 
 
 async def test_writer_deliveries_and_store_use_their_long_lived_threads(tmp_path: Path) -> None:
