@@ -20,7 +20,6 @@ fsyncs never stall the event loop the bus owners time their replies on).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from typing import TypeVar
 from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.sinks import Lane, Sink, SinkFatalError
 from gateway.deliver.worker_thread import WorkerThread, in_thread
+from gateway.pause import pause as stop_aware_pause
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Delivery:
         self.stats = DeliveryStats()
         self.backoff = 0.0  # 0 while the sink works
         self.wake = asyncio.Event()  # set by whoever appends to the queue
-        self.pause = pause or _wait  # waits out a backoff (until stop); injected by tests
+        self.pause = pause or stop_aware_pause  # waits out a backoff (until stop); injected by tests
 
     @property
     def name(self) -> str:
@@ -203,18 +203,10 @@ class Delivery:
                     continue
                 await self.wake.wait()  # new records, or stop
                 # Let an interval pass since the last send: what arrives meanwhile goes in one batch (one commit).
-                await _wait(stop, self.interval - (time.monotonic() - started))
+                await stop_aware_pause(stop, self.interval - (time.monotonic() - started))
         finally:
             watcher.cancel()
 
     async def flush(self, timeout: float) -> bool:
         """At shutdown: deliver what is pending within timeout seconds; True if the sink caught up."""
         return await self.pump(time.monotonic() + timeout)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):  # a timer, not a task as wait_for makes (3.11)
-            await stop.wait()

@@ -81,6 +81,7 @@ from gateway.ops.health_task import HealthTask
 from gateway.ops.logs import alarm_line
 from gateway.ops.node_settings import NodeSettings
 from gateway.ops.sim_clock import read_clock
+from gateway.pause import pause
 from gateway.process.alarms import AlarmEvent, Severity
 from gateway.process.siren import Siren, SirenRule
 from gateway.process.spray import SprayCommand, SprayMode
@@ -512,7 +513,7 @@ class Gateway:
                 self._sound_siren(now)
                 self.actuator.retry_due(now)
                 self.actuator.refresh_due(now)
-            await _wait(stop, self.config.processing.tick_s)
+            await pause(stop, self.config.processing.tick_s)
 
     def _sound_siren(self, now: float) -> None:
         """Switch the siren's coil when the alarms that sound it start or stop (siren.py); written like a spray."""
@@ -583,7 +584,7 @@ class Gateway:
             if pruned:
                 log.info("queue: pruned %d delivered records older than %g days", pruned,
                          self.config.queue.retention_days)
-            await _wait(stop, self.config.queue.prune_interval_s)
+            await pause(stop, self.config.queue.prune_interval_s)
 
     # -- the manual override -------------------------------------------------------------
     async def set_spray_mode(self, node: str, mode: SprayMode | str, who: str = "operator") -> list[Actuation]:
@@ -802,11 +803,3 @@ def _siren(config: GatewayConfig) -> Siren | None:
         return None
     alarms = MappingProxyType({name: Severity(level) for name, level in s.alarms.items()})
     return Siren(SirenRule(s.node, s.coil, alarms, Severity(s.min_severity)))
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):  # a timer, not a task as wait_for makes (3.11)
-            await stop.wait()
