@@ -501,7 +501,13 @@ def test_gateway_node_success_and_online_per_interval(filled: Filled) -> None:
     origin = typhoon.run.site.scenario.start_epoch
     offline = sorted(t / NS - origin for (site, node, t), up in got_online.items()
                      if (site, node) == (TYPHOON, "noise-2") and up is False)
-    assert offline and all(SILENCE.start < t < SILENCE.end + INTERVAL_S for t in offline), offline
+    assert offline and any(SILENCE.start < t < SILENCE.end + INTERVAL_S for t in offline), offline
+    # Outside the silence only where the gateway itself recorded an outage of the node (replies late past the
+    # timeout on a loaded host: stress run s5c); the reports are the gateway's, the panel shows them as they are.
+    outages = [(o.start - origin, o.end - origin) for o in typhoon.run.of(Outage) if o.node == "noise-2"]
+    for t in offline:
+        if not SILENCE.start < t < SILENCE.end + INTERVAL_S:
+            assert any(start <= t <= end + INTERVAL_S for start, end in outages), (t, outages)
     assert stored_nodes(typhoon)[("noise-2", timestamp(stored_reports(typhoon)[-1].time, "ns"))]["online"] is True
 
 
