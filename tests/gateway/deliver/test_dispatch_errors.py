@@ -101,19 +101,24 @@ async def test_a_fatal_error_stops_that_sink_once_with_a_clear_error_and_the_oth
     broken = ScriptedSink("influx", [SinkFatalError(message)] * 5)
     working = ScriptedSink("store", [])
     pauses = Pauses()
-    to_influx = Delivery(queue, broken, pause=pauses, interval=0.0)
-    to_store = Delivery(queue, working, pause=pauses, interval=0.0)
+    # One lock for everything that uses the queue's connection, as in the gateway: the test's own append ran
+    # beside the store delivery's confirm-and-read in a worker thread, on the same connection (stress run s5d).
+    lock = asyncio.Lock()
+    to_influx = Delivery(queue, broken, pause=pauses, interval=0.0, lock=lock)
+    to_store = Delivery(queue, working, pause=pauses, interval=0.0, lock=lock)
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="gateway.deliver.dispatch"):
         influx_task = asyncio.create_task(to_influx.run(stop))
         store_task = await run_until(to_store, stop, lambda: working.got == 20)
         # The fatal sink's run ends by itself: no retry loop, no backoff.
         await asyncio.wait_for(influx_task, DEADLINE)
-        queue.append(readings(3))
+        async with lock:
+            queue.append(readings(3))
         to_store.wake.set()
         to_influx.wake.set()
         deadline = asyncio.get_running_loop().time() + DEADLINE
         while working.got < 23:
+            assert not store_task.done(), store_task  # its exception, at once, rather than a deadline
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.01)
         stop.set()
