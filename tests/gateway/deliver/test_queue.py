@@ -110,8 +110,9 @@ class Sink:
 async def test_a_sink_that_is_down_blocks_no_other_and_loses_nothing(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["store", "mqtt"])
     store, mqtt = Sink("store", take=7), Sink("mqtt", up=False)
-    to_store = Delivery(queue, store, batch=50, min_backoff=0.01, max_backoff=0.05)
-    to_mqtt = Delivery(queue, mqtt, batch=50, min_backoff=0.01, max_backoff=0.05)
+    lock = asyncio.Lock()  # one for the queue's connection, as in the gateway: the two run side by side below
+    to_store = Delivery(queue, store, batch=50, min_backoff=0.01, max_backoff=0.05, lock=lock)
+    to_mqtt = Delivery(queue, mqtt, batch=50, min_backoff=0.01, max_backoff=0.05, lock=lock)
     queue.append(readings(120))
     assert await to_store.pump() is True  # partial deliveries (7 at a time) still get through everything
     assert store.got == [float(i) for i in range(120)]
