@@ -488,8 +488,7 @@ class RtuLink:
 
     def _byte_by_byte(self) -> None:
         """Silence is judged from each byte's arrival from here on: VMIN back to 0 (from LENGTH_BYTES)."""
-        if self._vmin:
-            self._set_vmin(0)
+        self._set_vmin(0)  # nothing when it is 0 already
 
     def _step_away(self, missing: int) -> None:
         """Leave the event loop's epoll set while most of the rest of a reply is still on the wire.

@@ -273,13 +273,31 @@ def to_json_many(records: Sequence[Record]) -> list[str]:
     return out
 
 
+def _keep(cache: dict[Any, Any], key: Any, value: Any, limit: int = 0) -> Any:
+    """Put value in a cache of at most `limit` entries (default _PREFIX_CACHE_LIMIT) and return it. A full cache
+    starts again: the working set (a site's series, its recurring values) refills it at once."""
+    if len(cache) >= (limit or _PREFIX_CACHE_LIMIT):
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _reading_prefix_text(node: str, kind: str, channel: str) -> str:
+    """A reading body's text up to its value."""
+    return (f'{{"node":{_json_string(node)},"kind":{_json_string(kind)},"channel":{_json_string(channel)},'
+            '"value":')
+
+
+def _reading_middle_text(unit: str, quality: Quality) -> str:
+    """A reading body's text from its value to its timestamp."""
+    return f',"unit":{_json_string(unit)},"quality":{_json_string(quality.value)},"ts":'
+
+
 def _value_text(value: float) -> str:
     """A finite float as the encoder writes it, kept in _value_texts (never a zero: see there)."""
     text = _float_repr(value)
     if value:
-        if len(_value_texts) >= _VALUE_CACHE_LIMIT:
-            _value_texts.clear()
-        _value_texts[value] = text
+        _keep(_value_texts, value, text, _VALUE_CACHE_LIMIT)
     return text
 
 
@@ -287,24 +305,15 @@ def _series_of(node: str, kind: str) -> dict[str, tuple[str, str, Quality, str]]
     """to_json_many's table of a node's channels (node and kind are what their JSON prefix names)."""
     table = _series_tables.get((node, kind))
     if table is None:
-        if len(_series_tables) >= _PREFIX_CACHE_LIMIT:
-            _series_tables.clear()
-        table = _series_tables[(node, kind)] = {}
+        table = _keep(_series_tables, (node, kind), {})
     return table
 
 
 def _learn_series(table: dict[str, tuple[str, str, Quality, str]], r: Reading) -> tuple[str, str, Quality, str]:
     """The (prefix, unit, quality, middle) of the reading's series, kept in its node's table."""
-    if len(table) >= _PREFIX_CACHE_LIMIT:
-        table.clear()
-    known = table[r.channel] = (
-        f'{{"node":{_json_string(r.node)},"kind":{_json_string(r.kind)},"channel":{_json_string(r.channel)},'
-        '"value":',
-        r.unit,
-        r.quality,
-        f',"unit":{_json_string(r.unit)},"quality":{_json_string(r.quality.value)},"ts":',
-    )
-    return known
+    known = (_reading_prefix_text(r.node, r.kind, r.channel), r.unit, r.quality,
+             _reading_middle_text(r.unit, r.quality))
+    return _keep(table, r.channel, known)  # type: ignore[no-any-return]
 
 
 def _body(record: Record) -> dict[str, Any]:
@@ -420,20 +429,11 @@ def _reading_json(r: Reading) -> str | None:
     series = (r.node, r.kind, r.channel)
     prefix = _reading_prefixes.get(series)
     if prefix is None:
-        if len(_reading_prefixes) >= _PREFIX_CACHE_LIMIT:
-            _reading_prefixes.clear()
-        prefix = _reading_prefixes[series] = (
-            f'{{"node":{_json_string(r.node)},"kind":{_json_string(r.kind)},"channel":{_json_string(r.channel)},'
-            '"value":'
-        )
+        prefix = _keep(_reading_prefixes, series, _reading_prefix_text(r.node, r.kind, r.channel))
     flags = (r.unit, r.quality)  # Quality is a str: no `.value` (an enum property) per reading
     middle = _reading_units.get(flags)
     if middle is None:
-        if len(_reading_units) >= _PREFIX_CACHE_LIMIT:
-            _reading_units.clear()
-        middle = _reading_units[flags] = (
-            f',"unit":{_json_string(r.unit)},"quality":{_json_string(r.quality.value)},"ts":'
-        )
+        middle = _keep(_reading_units, flags, _reading_middle_text(r.unit, r.quality))
     global _last_tail
     tail = _last_tail
     if tail[0] is not ts or tail[1] != r.sequence:  # the same float object: -0.0 and 0.0 are written apart
@@ -453,18 +453,14 @@ def _aggregate_json(a: Aggregate) -> str | None:
     series = (a.node, a.kind, a.channel, a.source, a.statistic, a.window)
     prefix = _aggregate_prefixes.get(series)
     if prefix is None:
-        if len(_aggregate_prefixes) >= _PREFIX_CACHE_LIMIT:
-            _aggregate_prefixes.clear()
-        prefix = _aggregate_prefixes[series] = (
+        prefix = _keep(_aggregate_prefixes, series, (
             f'{{"node":{_json_string(a.node)},"kind":{_json_string(a.kind)},"channel":{_json_string(a.channel)},'
             f'"source":{_json_string(a.source)},"statistic":{_json_string(a.statistic)},'
             f'"window":{_json_string(a.window)},"start":'
-        )
+        ))
     unit = _aggregate_units.get(a.unit)
     if unit is None:
-        if len(_aggregate_units) >= _PREFIX_CACHE_LIMIT:
-            _aggregate_units.clear()
-        unit = _aggregate_units[a.unit] = _json_string(a.unit)
+        unit = _keep(_aggregate_units, a.unit, _json_string(a.unit))
     return (
         f'{prefix}{_float_repr(start)},"end":{_float_repr(end)},"value":{value},"unit":{unit},'
         f'"count":{int.__repr__(a.count)},"expected":{int.__repr__(a.expected)},'
