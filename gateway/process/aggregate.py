@@ -457,12 +457,6 @@ class Tally:
         self.invalid[flag] += 1
         return False
 
-    def add_valid(self, flag: Quality) -> None:
-        """`add` of a reading already known to be valid (is_valid), for a caller adding it to many windows."""
-        self.count += 1
-        if flag is Quality.OVER_RANGE:
-            self.over_range += 1
-
 
 class SampleIntervals:
     """Each node's sample interval, measured from its own sequence numbers and sample times.

@@ -189,7 +189,7 @@ class NoiseAggregator(WindowedAggregator[NoiseAccumulator]):
             level_energy = energy(value)
             over = flag is Quality.OVER_RANGE
             for acc in targets:
-                tally = acc.tally  # Tally.add_valid, inlined: once per level and window
+                tally = acc.tally  # the valid branch of Tally.add, inlined: once per level and window
                 tally.count += 1
                 if over:
                     tally.over_range += 1

@@ -108,7 +108,7 @@ class PmAggregator(WindowedAggregator[dict[str, MeanAccumulator]]):
                     mean.tally.add(reading)
                     continue
                 assert value is not None
-                tally = mean.tally  # Tally.add_valid, inlined: once per reading and window
+                tally = mean.tally  # the valid branch of Tally.add, inlined: once per reading and window
                 tally.count += 1
                 if over:
                     tally.over_range += 1

@@ -175,7 +175,7 @@ class TiltAggregator(WindowedAggregator[dict[str, TrendAccumulator]]):
                     trend.tally.add(reading)
                     continue
                 assert deviation is not None
-                tally = trend.tally  # Tally.add_valid, inlined: once per reading and window
+                tally = trend.tally  # the valid branch of Tally.add, inlined: once per reading and window
                 tally.count += 1
                 if over:
                     tally.over_range += 1
