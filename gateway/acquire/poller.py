@@ -215,6 +215,9 @@ class _Node:
         self.episode: tuple[int, int] | None = None  # (stats.fetched, stats.lost) at its start
         self.episode_unknown = 0  # Lost records of an unknown count (a restart) during it
         self.watch = OutageWatch(config.name, config.kind, config.interval)
+        # Its newest delivered sample: (monotonic time, wall timestamp given). A gap after it starts at
+        # that timestamp, whatever the wall clock did since (a step by NTP during an outage).
+        self.stamped: tuple[float, float] | None = None
         self.probe = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _SAMPLE_SEQ[1], 2)
         self.kind_check = rtu.read_registers(config.unit_id, rtu.READ_INPUT_REGISTERS, _NODE_KIND[1], 1)
         self.probe_due = math.inf  # the next probe, while the node is suspect
@@ -293,7 +296,7 @@ class BusPoller:
         self.open_failures = Repeats()  # the port's reopen attempts, for the log
         self._not_open = f"{bus.address} is not open"
         self._resumed = False
-        self._held_gaps: list[tuple[NodeConfig, Lost]] = []
+        self._held_gaps: list[tuple[_Node, Lost]] = []
         self._held_outages: list[NodeOutage] = []
         self.bus_time = BusTime(time.monotonic())  # bus utilisation, for /metrics
 
@@ -892,7 +895,10 @@ class BusPoller:
                     ready = []
                 self._lost(node, item)
             else:
-                ready.extend(self.stamper.stamp(item.taken, item.payload))
+                stamped = self.stamper.stamp(item.taken, item.payload)
+                if stamped and item.payload:
+                    node.stamped = (item.taken, stamped[-1].timestamp)
+                ready.extend(stamped)
         if not items:
             ready = self.stamper.stamp(time.monotonic(), [])  # what the stamper held, once the clock is valid
         if ready:
@@ -907,7 +913,7 @@ class BusPoller:
         else:
             log.warning("bus %s node %s: samples %d..%d (%d) are lost (%s)", self.bus.name, config.name,
                         lost.first, lost.first + lost.count - 1, lost.count, lost.reason)
-        self._held_gaps.append((config, lost))
+        self._held_gaps.append((node, lost))
         if len(self._held_gaps) > _MAX_HELD_GAPS:
             del self._held_gaps[0]
         self._release_gaps()
@@ -917,10 +923,13 @@ class BusPoller:
         if not self._held_gaps or not self.clock.valid():
             return
         offset = self.clock.wall() - self.clock.mono()
-        gaps = [
-            Gap(c.name, c.kind, lost.start + offset, lost.end + offset, lost.first, lost.last, lost.reason)
-            for c, lost in self._held_gaps
-        ]
+        gaps = []
+        for n, lost in self._held_gaps:
+            start = lost.start + offset
+            if n.stamped is not None and n.stamped[0] == lost.start:
+                start = min(n.stamped[1], lost.end + offset)  # the sample before, as its reading was dated
+            c = n.config
+            gaps.append(Gap(c.name, c.kind, start, lost.end + offset, lost.first, lost.last, lost.reason))
         self._held_gaps.clear()
         if self.on_gap is not None:
             self.on_gap(gaps)
