@@ -466,10 +466,11 @@ async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(t
     # its memory (how many is unknown: it might have been one, or none before the power cut).
     assert consecutive([r.sequence for r in old]) and old[-1].sequence >= 4
     assert (gap.reason, gap.first_sequence, gap.last_sequence) == ("reboot", old[-1].sequence + 1, None)
-    assert abs(gap.start - rig.taken[(0, old[-1].sequence)][0]) <= TOLERANCE + late
+    story = (gap, old[-1], rig.taken[(0, old[-1].sequence)], late)
+    assert abs(gap.start - rig.taken[(0, old[-1].sequence)][0]) <= TOLERANCE + late, story
     # The new boot, from its first sample on, including the ones taken while it was mute.
     assert [r.sequence for r in new] == list(range(1, len(new) + 1)) and len(new) >= 8
-    assert abs(gap.end - rig.taken[(1, 1)][0]) <= TOLERANCE + late
+    assert abs(gap.end - rig.taken[(1, 1)][0]) <= TOLERANCE + late, (story, new[0], rig.taken[(1, 1)])
     assert poller.backfill["noise-5"].fetched >= 3
     check_against_truth(rig, [r for r in delivered if isinstance(r, Reading) and r.sequence
                               and delivered.index(r) < restart], boot=0, late=late)
