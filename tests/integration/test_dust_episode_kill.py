@@ -23,12 +23,16 @@ gate, so time is not held for it):
 
 * the dust node samples once a minute (sample_interval 60000 ms; limits.sampling.interval_s 60),
   half a minute off the hour (the run starts at 07:40:30), so a timestamp the gateway derives from
-  the reply (heard - sample_age) may be late by up to 30 simulated seconds, a quarter of a real
-  second at SPEED 120, before a sample changes windows (the stamp comes from the node's own sample
-  age, so a gateway that is late to read a reply is not late to stamp it);
-* polls every 0.2 real seconds (24 simulated), leaving line time for the backfill of what the node
+  the reply (heard - sample_age) may be off by up to 30 simulated seconds, half a real second at
+  SPEED 60, before a sample changes windows. The stamp comes from the node's own sample age, so a
+  gateway that is late to read a reply is not late to stamp it; but a simulated node that hears a
+  request late (its bus thread kept off a loaded CPU) counts the age on, and its sample is dated early
+  by as much: at SPEED 120 a stall of 0.35 s at load 10 moved one by 42 simulated seconds (series s6a,
+  docs/testing.md). (The node's sample_interval register, in ms, holds 65.5 s at most: the margin
+  cannot come from a longer interval.);
+* polls every 0.2 real seconds (12 simulated), leaving line time for the backfill of what the node
   sampled while no gateway ran;
-* 20 simulated minutes (10 real seconds) for the gateway's first start before 08:00;
+* 20 simulated minutes (20 real seconds) for the gateway's first start before 08:00;
 * the episode is shorter than the relay's max_on_s (3600 s): the coil stays on from one write.
 """
 
@@ -63,7 +67,7 @@ from tests.support.warm_gateway import WarmGateway
 pytestmark = pytest.mark.slow
 
 SEED = 1120  # the scenario's
-SPEED = 120.0
+SPEED = 60.0
 BUS, UNIT, NODE = "boundary", 1, "dust-downwind"
 SAMPLE_S = 60.0
 HOUR = 3600.0
@@ -297,6 +301,7 @@ def test_the_spray_runs_on_the_node_for_the_whole_episode(killed: KilledRun) -> 
 def test_readings_are_stamped_within_the_half_minute_that_keeps_them_in_their_windows(killed: KilledRun) -> None:
     # The margin the windows need (samples half a minute off the hour): polled and backfilled alike.
     true_time = {readings[0].sequence: t for t, readings in killed.samples}
-    late = [r.timestamp - true_time[r.sequence] for r in killed.records
+    late = [(r.timestamp - true_time[r.sequence], r) for r in killed.records
             if isinstance(r, Reading) and r.node == NODE and r.channel == "pm10" and r.sequence in true_time]
-    assert late and max(abs(e) for e in late) < SAMPLE_S / 2, (min(late), max(late))
+    worst = max(late, key=lambda e: abs(e[0]))
+    assert late and abs(worst[0]) < SAMPLE_S / 2, (worst, worst[1].timestamp - killed.epoch(0.0), killed.kills)

@@ -41,6 +41,9 @@ def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         run_scenario(
             tmp_path_factory.mktemp("silent"), "faults", skip=4 * 60 + 30, until=7 * 60 + 45, speed=30.0,
             polled=[Polled("boundary", unit, 30.0) for unit in (1, 2, 3)], poll_interval=POLL_S,
+            # On a loaded host the backlog of the silence may still be on its way at 07:45 (series s6a).
+            done=lambda run: any(r.value is not None and scenario_time(run, r) >= 420.0
+                                 for r in run.readings("noise-2", "laeq_1s")),
         )
     )
 
