@@ -438,18 +438,38 @@ def _one_sample(records: list[Record]) -> bool:
     if type(first) is not Reading:
         return False
     node, sequence, timestamp = first.node, first.sequence, first.timestamp
+    if type(timestamp) is float and timestamp == timestamp and type(sequence) is int and type(node) is str:
+        # The same test in C loops, not a Python loop per reading (issue 13, fifth pass): a tuple compares its
+        # items as `==` does, after identity, which for a str, an int and a float other than NaN (excluded
+        # here: NaN != NaN made a sample of one reading) is what the loop below says.
+        return _ONLY_READINGS.issuperset(map(type, records)) and all(
+            map((node, sequence, timestamp).__eq__, map(_SAMPLE_KEY, records))
+        )
     for r in records:
         if type(r) is not Reading or r.timestamp != timestamp or r.sequence != sequence or r.node != node:
             return False
     return True
 
 
+# What _one_sample compares, and the records the alarm and spray stages look at (every one has a channel).
+_SAMPLE_KEY = operator.attrgetter("node", "sequence", "timestamp")
+_ONLY_READINGS = frozenset({Reading})
+_JUDGED = frozenset({Reading, Aggregate})
+_CHANNEL = operator.attrgetter("channel")
+
+
 class AlarmStage(Stage):
     def __init__(self, alarms: AlarmSet) -> None:
         self.alarms = alarms
         self._watched: dict[str, bool] = {}  # channel -> whether any definition watches it
+        self._unwatched: set[str] = set()  # the channels of _watched that no definition watches
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
+        # Readings and aggregates of channels no definition watches (every dust and noise poll) cause nothing:
+        # the batch is told by two C loops, not a Python loop per record (issue 13, fifth pass). Any other
+        # batch goes record by record, which also learns the channels.
+        if _JUDGED.issuperset(map(type, records)) and self._unwatched.issuperset(map(_CHANNEL, records)):
+            return records
         made: list[tuple[int, Sequence[Record]]] = []  # (index of the record, the events it caused)
         watched = self._watched
         for i, r in enumerate(records):
@@ -468,6 +488,8 @@ class AlarmStage(Stage):
             watching = watched.get(channel)
             if watching is None:
                 watching = watched[channel] = bool(self.alarms.watching(channel))
+                if not watching:
+                    self._unwatched.add(channel)
             if not watching:
                 continue  # most readings and aggregates: no call, and no reading built from an aggregate
             events = self.alarms.feed(r if isinstance(r, Reading) else r.to_reading())
@@ -482,8 +504,12 @@ class SprayStage(Stage):
         self.channel = channel
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
-        made: list[tuple[int, Sequence[Record]]] = []  # (index of the record, the commands it caused)
         channel = self.channel
+        # Readings and aggregates none of which is of the spray's channel (nearly every batch) cause nothing:
+        # told by C loops, not a Python loop per record (issue 13, fifth pass).
+        if _JUDGED.issuperset(map(type, records)) and channel not in map(_CHANNEL, records):
+            return records
+        made: list[tuple[int, Sequence[Record]]] = []  # (index of the record, the commands it caused)
         for i, r in enumerate(records):
             if type(r) is Reading:
                 if r.channel != channel:
