@@ -167,6 +167,9 @@ class ProcessStage(Stage):
         self._steps = tuple(_poll_step(p) for p in self.processors)
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
+        if records and _ONLY_READINGS.issuperset(map(type, records)):
+            # Readings only (a poll: nearly every batch) are one run, told by a C loop (issue 13, fifth pass).
+            return self._process(records)  # type: ignore[arg-type,return-value]
         out: list[Record] = []
         run: list[Reading] = []  # readings since the last other record
         for r in records:
@@ -250,7 +253,7 @@ class AggregateStage(Stage):
         aggregator takes (they share one time), so the aggregates follow that reading.
         Returns (the records, the aggregators fed).
         """
-        channels = tuple([r.channel for r in readings])
+        channels = tuple(map(_CHANNEL, readings))
         plan = self._sample_plans.get(channels)
         if plan is None:
             plan = self._sample_plan(channels)
@@ -259,7 +262,7 @@ class AggregateStage(Stage):
         # In the order of their first readings, as reading by reading: the sample is measured when its first
         # reading is fed (the wind's gust of a first reading sees it unmeasured).
         for aggregator, positions in groups:
-            made = aggregator.feed_sample([readings[i] for i in positions])
+            made = aggregator.feed_sample(list(map(readings.__getitem__, positions)))
             if made:
                 after.setdefault(positions[0], []).extend(made)
         if not groups:  # a fed aggregator measured the sample already (the stage's aggregators share one measure)
