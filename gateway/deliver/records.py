@@ -262,9 +262,11 @@ def to_json_many(records: Sequence[Record]) -> list[str]:
             add(to_json(r))
             continue
         ts, sequence = r.timestamp, r.sequence
-        if ts is not tail_ts or sequence is not tail_sequence:  # the same float object: -0.0 and 0.0 differ
-            # (`is`, not `!=`, for the sequence: the same int object means the same tail; another equal one
-            # only writes it again)
+        if ts is not tail_ts or (  # the same float object: -0.0 and 0.0 differ
+            # The same sequence object (a poll's readings share it), or an equal int: the same text. Not
+            # identity alone: a sequence past 256 computed per reading is a new int each time (the bench's).
+            sequence is not tail_sequence and (type(sequence) is not int or sequence != tail_sequence)
+        ):
             if type(sequence) is not int or type(ts) is not float or ts - ts != 0.0:
                 add(to_json(r))
                 continue
