@@ -304,9 +304,8 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
     def _add_sample(self, targets: list[WindAccumulator], readings: list[Reading]) -> None:
         # `_add` of each reading to each window (2 by default), with what the reading gives every window
         # worked out once: its validity, a direction's radians and exact unit-vector terms, the node's calm
-        # speed; Tally.add's valid branch and raise_gust inlined (issue 13, fifth pass: the wind was a tenth
-        # of the pipeline for a ninth of its readings). tests/gateway/process/test_aggregate_samples.py
-        # compares it with `feed` reading by reading.
+        # speed; Tally.add's valid branch and raise_gust inlined (issue 13, fifth pass).
+        # tests/gateway/process/test_wind_samples.py compares it with `feed` reading by reading.
         speed_channel, direction_channel = self._speed, self._direction
         calm: float | None = None  # the node's calm speed, looked up when first needed
         for i, reading in enumerate(readings):
