@@ -167,6 +167,11 @@ class ProcessStage(Stage):
         self._steps = tuple(_poll_step(p) for p in self.processors)
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
+        if records and _ONLY_READINGS.issuperset(map(type, records)):
+            # Readings only (a poll: nearly every batch) are one run. Telling it by a map over the types costs
+            # two thirds of the loop below, which copies every reading into `run` (valgrind, a 7-reading poll:
+            # 2,800 against 4,100 instructions; issue 13, fifth pass).
+            return self._process(records)  # type: ignore[arg-type,return-value]
         out: list[Record] = []
         run: list[Reading] = []  # readings since the last other record
         for r in records:
@@ -442,6 +447,10 @@ def _one_sample(records: list[Record]) -> bool:
         if type(r) is not Reading or r.timestamp != timestamp or r.sequence != sequence or r.node != node:
             return False
     return True
+
+
+# ProcessStage: a batch of these types only is one run of readings.
+_ONLY_READINGS = frozenset({Reading})
 
 
 class AlarmStage(Stage):

@@ -236,29 +236,38 @@ def to_json_many(records: Sequence[Record]) -> list[str]:
     node: str | None = None
     kind: str | None = None
     series: dict[str, tuple[str, str, Quality, str]] = {}  # channel -> (prefix, unit, quality, middle)
-    tail_ts: float | None = None  # the timestamp object `tail` was written from
-    tail_sequence = 0
+    # The timestamp and sequence objects `tail` was written from (none yet: objects no reading holds).
+    tail_ts: object = _NO_TAIL
+    tail_sequence: object = _NO_TAIL
     tail = ""
     for r in records:
         if type(r) is not Reading:
             add(to_json(r))
             continue
         value = r.value
-        if value is None:
+        if type(value) is float:
+            # Only finite floats other than zero are cached: a text found needs no test of its own (issue 13,
+            # fifth pass).
+            value_text = texts.get(value)
+            if value_text is None:
+                if value - value != 0.0:  # NaN and infinities: the general path
+                    add(to_json(r))
+                    continue
+                value_text = _value_text(value)
+        elif value is None:
             value_text = "null"
-        elif type(value) is float and value - value == 0.0:  # NaN and infinities: the general path
-            value_text = texts.get(value) or _value_text(value)
         elif type(value) is int:
             value_text = int.__repr__(value)
         else:
             add(to_json(r))
             continue
         ts, sequence = r.timestamp, r.sequence
-        if type(sequence) is not int:
-            add(to_json(r))
-            continue
-        if ts is not tail_ts or sequence != tail_sequence:  # the same float object: -0.0 and 0.0 differ
-            if type(ts) is not float or ts - ts != 0.0:
+        if ts is not tail_ts or (  # the same float object: -0.0 and 0.0 differ
+            # The same sequence object (a poll's readings share it), or an equal int: the same text. Not
+            # identity alone: a sequence past 256 computed per reading is a new int each time (the bench's).
+            sequence is not tail_sequence and (type(sequence) is not int or sequence != tail_sequence)
+        ):
+            if type(sequence) is not int or type(ts) is not float or ts - ts != 0.0:
                 add(to_json(r))
                 continue
             tail = f'{_float_repr(ts)},"seq":{int.__repr__(sequence)}}}'
@@ -271,6 +280,9 @@ def to_json_many(records: Sequence[Record]) -> list[str]:
             known = _learn_series(series, r)
         add(f"{known[0]}{value_text}{known[3]}{tail}")
     return out
+
+
+_NO_TAIL = object()
 
 
 def _keep(cache: dict[Any, Any], key: Any, value: Any, limit: int = 0) -> Any:

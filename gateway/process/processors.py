@@ -157,8 +157,14 @@ class HampelFilter:
             if at >= size:
                 window = values[at - size : at]
                 middle = median(window)
-                mad = median([abs(x - middle) for x in window])
-                spike = abs(value - middle) > max(scale * mad, floor)
+                deviation = abs(value - middle)
+                # The threshold is max(scale * MAD, floor), never below the floor: a value within the floor
+                # of the median is no spike whatever the MAD, which is then not worked out (nearly every
+                # judged reading; the MAD was a second sort and a list per reading, issue 13). NaN compares
+                # false here and takes the full test, as before.
+                if deviation > floor:
+                    mad = median([abs(x - middle) for x in window])
+                    spike = deviation > max(scale * mad, floor)
             if live and len(times) < self.KEPT + 64:
                 times.append(t)
                 values.append(value)

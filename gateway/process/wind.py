@@ -32,8 +32,16 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.model import Reading
-from gateway.process.aggregate import Aggregate, Tally, Window, WindowedAggregator, is_valid, make_aggregates
+from gateway.model import Quality, Reading
+from gateway.process.aggregate import (
+    USABLE,
+    Aggregate,
+    Tally,
+    Window,
+    WindowedAggregator,
+    is_valid,
+    make_aggregates,
+)
 from gateway.process.limits import BEAUFORT_LOWER_BOUNDS, LimitsError, LimitsResolver, NodePlans
 from gateway.process.registry import AGGREGATORS
 
@@ -165,10 +173,14 @@ class DirectionSums:
 
     def add(self, direction: float, weight: float = 1.0) -> None:
         r = math.radians(direction)
+        self.add_radians(r, exact(math.sin(r)), exact(math.cos(r)), weight)
+
+    def add_radians(self, r: float, sin: int, cos: int, weight: float = 1.0) -> None:
+        """`add` of the direction r (radians) whose unit vector's terms are exact(sin r), exact(cos r): a
+        direction that goes to several windows has those worked out once (issue 13, fifth pass)."""
         if self.reference is None:
             self.reference = r
         self.count += 1
-        sin, cos = exact(math.sin(r)), exact(math.cos(r))
         self.sin += sin
         self.cos += cos
         if weight == 1.0:  # a unit vector (the default weighting): weight * x is x, exactly
@@ -290,29 +302,99 @@ class WindAggregator(WindowedAggregator[WindAccumulator]):
         return super().feed_sample(readings)
 
     def _add_sample(self, targets: list[WindAccumulator], readings: list[Reading]) -> None:
+        # `_add` of each reading to each window (2 by default), with what the reading gives every window
+        # worked out once: its validity, a direction's radians and exact unit-vector terms, the node's calm
+        # speed; Tally.add's valid branch and raise_gust inlined (issue 13, fifth pass).
+        # tests/gateway/process/test_wind_samples.py compares it with `feed` reading by reading.
+        speed_channel, direction_channel = self._speed, self._direction
+        calm: float | None = None  # the node's calm speed, looked up when first needed
         for i, reading in enumerate(readings):
+            channel = reading.channel
             if i == 0:
-                self._running = self._first_running
+                running = self._first_running
             else:
-                self._running = self._running_mean(reading) if reading.channel == self._speed else None
-            for acc in targets:
-                self._add(acc, reading)
+                running = self._running_mean(reading) if channel == speed_channel else None
+            self._running = running
+            value, flag = reading.value, reading.quality
+            valid = value is not None and flag in USABLE and math.isfinite(value)  # is_valid, inlined
+            over = flag is Quality.OVER_RANGE
+            if channel == speed_channel:
+                key = (reading.sequence, reading.timestamp)
+                speed = value if valid else None
+                for acc in targets:
+                    if valid:
+                        tally = acc.tally
+                        tally.count += 1
+                        if over:
+                            tally.over_range += 1
+                        acc.speed_sum += value  # type: ignore[operator]
+                    else:
+                        acc.tally.add(reading)
+                    waiting = acc.directions.pop(key, None)
+                    if waiting is None:
+                        acc.speeds[key] = speed
+                    else:
+                        for direction in waiting:
+                            self._choose(acc.chosen, reading.node, direction, speed)
+                    if running is not None and (acc.gust is None or running > acc.gust):  # raise_gust
+                        acc.gust = running
+            elif channel == direction_channel:
+                key = (reading.sequence, reading.timestamp)
+                terms: tuple[float, int, int] | None = None  # radians, exact sin, exact cos
+                for acc in targets:
+                    known = key in acc.speeds
+                    speed = acc.speeds.pop(key, None)
+                    if not valid:
+                        acc.dir_tally.add(reading)
+                        continue
+                    assert value is not None
+                    tally = acc.dir_tally
+                    tally.count += 1
+                    if over:
+                        tally.over_range += 1
+                    if not known:
+                        acc.directions.setdefault(key, []).append(value)
+                        continue
+                    # _choose, with the calm speed and the direction's terms once per reading
+                    if speed is not None:
+                        if calm is None:
+                            calm = self._calm_speed(reading.node)
+                        if speed < calm:
+                            continue
+                    if self._weighted and speed is None:
+                        continue  # no speed to weight it with
+                    if terms is None:
+                        r = math.radians(value)
+                        terms = (r, exact(math.sin(r)), exact(math.cos(r)))
+                    if self._weighted:
+                        assert speed is not None
+                        acc.chosen.add_radians(terms[0], terms[1], terms[2], speed)
+                    else:
+                        acc.chosen.add_radians(terms[0], terms[1], terms[2])
+            elif valid:
+                for acc in targets:
+                    if acc.gust is None or value > acc.gust:  # type: ignore[operator]
+                        acc.gust = value
 
     def _running_mean(self, reading: Reading) -> float | None:
-        interval = self.sample_interval(reading.node)
+        node, t = reading.node, reading.timestamp
+        interval = self.sample_interval(node)
         n = max(1, round(GUST_SPAN_S / interval))
         reach = n * interval - interval / 2.0
-        recent = self._recent.setdefault(reading.node, deque())
-        if recent and reading.timestamp < recent[-1][0]:
+        recent = self._recent.get(node)
+        if recent is None:  # not setdefault: that built a deque per speed reading
+            recent = self._recent[node] = deque()
+        if recent and t < recent[-1][0]:
             return None  # out of order: the aggregator drops it anyway
-        if is_valid(reading):
+        valid = is_valid(reading)
+        if valid:
             assert reading.value is not None
-            recent.append((reading.timestamp, reading.value))
-        while recent and recent[0][0] <= reading.timestamp - reach:
+            recent.append((t, reading.value))
+        while recent and recent[0][0] <= t - reach:
             recent.popleft()
-        if not is_valid(reading) or len(recent) < n:
+        if not valid or len(recent) < n:
             return None
-        return math.fsum(v for _, v in recent) / len(recent)
+        return math.fsum([v for _, v in recent]) / len(recent)
 
     def outputs(self) -> frozenset[str]:
         stats = ("speed_mean", "gust", "beaufort", "count", "dir_mean", "dir_sigma", "dir_count")

@@ -39,9 +39,10 @@ steps = st.lists(
 starts = st.sampled_from([local(5, 59), local(21, 58), local(10), local(23, 59, 50)])
 
 
-def stage(by_sample: bool) -> AggregateStage:
+def stage(by_sample: bool, weighting: str = "unit") -> AggregateStage:
     limits = LimitsResolver()
-    made = AggregateStage([create_aggregator(name, limits) for name in ("pm", "noise", "wind", "tilt")])
+    made = AggregateStage([create_aggregator(name, limits, {"weighting": weighting} if name == "wind" else {})
+                           for name in ("pm", "noise", "wind", "tilt")])
     assert made._by_sample
     made._by_sample = by_sample
     return made
@@ -76,6 +77,18 @@ def run(aggregation: AggregateStage, start: float, plan: list[tuple[object, ...]
 def test_polls_fed_as_samples_make_what_readings_fed_one_by_one_make(plan: list[tuple[object, ...]],
                                                                      start: float) -> None:
     by_sample, by_reading = stage(True), stage(False)
+    assert run(by_sample, start, plan) == run(by_reading, start, plan)
+    assert by_sample.counts() == by_reading.counts()
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps, starts)
+def test_speed_weighted_wind_fed_as_samples_makes_what_readings_fed_one_by_one_make(
+    plan: list[tuple[object, ...]], start: float
+) -> None:
+    """The wind's directions weighted by speed (calm ones, failed speeds, directions before their speeds)
+    through its own per-sample path (issue 13, fifth pass) and reading by reading."""
+    by_sample, by_reading = stage(True, "speed"), stage(False, "speed")
     assert run(by_sample, start, plan) == run(by_reading, start, plan)
     assert by_sample.counts() == by_reading.counts()
 
