@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.deliver.commit_log import CommitLog
-from gateway.deliver.queue import DurableQueue, Held
+from gateway.deliver.commit_log import CommitLog, queued
+from gateway.deliver.queue import DurableQueue, Held, Queued
 from gateway.deliver.records import Record
 from gateway.deliver.worker_thread import WorkerThread, in_thread
 from gateway.process.alarms import AlarmEvent
@@ -105,27 +105,29 @@ class QueueWriter:
             if self.log is None:
                 await in_thread(self.thread, self.queue.append, records, held, released, self.boot)
             else:
-                queue_id, last_id, deleted = await in_thread(self.thread, self._append, records, held, released)
+                queue_id, items, deleted = await in_thread(self.thread, self._append, records, held, released)
                 if deleted:  # the quota deleted records: the queue no longer holds all that the log would serve
                     self.log.clear()
-                elif last_id is not None:
-                    # One transaction's rows get consecutive ids, the backlog a refusing disk kept first; the
-                    # log checks that this commit follows the one before (a backlog between them breaks it).
-                    self.log.note(queue_id, last_id - len(records) + 1, records)
+                else:
+                    self.log.note_items(queue_id, items)
         self._last_commit = self.mono()
         self.on_written()
 
     def _append(
         self, records: list[Record], held: list[Held], released: dict[str, int]
-    ) -> tuple[str, int | None, bool]:
-        """In the queue's thread: append, and say where the records went (file, last id: None if the disk
-        refused them) and whether the disk quota deleted records meanwhile."""
+    ) -> tuple[str, tuple[Queued, ...], bool]:
+        """In the queue's thread: append, and say where the records went (the file, and the records with their
+        ids, as the log keeps them: none if the disk refused them) and whether the disk quota deleted records."""
         stats = self.queue.stats
         before = stats.quota_deleted + stats.quota_dropped + stats.quota_dropped_health
         appended = self.queue.append(records, held, released, self.boot)
         deleted = stats.quota_deleted + stats.quota_dropped + stats.quota_dropped_health != before
-        last_id = self.queue.last_id() if records and appended >= len(records) else None
-        return self.queue.queue_id, last_id, deleted
+        items: tuple[Queued, ...] = ()
+        if records and appended >= len(records) and not deleted:
+            # One transaction's rows get consecutive ids, the backlog a refusing disk kept first; the log
+            # checks that this commit follows the one before (a backlog between them breaks it).
+            items = queued(self.queue.last_id() - len(records) + 1, records)
+        return self.queue.queue_id, items, deleted
 
     async def run(self, stop: asyncio.Event) -> None:
         # One task watches `stop` for the whole run and sets both events: each wait below is then a plain
