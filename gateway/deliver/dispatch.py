@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gateway.deliver.commit_log import CommitLog
 from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.sinks import Lane, Sink, SinkFatalError
 from gateway.deliver.worker_thread import WorkerThread, in_thread
@@ -64,9 +65,11 @@ class Delivery:
         pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
         lane: Lane | None = None,
         thread: WorkerThread | None = None,
+        commits: CommitLog | None = None,
     ) -> None:
         """thread: where the queue calls run (the queue's one long-lived thread, shared with the writer);
-        None: the loop's default executor."""
+        None: the loop's default executor. commits: the writer's log of its last commits (commit_log.py),
+        where a lane that has caught up reads what followed instead of asking the queue."""
         self.queue = queue
         self.thread = thread
         self.sink = sink
@@ -81,6 +84,10 @@ class Delivery:
         self.backoff = 0.0  # 0 while the sink works
         self.wake = asyncio.Event()  # set by whoever appends to the queue
         self.pause = pause or stop_aware_pause  # waits out a backoff (until stop); injected by tests
+        self.commits = commits
+        # (queue file, last id) when a read from the cursor last came back empty: the lane had everything up to
+        # that id. None once a batch was taken since, or when unknown: the next read goes to the queue.
+        self._caught_up: tuple[str, int] | None = None
 
     @property
     def name(self) -> str:
@@ -117,7 +124,8 @@ class Delivery:
                     batch = await ahead if ahead is not None else Batch("", ())
                     ahead = None
                     if not batch.items:  # no read-ahead, or it held nothing decodable: read from the cursor
-                        batch = await self._queue(self.queue.read, lane.cursor, self.batch, lane.kinds, lane.skip)
+                        served = self._from_commits()
+                        batch = served if served is not None else await self._queue(self._read, lane)
                     if not batch.items:
                         return True
                 if len(batch) >= self.batch:  # a full batch: more may follow
@@ -155,7 +163,26 @@ class Delivery:
     def _confirm_and_read(self, lane: Lane, upto: int) -> Batch:
         """In the worker thread: move the lane's cursor to `upto`, then read what follows it."""
         self.queue.confirm(lane.cursor, upto)
-        return self.queue.read(lane.cursor, self.batch, lane.kinds, lane.skip)
+        return self._read(lane)
+
+    def _read(self, lane: Lane) -> Batch:
+        """In the worker thread: what follows the lane's cursor; when nothing does, where the lane now stands."""
+        batch = self.queue.read(lane.cursor, self.batch, lane.kinds, lane.skip)
+        if self.commits is not None:
+            # Set here, in the thread, where no commit runs between the read and last_id: every commit noted in
+            # the log after this one starts past it. On the loop's side it is only read after this trip returns.
+            self._caught_up = None if batch.items else (self.queue.queue_id, self.queue.last_id())
+        return batch
+
+    def _from_commits(self) -> Batch | None:
+        """What followed the point the lane caught up to, from the writer's log (None: read from the queue)."""
+        caught_up, self._caught_up = self._caught_up, None  # taken once: the confirm's read sets it again
+        if caught_up is None or self.commits is None:
+            return None
+        queue_id, after = caught_up
+        lane = self.lane
+        items = self.commits.after(queue_id, after, self.batch, lane.kinds, lane.skip)
+        return None if items is None else Batch(queue_id, items)
 
     def _stopped(self, error: str) -> None:
         self.stats.failures += 1

@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.deliver.queue import DurableQueue, Held
+from gateway.deliver.commit_log import CommitLog, queued
+from gateway.deliver.queue import DurableQueue, Held, Queued
 from gateway.deliver.records import Record
 from gateway.deliver.worker_thread import WorkerThread, in_thread
 from gateway.process.alarms import AlarmEvent
@@ -43,9 +44,11 @@ class QueueWriter:
         mono: Callable[[], float] = time.monotonic,
         boot: str = "",
         thread: WorkerThread | None = None,
+        log: CommitLog | None = None,
     ) -> None:
         """on_written: called after each commit (wakes the sinks). mono: the clock the interval is kept on.
-        thread: where the commits run (the queue's one long-lived thread); None: the loop's default executor."""
+        thread: where the commits run (the queue's one long-lived thread); None: the loop's default executor.
+        log: where each commit's records are noted with their ids, for the deliveries (commit_log.py)."""
         self.queue = queue
         self.lock = lock
         self.commit_interval = commit_interval
@@ -53,6 +56,7 @@ class QueueWriter:
         self.mono = mono
         self.boot = boot
         self.thread = thread
+        self.log = log
         self._records: list[Record] = []
         self._held: list[Held] = []
         self._released: dict[str, int] = {}
@@ -98,9 +102,32 @@ class QueueWriter:
         released, self._released = self._released, {}
         async with self.lock:
             # In a worker thread: an fsync on an SD card must not stall the bus owners' event loop.
-            await in_thread(self.thread, self.queue.append, records, held, released, self.boot)
+            if self.log is None:
+                await in_thread(self.thread, self.queue.append, records, held, released, self.boot)
+            else:
+                queue_id, items, deleted = await in_thread(self.thread, self._append, records, held, released)
+                if deleted:  # the quota deleted records: the queue no longer holds all that the log would serve
+                    self.log.clear()
+                else:
+                    self.log.note_items(queue_id, items)
         self._last_commit = self.mono()
         self.on_written()
+
+    def _append(
+        self, records: list[Record], held: list[Held], released: dict[str, int]
+    ) -> tuple[str, tuple[Queued, ...], bool]:
+        """In the queue's thread: append, and say where the records went (the file, and the records with their
+        ids, as the log keeps them: none if the disk refused them) and whether the disk quota deleted records."""
+        stats = self.queue.stats
+        before = stats.quota_deleted + stats.quota_dropped + stats.quota_dropped_health
+        appended = self.queue.append(records, held, released, self.boot)
+        deleted = stats.quota_deleted + stats.quota_dropped + stats.quota_dropped_health != before
+        items: tuple[Queued, ...] = ()
+        if records and appended >= len(records) and not deleted:
+            # One transaction's rows get consecutive ids, the backlog a refusing disk kept first; the log
+            # checks that this commit follows the one before (a backlog between them breaks it).
+            items = queued(self.queue.last_id() - len(records) + 1, records)
+        return self.queue.queue_id, items, deleted
 
     async def run(self, stop: asyncio.Event) -> None:
         # One task watches `stop` for the whole run and sets both events: each wait below is then a plain
