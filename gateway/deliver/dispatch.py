@@ -78,7 +78,7 @@ class Delivery:
         self.interval = interval
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
-        self.lock = lock or asyncio.Lock()
+        self.lock = lock or queue.lock  # None: the queue's own, shared with its writer and other deliveries
         self.wall = wall
         self.stats = DeliveryStats()
         self.backoff = 0.0  # 0 while the sink works

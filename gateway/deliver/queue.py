@@ -68,6 +68,7 @@ restart.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -259,6 +260,10 @@ class DurableQueue:
             raise ValueError(f"sink names repeat: {list(sinks)}")
         self.path = Path(path)
         self.sinks = tuple(sinks)
+        # Taken by every asynchronous user of this queue (the writer, each delivery, the service's own calls)
+        # around a call in a worker thread: the SQLite connection is used by one thread at a time. The queue
+        # owns it, so two users of one queue cannot end up with a lock each.
+        self.lock = asyncio.Lock()
         self.memory_limit = memory_limit
         self.check_on_open = check_on_open
         self.wall = wall

@@ -372,7 +372,7 @@ class Gateway:
             max_bytes=config.queue.max_bytes,
         )
         self._last_queued = self.queue.last_added()
-        self._lock = asyncio.Lock()  # one thread at a time on the queue's connection
+        self._lock = self.queue.lock  # one thread at a time on the queue's connection
         self._queue_closed = False  # set under the lock when run() closes it (see with_queue)
         # The writer's commits and the deliveries' queue calls run in one long-lived thread (worker_thread.py:
         # cheaper per trip than asyncio.to_thread, a fixed cost paid several times a second, issue 13).

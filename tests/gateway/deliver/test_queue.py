@@ -15,6 +15,7 @@ import pytest
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import Batch, DurableQueue, QueueError
 from gateway.deliver.records import Actuation, Outage, Record, from_json, kind_of, to_json
+from gateway.deliver.writer import QueueWriter
 from gateway.model import Gap, Quality, Reading
 from gateway.process.aggregate import Aggregate
 from gateway.process.alarms import AlarmEvent, EventState, Severity
@@ -304,3 +305,18 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met"
         await asyncio.sleep(0.01)
+
+
+def test_every_user_of_a_queue_built_without_a_lock_takes_the_queues_own(tmp_path: Path) -> None:
+    # Two deliveries built without a shared lock once used the queue's one SQLite connection from two threads at
+    # once (series s5d): the lock is the queue's, not each user's.
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["a", "b"])
+    try:
+        first, second = Delivery(queue, Sink("a")), Delivery(queue, Sink("b"))
+        writer = QueueWriter(queue, None, commit_interval=0.0)
+        assert first.lock is second.lock is writer.lock is queue.lock
+        other = DurableQueue(tmp_path / "other.sqlite3", ["a"])
+        assert Delivery(other, Sink("a")).lock is not queue.lock
+        other.close()
+    finally:
+        queue.close()
