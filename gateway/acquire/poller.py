@@ -741,7 +741,7 @@ class BusPoller:
         """Outages with wall-clock times, once the clock is valid (as gaps and readings)."""
         if not self._held_outages or not self.clock.valid():
             return
-        offset = self.clock.wall() - self.clock.mono()
+        offset = self.clock.offset()
         outages = [replace(o, start=o.start + offset, end=o.end + offset) for o in self._held_outages]
         self._held_outages.clear()
         if self.on_outage is not None:
@@ -922,7 +922,7 @@ class BusPoller:
         """Gaps with wall-clock times, once the clock is valid (as the Stamper does for readings)."""
         if not self._held_gaps or not self.clock.valid():
             return
-        offset = self.clock.wall() - self.clock.mono()
+        offset = self.clock.offset()
         gaps = []
         for n, lost in self._held_gaps:
             start = lost.start + offset

@@ -293,3 +293,34 @@ def test_a_timedated_that_cannot_answer_is_an_error_naming_it(tmp_path: Path) ->
 def test_adjtimex_is_asked_first_and_timedated_only_when_refused(tmp_path: Path) -> None:
     probe = KernelSyncProbe(timedatectl=str(tmp_path / "never-run"))
     assert probe() == kernel_clock_synchronised() and not probe.via_timedated
+
+
+def test_a_preemption_between_the_clock_reads_does_not_enter_the_offset() -> None:
+    # The thread is kept off the CPU between its two clock reads (40 ms, as seen on a loaded 2-core host):
+    # `wall() - mono()` would date every reading of that poll 40 ms early. The offset is read again.
+    true_offset = 1_700_000_000.0
+    now = [100.0]
+    stalls = iter([0.040])  # the first read of the wall clock is followed by a stall
+
+    def mono() -> float:
+        return now[0]
+
+    def wall() -> float:
+        value = now[0] + true_offset
+        now[0] += next(stalls, 0.0)
+        return value
+
+    clock = Clock(wall=wall, mono=mono, valid=lambda: True)
+    assert clock.offset() == true_offset
+    stamper = Stamper(clock)
+    stalls = iter([0.040])
+    (r,) = stamper.stamp(99.5, [reading("pm10")])
+    assert r.timestamp == 99.5 + true_offset
+
+
+def test_a_simulated_clock_read_twice_has_no_offset_from_itself() -> None:
+    # The integration runs use one simulated clock for both: read in turn while it runs at 120x, the old
+    # difference was the time between the two reads, times 120.
+    ticks = iter(float(i) * 0.1 for i in range(100))
+    clock = Clock(wall=lambda: next(ticks), mono=lambda: next(ticks), valid=lambda: True)
+    assert clock.offset() == 0.0
