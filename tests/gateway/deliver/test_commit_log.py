@@ -21,6 +21,7 @@ from gateway.deliver.sinks import Lane
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
+from tests.gateway.deliver.counted import CountedDelivery
 
 T = TypeVar("T")
 
@@ -37,13 +38,6 @@ def alarm(value: float) -> AlarmEvent:
 def values(batch: Batch) -> list[float | None]:
     return [item.record.value for item in batch.items if isinstance(item.record, Reading | AlarmEvent)]
 
-
-class CountedDelivery(Delivery):
-    trips = 0
-
-    async def _queue(self, call: Callable[..., T], *args: object) -> T:
-        self.trips += 1
-        return await super()._queue(call, *args)
 
 
 class Sink:

@@ -17,6 +17,7 @@ from gateway.deliver.sinks import Lane
 from gateway.deliver.writer import QueueWriter
 from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
+from tests.gateway.deliver.counted import CountedDelivery
 from tests.support.task_count import TaskCount
 
 T = TypeVar("T")
@@ -30,15 +31,6 @@ def readings(n: int, start: int = 0) -> list[Record]:
 def values(batch: Batch) -> list[float | None]:
     return [item.record.value for item in batch.items if isinstance(item.record, Reading)]
 
-
-class CountedDelivery(Delivery):
-    """A Delivery that counts its trips to the worker thread (every queue call goes through _queue)."""
-
-    trips = 0
-
-    async def _queue(self, call: Callable[..., T], *args: object) -> T:
-        self.trips += 1
-        return await super()._queue(call, *args)
 
 
 class Sink:
