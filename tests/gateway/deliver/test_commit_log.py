@@ -9,7 +9,7 @@ import random
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -22,8 +22,6 @@ from gateway.deliver.writer import QueueWriter
 from gateway.model import Quality, Reading
 from gateway.process.alarms import AlarmEvent, EventState, Severity
 from tests.gateway.deliver.counted import CountedDelivery
-
-T = TypeVar("T")
 
 
 def readings(n: int, start: int = 0) -> list[Record]:
