@@ -383,12 +383,12 @@ class Gateway:
         self.commits = CommitLog()
         self.deliveries = [
             Delivery(self.queue, sink, batch=q.batch, interval=q.deliver_interval_s, max_backoff=q.max_backoff_s,
-                     lock=self._lock, wall=self.clock.wall, lane=lane, thread=self.queue_thread,
+                     wall=self.clock.wall, lane=lane, thread=self.queue_thread,
                      commits=self.commits)
             for sink in self.sinks
             for lane in lanes_of(sink)
         ]
-        self.writer = QueueWriter(self.queue, self._lock, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
+        self.writer = QueueWriter(self.queue, None, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
                                   thread=self.queue_thread, log=self.commits)
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}

@@ -154,6 +154,26 @@ def sequences_of(records: list[Reading | Gap], node: str) -> list[int]:
     return [r.sequence for r in samples(records, node)]
 
 
+class Muted:
+    """A node's transceiver cut and mended (actions of a run's plan); caught_up: `after` samples past the
+    mend delivered, in order (the outage has been backfilled)."""
+
+    def __init__(self, rig: Rig, delivered: list[Reading | Gap], node: str, after: int) -> None:
+        self.rig, self.delivered, self.node, self.after = rig, delivered, node, after
+        self.mended_at: int | None = None  # the node's sequence when its transceiver came back
+
+    def cut(self) -> None:
+        self.rig.mute = True
+
+    def mend(self) -> None:
+        self.rig.mute = False
+        self.mended_at = self.rig.node.seq
+
+    def caught_up(self) -> bool:
+        got = sequences_of(self.delivered, self.node)
+        return self.mended_at is not None and bool(got) and got[-1] >= self.mended_at + self.after
+
+
 def hearing_delay(bus: SimBus, trace: list[PollRecord]) -> float:
     """The longest a simulated node took to see a request after the poller sent it (s).
 
@@ -210,21 +230,9 @@ async def test_a_node_silent_for_seconds_is_backfilled_with_original_times(tmp_p
         poller = BusPoller(config(port, ("dust", 1, 0.1), ("wind", 2, 0.2)), delivered.extend,
                            trace=trace.append, on_gap=delivered.extend)
 
-        mended_at: list[int] = []
-
-        def cut() -> None:
-            dust.mute = True
-
-        def mend() -> None:
-            dust.mute = False
-            mended_at.append(dust.node.seq)
-
-        def caught_up() -> bool:
-            # Seven samples after the mend delivered, in order: the outage has been backfilled.
-            got = sequences_of(delivered, "dust-1")
-            return bool(got) and got[-1] >= mended_at[0] + 7
-
-        await run(poller, [(1.2, cut), (3.6, mend)], until=5.0, done=caught_up)
+        # Seven samples after the mend delivered, in order: the outage has been backfilled.
+        outage = Muted(dust, delivered, "dust-1", after=7)
+        await run(poller, [(1.2, outage.cut), (3.6, outage.mend)], until=5.0, done=outage.caught_up)
         line = site.running[0]
     got = samples(delivered, "dust-1")
     sequences = [r.sequence for r in got]
@@ -335,20 +343,8 @@ async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences
         poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend,
                            trace=trace.append)
 
-        mended_at: list[int] = []
-
-        def cut() -> None:
-            rig.mute = True
-
-        def mend() -> None:
-            rig.mute = False
-            mended_at.append(rig.node.seq)
-
-        def caught_up() -> bool:
-            got = sequences_of(delivered, "tilt-3")
-            return bool(got) and got[-1] >= mended_at[0] + 3
-
-        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6, done=caught_up)
+        outage = Muted(rig, delivered, "tilt-3", after=3)
+        await run(poller, [(1.0, outage.cut), (3.4, outage.mend)], until=4.6, done=outage.caught_up)
         line = site.running[0]
     late = hearing_delay(line, trace)
     gaps = [g for g in delivered if isinstance(g, Gap)]
@@ -392,21 +388,13 @@ async def test_a_gap_starts_at_the_date_of_the_reading_before_it_after_a_wall_cl
         rig = Rig(site.node("bus0", 3))
         rig.node.history = History(6, rig.node.history.width)
         poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend, clock=clock)
-        mended_at: list[int] = []
+        outage = Muted(rig, delivered, "tilt-3", after=3)
 
         def cut() -> None:
-            rig.mute = True
+            outage.cut()
             step[0] = 30.0  # the clock was half a minute slow
 
-        def mend() -> None:
-            rig.mute = False
-            mended_at.append(rig.node.seq)
-
-        def caught_up() -> bool:
-            got = sequences_of(delivered, "tilt-3")
-            return bool(got) and got[-1] >= mended_at[0] + 3
-
-        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6, done=caught_up)
+        await run(poller, [(1.0, cut), (3.4, outage.mend)], until=4.6, done=outage.caught_up)
     gaps = [g for g in delivered if isinstance(g, Gap)]
     assert len(gaps) == 1, gaps
     gap = gaps[0]

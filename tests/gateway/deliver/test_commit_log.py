@@ -95,10 +95,9 @@ def test_the_log_filters_by_the_lanes_kinds_and_is_bounded() -> None:
 async def test_a_delivery_that_has_caught_up_takes_the_writers_commits_without_a_read(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
     log = CommitLog()
-    lock = asyncio.Lock()
-    writer = QueueWriter(queue, lock, commit_interval=0.0, log=log)
+    writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
     sink = Sink()
-    delivery = CountedDelivery(queue, sink, lock=lock, commits=log)
+    delivery = CountedDelivery(queue, sink, commits=log)
     writer.add(readings(5))
     await writer.flush()
     assert await delivery.pump() is True
@@ -117,10 +116,9 @@ async def test_a_delivery_that_has_caught_up_takes_the_writers_commits_without_a
 async def test_records_from_another_way_and_a_refused_commit_are_neither_skipped_nor_repeated(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
     log = CommitLog()
-    lock = asyncio.Lock()
-    writer = QueueWriter(queue, lock, commit_interval=0.0, log=log)
+    writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
     sink = Sink()
-    delivery = Delivery(queue, sink, lock=lock, commits=log)
+    delivery = Delivery(queue, sink, commits=log)
     expected: list[float] = []
     n = 0
 
@@ -177,12 +175,11 @@ async def test_a_failing_store_and_a_restart_lose_and_repeat_nothing(tmp_path: P
     for _run in range(3):  # each run a new queue object, log, writer and delivery on the same file: a restart
         queue = DurableQueue(path, ["store", "alarms"])
         log = CommitLog()
-        lock = asyncio.Lock()
-        writer = QueueWriter(queue, lock, commit_interval=0.0, log=log)
+        writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
         sink = Sink(fail=lambda: rng.random() < 0.2)
-        delivery = Delivery(queue, sink, batch=7, lock=lock, commits=log, min_backoff=0.0)
+        delivery = Delivery(queue, sink, batch=7, commits=log, min_backoff=0.0)
         alarm_sink = Sink("alarms")
-        alarms = Delivery(queue, alarm_sink, lock=lock, commits=log,
+        alarms = Delivery(queue, alarm_sink, commits=log,
                           lane=Lane("alarms", kinds=frozenset({kind_of(alarm(0.0))})))
         for _ in range(40):
             count = rng.randint(0, 9)
