@@ -77,12 +77,14 @@ log = logging.getLogger(__name__)
 DEFAULT_GARBLE_GAP = 0.020
 # After a broadcast (no reply), slaves need time to carry it out (Modbus serial line 2.4.1).
 BROADCAST_DELAY = 0.100
-# While the rest of a reply of known length is on the wire, the port is left out of the event loop's
-# epoll set until this long (plus two characters) before the rest's expected end: see RtuLink._step_away.
-# Covers the event loop's timer lateness (its epoll timeout is whole milliseconds) on a busy host.
-REJOIN_MARGIN = 0.003
 # Every reply's length is known from its first two bytes (address, function: normal or exception reply).
 LENGTH_BYTES = 2
+# A unit's turnaround (end of the request on the wire to the first byte of its reply) as last measured, plus this,
+# is when the link expects the reply to start (RtuLink._expect_reply). Covers a node's jitter of a few characters.
+TURNAROUND_MARGIN = 0.0003
+# After a reply found whole at the expected time, the next is expected this much earlier: the estimate follows a
+# node that got quicker, and the reply that comes in part shows the turnaround again.
+TURNAROUND_STEP = 0.00002
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,10 @@ class RtuLink:
         self._vmin = 0
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
         self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
+        self._away_missing = 0  # bytes of the reply still on the wire when the link stepped away
+        # Per unit: its last measured turnaround plus TURNAROUND_MARGIN (_expect_reply); none for a unit whose
+        # reply has not been timed yet, or did not come when expected.
+        self._turnaround: dict[int, float] = {}
         # The port's own epoll set, itself watched by the event loop: stepping away and back is one
         # epoll_ctl on it, not the loop's remove_reader/add_reader (their Python bookkeeping and handle
         # per call cost more than the system call, twice per transaction: issue 13, fifth round).
@@ -272,8 +278,11 @@ class RtuLink:
         self._quiet_timer = self._deadline = self._overtime = None
         self._cancel_garble_timer()
         self._rejoin()
-        # Back to byte by byte: stray bytes between transactions are stamped as they come.
-        self._set_vmin(0)
+        # Between transactions the port is reported at two bytes at most (VMIN as for the next reply's header:
+        # no ioctl per transaction). Stray bytes are read as they come, but for a lone last one, which the
+        # drain before the next request takes (_when_quiet) and stamps then: its silence is judged from there.
+        if self._vmin > LENGTH_BYTES:
+            self._set_vmin(LENGTH_BYTES)
         self._pending = None
         self._request = None
         self._done = None
@@ -359,9 +368,29 @@ class RtuLink:
             return
         # The timeout runs from the end of the request on the wire: the node cannot
         # answer before it has heard all of it.
-        self._deadline = asyncio.get_running_loop().call_later(
-            request_end + self._timeout - time.monotonic(), self._expire
-        )
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(request_end + self._timeout - time.monotonic(), self._expire)
+        turnaround = self._turnaround.get(request.unit)
+        if turnaround is not None:
+            self._expect_reply(request, turnaround, loop)
+
+    def _expect_reply(self, request: rtu.Request, turnaround: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Away until the whole normal reply should be there, from the unit's last measured turnaround.
+
+        The header's wake-up (and the kernel's for the reply's first byte) is spared: one wake-up per reply,
+        at the time its last byte should have arrived (_come_back), takes what came. A reply that is not all
+        there yet has told its length and is waited for as any rest (_step_away), and the turnaround is
+        measured again from how much of it came (the bytes arrive at the line's pace); a reply that has not
+        started is waited for with the port watched (VMIN at the header's two bytes), and the unit's next
+        reply is timed from its header again. Not with an adapter that echoes the request (its echo is part of
+        what comes), nor on a port whose VMIN cannot be set.
+        """
+        if self.local_echo or not self._bulk or self._away is not None or self._watch is None:
+            return
+        self._watch.modify(self._fd, 0)
+        self._away_missing = LENGTH_BYTES  # what the port is watched for if nothing has come by then (VMIN as set)
+        due = self._request_end + turnaround + rtu.wire_time(request.reply_length, self.baud)
+        self._away = loop.call_at(due, self._come_back)
 
     # -- receiving ---------------------------------------------------------------------
     def _drain(self) -> None:
@@ -427,10 +456,33 @@ class RtuLink:
         if not data:
             return
         self._last_rx = time.monotonic()
-        if self._request is None:
+        request = self._request
+        if request is None:
             self._rx += data  # counted as stray when the next transaction starts
             return
+        first = self._received == 0
         self._receive(data)
+        if first:
+            self._timed(request, data, self._done is None or self._done.done(), expected=False)
+
+    def _timed(self, request: rtu.Request, data: bytes, whole: bool, expected: bool) -> None:
+        """Learn the unit's turnaround from the first read of its reply, at _last_rx (see _expect_reply).
+
+        A reply still coming in tells when it started: its bytes arrive at the line's pace, so it began the wire
+        time of what has come before the read. A whole one does not: at its expected time it only says it was
+        not slower than expected (the next is expected a little earlier, to follow a node that got quicker);
+        read at its header's wake-up, it came in one burst (an adapter's latency timer) or was read late, and
+        the unit's next reply is timed by its header again.
+        """
+        if self.local_echo or data[0] != request.unit:  # an echo, or a late reply of another unit: not its timing
+            return
+        if whole:
+            previous = self._turnaround.pop(request.unit, None)
+            if expected and previous is not None:
+                self._turnaround[request.unit] = max(0.0, previous - TURNAROUND_STEP)
+            return
+        started = self._last_rx - rtu.wire_time(len(data), self.baud)
+        self._turnaround[request.unit] = max(0.0, started - self._request_end) + TURNAROUND_MARGIN
 
     def _receive(self, data: bytes) -> None:
         request = self._request
@@ -478,10 +530,12 @@ class RtuLink:
             # from the last read that brought bytes, after the rest's wire time: a reply that
             # stops short is then ended by the garble timer as before, only later by that time.
             missing = n - len(rx)
-            self._set_vmin(missing)
             self._arm_garble_timer(rtu.wire_time(missing, self.baud) + self.garble_gap)
-            if self._bulk:  # VMIN took: the port reports the rest at once, when it is there
-                self._step_away(missing)
+            # Away while the rest is on the wire: VMIN is changed only if the port has to be watched for
+            # it (here, or in _come_back when the rest is late), so a reply that keeps the line's pace costs
+            # no ioctl.
+            if not self._step_away(missing):
+                self._set_vmin(missing)  # the port reports the rest at once, when it is there
             return
         self._byte_by_byte()
         self._arm_garble_timer()
@@ -490,29 +544,54 @@ class RtuLink:
         """Silence is judged from each byte's arrival from here on: VMIN back to 0 (from LENGTH_BYTES)."""
         self._set_vmin(0)  # nothing when it is 0 already
 
-    def _step_away(self, missing: int) -> None:
-        """Leave the event loop's epoll set while most of the rest of a reply is still on the wire.
+    def _step_away(self, missing: int) -> bool:
+        """Leave the event loop's epoll set while the rest of a reply is on the wire; come back once, at its end.
 
         VMIN keeps the port from being reported readable before the rest is there, but Linux's n_tty
         still wakes every task waiting on the port at each byte it receives, and the event loop's
         epoll_wait goes back to sleep inside the kernel: a context switch per byte (about 40 per poll at
-        19200 baud; docs/performance.md, issue 13). Not watching the port until
-        REJOIN_MARGIN plus two characters before the rest's expected end avoids them; the port is
-        watched again for the last bytes (VMIN still set), so the reply still completes on its last
-        byte, and one that is complete by then is reported at once (epoll is level-triggered).
-        Silence and the timeout are judged as before: both rejoin first (_garbled, _expire).
+        19200 baud; docs/performance.md, issue 13). So the port is not watched while the rest is on the
+        wire, and the link comes back in one timer callback (_come_back) at the rest's end on the wire,
+        counted from the read that brought the header (never before the end of a reply sent at the
+        line's pace: the header was on the wire before it was read). A rest that is all there by then
+        ends the transaction at that read, one wake-up where a rejoin timer and the port's wake-up for
+        the last bytes cost two. A rest that is not all there (a node or adapter slower than the line)
+        is waited for as before: the port is watched again with VMIN set, so the reply completes on its
+        last byte. A reply is never dated before the read that took its last byte. Silence and the
+        timeout are judged as before (_garbled, _expire: both come back first).
         """
-        early = rtu.wire_time(missing - 2, self.baud) - REJOIN_MARGIN
-        # Not for a rest shorter than that (a fast line): the timer would cost more than it saves.
-        if early < REJOIN_MARGIN or self._away is not None or self._fd < 0 or self._watch is None:
-            return
+        if self._away is not None or self._fd < 0 or self._watch is None:
+            return False
         # An event mask of 0 keeps the port in the set but out of its wake-ups: n_tty's per-byte wake
         # stops at the port's own epoll (ep_poll_callback ignores a disabled item) instead of reaching the loop.
         self._watch.modify(self._fd, 0)
-        self._away = asyncio.get_running_loop().call_later(early, self._rejoin)
+        self._away_missing = missing
+        rest_end = self._last_rx + rtu.wire_time(missing, self.baud)
+        self._away = asyncio.get_running_loop().call_at(rest_end, self._come_back)
+        return True
+
+    def _come_back(self) -> None:
+        """The rest's end on the wire (see _step_away): take the rest, or watch the port for what is missing."""
+        self._away = None
+        if self._fd < 0 or self._watch is None:
+            return
+        request = self._request
+        if request is not None:
+            first = self._received == 0  # away for the whole reply (_expect_reply), not for the rest of one
+            data = self._read_available()
+            if data:
+                self._receive(data)  # completes the reply, or steps away again, or sets VMIN for what is missing
+                if first:
+                    self._timed(request, data, self._done is None or self._done.done(), expected=True)
+            else:
+                if first:
+                    self._turnaround.pop(request.unit, None)  # late or silent: its next reply is timed by its header
+                self._set_vmin(self._away_missing)  # nothing yet: reported at once when it is all there
+        if self._away is None and self._fd >= 0 and self._watch is not None:  # not away again for a later rest
+            self._watch.modify(self._fd, select.EPOLLIN)  # level-triggered: reported at once if bytes came meanwhile
 
     def _rejoin(self) -> None:
-        """Watch the port again after _step_away (at once when the reply is complete by then)."""
+        """Watch the port again after _step_away, before its timer (at once when the reply is complete by then)."""
         if self._away is None:
             return
         self._cancel_away()

@@ -174,7 +174,8 @@ async def test_bytes_held_back_while_waiting_for_the_rest_are_not_taken_for_sile
 ) -> None:
     # The node pauses mid-reply (a USB adapter's latency timer does this): when the link wakes up
     # to judge silence, the bytes that came meanwhile prove the line was not silent; the reply
-    # then completes normally.
+    # then completes normally. They come after the link is back from stepping away for the rest's
+    # wire time (it read nothing then): held back by VMIN, their arrival times are unknown.
     node, port = line
     link = RtuLink(port, baud=9600, garble_gap=1.0)
     await link.open()
@@ -185,6 +186,7 @@ async def test_bytes_held_back_while_waiting_for_the_rest_are_not_taken_for_sile
         reply = reply_to(request, list(range(20)))
         os.write(node, reply[:3])
         await wait_for(lambda: link._vmin == len(reply) - 3)  # waiting for the rest at once
+        await wait_for(lambda: link._away is None)  # back from its wire time: the port is watched again
         os.write(node, reply[3:20])
         await wait_for(lambda: link._vmin == 0)  # it woke up to judge silence and found bytes
         assert not task.done()

@@ -178,9 +178,42 @@ async def test_the_first_two_bytes_of_a_reply_cost_one_wake_up(line: tuple[int, 
         assert link.wake_ups == 1
         os.write(node, reply[2:])
         assert (await asyncio.wait_for(task, 30)).outcome == rtu.Registers((1, 2, 3, 4))
-        # Between transactions the port is byte by byte again: a stray byte is taken (and stamped) as it comes.
+        # Between transactions the port stays at two bytes (no ioctl per transaction): stray bytes are taken as
+        # they come, two at a time; a lone one waits for the drain before the next request (below).
+        os.write(node, b"\x55\x56")
+        await wait_until_async(lambda: len(link._rx) == 2, timeout=10.0)
+    finally:
+        link.close()
+
+
+async def test_a_lone_stray_byte_between_transactions_is_counted_and_waited_out_before_the_next_request(
+    line: tuple[int, str],
+) -> None:
+    """Between transactions VMIN stays at the two bytes of a reply's header, so a single stray byte does not wake
+    the loop: the drain before the next request takes it, counts it, and the request waits for the line's silence
+    from then on (the garble gap), as for stray bytes taken as they come."""
+    node, port = line
+    gap = 0.3
+    link = RtuLink(port, baud=BAUD, garble_gap=gap)
+    await link.open()
+    try:
+        first = rtu.read_registers(1, 4, 0, 2)
+        task = asyncio.create_task(link.transact(first, timeout=5.0))
+        await read_request(node, len(first.frame))
+        os.write(node, rtu.encode_reply(first, rtu.Registers((1, 2))))
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2))
         os.write(node, b"\x55")
-        await wait_until_async(lambda: bool(link._rx), timeout=10.0)
+        await asyncio.sleep(0.1)
+        assert not link._rx and link.stats.stray_bytes == 0  # held back by VMIN: not reported alone
+        second = rtu.read_registers(1, 4, 0, 2)
+        asked = time.monotonic()
+        task = asyncio.create_task(link.transact(second, timeout=5.0))
+        frame, arrived = await read_request(node, len(second.frame))
+        assert frame == second.frame
+        assert link.stats.stray_bytes == 1
+        assert arrived - asked >= gap - 0.01  # silence from the drain that took it, not from the byte's arrival
+        os.write(node, rtu.encode_reply(second, rtu.Registers((3, 4))))
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((3, 4))
     finally:
         link.close()
 

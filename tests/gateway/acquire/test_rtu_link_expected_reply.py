@@ -1,0 +1,181 @@
+"""A unit's reply read at its expected time: one wake-up per reply (issue 13, seventh round).
+
+Once a unit's turnaround has been measured from a reply still coming in, the link leaves the port
+unwatched after the request and comes back once, when the whole normal reply should be there
+(RtuLink._expect_reply). What must hold whatever the node does: the reply is read whole and right,
+never dated before its last byte; a reply that is late, cut, or still coming in is waited for as
+before; a silent unit still times out; and a reply that came in one burst is not used for timing.
+The node side is played by hand on a real pty, at a slow line so that the test's own pace (a loaded
+host) stays far inside the times involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from gateway.acquire.link import TURNAROUND_MARGIN, NoReply
+from gateway.protocols import modbus_rtu_master as rtu
+from tests.gateway.acquire.test_rtu_link import CountingLink
+from tests.gateway.acquire.test_rtu_link_callbacks import read_request
+from tests.support.waiting import wait_until_async
+
+BAUD = 2400  # 4.6 ms a character: a 13-byte reply is 60 ms on the wire
+TURNAROUND = 0.02
+REQUEST = rtu.read_registers(1, 4, 0, 4)
+REPLY = rtu.encode_reply(REQUEST, rtu.Registers((1, 2, 3, 4)))
+# The pty hands the request over at once: the node answers its turnaround after the request's end on the wire.
+ANSWER_AFTER = rtu.wire_time(len(REQUEST.frame), BAUD) + TURNAROUND
+
+
+async def timed_by_its_header(link: CountingLink, node: int) -> None:
+    """One transaction whose reply the link sees coming in (two bytes, then the rest): the unit's turnaround."""
+    task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+    await read_request(node, len(REQUEST.frame))
+    await asyncio.sleep(ANSWER_AFTER)
+    os.write(node, REPLY[:2])
+    await wait_until_async(lambda: link._received == 2, timeout=10.0)
+    os.write(node, REPLY[2:])
+    assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2, 3, 4))
+    assert 1 in link._turnaround
+
+
+async def test_a_unit_whose_turnaround_is_known_is_read_in_one_wake_up(line: tuple[int, str]) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        measured = link._turnaround[1]
+        # Measured from the read of the header, whose two bytes are taken to have come at the line's pace (here they
+        # came at once: the start is counted their wire time early), late by the loop's wake-up at most.
+        header = rtu.wire_time(2, BAUD)
+        assert TURNAROUND - header + TURNAROUND_MARGIN - 0.001 <= measured < TURNAROUND + 1.0
+        woken = link.wake_ups
+        for _ in range(3):
+            task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+            await read_request(node, len(REQUEST.frame))
+            os.write(node, REPLY)  # at once: all there long before it is expected
+            written = time.monotonic()
+            exchange = await asyncio.wait_for(task, 10)
+            assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
+            assert exchange.completed >= written  # never before its last byte
+        assert link.wake_ups == woken, "the port woke the link although the reply was expected"
+        assert link._turnaround[1] < measured  # whole at its time: the next is expected a little earlier
+    finally:
+        link.close()
+
+
+async def test_a_reply_later_than_expected_is_waited_for_and_timed_again(line: tuple[int, str]) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        await wait_until_async(lambda: 1 not in link._turnaround, timeout=10.0)  # came back: nothing there
+        woken = link.wake_ups
+        os.write(node, REPLY)
+        written = time.monotonic()
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
+        assert exchange.completed >= written
+        assert link.wake_ups == woken + 1  # the port, watched again, reported it
+        assert 1 not in link._turnaround  # read whole at once: no timing from a burst
+        await timed_by_its_header(link, node)  # and timed again by the next reply still coming in
+    finally:
+        link.close()
+
+
+async def test_a_reply_still_coming_in_at_its_expected_time_is_waited_for_and_re_measured(
+    line: tuple[int, str],
+) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        os.write(node, REPLY[:5])
+        await wait_until_async(lambda: link._received == 5, timeout=10.0)  # taken at the expected time
+        assert link._away is not None  # away again, for the rest
+        # Re-measured from the five bytes: they are taken to have come at the line's pace.
+        started = link._last_rx - rtu.wire_time(5, BAUD)
+        assert link._turnaround[1] == pytest.approx(started - link._request_end + TURNAROUND_MARGIN, abs=1e-9)
+        os.write(node, REPLY[5:])
+        written = time.monotonic()
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
+        assert exchange.completed >= written
+    finally:
+        link.close()
+
+
+async def test_a_silent_unit_still_times_out_and_is_timed_by_its_header_again(line: tuple[int, str]) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        task = asyncio.create_task(link.transact(REQUEST, timeout=0.5))
+        await read_request(node, len(REQUEST.frame))
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == NoReply("timeout", "no reply")
+        assert exchange.completed - exchange.request_end >= 0.5
+        assert 1 not in link._turnaround
+    finally:
+        link.close()
+
+
+async def test_an_exception_reply_at_the_expected_time_is_read_whole(line: tuple[int, str]) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        woken = link.wake_ups
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        os.write(node, rtu.encode_reply(REQUEST, rtu.ExceptionReply(2)))
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.ExceptionReply(2)
+        assert link.wake_ups == woken
+    finally:
+        link.close()
+
+
+async def test_a_reply_read_whole_at_its_headers_wake_up_is_not_used_for_timing(line: tuple[int, str]) -> None:
+    """An adapter that hands a reply over in one burst (its latency timer) says nothing of when it started."""
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        os.write(node, REPLY)
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2, 3, 4))
+        assert link._turnaround == {}
+    finally:
+        link.close()
+
+
+async def test_a_late_reply_of_another_unit_at_the_expected_time_is_skipped(line: tuple[int, str]) -> None:
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        other = rtu.read_registers(2, 4, 0, 4)
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        os.write(node, rtu.encode_reply(other, rtu.Registers((9, 9, 9, 9))) + REPLY)
+        exchange = await asyncio.wait_for(task, 10)
+        assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
+        assert link.stats.stray_frames == 1
+    finally:
+        link.close()
