@@ -19,6 +19,10 @@ one reply with a bad CRC costs         35 ms           502 ms (timeout)
 cycle with one of 32 nodes dead        1.128 s         1.565 s
 =====================================  ==============  ==================
 
+(Since issue 13's seventh round, which takes each reply in one timer wake-up
+at its due time: clean cycle 1.220 s (1.065), silence 2.70 ms; see
+docs/performance.md.)
+
 * Throughput on a clean bus is not the problem: pymodbus reads replies
   length-aware too. It is *below* the bound because it puts the next
   request on the line as soon as it has parsed a reply, 0.14 ms later, where
@@ -39,8 +43,8 @@ RtuLink waits out exactly t3.5 after the last byte on the line (3.5
 characters <= 19200 baud, 1.75 ms above; the event loop's millisecond timer
 granularity adds up to 1 ms, hence 2.33 ms); drops stale input; writes the
 request; reads the reply until it has the length the request implies (two
-bytes tell: the function byte says normal or exception reply), so it
-completes the moment its last byte arrives; ends a garbled reply (unknown
+bytes tell: the function byte says normal or exception reply), waking once
+when it should be whole (_step_away, _expect_reply); ends a garbled reply (unknown
 function byte) after line silence, and a missing one at the node's own
 adaptive timeout, counted from the end of the request on the wire.
 
@@ -188,13 +192,18 @@ class RtuLink:
         self._bulk = True  # False for the rest of a transaction whose reply stalled mid-way
         self._away: asyncio.TimerHandle | None = None  # the port is out of epoll until this fires (_step_away)
         self._away_missing = 0  # bytes of the reply still on the wire when the link stepped away
-        # Per unit: its last measured turnaround plus TURNAROUND_MARGIN (_expect_reply); none for a unit whose
-        # reply has not been timed yet, or did not come when expected.
-        self._turnaround: dict[int, float] = {}
+        # Per request shape (reply_shape: unit, function, count): the unit's last measured turnaround for it plus
+        # TURNAROUND_MARGIN (_expect_reply); none for one whose reply has not been timed yet, or did not come
+        # when expected. By shape, not by unit: a node may take longer to prepare a history window than its inputs.
+        self._turnaround: dict[tuple[int, int, int], float] = {}
         # The port's own epoll set, itself watched by the event loop: stepping away and back is one
         # epoll_ctl on it, not the loop's remove_reader/add_reader (their Python bookkeeping and handle
         # per call cost more than the system call, twice per transaction: issue 13, fifth round).
         self._watch: select.epoll | None = None
+        # Whether the port is in that set's wake-ups. Left out after a reply taken at the time it was due
+        # (_come_back): the next request's expected reply wants it out too, and the drain before each request
+        # takes what came meanwhile (_when_quiet). So a transaction whose reply keeps its time costs no epoll_ctl.
+        self._watched = True
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -214,6 +223,7 @@ class RtuLink:
         self._vmin = 0
         self._watch = select.epoll(1)
         self._watch.register(fd, select.EPOLLIN)
+        self._watched = True
         asyncio.get_running_loop().add_reader(self._watch.fileno(), self._readable)
         self.stats.opens += 1
 
@@ -279,8 +289,9 @@ class RtuLink:
         self._cancel_garble_timer()
         self._rejoin()
         # Between transactions the port is reported at two bytes at most (VMIN as for the next reply's header:
-        # no ioctl per transaction). Stray bytes are read as they come, but for a lone last one, which the
-        # drain before the next request takes (_when_quiet) and stamps then: its silence is judged from there.
+        # no ioctl per transaction), and not at all after a reply taken at its due time (_watched). Stray bytes
+        # the loop was not woken for are taken by the drain before the next request (_when_quiet) and stamped
+        # then: the line's silence is judged from there.
         if self._vmin > LENGTH_BYTES:
             self._set_vmin(LENGTH_BYTES)
         self._pending = None
@@ -370,9 +381,11 @@ class RtuLink:
         # answer before it has heard all of it.
         loop = asyncio.get_running_loop()
         self._deadline = loop.call_later(request_end + self._timeout - time.monotonic(), self._expire)
-        turnaround = self._turnaround.get(request.unit)
+        turnaround = self._turnaround.get(reply_shape(request))
         if turnaround is not None:
             self._expect_reply(request, turnaround, loop)
+        else:
+            self._watch_port(True)  # the reply's header wakes the link
 
     def _expect_reply(self, request: rtu.Request, turnaround: float, loop: asyncio.AbstractEventLoop) -> None:
         """Away until the whole normal reply should be there, from the unit's last measured turnaround.
@@ -386,8 +399,9 @@ class RtuLink:
         what comes), nor on a port whose VMIN cannot be set.
         """
         if self.local_echo or not self._bulk or self._away is not None or self._watch is None:
+            self._watch_port(True)
             return
-        self._watch.modify(self._fd, 0)
+        self._watch_port(False)
         self._away_missing = LENGTH_BYTES  # what the port is watched for if nothing has come by then (VMIN as set)
         due = self._request_end + turnaround + rtu.wire_time(request.reply_length, self.baud)
         self._away = loop.call_at(due, self._come_back)
@@ -416,6 +430,8 @@ class RtuLink:
                 break
             data += chunk
             self._last_rx = time.monotonic()
+            if len(chunk) < 1024:
+                break  # a tty's read hands over all it holds: no second system call to learn it is empty
         return data
 
     def _catch_up(self) -> None:
@@ -477,12 +493,12 @@ class RtuLink:
         if self.local_echo or data[0] != request.unit:  # an echo, or a late reply of another unit: not its timing
             return
         if whole:
-            previous = self._turnaround.pop(request.unit, None)
+            previous = self._turnaround.pop(reply_shape(request), None)
             if expected and previous is not None:
-                self._turnaround[request.unit] = max(0.0, previous - TURNAROUND_STEP)
+                self._turnaround[reply_shape(request)] = max(0.0, previous - TURNAROUND_STEP)
             return
         started = self._last_rx - rtu.wire_time(len(data), self.baud)
-        self._turnaround[request.unit] = max(0.0, started - self._request_end) + TURNAROUND_MARGIN
+        self._turnaround[reply_shape(request)] = max(0.0, started - self._request_end) + TURNAROUND_MARGIN
 
     def _receive(self, data: bytes) -> None:
         request = self._request
@@ -562,9 +578,7 @@ class RtuLink:
         """
         if self._away is not None or self._fd < 0 or self._watch is None:
             return False
-        # An event mask of 0 keeps the port in the set but out of its wake-ups: n_tty's per-byte wake
-        # stops at the port's own epoll (ep_poll_callback ignores a disabled item) instead of reaching the loop.
-        self._watch.modify(self._fd, 0)
+        self._watch_port(False)
         self._away_missing = missing
         rest_end = self._last_rx + rtu.wire_time(missing, self.baud)
         self._away = asyncio.get_running_loop().call_at(rest_end, self._come_back)
@@ -585,18 +599,28 @@ class RtuLink:
                     self._timed(request, data, self._done is None or self._done.done(), expected=True)
             else:
                 if first:
-                    self._turnaround.pop(request.unit, None)  # late or silent: its next reply is timed by its header
+                    self._turnaround.pop(reply_shape(request), None)  # late or silent: the next is timed by its header
                 self._set_vmin(self._away_missing)  # nothing yet: reported at once when it is all there
-        if self._away is None and self._fd >= 0 and self._watch is not None:  # not away again for a later rest
-            self._watch.modify(self._fd, select.EPOLLIN)  # level-triggered: reported at once if bytes came meanwhile
+        if self._away is None and self._done is not None and not self._done.done():
+            self._watch_port(True)  # still waiting, not away again: reported at once when what is missing is there
 
     def _rejoin(self) -> None:
         """Watch the port again after _step_away, before its timer (at once when the reply is complete by then)."""
         if self._away is None:
             return
         self._cancel_away()
-        if self._fd >= 0 and self._watch is not None:
-            self._watch.modify(self._fd, select.EPOLLIN)  # level-triggered: reported at once if complete
+        self._watch_port(True)  # level-triggered: reported at once if complete
+
+    def _watch_port(self, on: bool) -> None:
+        """The port in or out of its epoll set's wake-ups: one epoll_ctl, and only when that changes.
+
+        An event mask of 0 keeps the port in the set but out of its wake-ups: n_tty's per-byte wake stops at
+        the port's own epoll (ep_poll_callback ignores a disabled item) instead of reaching the event loop.
+        """
+        if on == self._watched or self._fd < 0 or self._watch is None:
+            return
+        self._watch.modify(self._fd, select.EPOLLIN if on else 0)
+        self._watched = on
 
     def _cancel_away(self) -> None:
         if self._away is not None:
@@ -673,6 +697,11 @@ class RtuLink:
         self._failure = error
         self._release()
         self._finish(NoReply("io", f"port failed: {error.strerror or error}"))
+
+
+def reply_shape(request: rtu.Request) -> tuple[int, int, int]:
+    """What a unit's turnaround is learnt for (RtuLink._expect_reply): its address, the function and the count."""
+    return (request.unit, request.function, request.count)
 
 
 def open_serial(port: str, baud: int, parity: str, stopbits: int) -> int:

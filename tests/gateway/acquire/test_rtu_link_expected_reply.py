@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from gateway.acquire.link import TURNAROUND_MARGIN, NoReply
+from gateway.acquire.link import TURNAROUND_MARGIN, NoReply, reply_shape
 from gateway.protocols import modbus_rtu_master as rtu
 from tests.gateway.acquire.test_rtu_link import CountingLink
 from tests.gateway.acquire.test_rtu_link_callbacks import read_request
@@ -29,6 +29,7 @@ REQUEST = rtu.read_registers(1, 4, 0, 4)
 REPLY = rtu.encode_reply(REQUEST, rtu.Registers((1, 2, 3, 4)))
 # The pty hands the request over at once: the node answers its turnaround after the request's end on the wire.
 ANSWER_AFTER = rtu.wire_time(len(REQUEST.frame), BAUD) + TURNAROUND
+SHAPE = reply_shape(REQUEST)
 
 
 async def timed_by_its_header(link: CountingLink, node: int) -> None:
@@ -40,7 +41,7 @@ async def timed_by_its_header(link: CountingLink, node: int) -> None:
     await wait_until_async(lambda: link._received == 2, timeout=10.0)
     os.write(node, REPLY[2:])
     assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2, 3, 4))
-    assert 1 in link._turnaround
+    assert SHAPE in link._turnaround
 
 
 async def test_a_unit_whose_turnaround_is_known_is_read_in_one_wake_up(line: tuple[int, str]) -> None:
@@ -49,7 +50,7 @@ async def test_a_unit_whose_turnaround_is_known_is_read_in_one_wake_up(line: tup
     await link.open()
     try:
         await timed_by_its_header(link, node)
-        measured = link._turnaround[1]
+        measured = link._turnaround[SHAPE]
         # Measured from the read of the header, whose two bytes are taken to have come at the line's pace (here they
         # came at once: the start is counted their wire time early), late by the loop's wake-up at most.
         header = rtu.wire_time(2, BAUD)
@@ -64,7 +65,7 @@ async def test_a_unit_whose_turnaround_is_known_is_read_in_one_wake_up(line: tup
             assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
             assert exchange.completed >= written  # never before its last byte
         assert link.wake_ups == woken, "the port woke the link although the reply was expected"
-        assert link._turnaround[1] < measured  # whole at its time: the next is expected a little earlier
+        assert link._turnaround[SHAPE] < measured  # whole at its time: the next is expected a little earlier
     finally:
         link.close()
 
@@ -77,7 +78,7 @@ async def test_a_reply_later_than_expected_is_waited_for_and_timed_again(line: t
         await timed_by_its_header(link, node)
         task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
         await read_request(node, len(REQUEST.frame))
-        await wait_until_async(lambda: 1 not in link._turnaround, timeout=10.0)  # came back: nothing there
+        await wait_until_async(lambda: SHAPE not in link._turnaround, timeout=10.0)  # came back: nothing there
         woken = link.wake_ups
         os.write(node, REPLY)
         written = time.monotonic()
@@ -85,7 +86,7 @@ async def test_a_reply_later_than_expected_is_waited_for_and_timed_again(line: t
         assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
         assert exchange.completed >= written
         assert link.wake_ups == woken + 1  # the port, watched again, reported it
-        assert 1 not in link._turnaround  # read whole at once: no timing from a burst
+        assert SHAPE not in link._turnaround  # read whole at once: no timing from a burst
         await timed_by_its_header(link, node)  # and timed again by the next reply still coming in
     finally:
         link.close()
@@ -106,7 +107,7 @@ async def test_a_reply_still_coming_in_at_its_expected_time_is_waited_for_and_re
         assert link._away is not None  # away again, for the rest
         # Re-measured from the five bytes: they are taken to have come at the line's pace.
         started = link._last_rx - rtu.wire_time(5, BAUD)
-        assert link._turnaround[1] == pytest.approx(started - link._request_end + TURNAROUND_MARGIN, abs=1e-9)
+        assert link._turnaround[SHAPE] == pytest.approx(started - link._request_end + TURNAROUND_MARGIN, abs=1e-9)
         os.write(node, REPLY[5:])
         written = time.monotonic()
         exchange = await asyncio.wait_for(task, 10)
@@ -127,7 +128,7 @@ async def test_a_silent_unit_still_times_out_and_is_timed_by_its_header_again(li
         exchange = await asyncio.wait_for(task, 10)
         assert exchange.outcome == NoReply("timeout", "no reply")
         assert exchange.completed - exchange.request_end >= 0.5
-        assert 1 not in link._turnaround
+        assert SHAPE not in link._turnaround
     finally:
         link.close()
 
@@ -177,5 +178,57 @@ async def test_a_late_reply_of_another_unit_at_the_expected_time_is_skipped(line
         exchange = await asyncio.wait_for(task, 10)
         assert exchange.outcome == rtu.Registers((1, 2, 3, 4))
         assert link.stats.stray_frames == 1
+    finally:
+        link.close()
+
+
+async def test_stray_bytes_after_a_reply_taken_at_its_time_are_counted_and_waited_out_before_the_next_request(
+    line: tuple[int, str],
+) -> None:
+    """After a reply taken at its expected time the port is left out of the wake-ups (the next expected reply wants it
+    out too): bytes that come between transactions are taken by the drain before the next request, counted as stray,
+    and the request waits for the line's silence from then on, as for strays taken as they come."""
+    node, port = line
+    gap = 0.3
+    link = CountingLink(port, baud=BAUD, garble_gap=gap)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        await read_request(node, len(REQUEST.frame))
+        os.write(node, REPLY)
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2, 3, 4))
+        woken = link.wake_ups
+        os.write(node, b"\x55\x56\x57")
+        await asyncio.sleep(0.1)
+        assert link.wake_ups == woken and link.stats.stray_bytes == 0  # not watched between transactions
+        asked = time.monotonic()
+        task = asyncio.create_task(link.transact(REQUEST, timeout=5.0))
+        frame, arrived = await read_request(node, len(REQUEST.frame))
+        assert frame == REQUEST.frame
+        assert link.stats.stray_bytes == 3
+        assert arrived - asked >= gap - 0.01  # silence from the drain that took them
+        os.write(node, REPLY)
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers((1, 2, 3, 4))
+    finally:
+        link.close()
+
+
+async def test_a_turnaround_is_learnt_per_request_shape_not_per_unit(line: tuple[int, str]) -> None:
+    """A history window may take a node longer to prepare than its inputs: timing one says nothing of the other."""
+    node, port = line
+    link = CountingLink(port, baud=BAUD, garble_gap=1.0)
+    await link.open()
+    try:
+        await timed_by_its_header(link, node)
+        window = rtu.read_registers(1, 3, 100, 8)
+        task = asyncio.create_task(link.transact(window, timeout=5.0))
+        await read_request(node, len(window.frame))
+        woken = link.wake_ups
+        reply = rtu.encode_reply(window, rtu.Registers(tuple(range(8))))
+        os.write(node, reply)
+        assert (await asyncio.wait_for(task, 10)).outcome == rtu.Registers(tuple(range(8)))
+        assert link.wake_ups == woken + 1  # not expected: the header woke the link
+        assert link._turnaround.keys() == {SHAPE}  # read whole at once: no timing for the window from a burst
     finally:
         link.close()
