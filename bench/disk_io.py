@@ -68,9 +68,8 @@ async def site(folder: Path, interval_ms: int, deliver_s: float, seconds: float)
     queue_path, store_path = folder / "queue.sqlite3", folder / "store.sqlite3"
     queue = DurableQueue(queue_path, ["sqlite"])
     sink = SqliteSink("sqlite", str(store_path))
-    lock = asyncio.Lock()
-    delivery = Delivery(queue, sink, batch=500, interval=deliver_s, lock=lock)
-    writer = QueueWriter(queue, lock, interval_ms / 1000.0, on_written=delivery.wake.set)
+    delivery = Delivery(queue, sink, batch=500, interval=deliver_s)
+    writer = QueueWriter(queue, interval_ms / 1000.0, on_written=delivery.wake.set)
     pipeline = build_pipeline(LimitsResolver(), spray=SprayPlan())
     nodes = [(f"{kind}-{i + 1}", kind) for kind in CHANNELS for i in range(NODES_PER_KIND)]
     rng = random.Random(1)

@@ -44,8 +44,7 @@ async def measure(broker: Mosquitto, folder: Path, n: int) -> tuple[float, float
                   for i in range(n)])
     sink = MqttSink("mqtt", broker.host, GATEWAY, site=SITE, port=broker.port, ca_file=str(broker.ca),
                     username=GATEWAY_USER, password_file=str(folder / "pw"), inflight=INFLIGHT)
-    lock = asyncio.Lock()
-    deliveries = [Delivery(queue, sink, interval=0.0, lock=lock, lane=lane) for lane in lanes_of(sink)]
+    deliveries = [Delivery(queue, sink, interval=0.0, lane=lane) for lane in lanes_of(sink)]
     stop = asyncio.Event()
     runner = asyncio.create_task(sink.run(stop))
     while sink.connections == 0:
@@ -56,7 +55,7 @@ async def measure(broker: Mosquitto, folder: Path, n: int) -> tuple[float, float
     while sink.published < n // 10:
         await asyncio.sleep(0.001)
     alarm_at = time.perf_counter()
-    async with lock:
+    async with queue.lock:
         queue.append([AlarmEvent("crane_gust", "wind-1", "gust_3s", Severity.ALARM, EventState.RAISED, 9.4, 9.0,
                                  1.8e9, "bench")])
     for d in deliveries:

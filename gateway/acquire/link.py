@@ -492,13 +492,14 @@ class RtuLink:
         """
         if self.local_echo or data[0] != request.unit:  # an echo, or a late reply of another unit: not its timing
             return
+        shape = reply_shape(request)
         if whole:
-            previous = self._turnaround.pop(reply_shape(request), None)
+            previous = self._turnaround.pop(shape, None)
             if expected and previous is not None:
-                self._turnaround[reply_shape(request)] = max(0.0, previous - TURNAROUND_STEP)
+                self._turnaround[shape] = max(0.0, previous - TURNAROUND_STEP)
             return
         started = self._last_rx - rtu.wire_time(len(data), self.baud)
-        self._turnaround[reply_shape(request)] = max(0.0, started - self._request_end) + TURNAROUND_MARGIN
+        self._turnaround[shape] = max(0.0, started - self._request_end) + TURNAROUND_MARGIN
 
     def _receive(self, data: bytes) -> None:
         request = self._request

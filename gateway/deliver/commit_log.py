@@ -42,13 +42,10 @@ class CommitLog:
         self._kept = 0  # records in _commits
         self.served = 0  # reads answered from here (for tests and figures)
 
-    def note(self, queue_id: str, first_id: int, records: Sequence[Record]) -> None:
-        """The writer committed `records` to queue file `queue_id`, ids first_id, first_id + 1, ... in order."""
-        self.note_items(queue_id, queued(first_id, records))
-
     def note_items(self, queue_id: str, items: tuple[Queued, ...]) -> None:
-        """The same, with the items made already (by `queued`, in the writer's worker thread: a record's
-        `Queued` costs about a microsecond, 130 a second at 32 nodes, better spent off the loop's thread)."""
+        """The writer committed these records to queue file `queue_id`, with consecutive ids, in order. The items
+        are made by `queued` in the writer's worker thread: a record's `Queued` costs about a microsecond, 130 a
+        second at 32 nodes, better spent off the loop's thread."""
         if not items:
             return
         first_id = items[0].id

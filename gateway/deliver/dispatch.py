@@ -60,7 +60,6 @@ class Delivery:
         interval: float = 1.0,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
-        lock: asyncio.Lock | None = None,
         wall: Callable[[], float] = time.time,
         pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
         lane: Lane | None = None,
@@ -78,7 +77,7 @@ class Delivery:
         self.interval = interval
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
-        self.lock = lock or queue.lock  # None: the queue's own, shared with its writer and other deliveries
+        self.lock = queue.lock  # the queue's own, shared with its writer and other deliveries
         self.wall = wall
         self.stats = DeliveryStats()
         self.backoff = 0.0  # 0 while the sink works

@@ -38,7 +38,6 @@ class QueueWriter:
     def __init__(
         self,
         queue: DurableQueue,
-        lock: asyncio.Lock | None,
         commit_interval: float,
         on_written: Callable[[], None] = lambda: None,
         mono: Callable[[], float] = time.monotonic,
@@ -50,7 +49,7 @@ class QueueWriter:
         thread: where the commits run (the queue's one long-lived thread); None: the loop's default executor.
         log: where each commit's records are noted with their ids, for the deliveries (commit_log.py)."""
         self.queue = queue
-        self.lock = lock or queue.lock  # None: the queue's own (the usual case)
+        self.lock = queue.lock  # one thread at a time on the queue's connection, with every delivery
         self.commit_interval = commit_interval
         self.on_written = on_written
         self.mono = mono

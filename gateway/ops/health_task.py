@@ -67,7 +67,7 @@ class HealthTask:
     async def measure(self) -> HealthReport:
         gw = self.gateway
         held_dropped = sum(p.stamper.dropped for p in gw.pollers)
-        async with gw._lock:  # the queue's connection: one thread at a time (service.py)
+        async with gw.queue.lock:  # the queue's connection: one thread at a time (service.py)
             if held_dropped > self._held_dropped:
                 # Under the lock too: the writer's thread adds the quota's drops to the same count and saves it.
                 gw.queue.note_dropped(held_dropped - self._held_dropped)

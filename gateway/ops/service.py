@@ -372,7 +372,6 @@ class Gateway:
             max_bytes=config.queue.max_bytes,
         )
         self._last_queued = self.queue.last_added()
-        self._lock = self.queue.lock  # one thread at a time on the queue's connection
         self._queue_closed = False  # set under the lock when run() closes it (see with_queue)
         # The writer's commits and the deliveries' queue calls run in one long-lived thread (worker_thread.py:
         # cheaper per trip than asyncio.to_thread, a fixed cost paid several times a second, issue 13).
@@ -388,7 +387,7 @@ class Gateway:
             for sink in self.sinks
             for lane in lanes_of(sink)
         ]
-        self.writer = QueueWriter(self.queue, None, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
+        self.writer = QueueWriter(self.queue, config.queue.commit_interval_ms / 1000.0, self._wake_sinks,
                                   thread=self.queue_thread, log=self.commits)
         self.pollers: list[BusPoller] = []
         owners: dict[str, tuple[BusPoller, NodeConfig]] = {}
@@ -584,7 +583,7 @@ class Gateway:
         while not stop.is_set():
             # Never prune what rebuilding the windows at the next start needs.
             max_age = max(self.config.queue.retention_days * 86400.0, self.replay_keep_s(self.clock.wall()))
-            async with self._lock:
+            async with self.queue.lock:
                 pruned = await asyncio.to_thread(self.queue.prune, max_age)
             if pruned:
                 log.info("queue: pruned %d delivered records older than %g days", pruned,
@@ -671,7 +670,7 @@ class Gateway:
             for sink in self.sinks:
                 with contextlib.suppress(Exception):
                     sink.close()
-            async with self._lock:  # no call is in the queue's thread while the lock is held
+            async with self.queue.lock:  # no call is in the queue's thread while the lock is held
                 self._queue_closed = True  # with_queue makes no call after this
                 self.queue_thread.close()
                 self.queue.close()
@@ -742,10 +741,10 @@ class Gateway:
         moments of a stop).
         """
         if wait_s is None:
-            await self._lock.acquire()
+            await self.queue.lock.acquire()
         else:
             try:
-                await asyncio.wait_for(self._lock.acquire(), wait_s)
+                await asyncio.wait_for(self.queue.lock.acquire(), wait_s)
             except TimeoutError:
                 return None
         try:
@@ -754,7 +753,7 @@ class Gateway:
             # Not bounded by a timeout: cancelling the await would free the lock while the thread still runs.
             return await self.queue_thread.run(call, self.queue)  # the writer's and the deliveries' thread
         finally:
-            self._lock.release()
+            self.queue.lock.release()
 
     def status(self) -> dict[str, Any]:
         return {

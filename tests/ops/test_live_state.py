@@ -65,7 +65,7 @@ async def test_a_busy_queue_makes_the_backlog_unknown_instead_of_hanging_the_end
         state = await live_state.collect(gateway, 0.0)
         assert state["queue_answered"] and state["sinks"][0]["backlog"] == 1
         assert 0 <= state["sinks"][0]["oldest_age_s"] < 60
-        async with gateway._lock:  # the writer (or a stuck fsync) holds the queue
+        async with gateway.queue.lock:  # the writer (or a stuck fsync) holds the queue
             state = await asyncio.wait_for(live_state.collect(gateway, 0.0), live_state.QUEUE_WAIT_S + 30)
         assert not state["queue_answered"] and state["sinks"][0]["backlog"] is None
         assert "backlogs unknown" in render(state) and "backlog       ?" in render(state)

@@ -57,7 +57,7 @@ def reading(t: float, seq: int) -> Reading:
 def _gateway(tmp_path: Path) -> tuple[Gateway, LockGuard]:
     text = gateway_toml(tmp_path, str(tmp_path / "no-bus"))
     gateway = Gateway(parse_config(tomllib.loads(text), "test.toml"))
-    guard = LockGuard(gateway.queue, gateway._lock)
+    guard = LockGuard(gateway.queue, gateway.queue.lock)
     gateway.queue = guard  # type: ignore[assignment]  # the deliveries and the writer keep the real one
     return gateway, guard
 

@@ -4,7 +4,6 @@ not go through the writer, a disk that refused a commit, a sink that failed, a r
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sqlite3
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.deliver.commit_log import CommitLog
+from gateway.deliver.commit_log import CommitLog, queued
 from gateway.deliver.dispatch import Delivery
 from gateway.deliver.queue import Batch, DurableQueue
 from gateway.deliver.records import Record, kind_of
@@ -31,6 +30,18 @@ def readings(n: int, start: int = 0) -> list[Record]:
 
 def alarm(value: float) -> AlarmEvent:
     return AlarmEvent("dust", "dust-1", "pm10", Severity.ALARM, EventState.RAISED, value, 150.0, 1e9, "r")
+
+
+def note(log: CommitLog, queue_id: str, first_id: int, records: list[Record]) -> None:
+    """As the writer notes a commit of `records` with ids first_id, first_id + 1, ..."""
+    log.note_items(queue_id, queued(first_id, records))
+
+
+def logged(tmp_path: Path) -> tuple[DurableQueue, CommitLog, QueueWriter]:
+    """A queue with one sink, and a writer that notes its commits in a log."""
+    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
+    log = CommitLog()
+    return queue, log, QueueWriter(queue, commit_interval=0.0, log=log)
 
 
 def values(batch: Batch) -> list[float | None]:
@@ -60,19 +71,19 @@ class Sink:
 
 def test_the_log_serves_only_what_follows_without_a_hole() -> None:
     log = CommitLog()
-    log.note("q1", 1, readings(3))
-    log.note("q1", 4, readings(2, start=3))
+    note(log, "q1", 1, readings(3))
+    note(log, "q1", 4, readings(2, start=3))
     served = log.after("q1", 2, 500, None, None)
     assert served is not None and [item.id for item in served] == [3, 4, 5]
     assert log.after("q1", 5, 500, None, None) is None  # nothing past it: the queue is asked
     assert log.after("q2", 2, 500, None, None) is None  # another file
     assert log.after("q1", 2, 2, None, None) is None  # more than a batch: the queue reads and reads ahead
-    log.note("q1", 9, readings(2, start=8))  # ids 6-8 went in by another way: the log starts again at 9
+    note(log, "q1", 9, readings(2, start=8))  # ids 6-8 went in by another way: the log starts again at 9
     assert log.after("q1", 2, 500, None, None) is None
     assert log.after("q1", 5, 500, None, None) is None
     served = log.after("q1", 8, 500, None, None)
     assert served is not None and [item.id for item in served] == [9, 10]
-    log.note("q2", 11, readings(1))  # a new file (the old one moved aside): nothing of the old one is served
+    note(log, "q2", 11, readings(1))  # a new file (the old one moved aside): nothing of the old one is served
     assert log.after("q1", 8, 500, None, None) is None
 
 
@@ -80,22 +91,20 @@ def test_the_log_filters_by_the_lanes_kinds_and_is_bounded() -> None:
     log = CommitLog(limit=10)
     records: list[Record] = readings(4)
     records.insert(2, alarm(1.0))
-    log.note("q", 1, records)
+    note(log, "q", 1, records)
     kinds = frozenset({kind_of(alarm(0.0))})
     only = log.after("q", 0, 500, kinds, None)
     assert only is not None and [item.id for item in only] == [3]
     rest = log.after("q", 0, 500, None, kinds)
     assert rest is not None and [item.id for item in rest] == [1, 2, 4, 5]
     for start in range(6, 30, 4):
-        log.note("q", start, readings(4))
+        note(log, "q", start, readings(4))
     assert log.after("q", 0, 500, None, None) is None  # the oldest commits are gone
     assert log.after("q", 21, 500, None, None) is not None
 
 
 async def test_a_delivery_that_has_caught_up_takes_the_writers_commits_without_a_read(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
-    log = CommitLog()
-    writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
+    queue, log, writer = logged(tmp_path)
     sink = Sink()
     delivery = CountedDelivery(queue, sink, commits=log)
     writer.add(readings(5))
@@ -114,9 +123,7 @@ async def test_a_delivery_that_has_caught_up_takes_the_writers_commits_without_a
 
 
 async def test_records_from_another_way_and_a_refused_commit_are_neither_skipped_nor_repeated(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
-    log = CommitLog()
-    writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
+    queue, log, writer = logged(tmp_path)
     sink = Sink()
     delivery = Delivery(queue, sink, commits=log)
     expected: list[float] = []
@@ -175,7 +182,7 @@ async def test_a_failing_store_and_a_restart_lose_and_repeat_nothing(tmp_path: P
     for _run in range(3):  # each run a new queue object, log, writer and delivery on the same file: a restart
         queue = DurableQueue(path, ["store", "alarms"])
         log = CommitLog()
-        writer = QueueWriter(queue, None, commit_interval=0.0, log=log)
+        writer = QueueWriter(queue, commit_interval=0.0, log=log)
         sink = Sink(fail=lambda: rng.random() < 0.2)
         delivery = Delivery(queue, sink, batch=7, commits=log, min_backoff=0.0)
         alarm_sink = Sink("alarms")
@@ -211,9 +218,7 @@ async def test_a_failing_store_and_a_restart_lose_and_repeat_nothing(tmp_path: P
 
 
 async def test_a_commit_that_made_the_quota_delete_records_empties_the_log(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
-    log = CommitLog()
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.0, log=log)
+    queue, log, writer = logged(tmp_path)
     writer.add(readings(3))
     await writer.flush()
     assert log.after(queue.queue_id, 0, 500, None, None) is not None

@@ -103,9 +103,9 @@ async def test_a_fatal_error_stops_that_sink_once_with_a_clear_error_and_the_oth
     pauses = Pauses()
     # One lock for everything that uses the queue's connection, as in the gateway: the test's own append ran
     # beside the store delivery's confirm-and-read in a worker thread, on the same connection (stress run s5d).
-    lock = asyncio.Lock()
-    to_influx = Delivery(queue, broken, pause=pauses, interval=0.0, lock=lock)
-    to_store = Delivery(queue, working, pause=pauses, interval=0.0, lock=lock)
+    lock = queue.lock
+    to_influx = Delivery(queue, broken, pause=pauses, interval=0.0)
+    to_store = Delivery(queue, working, pause=pauses, interval=0.0)
     stop = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="gateway.deliver.dispatch"):
         influx_task = asyncio.create_task(to_influx.run(stop))

@@ -112,7 +112,7 @@ async def until(condition: Callable[[], bool], deadline_s: float = 20.0) -> None
 
 async def test_the_writer_creates_no_task_per_commit(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["store"])
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.02)
+    writer = QueueWriter(queue, commit_interval=0.02)
     stop = asyncio.Event()
     tasks = TaskCount()
     tasks.start()
@@ -150,7 +150,7 @@ async def test_records_added_while_a_commit_is_in_the_thread_are_committed_when_
     # Found by CI: the commit's count is visible before the loop resumes the writer; records added and stop set in
     # that gap left run() with records waiting (the service's flush after the run caught them; run() alone did not).
     queue = HeldQueue(tmp_path / "q.sqlite3")
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.0)
+    writer = QueueWriter(queue, commit_interval=0.0)
     stop = asyncio.Event()
     running = asyncio.create_task(writer.run(stop))
     writer.add(readings(3))

@@ -23,7 +23,7 @@ async def until(condition: Callable[[], bool], deadline_s: float = 20.0) -> None
 
 async def test_polls_arriving_faster_than_the_interval_share_one_commit(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["a"])
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.3)
+    writer = QueueWriter(queue, commit_interval=0.3)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     started = time.monotonic()
@@ -44,7 +44,7 @@ async def test_polls_arriving_faster_than_the_interval_share_one_commit(tmp_path
 async def test_an_alarm_event_is_committed_without_waiting_for_the_interval(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["a"])
     woken: list[float] = []
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=3600.0, on_written=lambda: woken.append(1))
+    writer = QueueWriter(queue, commit_interval=3600.0, on_written=lambda: woken.append(1))
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     writer.add(readings(3))
@@ -63,7 +63,7 @@ async def test_an_alarm_event_is_committed_without_waiting_for_the_interval(tmp_
 async def test_flush_at_shutdown_commits_what_waits_for_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     queue = DurableQueue(path, ["a"])
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=3600.0)
+    writer = QueueWriter(queue, commit_interval=3600.0)
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
     writer.add(readings(1))
@@ -81,7 +81,7 @@ async def test_flush_at_shutdown_commits_what_waits_for_the_interval(tmp_path: P
 
 async def test_held_readings_and_their_release_travel_in_the_commits(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["a"])
-    writer = QueueWriter(queue, asyncio.Lock(), commit_interval=0.0, boot="boot-1")
+    writer = QueueWriter(queue, commit_interval=0.0, boot="boot-1")
     batch = [r for r in readings(4) if isinstance(r, Reading)]
     writer.hold(Held("bus0", 1, 10.0, r) for r in batch[:2])
     writer.hold(Held("bus0", 2, 11.0, r) for r in batch[2:])

@@ -91,9 +91,9 @@ class Harness:
             command_key_file=str(folder / "command-key"), max_backoff_s=0.5, **params,
         )
         self.sink.serve_commands(target, folder / "commands.sqlite3")
-        self.lock = asyncio.Lock()  # the queue's connection: one thread at a time, as in the Gateway
+        self.lock = self.queue.lock  # the queue's connection: one thread at a time, as in the Gateway
         self.deliveries = [Delivery(self.queue, self.sink, batch=500, interval=0.02, min_backoff=0.1, max_backoff=0.5,
-                                    lock=self.lock, lane=lane) for lane in lanes_of(self.sink)]
+                                    lane=lane) for lane in lanes_of(self.sink)]
         self.stop = asyncio.Event()  # the deliveries
         # The connection outlives the deliveries, as in the Gateway (gateway/ops/service.py): a delivery
         # stopped mid-batch still gets the PUBACKs of what it published.

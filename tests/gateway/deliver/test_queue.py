@@ -111,9 +111,9 @@ class Sink:
 async def test_a_sink_that_is_down_blocks_no_other_and_loses_nothing(tmp_path: Path) -> None:
     queue = DurableQueue(tmp_path / "q.sqlite3", ["store", "mqtt"])
     store, mqtt = Sink("store", take=7), Sink("mqtt", up=False)
-    lock = asyncio.Lock()  # one for the queue's connection, as in the gateway: the two run side by side below
-    to_store = Delivery(queue, store, batch=50, min_backoff=0.01, max_backoff=0.05, lock=lock)
-    to_mqtt = Delivery(queue, mqtt, batch=50, min_backoff=0.01, max_backoff=0.05, lock=lock)
+    # One lock for the queue's connection (the queue's), as in the gateway: the two run side by side below.
+    to_store = Delivery(queue, store, batch=50, min_backoff=0.01, max_backoff=0.05)
+    to_mqtt = Delivery(queue, mqtt, batch=50, min_backoff=0.01, max_backoff=0.05)
     queue.append(readings(120))
     assert await to_store.pump() is True  # partial deliveries (7 at a time) still get through everything
     assert store.got == [float(i) for i in range(120)]
@@ -313,7 +313,7 @@ def test_every_user_of_a_queue_built_without_a_lock_takes_the_queues_own(tmp_pat
     queue = DurableQueue(tmp_path / "q.sqlite3", ["a", "b"])
     try:
         first, second = Delivery(queue, Sink("a")), Delivery(queue, Sink("b"))
-        writer = QueueWriter(queue, None, commit_interval=0.0)
+        writer = QueueWriter(queue, commit_interval=0.0)
         assert first.lock is second.lock is writer.lock is queue.lock
         other = DurableQueue(tmp_path / "other.sqlite3", ["a"])
         assert Delivery(other, Sink("a")).lock is not queue.lock

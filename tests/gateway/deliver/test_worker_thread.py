@@ -136,9 +136,8 @@ async def test_writer_deliveries_and_store_use_their_long_lived_threads(tmp_path
         return store(batch)
 
     sink._store = traced_store  # type: ignore[method-assign]
-    lock = asyncio.Lock()
-    writer = QueueWriter(queue, lock, commit_interval=0.0, thread=queue_thread)
-    delivery = Delivery(queue, sink, lock=lock, thread=queue_thread)
+    writer = QueueWriter(queue, commit_interval=0.0, thread=queue_thread)
+    delivery = Delivery(queue, sink, thread=queue_thread)
     try:
         for i in range(3):
             writer.add(readings(4, start=4 * i))
