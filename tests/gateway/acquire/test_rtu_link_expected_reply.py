@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import time
+import tty
 from collections.abc import AsyncIterator
 
 import pytest
@@ -195,3 +196,26 @@ async def test_a_turnaround_is_learnt_per_request_shape_not_per_unit(line: tuple
         assert (await answered_at_once(link, node, reply, window)).outcome == rtu.Registers(tuple(range(8)))
         assert link.wake_ups == woken + 1  # not expected: the header woke the link
         assert link._turnaround.keys() == {SHAPE}  # read whole at once: no timing for the window from a burst
+
+
+async def test_a_port_that_goes_away_between_transactions_fails_the_next_at_once() -> None:
+    """Between transactions the port may be out of the wake-ups (after a reply taken at its time), so the link hears
+    of a vanished adapter only at the next request: that request must fail as a port failure then, not wait out its
+    timeout, and the link must be closed for its owner to reopen."""
+    node, follower = os.openpty()
+    tty.setraw(follower)
+    port = os.ttyname(follower)
+    try:
+        async with timed_link(port, node) as link:
+            assert (await answered_at_once(link, node)).outcome == VALUES
+            os.close(node)  # the adapter is unplugged: the port now fails every read and write
+            node = -1
+            exchange = await asyncio.wait_for(link.transact(REQUEST, timeout=5.0), 10)
+            assert isinstance(exchange.outcome, NoReply) and exchange.outcome.reason == "io", exchange
+            assert exchange.outcome.detail.startswith("port failed"), exchange
+            assert exchange.completed - exchange.sent < 1.0
+            assert not link.is_open
+    finally:
+        if node >= 0:
+            os.close(node)
+        os.close(follower)
