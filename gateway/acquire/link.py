@@ -219,6 +219,9 @@ class RtuLink:
         self._fd = fd
         self._failure = None
         self._rx.clear()
+        # A port reopened after a failure may be another adapter (plugged back in), with its own latency: its
+        # units are timed by their headers again, not expected at times learnt through the old one.
+        self._turnaround.clear()
         self._vmin_setter = VminSetter(fd, termios.tcgetattr(fd))  # one ioctl per change (tty_vmin.py)
         self._vmin = 0
         self._watch = select.epoll(1)

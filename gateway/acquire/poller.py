@@ -289,6 +289,9 @@ class BusPoller:
             timeout = AdaptiveTimeout(floor=reply_wire + MIN_SLACK, ceiling=ceiling)
             self._nodes.append(_Node(node, request, timeout, 0.0))
             self.health[node.name] = NodeHealth(timeout=timeout.current)
+        self._names = {n.config.name: n for n in self._nodes}
+        if len(self._names) != len(self._nodes):  # the configuration checks this; a caller building one may not
+            raise ValueError(f"bus {bus.name}: a node name is used twice")
         self._adhoc: asyncio.Queue[tuple[rtu.Request, float, asyncio.Future[Exchange]]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._reopen_at = 0.0
@@ -426,10 +429,7 @@ class BusPoller:
         return sum((self._expected(node, request) for _, request in node.reads[1:]), 0.0)
 
     def _by_name(self, name: str) -> _Node:
-        for n in self._nodes:
-            if n.config.name == name:
-                return n
-        raise KeyError(name)
+        return self._names[name]
 
     async def _ensure_open(self) -> bool:
         if self.link.is_open:
@@ -742,10 +742,21 @@ class BusPoller:
         if not self._held_outages or not self.clock.valid():
             return
         offset = self.clock.offset()
-        outages = [replace(o, start=o.start + offset, end=o.end + offset) for o in self._held_outages]
+        outages = [replace(o, start=o.start + self._offset_before(o.node, o.start, offset), end=o.end + offset)
+                   for o in self._held_outages]
         self._held_outages.clear()
         if self.on_outage is not None:
             self.on_outage(outages)
+
+    def _offset_before(self, name: str, start: float, offset: float) -> float:
+        """The wall clock's offset for a moment before now: that of the node's last stamped sample, if taken by
+        then. An outage starts at the node's last answer, dated with the offset its samples had then; the
+        offset now would put its start off the readings before it by any step of the clock since (NTP on a
+        Pi without an RTC), as for gaps (_release_gaps)."""
+        node = self._names.get(name)
+        if node is None or node.stamped is None or node.stamped[0] > start:
+            return offset
+        return node.stamped[1] - node.stamped[0]
 
     def _account(
         self, node: _Node, health: NodeHealth, exchange: Exchange, timeout: float

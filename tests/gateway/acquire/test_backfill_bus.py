@@ -32,6 +32,7 @@ import pytest
 from firmware import regmap
 from firmware.history import History
 from firmware.node import Node
+from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.acquire.timestamps import Clock
 from gateway.model import Gap, Quality, Reading
@@ -405,6 +406,46 @@ async def test_a_gap_starts_at_the_date_of_the_reading_before_it_after_a_wall_cl
     assert after[0].timestamp - gap.end == pytest.approx(0.0, abs=1e-3), (gap, after[0])
     # The step itself shows between the gap's ends: about 30 s more than the outage's 2.4 s.
     assert gap.end - gap.start > 30.0
+
+
+async def test_an_outage_starts_where_the_node_last_answered_after_a_wall_clock_step(tmp_path: Path) -> None:
+    """NTP steps the wall clock while a node is silent: the outage record starts where the node last
+    answered, dated as the readings of then were (the clock's offset before the step), and ends where
+    it answered again, dated as the readings of now are. Converted with the offset at its end, its
+    start would lie half a minute after the readings before it."""
+    delivered: list[Reading | Gap] = []
+    outages: list[NodeOutage] = []
+    step = [0.0]
+    clock = Clock(wall=lambda: time.time() + step[0], mono=time.monotonic, valid=lambda: True)
+    moments: dict[str, float] = {}
+    with simulated(tmp_path, NodeSpec("tilt", 3)) as (site, port):
+        rig = Rig(site.node("bus0", 3))
+        poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend,
+                           on_outage=outages.extend, clock=clock)
+        outage = Muted(rig, delivered, "tilt-3", after=3)
+
+        def cut() -> None:
+            moments["cut"] = time.time()
+            outage.cut()
+            step[0] = 30.0  # the clock was half a minute slow
+
+        def mend() -> None:
+            moments["mend"] = time.time()
+            outage.mend()
+
+        await run(poller, [(1.0, cut), (3.4, mend)], until=4.6, done=lambda: outage.caught_up() and bool(outages))
+        moments["end"] = time.time()
+    assert len(outages) == 1, outages
+    o = outages[0]
+    story = (o, moments)
+    before = [r for r in samples(delivered, "tilt-3") if r.timestamp < moments["cut"]]
+    assert before, story
+    # It began at the last answer before the cut (a poll interval or one reply timeout back at most,
+    # which a busy host may stretch), after the last reading it delivered, in the clock of then.
+    assert before[-1].timestamp <= o.start + TOLERANCE, (before[-1], story)
+    assert moments["cut"] - 1.0 <= o.start <= moments["cut"], story
+    assert moments["mend"] + 30.0 <= o.end <= moments["end"] + 30.0, story
+    assert o.reason.startswith("B:") and o.closed, story
 
 
 async def test_a_reboot_records_a_gap_and_the_new_boot_is_read_from_sample_one(tmp_path: Path) -> None:

@@ -219,3 +219,17 @@ async def test_a_port_that_goes_away_between_transactions_fails_the_next_at_once
         if node >= 0:
             os.close(node)
         os.close(follower)
+
+
+async def test_a_reopened_port_times_its_units_again(line: tuple[int, str]) -> None:
+    """A port is reopened after it failed: an adapter plugged back in, perhaps another one, with its own latency.
+    Turnarounds learnt through the old one are not trusted: the first reply after the reopen is timed by its
+    header, as at the start."""
+    node, port = line
+    async with timed_link(port, node) as link:
+        link.close()
+        await link.open()
+        assert link._turnaround == {}
+        woken = link.wake_ups
+        assert (await answered_at_once(link, node)).outcome == VALUES
+        assert link.wake_ups == woken + 1  # not expected: the header woke the link
