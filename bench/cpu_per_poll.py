@@ -24,10 +24,15 @@ first configuration and prints the top functions by their own time and by inclus
 profiling the measured span only (SIGUSR1 at its start, SIGUSR2 at its end), and prints the top
 functions by own time with their calls per poll, and the project's functions by inclusive time (its
 CPU figure is inflated).
-Exits 1 when a configuration misses the target.
+`--fit 1,4,8,16` measures one bus of each node count instead (store only; the counts in turn, `--rounds`
+times, interleaved) and fits CPU-ms per second = fixed + per poll x polls per second by least squares: what
+a poll costs at the margin, and what the gateway spends every second whatever the node count (commits of
+the queue and the store, the second's tick, health). The per-poll figure at a node count n is then about
+per poll + fixed / n.
+Exits 1 when a configuration misses the target (with `--fit`: when the fitted cost at 8 nodes does).
 
     python bench/cpu_per_poll.py [--seconds 60] [--warmup 15] [--config 8|32|all] [--uplinks both|off|on]
-                                 [--profile FILE] [--cprofile FILE]
+                                 [--profile FILE] [--cprofile FILE] [--fit N,N,... [--rounds 1]]
 """
 
 from __future__ import annotations
@@ -404,7 +409,12 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="py-spy raw output file: profile the first configuration")
     parser.add_argument("--cprofile", type=Path, help="run the first configuration's gateway under cProfile, "
                         "save its stats here and print the top functions with calls per poll")
+    parser.add_argument("--fit", metavar="N,N,...", help="one bus of each of these node counts, store only: fit "
+                        "CPU-ms per second = fixed + per poll x polls per second")
+    parser.add_argument("--rounds", type=int, default=1, help="with --fit: measure the counts this many times")
     args = parser.parse_args()
+    if args.fit:
+        return fit(args)
     layouts = list(LAYOUTS) if args.config == "all" else [args.config]
     variants = {"both": [False, True], "off": [False], "on": [True]}[args.uplinks]
     print(f"{args.seconds:g} s per configuration after {args.warmup:g} s of warm-up; {os.cpu_count()} cores")
@@ -426,6 +436,39 @@ def main() -> int:
                 print(summarise_profile(profile))
                 profile = None
     return 0 if all(f.ms_per_poll <= TARGET_MS for f in results) else 1
+
+
+def fit(args: argparse.Namespace) -> int:
+    try:
+        counts = [int(n) for n in args.fit.split(",")]
+    except ValueError:
+        raise SystemExit(f"--fit: expected node counts such as 1,4,8,16, not {args.fit!r}") from None
+    if len(set(counts)) < 2 or min(counts) < 1 or args.rounds < 1:
+        raise SystemExit("--fit: at least two different node counts, each at least 1; --rounds at least 1")
+    print(f"{args.seconds:g} s per configuration after {args.warmup:g} s of warm-up; {os.cpu_count()} cores")
+    print(HEADER, flush=True)
+    points: list[tuple[float, float]] = []  # (polls per second, CPU-ms per second)
+    for _ in range(args.rounds):
+        for n in counts:
+            figures = measure(f"{n} nodes, 1 bus, store only", (n,), False, args.seconds, args.warmup, None)
+            print(figures.line(), flush=True)
+            points.append((figures.polls / figures.seconds, 1000.0 * figures.cpu_s / figures.seconds))
+    per_poll, fixed = least_squares(points)
+    at_8 = per_poll + fixed / 8
+    print(f"fit over {len(points)} runs: CPU-ms per second = {fixed:.2f} + {per_poll:.3f} x polls per second")
+    print(f"  per poll at the margin {per_poll:.3f} CPU-ms; fixed {fixed:.2f} CPU-ms a second; so at 8 nodes "
+          f"{at_8:.2f} CPU-ms per poll, at 32 nodes {per_poll + fixed / 32:.2f} (target <= {TARGET_MS:g})")
+    return 0 if at_8 <= TARGET_MS else 1
+
+
+def least_squares(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Slope and intercept of the straight line nearest to the points (x, y)."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    return slope, mean_y - slope * mean_x
 
 
 if __name__ == "__main__":
