@@ -15,7 +15,6 @@ are handed to the queue's drop count here (``DurableQueue.note_dropped``), so
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from gateway.deliver.records import HealthReport
 from gateway.ops.health_report import HealthBuilder, NodeFigures, ProcessFigures, QueueFigures, SinkFigures
+from gateway.pause import pause
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,7 @@ class HealthTask:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+            await pause(stop, self.interval_s)  # a timer: wait_for made a task every interval (3.11)
             if stop.is_set():
                 return
             try:

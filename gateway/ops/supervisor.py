@@ -17,7 +17,6 @@ memory while the disk refuses writes), read from the queue under its lock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 from gateway.acquire.health import OFFLINE_AFTER
 from gateway.ops.progress import ProgressWatch
 from gateway.ops.sdnotify import Notifier
+from gateway.pause import pause
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,7 @@ class Supervisor:
         log.info("ready (%s)", "systemd notified" if self.notifier.enabled else "not under systemd")
         while not stop.is_set():
             await self.check()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.tick_s)
+            await pause(stop, self.tick_s)  # a timer: wait_for made a task every tick (3.11)
         self.notifier.stopping()
         self.notifier.status("stopping: flushing the queue to the sinks")
 
