@@ -257,17 +257,11 @@ def _over_range_only(kind: str, group: Sequence[str], values: Mapping[str, float
 
 def to_readings(node: str, kind: str, sample: Sample, timestamp: float) -> list[Reading]:
     # A faulty channel's registers hold nothing trustworthy: no value, flag D.
+    # Positional arguments and the sample's tables looked up once: once per poll, on every reading (issue 13).
+    quality, units, sequence, fault = sample.quality, sample.units, sample.sequence, Quality.DEVICE_FAULT
     return [
-        Reading(
-            node=node,
-            kind=kind,
-            channel=name,
-            value=None if sample.quality[name] is Quality.DEVICE_FAULT else value,
-            unit=sample.units[name],
-            quality=sample.quality[name],
-            timestamp=timestamp,
-            sequence=sample.sequence,
-        )
+        Reading(node, kind, name, None if quality[name] is fault else value, units[name], quality[name], timestamp,
+                sequence)
         for name, value in sample.values.items()
     ]
 
