@@ -136,7 +136,7 @@ class HampelFilter:
     def process_poll(self, readings: list[Reading]) -> list[Reading]:
         out = readings  # copied only when a flag changes
         kept = self._kept
-        node: str = ""
+        node: str | None = None  # not "": a node may be called that, and would then never be filtered
         floors: Mapping[str, float] = {}
         size, scale = 0, 0.0
         for i, r in enumerate(readings):
@@ -149,7 +149,7 @@ class HampelFilter:
                 continue
             # _series, _position and _keep's append, inlined for a live sample (the latest): issue 13
             t = r.timestamp
-            series = kept.get((node, r.channel))
+            series = kept.get((r.node, r.channel))
             times, values = self._series(r) if series is None else series
             live = not times or t >= times[-1]
             at = len(times) if live else bisect.bisect_right(times, t)
