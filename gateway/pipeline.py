@@ -60,6 +60,7 @@ from gateway.process.aggregate import Aggregate, KnownKey, SampleIntervals, Wind
 from gateway.process.alarms import AlarmDefinition, AlarmEvent, AlarmSet, TiltJudge
 from gateway.process.limits import LimitsResolver
 from gateway.process.noise import NoiseAggregator
+from gateway.process.processors import DefaultChecks
 from gateway.process.registry import AGGREGATORS, ALARMS, PROCESSORS, Aggregator, Processor
 from gateway.process.spray import SprayLinkage, SprayMode
 from gateway.process.tilt import TiltAggregator
@@ -160,11 +161,19 @@ class ProcessStage(Stage):
     Every processor sees the same readings in the same order as it would one reading
     at a time (processors share no state), so the outcome is the same; the node's
     limits are looked up once per poll and processor, and there is no list per reading.
+    The default chain (range, hampel, stuck, humidity, default options) goes over a run
+    once instead (processors.DefaultChecks, `fused`), with the same outcome and state.
     """
 
     def __init__(self, processors: Sequence[Processor]) -> None:
         self.processors = tuple(processors)
         self._steps = tuple(_poll_step(p) for p in self.processors)
+        # The default four (range, hampel, stuck, humidity with their defaults): one pass over a poll instead
+        # of four, on the same processors' state (issue 13). Any other chain: the processors in turn.
+        self.fused = DefaultChecks.of(self.processors)
+        self._process: Callable[[list[Reading]], list[Reading]] = (
+            self._in_turn if self.fused is None else self.fused.process_poll
+        )
 
     def __call__(self, records: list[Record], now: float) -> list[Record]:
         if records and _ONLY_READINGS.issuperset(map(type, records)):
@@ -186,7 +195,7 @@ class ProcessStage(Stage):
             out.extend(self._process(run))
         return out
 
-    def _process(self, readings: list[Reading]) -> list[Reading]:
+    def _in_turn(self, readings: list[Reading]) -> list[Reading]:
         for step in self._steps:
             readings = step(readings)
         return readings

@@ -17,7 +17,8 @@ of one node's sample, as the pipeline gets them) and looks the node's limits
 up once per poll, through a per-node plan (``NodePlans``), not once per reading
 (issue 13: four processors each asking for the node's limits per reading were
 a fifth of the processing stage). ``process(reading)`` is ``process_poll([reading])``:
-every reading meets the same checks in the same order either way.
+every reading meets the same checks in the same order either way. The default
+chain (these four, default options) runs as one pass over a poll: ``DefaultChecks``.
 
 Registered names: ``range``, ``hampel``, ``stuck``, ``humidity``, ``units``.
 """
@@ -136,7 +137,7 @@ class HampelFilter:
     def process_poll(self, readings: list[Reading]) -> list[Reading]:
         out = readings  # copied only when a flag changes
         kept = self._kept
-        node: str = ""
+        node: str | None = None  # not "": a node may be called that, and would then never be filtered
         floors: Mapping[str, float] = {}
         size, scale = 0, 0.0
         for i, r in enumerate(readings):
@@ -149,7 +150,7 @@ class HampelFilter:
                 continue
             # _series, _position and _keep's append, inlined for a live sample (the latest): issue 13
             t = r.timestamp
-            series = kept.get((node, r.channel))
+            series = kept.get((r.node, r.channel))
             times, values = self._series(r) if series is None else series
             live = not times or t >= times[-1]
             at = len(times) if live else bisect.bisect_right(times, t)
@@ -371,6 +372,141 @@ class HumidityFlag:
                            r.sequence)
         value = None if r.value is None else r.value / humidity_growth_factor(latest[0], kappa)
         return Reading(r.node, r.kind, channel, value, r.unit, r.quality, r.timestamp, r.sequence)
+
+
+class DefaultChecks:
+    """The default processors (range, hampel, stuck, humidity, each with its default options) in one pass.
+
+    The four in turn loop over a poll four times, mostly to find a reading is not their channel (issue
+    13). This takes each reading through the four steps before the next, with the processors' own plans
+    and memory (the spike windows, the runs, the humidity by time), so ``warm`` and anything else that
+    reads the processors see what the four in turn would have left. ``process_poll`` gives the same list.
+
+    Why reading by reading is the same as processor by processor: the range check keeps no state; the
+    spike filter and the stuck check keep theirs per (node, channel), and each reading of a channel meets
+    the same earlier readings of that channel either way; the humidity step keeps, per node, what the
+    humidity readings said after the first three steps, and a PM reading reads what the humidity readings
+    before it in the poll left, either way. No step reads another step's state. The plans are asked for
+    under the same conditions as each processor asks for them, so the same nodes' plans exist afterwards.
+
+    Only for exactly these four classes in this order with their defaults (``of``): another option (the
+    range check on some channels only) or a subclass goes through the processors in turn.
+    """
+
+    def __init__(
+        self, range_check: RangeCheck, hampel: HampelFilter, stuck: StuckCheck, humidity: HumidityFlag
+    ) -> None:
+        self.processors = (range_check, hampel, stuck, humidity)
+        self._range, self._hampel, self._stuck, self._humidity = range_check, hampel, stuck, humidity
+        # One set test per reading instead of two to find the readings the humidity step acts on.
+        self._humidity_or_pm = humidity._pm | {humidity._humidity}
+
+    @classmethod
+    def of(cls, processors: Sequence[object]) -> DefaultChecks | None:
+        """The one pass over these processors if they are the default four with their default options, else None."""
+        if len(processors) != 4:
+            return None
+        range_check, hampel, stuck, humidity = processors
+        if not (type(range_check) is RangeCheck and type(hampel) is HampelFilter and type(stuck) is StuckCheck
+                and type(humidity) is HumidityFlag):
+            return None  # a subclass may judge otherwise
+        given = cls(range_check, hampel, stuck, humidity)
+        limits = range_check.plans.limits
+        defaults = cls(RangeCheck(limits), HampelFilter(limits), StuckCheck(limits), HumidityFlag(limits))
+        return given if given._options() == defaults._options() else None
+
+    def _options(self) -> tuple[object, ...]:
+        """What the four were built with (beyond the limits)."""
+        humidity = self._humidity
+        return (self._range._channels, self._hampel._flag, self._stuck._flag, humidity._pm, humidity._humidity,
+                humidity._flag, humidity._suffix)
+
+    def process_poll(self, readings: list[Reading]) -> list[Reading]:
+        """range, hampel, stuck and humidity's ``process_poll`` in turn, reading by reading (see the class)."""
+        # Everything a reading needs is a local: this runs for every reading the gateway gets.
+        normal, over_range, usable, isfinite = Quality.NORMAL, Quality.OVER_RANGE, USABLE, math.isfinite
+        range_plans = self._range.plans
+        hampel = self._hampel
+        hampel_plans, kept, spike_flag, live_room = hampel.plans, hampel._kept, hampel._flag, hampel.KEPT + 64
+        stuck = self._stuck
+        stuck_plans, runs, stuck_flag = stuck.plans, stuck._runs, stuck._flag
+        humidity = self._humidity
+        humidity_plans, humidity_channel, humidity_or_pm = humidity.plans, humidity._humidity, self._humidity_or_pm
+        out: list[Reading] = []
+        append = out.append
+        node: str | None = None
+        ranges: Mapping[str, tuple[float, float]] | None = None
+        floors: Mapping[str, float] = {}
+        size, scale = 0, 0.0
+        durations: Mapping[str, float] = {}
+        tolerance = 0.0
+        settings: HumidityLimits | None = None
+        for r in readings:
+            if r.node != node:
+                node = r.node
+                # The spike filter and the stuck check ask for every reading's node; the range check only
+                # for a reading it judges, the humidity step for a humidity or PM reading: asked for then.
+                floors, size, scale = hampel_plans(node)
+                durations, tolerance = stuck_plans(node)
+                ranges = settings = None
+            channel = r.channel
+            value = r.value
+            if value is not None:
+                quality = r.quality
+                if quality is normal:
+                    # Range check.
+                    if ranges is None:
+                        ranges = range_plans(r.node)
+                    bounds = ranges.get(channel)
+                    if isfinite(value) and (bounds is None or bounds[0] <= value <= bounds[1]):
+                        # Spike filter: only what the range check left N (HampelFilter.process_poll, inlined).
+                        floor = floors.get(channel)
+                        if floor is not None:
+                            t = r.timestamp
+                            series = kept.get((r.node, channel))
+                            times, values = hampel._series(r) if series is None else series
+                            live = not times or t >= times[-1]
+                            at = len(times) if live else bisect.bisect_right(times, t)
+                            spike = False
+                            if at >= size:
+                                window = values[at - size : at]
+                                middle = median(window)
+                                deviation = abs(value - middle)
+                                if deviation > floor:  # within the floor of the median: no spike, no MAD
+                                    mad = median([abs(x - middle) for x in window])
+                                    spike = deviation > max(scale * mad, floor)
+                            if live and len(times) < live_room:
+                                times.append(t)
+                                values.append(value)
+                            else:
+                                hampel._keep(times, values, at, t, value)
+                            if spike:
+                                r = r.with_quality(spike_flag)
+                                quality = spike_flag
+                    else:
+                        r = r.with_quality(over_range)
+                        quality = over_range
+                # Stuck check: every reading with a value makes or follows a run, whatever its flag; it judges
+                # N and T (after the two steps above).
+                duration = durations.get(channel)
+                if duration:
+                    key = (r.node, channel)
+                    run = runs.get(key)
+                    t = r.timestamp
+                    if run is None or abs(value - run[0]) > tolerance or t < run[1]:
+                        runs[key] = (value, t)
+                    elif t - run[1] >= duration and quality in usable:
+                        r = r.with_quality(stuck_flag)
+            # Humidity: the reading, then its flag reading (humidity) or its dry reading (PM, correction on).
+            append(r)
+            if channel in humidity_or_pm:
+                if settings is None:
+                    settings = humidity_plans(r.node)
+                if channel == humidity_channel:
+                    append(humidity._flag_reading(r, settings.rh_flag_threshold))
+                elif settings.correction:
+                    append(humidity._dry_reading(r, settings.kappa, settings.max_age_s))
+        return out
 
 
 # The unit conversion hook: (from unit, to unit) -> function. Add a pair with
