@@ -6,7 +6,17 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from bench.cpu_per_poll import LAYOUTS, gateway_config, polls_between, scenario_text, short, summarise_profile
+import pytest
+
+from bench.cpu_per_poll import (
+    LAYOUTS,
+    gateway_config,
+    least_squares,
+    polls_between,
+    scenario_text,
+    short,
+    summarise_profile,
+)
 from gateway.deliver.sqlite_store import SqliteStore
 from gateway.ops.config import load_config
 from simulator.scenario import loads_scenario
@@ -50,3 +60,11 @@ def test_profile_summary_counts_own_and_inclusive_samples(tmp_path: Path) -> Non
     assert "| 25.0 | `run (asyncio/runners.py)` |" in text
     assert "| 100.0 | `run (asyncio/runners.py)` |" in text
     assert short("f (/usr/lib/python3/dist-packages/site-packages/pkg/mod.py:3)") == "f (pkg/mod.py)"
+
+
+def test_the_fit_finds_the_fixed_and_the_per_poll_cost() -> None:
+    # On a straight line: found exactly; the per-poll cost is the slope, the fixed cost the intercept.
+    assert least_squares([(1.0, 3.5), (4.0, 6.5), (16.0, 18.5)]) == pytest.approx((1.0, 2.5))
+    # Scattered evenly about 2 + 0.5 x: the line through the middle.
+    slope, intercept = least_squares([(2.0, 3.1), (2.0, 2.9), (10.0, 7.2), (10.0, 6.8)])
+    assert slope == pytest.approx(0.5) and intercept == pytest.approx(2.0)
