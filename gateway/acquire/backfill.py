@@ -186,6 +186,10 @@ class Backfill(Generic[P]):
         rebooted: the caller saw the node restart (uptime or boot count went
         back); a sequence that went back says so by itself.
         """
+        if not self._queue and not rebooted and self.last is not None and seq == self.last + 1:
+            # The next sample, nothing waiting or missed: nearly every poll. What the general path below does
+            # then (nothing to trim, an empty plan, the sample queued and drained at once), without its steps.
+            return self._emit(Sampled(seq, taken, payload))
         tail = self.tail()
         if tail is not None and (rebooted or seq < tail):
             return self._reboot(seq, oldest, taken, payload)
