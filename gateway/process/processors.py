@@ -136,7 +136,6 @@ class HampelFilter:
 
     def process_poll(self, readings: list[Reading]) -> list[Reading]:
         out = readings  # copied only when a flag changes
-        kept = self._kept
         node: str | None = None  # not "": a node may be called that, and would then never be filtered
         floors: Mapping[str, float] = {}
         size, scale = 0, 0.0
@@ -148,34 +147,40 @@ class HampelFilter:
             value = r.value
             if floor is None or value is None or r.quality is not Quality.NORMAL:
                 continue
-            # _series, _position and _keep's append, inlined for a live sample (the latest): issue 13
-            t = r.timestamp
-            series = kept.get((r.node, r.channel))
-            times, values = self._series(r) if series is None else series
-            live = not times or t >= times[-1]
-            at = len(times) if live else bisect.bisect_right(times, t)
-            spike = False
-            if at >= size:
-                window = values[at - size : at]
-                middle = median(window)
-                deviation = abs(value - middle)
-                # The threshold is max(scale * MAD, floor), never below the floor: a value within the floor
-                # of the median is no spike whatever the MAD, which is then not worked out (nearly every
-                # judged reading; the MAD was a second sort and a list per reading, issue 13). NaN compares
-                # false here and takes the full test, as before.
-                if deviation > floor:
-                    mad = median([abs(x - middle) for x in window])
-                    spike = deviation > max(scale * mad, floor)
-            if live and len(times) < self.KEPT + 64:
-                times.append(t)
-                values.append(value)
-            else:
-                self._keep(times, values, at, t, value)
-            if spike:
+            if self._judge(r, value, floor, size, scale):
                 if out is readings:
                     out = readings.copy()
                 out[i] = r.with_quality(self._flag)
         return out
+
+    def _judge(self, r: Reading, value: float, floor: float, size: int, scale: float) -> bool:
+        """Whether r's value is a spike against the window of values before it; it joins the window either way.
+
+        One place for the judgment, for this filter and for the default processors' one pass (DefaultChecks)."""
+        # _series, _position and _keep's append, inlined for a live sample (the latest): issue 13
+        t = r.timestamp
+        series = self._kept.get((r.node, r.channel))
+        times, values = self._series(r) if series is None else series
+        live = not times or t >= times[-1]
+        at = len(times) if live else bisect.bisect_right(times, t)
+        spike = False
+        if at >= size:
+            window = values[at - size : at]
+            middle = median(window)
+            deviation = abs(value - middle)
+            # The threshold is max(scale * MAD, floor), never below the floor: a value within the floor
+            # of the median is no spike whatever the MAD, which is then not worked out (nearly every
+            # judged reading; the MAD was a second sort and a list per reading, issue 13). NaN compares
+            # false here and takes the full test, as before.
+            if deviation > floor:
+                mad = median([abs(x - middle) for x in window])
+                spike = deviation > max(scale * mad, floor)
+        if live and len(times) < self.KEPT + 64:
+            times.append(t)
+            values.append(value)
+        else:
+            self._keep(times, values, at, t, value)
+        return spike
 
     def _series(self, reading: Reading) -> tuple[list[float], list[float]]:
         key = (reading.node, reading.channel)
@@ -427,7 +432,7 @@ class DefaultChecks:
         normal, over_range, usable, isfinite = Quality.NORMAL, Quality.OVER_RANGE, USABLE, math.isfinite
         range_plans = self._range.plans
         hampel = self._hampel
-        hampel_plans, kept, spike_flag, live_room = hampel.plans, hampel._kept, hampel._flag, hampel.KEPT + 64
+        hampel_plans, judge, spike_flag = hampel.plans, hampel._judge, hampel._flag
         stuck = self._stuck
         stuck_plans, runs, stuck_flag = stuck.plans, stuck._runs, stuck._flag
         humidity = self._humidity
@@ -461,28 +466,9 @@ class DefaultChecks:
                     if isfinite(value) and (bounds is None or bounds[0] <= value <= bounds[1]):
                         # Spike filter: only what the range check left N (HampelFilter.process_poll, inlined).
                         floor = floors.get(channel)
-                        if floor is not None:
-                            t = r.timestamp
-                            series = kept.get((r.node, channel))
-                            times, values = hampel._series(r) if series is None else series
-                            live = not times or t >= times[-1]
-                            at = len(times) if live else bisect.bisect_right(times, t)
-                            spike = False
-                            if at >= size:
-                                window = values[at - size : at]
-                                middle = median(window)
-                                deviation = abs(value - middle)
-                                if deviation > floor:  # within the floor of the median: no spike, no MAD
-                                    mad = median([abs(x - middle) for x in window])
-                                    spike = deviation > max(scale * mad, floor)
-                            if live and len(times) < live_room:
-                                times.append(t)
-                                values.append(value)
-                            else:
-                                hampel._keep(times, values, at, t, value)
-                            if spike:
-                                r = r.with_quality(spike_flag)
-                                quality = spike_flag
+                        if floor is not None and judge(r, value, floor, size, scale):
+                            r = r.with_quality(spike_flag)
+                            quality = spike_flag
                     else:
                         r = r.with_quality(over_range)
                         quality = over_range
