@@ -464,7 +464,7 @@ class DefaultChecks:
                         ranges = range_plans(r.node)
                     bounds = ranges.get(channel)
                     if isfinite(value) and (bounds is None or bounds[0] <= value <= bounds[1]):
-                        # Spike filter: only what the range check left N (HampelFilter.process_poll, inlined).
+                        # Spike filter: only what the range check left N (HampelFilter._judge, as its process_poll).
                         floor = floors.get(channel)
                         if floor is not None and judge(r, value, floor, size, scale):
                             r = r.with_quality(spike_flag)
