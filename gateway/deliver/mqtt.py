@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from gateway.deliver.credentials import read_credential
 from gateway.deliver.mqtt_topics import TopicTree, status_payload
@@ -264,24 +265,30 @@ class MqttSink:
         # A sliding window: up to `inflight` publishes awaiting their PUBACK at any moment, a new one started as
         # soon as the oldest is acknowledged (chunks of `inflight` left the window half empty while the
         # slowest of each chunk was awaited). Acknowledged from the front only: the cursor never skips a record.
+        # Each window entry is a future its PUBACK settles (_Acked), and the head's deadline is its start plus
+        # publish_timeout_s: no task, event and timer per message as a publish through aiomqtt makes.
         items = batch.items
-        window: deque[asyncio.Future[None]] = deque()
+        window: deque[tuple[float, asyncio.Future[None], int | None]] = deque()  # deadline, PUBACK, message id
         started = delivered = 0
         lost = self._gone
         lost_wait: asyncio.Future[bool] | None = None
+        loop = asyncio.get_running_loop()
         try:
             while delivered < len(items):
                 while started < len(items) and len(window) < self.inflight:
-                    window.append(asyncio.ensure_future(self._publish(client, tree, items[started])))
+                    window.append((loop.time() + self.publish_timeout_s, *self._start(client, tree, items[started])))
                     started += 1
-                head = window[0]
+                deadline, head, _ = window[0]
                 if not head.done():
                     lost_wait = lost_wait or asyncio.ensure_future(lost.wait())
-                    await asyncio.wait((head, lost_wait), return_when=asyncio.FIRST_COMPLETED)
-                    if not head.done():  # the connection is gone: no PUBACK will come on it
+                    await asyncio.wait((head, lost_wait), timeout=max(0.0, deadline - loop.time()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not head.done():  # the connection is gone, or the PUBACK did not come in time
                         if delivered:
                             return delivered
-                        raise SinkError(f"publish failed: connection to {self.host}:{self.port} lost")
+                        if lost.is_set():
+                            raise SinkError(f"publish failed: connection to {self.host}:{self.port} lost")
+                        raise SinkError(f"publish failed: no PUBACK within {self.publish_timeout_s:g} s")
                 window.popleft()
                 try:
                     head.result()
@@ -295,13 +302,30 @@ class MqttSink:
         finally:
             if lost_wait is not None:
                 lost_wait.cancel()
-            if window:  # publishes behind a failure: let them end (their records are sent again next time)
-                if lost.is_set():
-                    for publish in window:
-                        publish.cancel()
-                await asyncio.gather(*window, return_exceptions=True)
+            if window:  # publishes behind a failure: their records are sent again next time (same message ids)
+                for _, publish, _ in window:
+                    if isinstance(publish, asyncio.Task):
+                        if lost.is_set():
+                            publish.cancel()
+                    elif not publish.done():
+                        publish.cancel()  # no longer waited for; a PUBACK that still comes finds it done
+                await asyncio.gather(*(publish for _, publish, _ in window), return_exceptions=True)
+                for _, _, mid in window:  # no longer waited for: out of the client's table, as its own publishes
+                    if mid is not None:
+                        client._pending_publishes.pop(mid, None)
+
+    def _start(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> tuple[asyncio.Future[None], int | None]:
+        """A record's publish, handed to the client now: a future its PUBACK settles, and its message id (None:
+        not in the client's table of pending publishes)."""
+        record = item.record
+        if isinstance(record, HealthReport):  # it also refreshes the retained status once acknowledged
+            return asyncio.ensure_future(self._publish(client, tree, item)), None
+        topic = tree.topic(record)
+        assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
+        return _publish_qos1(client, topic, tree.payload(record))
 
     async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:
+        """A health report's publish through aiomqtt, then the retained status refreshed with it."""
         topic = tree.topic(item.record)
         assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
         await client.publish(topic, tree.payload(item.record), qos=1, timeout=self.publish_timeout_s)
@@ -320,3 +344,37 @@ class MqttSink:
             seen = self.commands[0].seen
             if isinstance(seen, SqliteSeenIds):
                 seen.close()
+
+
+class _Acked:
+    """Stands in aiomqtt's table of publishes awaiting their PUBACK (its on_publish calls ``set``): settles a future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def set(self) -> None:
+        if not self.future.done():  # given up on meanwhile (a failure ahead of it in the window)
+            self.future.set_result(None)
+
+
+def _publish_qos1(client: aiomqtt.Client, topic: str, payload: bytes) -> tuple[asyncio.Future[None], int | None]:
+    """Publish at QoS 1 through the client's paho client; the future is settled by the PUBACK.
+
+    What ``aiomqtt.Client.publish`` does, without its event, its ``wait_for`` task and timer and its count of the
+    pending calls per message (issue 13: the MQTT client's work per message was most of the uplink's CPU). The
+    client's own PUBACK callback (``_on_publish``) settles the future through its table of pending publishes, as
+    it sets its own events; the caller keeps the deadline (the sliding window in ``send``).
+    """
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    info = client._client.publish(topic, payload, 1, False)
+    if info.rc != paho.MQTT_ERR_SUCCESS:
+        future.set_exception(aiomqtt.MqttCodeError(info.rc, "Could not publish message"))
+    elif info.is_published():
+        future.set_result(None)
+    else:
+        client._pending_publishes[info.mid] = _Acked(future)  # type: ignore[assignment]
+        return future, info.mid
+    return future, None
+
