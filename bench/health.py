@@ -11,6 +11,7 @@ payload) for a report of 32 nodes and 5 lanes.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -38,7 +39,11 @@ def fill(queue: DurableQueue, n: int) -> None:
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, nargs="?", default=1_000_000, help="readings in the queue (default 1000000)")
+    n = parser.parse_args().n
+    if n < 1:
+        parser.error("n must be at least 1")
     with tempfile.TemporaryDirectory(prefix="sitewatch-bench-health-") as folder:
         queue = DurableQueue(Path(folder) / "queue.sqlite3", LANES)
         fill(queue, n)

@@ -16,6 +16,7 @@ slower than this machine).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -75,7 +76,11 @@ async def measure(broker: Mosquitto, folder: Path, n: int) -> tuple[float, float
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", type=int, nargs="?", default=20_000, help="readings in the backlog (default 20000)")
+    n = parser.parse_args().n
+    if n < 1:
+        parser.error("n must be at least 1")
     folder = Path(tempfile.mkdtemp(prefix="sitewatch-bench-mqtt-"))
     broker = Mosquitto(Path(tempfile.mkdtemp(prefix="sitewatch-bench-mosquitto-")))
     try:

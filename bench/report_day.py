@@ -11,6 +11,7 @@ summary and the rendering, which do not depend on the values.
 
 from __future__ import annotations
 
+import argparse
 import math
 import resource
 import subprocess
@@ -80,4 +81,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # no options: --help only
     sys.exit(main())

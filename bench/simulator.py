@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import select
@@ -172,4 +173,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # no options: --help only
     sys.exit(main())

@@ -16,6 +16,7 @@ register (as Telegraf or ThingsBoard configured per tag would send).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import statistics
@@ -96,4 +97,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # no options: --help only
     sys.exit(asyncio.run(main()))
