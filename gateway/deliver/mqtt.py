@@ -318,19 +318,16 @@ class MqttSink:
         """A record's publish, handed to the client now: a future its PUBACK settles, and its message id (None:
         not in the client's table of pending publishes)."""
         record = item.record
-        if isinstance(record, HealthReport):  # it also refreshes the retained status once acknowledged
-            return asyncio.ensure_future(self._publish(client, tree, item)), None
         topic = tree.topic(record)
         assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
+        if isinstance(record, HealthReport):  # it also refreshes the retained status once acknowledged
+            return asyncio.ensure_future(self._publish_health(client, tree, topic, record)), None
         return _publish_qos1(client, topic, tree.payload(record))
 
-    async def _publish(self, client: aiomqtt.Client, tree: TopicTree, item: Queued) -> None:
+    async def _publish_health(self, client: aiomqtt.Client, tree: TopicTree, topic: str, record: HealthReport) -> None:
         """A health report's publish through aiomqtt, then the retained status refreshed with it."""
-        topic = tree.topic(item.record)
-        assert tree.owns(topic), topic  # the ACL would refuse it anyway; never try
-        await client.publish(topic, tree.payload(item.record), qos=1, timeout=self.publish_timeout_s)
-        record = item.record
-        if isinstance(record, HealthReport) and (self.latest_health is None or record.time > self.latest_health.time):
+        await client.publish(topic, tree.payload(record), qos=1, timeout=self.publish_timeout_s)
+        if self.latest_health is None or record.time > self.latest_health.time:
             self.latest_health = record
             try:
                 await client.publish(tree.status, status_payload(tree, "online", self.wall(), "health", record),
@@ -377,4 +374,3 @@ def _publish_qos1(client: aiomqtt.Client, topic: str, payload: bytes) -> tuple[a
         client._pending_publishes[info.mid] = _Acked(future)  # type: ignore[assignment]
         return future, info.mid
     return future, None
-

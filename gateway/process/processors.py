@@ -401,10 +401,14 @@ class DefaultChecks:
     def __init__(
         self, range_check: RangeCheck, hampel: HampelFilter, stuck: StuckCheck, humidity: HumidityFlag
     ) -> None:
-        self.processors = (range_check, hampel, stuck, humidity)
         self._range, self._hampel, self._stuck, self._humidity = range_check, hampel, stuck, humidity
         # One set test per reading instead of two to find the readings the humidity step acts on.
         self._humidity_or_pm = humidity._pm | {humidity._humidity}
+
+    @property
+    def processors(self) -> tuple[RangeCheck, HampelFilter, StuckCheck, HumidityFlag]:
+        """The four processors whose state the one pass keeps, in their order."""
+        return self._range, self._hampel, self._stuck, self._humidity
 
     @classmethod
     def of(cls, processors: Sequence[object]) -> DefaultChecks | None:
