@@ -3,8 +3,11 @@
 Every commit of the queue costs an fsync of its WAL (synchronous=FULL), and
 an SD card wears with every one. Polls of a 32-node site arrive dozens of
 times a second; committing each on its own costs dozens of fsyncs a second.
-The writer collects records and commits them at most every
-``commit_interval`` seconds, in one transaction.
+The writer collects records and commits them in one transaction once the
+oldest of them has waited ``commit_interval`` seconds: at most one commit
+per interval, and a burst of polls shorter than the interval (a bus polling
+its nodes one after the other every second) shares one commit rather than
+paying one for its first poll and one for the rest (issue 13).
 
 The promise: a power cut (or ``kill -9``) loses at most the last
 ``commit_interval`` of readings, and those the nodes hand over again from
@@ -61,7 +64,7 @@ class QueueWriter:
         self._released: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
-        self._last_commit = -float("inf")
+        self._waiting_since = 0.0  # when the oldest of what waits for the next commit arrived
 
     @property
     def pending(self) -> int:
@@ -73,7 +76,13 @@ class QueueWriter:
         """The records waiting for the next commit, oldest first."""
         return tuple(self._records)
 
+    def _arriving(self) -> None:
+        """Something is about to wait for the next commit: its wait starts now if nothing waits already."""
+        if not (self._records or self._held or self._released):
+            self._waiting_since = self.mono()
+
     def add(self, records: Iterable[Record]) -> None:
+        self._arriving()
         for record in records:
             self._records.append(record)
             if isinstance(record, URGENT):
@@ -82,11 +91,13 @@ class QueueWriter:
             self._wake.set()
 
     def hold(self, held: Iterable[Held]) -> None:
+        self._arriving()
         self._held.extend(held)
         self._wake.set()
 
     def release(self, holder: str, upto: int) -> None:
         """The held readings of `holder` up to serial `upto` are gone (stamped into records, or dropped)."""
+        self._arriving()
         self._released[holder] = max(upto, self._released.get(holder, 0))
         self._wake.set()
 
@@ -109,7 +120,6 @@ class QueueWriter:
                     self.log.clear()
                 else:
                     self.log.note_items(queue_id, items)
-        self._last_commit = self.mono()
         self.on_written()
 
     def _append(
@@ -136,7 +146,7 @@ class QueueWriter:
         try:
             while not stop.is_set():
                 await self._wake.wait()
-                delay = self.commit_interval - (self.mono() - self._last_commit)
+                delay = self.commit_interval - (self.mono() - self._waiting_since)
                 if delay > 0 and not self._urgent.is_set():
                     # What arrives meanwhile goes into the same transaction; an alarm (or stop) cuts it short.
                     with contextlib.suppress(TimeoutError):

@@ -177,8 +177,9 @@ class QueueConfig:
     check_on_open: bool = _key(True, None,
                                "run SQLite's quick_check when the queue opens (a corrupt file is moved aside)")
     commit_interval_ms: int = _key(500, _between(0, 10_000, " ms"),
-                                   "records are committed at most this often (one fsync); a power cut loses at most "
-                                   "this much, which the nodes' history rings refill; alarm events commit at once")
+                                   "a record waits at most this long for its commit, which takes all that came "
+                                   "meanwhile (one fsync); a power cut loses at most this much, which the nodes' "
+                                   "history rings refill; alarm events commit at once")
     max_bytes: int = _key(0, _between(0, 1 << 50),
                           "disk quota of the queue file (0: none): past it the oldest delivered records go first, "
                           "then the oldest undelivered readings (counted, a fault); alarms, outages, gaps never")

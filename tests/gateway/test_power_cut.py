@@ -3,7 +3,7 @@
 The promise of ``queue.commit_interval_ms`` (gateway/deliver/writer.py): a power cut loses at most
 that much of the newest readings from the queue, and the next start fetches them again from the
 nodes' history rings, because the acquisition resumes after the newest reading the queue holds.
-Here the interval is 10 s, so that the kill certainly falls while polled readings wait in memory.
+Here the interval is 5 s, so that the kill certainly falls while polled readings wait in memory.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ port = 0  # no endpoint: the default port is shared by every test running at onc
 [store]
 path = "{store}"
 [queue]
-commit_interval_ms = 10000
+commit_interval_ms = 5000
 deliver_interval_s = 0.2
 [clock]
 require_sync = "never"
