@@ -253,8 +253,15 @@ class BusPoller:
         resume_from: ResumeFrom | None = None,
         on_gap: OnGap | None = None,
         on_outage: OnOutage | None = None,
+        batch_s: float = 0.0,
     ) -> None:
         """deliver: takes the readings of each poll (stamped, oldest first).
+
+        batch_s: readings of polls in quick succession are handed to deliver together, in one call, at most this
+        long after the first of them was ready, and at once when the bus has nothing to do before its next poll,
+        before any gap or outage (they keep their order), and when run() ends. 0: each poll's at once. A bus
+        polls its nodes one after the other: one pass of the pipeline over a burst of polls costs much less
+        CPU than one per poll (issue 13), each poll's pass starting on caches the serial line's wait left cold.
 
         resume_from: node name -> the sequence number of the last sample
         delivered before (the newest sample the store holds: the newest, not
@@ -266,6 +273,9 @@ class BusPoller:
         """
         self.bus = bus
         self.deliver = deliver
+        self.batch_s = batch_s
+        self._batch: list[Reading] = []  # ready readings not yet handed to deliver (batch_s)
+        self._batch_since = 0.0  # when the first of them was ready
         self.resume_from = resume_from
         self.on_gap = on_gap
         self.on_outage = on_outage
@@ -334,21 +344,26 @@ class BusPoller:
         try:
             while not stop.is_set():
                 if not self._adhoc.empty():
+                    self._hand_over()  # a write for the spray waits for the bus anyway: not the batch too
                     await self._serve_adhoc()
                     continue
                 now = time.monotonic()
                 decision = choose(self._slots(), now, starve_after=self.bus.max_backoff)
+                if isinstance(decision, Probe | Poll) and now + decision.timeout - self._batch_since >= self.batch_s:
+                    self._hand_over()  # the batch would be older than batch_s by the end of this transaction
                 if isinstance(decision, Probe):
                     await self._probe(self._by_name(decision.name), decision.timeout, now)
                     continue
                 if isinstance(decision, Poll):
                     starving = self._backfill_candidate(now, starving=True)
                     if starving is not None:  # a bus without free time: one read goes before the poll
+                        self._hand_over()
                         await self._backfill(starving, None)
                         continue
                     await self._poll(self._by_name(decision.name), decision.timeout, now)
                     continue
                 # Bus time nobody wants until decision.until: history reads that fit in it.
+                self._hand_over()
                 candidate = self._backfill_candidate(now)
                 budget = decision.until - now - _BACKFILL_MARGIN
                 if candidate is not None and await self._backfill(candidate, budget):
@@ -364,6 +379,7 @@ class BusPoller:
                         async with asyncio.timeout(min(wait, 60.0)):  # a timer; wait_for made a task per poll
                             await self._wake.wait()
         finally:
+            self._hand_over()
             watcher.cancel()
             self.link.close()
             ended = self.clock.mono()
@@ -746,6 +762,7 @@ class BusPoller:
                    for o in self._held_outages]
         self._held_outages.clear()
         if self.on_outage is not None:
+            self._hand_over()  # the readings before it go first, as they came
             self.on_outage(outages)
 
     def _offset_before(self, name: str, start: float, offset: float) -> float:
@@ -902,7 +919,7 @@ class BusPoller:
         for item in items:
             if isinstance(item, Lost):
                 if ready:
-                    self.deliver(ready)
+                    self._ready(ready)
                     ready = []
                 self._lost(node, item)
             else:
@@ -913,7 +930,25 @@ class BusPoller:
         if not items:
             ready = self.stamper.stamp(time.monotonic(), [])  # what the stamper held, once the clock is valid
         if ready:
-            self.deliver(ready)
+            self._ready(ready)
+
+    def _ready(self, readings: list[Reading]) -> None:
+        """Stamped readings: to deliver now, or into the batch (batch_s)."""
+        if self.batch_s <= 0:
+            self.deliver(readings)
+            return
+        now = time.monotonic()
+        if not self._batch:
+            self._batch_since = now
+        self._batch += readings
+        if now - self._batch_since >= self.batch_s:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Deliver the batch (see batch_s)."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.deliver(batch)
 
     def _lost(self, node: _Node, lost: Lost) -> None:
         config = node.config
@@ -943,6 +978,7 @@ class BusPoller:
             gaps.append(Gap(c.name, c.kind, start, lost.end + offset, lost.first, lost.last, lost.reason))
         self._held_gaps.clear()
         if self.on_gap is not None:
+            self._hand_over()  # the readings before it go first, as they came
             self.on_gap(gaps)
 
     def _backfill_candidate(self, now: float, starving: bool = False) -> _Node | None:

@@ -203,6 +203,9 @@ class ProcessingConfig:
     late_s: float = _key(DEFAULT_LATE_S, _between(0.0, 3600.0, " s"),
                          "aggregation windows of a silent node close this long after their end")
     tick_s: float = _key(1.0, _between(0.05, 60.0, " s"), "how often time-driven work runs (window ends, spray timing)")
+    batch_ms: int = _key(250, _between(0, 5000, " ms"),
+                         "a bus's polls in quick succession go through the processing together, at most this long "
+                         "after the first (one pass for a burst of polls: less CPU); 0: each poll at once")
     revision_horizon_s: float = _key(0.0, _between(0.0, 7 * 86400.0, " s"),
                                      "a closed aggregation window takes late (backfilled) samples and is emitted again "
                                      "as a revision for this long; 0: the nodes' history depth (600 samples) times "

@@ -3,10 +3,11 @@
 Tasks, all on one event loop:
 
 * one ``BusPoller`` per bus (gateway/acquire): its readings go through the
-  pipeline (gateway/pipeline.py) at once, in the poller's own task;
+  pipeline (gateway/pipeline.py) in the poller's own task, a burst of polls
+  together (at most ``processing.batch_ms`` after the first of them);
 * the writer (gateway/deliver/writer.py): appends what the pipeline produced
-  to the durable queue at most every ``queue.commit_interval_ms`` (group
-  commit; alarm events at once), in a worker thread (an fsync on an SD card
+  to the durable queue at most ``queue.commit_interval_ms`` after it came
+  (group commit; alarm events at once), in a worker thread (an fsync on an SD card
   must not stall the bus owners, which time replies on this loop), and wakes
   the sinks; readings held for a valid clock are kept in the queue too;
 * one delivery per sink (gateway/deliver/dispatch.py);
@@ -401,7 +402,7 @@ class Gateway:
             link: Link = raw_link if link_time is None else RetimedLink(raw_link, link_time)
             poller = BusPoller(
                 bus, self._deliver, self.clock, link=link, resume_from=self.resume_points.get, on_gap=self._gap,
-                on_outage=self._outage,
+                on_outage=self._outage, batch_s=config.processing.batch_ms / 1000.0,
             )
             poller.stamper.max_held = config.clock.max_held
             poller.stamper.journal = _DurableHold(bus.name, self.writer)

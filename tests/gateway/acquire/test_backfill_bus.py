@@ -333,7 +333,12 @@ async def test_a_gateway_restart_resumes_where_the_store_stopped(tmp_path: Path)
     assert not [g for g in second if isinstance(g, Gap)]
 
 
-async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences(tmp_path: Path) -> None:
+# batch_s 5: the readings fetched before the lost span wait in the poller's batch when the gap is found; they
+# must still come before it.
+@pytest.mark.parametrize("batch_s", [0.0, 5.0])
+async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences(
+    tmp_path: Path, batch_s: float
+) -> None:
     delivered: list[Reading | Gap] = []
     with simulated(tmp_path, NodeSpec("tilt", 3)) as (site, port):
         rig = Rig(site.node("bus0", 3))
@@ -342,7 +347,7 @@ async def test_an_outage_longer_than_the_ring_is_one_gap_with_the_lost_sequences
         rig.node.history = History(6, rig.node.history.width)
         trace: list[PollRecord] = []
         poller = BusPoller(config(port, ("tilt", 3, 0.1)), delivered.extend, on_gap=delivered.extend,
-                           trace=trace.append)
+                           trace=trace.append, batch_s=batch_s)
 
         outage = Muted(rig, delivered, "tilt-3", after=3)
         await run(poller, [(1.0, outage.cut), (3.4, outage.mend)], until=4.6, done=outage.caught_up)
