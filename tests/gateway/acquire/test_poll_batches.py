@@ -79,10 +79,10 @@ async def test_the_nodes_polled_one_after_the_other_reach_the_pipeline_in_one_ca
 
 
 async def test_a_batch_is_handed_over_before_it_would_outgrow_batch_s(tmp_path: Path) -> None:
-    """At 9600 baud a poll takes at least 55 ms on the wire (an 8-byte request, 43 bytes and more back), and
-    its reply timeout is at least the reply's wire time (45 ms). With batch_s 80 ms a third poll cannot join a
-    batch: before it, the batch is at least 55 ms old and would be 100 ms at the end of that poll's timeout.
-    Judged after each poll only, it would take three; without the bound, a whole burst of four."""
+    """At 9600 baud a poll takes at least 55 ms on the wire (an 8-byte request, 43 bytes and more back). With
+    batch_s 80 ms a third poll cannot join a batch: before it, the batch is at least 55 ms old and would be 110
+    ms old at the end of that poll on the wire. Judged after each poll only, it would take three; without the
+    bound, a whole burst of four."""
     batches: list[list[Reading]] = []
     with simulated(tmp_path, 9600) as (_, port):
         poller = BusPoller(bus(port, 9600, 0.5), batches.append, clock=make_clock(), batch_s=0.08)
