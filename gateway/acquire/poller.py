@@ -262,9 +262,9 @@ class BusPoller:
         long after the first of them was ready (judged before each poll from its time on the wire: a poll that
         overruns it, a slow or silent node, adds at most its reply timeout), and at once when the bus has nothing
         to do before its next poll, before any gap or outage (they keep their order), and when run() ends. 0:
-        each poll's at once. A bus
-        polls its nodes one after the other: one pass of the pipeline over a burst of polls costs much less
-        CPU than one per poll (issue 13), each poll's pass starting on caches the serial line's wait left cold.
+        each poll's at once. A bus polls its nodes one after the other: one pass of the pipeline over a burst
+        of polls costs less CPU than one per poll (issue 13), each of which started on caches the serial line's
+        wait had left cold.
 
         resume_from: node name -> the sequence number of the last sample
         delivered before (the newest sample the store holds: the newest, not
