@@ -105,7 +105,9 @@ async def test_what_a_busy_bus_batched_is_delivered_when_the_poller_stops(tmp_pa
                            batch_s=600.0)
         await run(poller, lambda: sum(t.outcome == "sample" for t in trace) >= 12)
     sampled = sum(t.outcome == "sample" for t in trace)
-    assert len(batches) == 1 and len(samples_in(batches[0])) == sampled
+    # One batch on an idle host; a host slow enough to back every node off at once idles the bus and hands
+    # over early, but the tail still waits for the stop.
+    assert sum(len(samples_in(b)) for b in batches) == sampled, (len(batches), sampled)
     every_sample_once_in_order(batches)
 
 
@@ -133,15 +135,16 @@ async def test_an_outage_comes_after_the_readings_polled_before_it(tmp_path: Pat
         await until(lambda: sum(t.node == "wind-2" and t.outcome == "timeout" for t in trace) >= 2, 30.0, "timeouts")
         await asyncio.sleep(1.0)
         line.nodes = everyone
-        await until(lambda: any(isinstance(r, NodeOutage) for r in delivered), 30.0, "the outage")
+        await until(lambda: any(isinstance(r, NodeOutage) and r.node == "wind-2" for r in delivered), 30.0,
+                    "the outage")
         stop.set()
         await asyncio.wait_for(task, 10)
-    outage = next(r for r in delivered if isinstance(r, NodeOutage))
-    assert outage.node == "wind-2" and outage.closed
-    traced, delivered_then = checked[0]
-    # Every traced poll's readings were made before its trace record; the wind node's answer that closed the
-    # outage is traced after it, so at most the samples traced so far, and at least all of them, were out.
-    assert delivered_then >= traced, checked
+    outage = next(r for r in delivered if isinstance(r, NodeOutage) and r.node == "wind-2")
+    assert outage.closed
+    # Every traced poll's readings were made before its trace record, and an outage is reported within a poll,
+    # before that poll's trace record: all the samples traced so far were delivered by then. (On a busy host
+    # another node may have an outage of its own: the same holds for it.)
+    assert checked and all(delivered_then >= traced for traced, delivered_then in checked), checked
     every_sample_once_in_order([[r for r in delivered if isinstance(r, Reading)]])
 
 
@@ -165,9 +168,8 @@ async def test_a_gap_found_by_a_poll_comes_after_the_readings_before_it(tmp_path
         await until(lambda: any(isinstance(r, Gap) for r in delivered), 30.0, "the gap")
         stop.set()
         await asyncio.wait_for(task, 10)
-    gaps = [g for g in delivered if isinstance(g, Gap)]
-    assert {g.node for g in gaps} == {"wind-2"}, gaps  # (a host stalled for half a second may add one earlier)
-    gap = next(g for g in gaps if g.first_sequence >= missed_from)
+    # (A host stalled for half a second may add a gap before it.)
+    gap = next(g for g in delivered if isinstance(g, Gap) and g.node == "wind-2" and g.first_sequence >= missed_from)
     where = delivered.index(gap)
     before = [i for i, r in enumerate(delivered)
               if isinstance(r, Reading) and r.node == "wind-2" and 0 < r.sequence < gap.first_sequence]
