@@ -233,7 +233,6 @@ class _Node:
         self.sequence = 0
         self.sequence_due = 0.0  # the due time of the poll that got self.sequence
         self.gust: RunningGust | None = None  # a device whose 3 s gust the gateway forms (profile gust "gateway")
-        self.wire_time = 0.0  # a poll's requests and normal replies on the wire, s (set by the poller)
         if config.profile is not None:
             self.reads = [(r, rtu.read_registers(config.unit_id, r.function, r.address, r.count))
                           for r in config.profile.reads()]
@@ -259,12 +258,12 @@ class BusPoller:
         """deliver: takes the readings of each poll (stamped, oldest first).
 
         batch_s: readings of polls in quick succession are handed to deliver together, in one call, at most this
-        long after the first of them was ready (judged before each poll from its time on the wire: a poll that
-        overruns it, a slow or silent node, adds at most its reply timeout), and at once when the bus has nothing
-        to do before its next poll, before any gap or outage (they keep their order), and when run() ends. 0:
-        each poll's at once. A bus polls its nodes one after the other: one pass of the pipeline over a burst
-        of polls costs less CPU than one per poll (issue 13), each of which started on caches the serial line's
-        wait had left cold.
+        long after the first of them was ready (judged before each poll from its time on the bus as the
+        scheduler sizes it: a poll that overruns it, a slow or silent node, adds at most its reply timeout), and
+        at once when the bus has nothing to do before its next poll, before any gap or outage (they keep their
+        order), and when run() ends. 0: each poll's at once. A bus polls its nodes one after the other: one pass
+        of the pipeline over a burst of polls costs less CPU than one per poll (issue 13), each of which started
+        on caches the serial line's wait had left cold.
 
         resume_from: node name -> the sequence number of the last sample
         delivered before (the newest sample the store holds: the newest, not
@@ -300,11 +299,7 @@ class BusPoller:
             ceiling = node.timeout if node.timeout is not None else bus.timeout
             reply_wire = self.link.request_time(request.reply_length)
             timeout = AdaptiveTimeout(floor=reply_wire + MIN_SLACK, ceiling=ceiling)
-            added = _Node(node, request, timeout, 0.0)
-            # A poll's time on the wire, requests and normal replies (turnaround aside): what the batch allows for.
-            added.wire_time = sum(self.link.request_time(len(r.frame)) + self.link.request_time(r.reply_length)
-                                  for r in ([request] if not added.reads else [r for _, r in added.reads]))
-            self._nodes.append(added)
+            self._nodes.append(_Node(node, request, timeout, 0.0))
             self.health[node.name] = NodeHealth(timeout=timeout.current)
         self._names = {n.config.name: n for n in self._nodes}
         if len(self._names) != len(self._nodes):  # the configuration checks this; a caller building one may not
@@ -356,10 +351,8 @@ class BusPoller:
                     continue
                 now = time.monotonic()
                 decision = choose(self._slots(), now, starve_after=self.bus.max_backoff)
-                if isinstance(decision, Probe | Poll) and (
-                    now + self._by_name(decision.name).wire_time - self._batch_since >= self.batch_s
-                ):
-                    self._hand_over()  # the batch would be older than batch_s by the end of this poll
+                if self._batch and isinstance(decision, Probe | Poll) and self._outgrows_batch(decision.name, now):
+                    self._hand_over()
                 if isinstance(decision, Probe):
                     await self._probe(self._by_name(decision.name), decision.timeout, now)
                     continue
@@ -940,6 +933,13 @@ class BusPoller:
             ready = self.stamper.stamp(time.monotonic(), [])  # what the stamper held, once the clock is valid
         if ready:
             self._ready(ready)
+
+    def _outgrows_batch(self, name: str, now: float) -> bool:
+        """Whether the batch would be older than batch_s by the end of the node's poll, as the scheduler sizes it
+        when the node answers (its Slot: the request and t3.5, and the shortest timeout its reply fits in)."""
+        n = self._by_name(name)
+        slot = n.slot if n.slot is not None else self._slot_of(n)
+        return now + slot.overhead + slot.floor - self._batch_since >= self.batch_s
 
     def _ready(self, readings: list[Reading]) -> None:
         """Stamped readings: to deliver now, or into the batch (batch_s)."""

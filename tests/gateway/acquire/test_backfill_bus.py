@@ -49,8 +49,8 @@ SCALE = {row[0]: row[3] for rows in regmap.MEASUREMENTS.values() for row in rows
 
 
 @contextmanager
-def simulated(tmp_path: Path, *nodes: NodeSpec) -> Iterator[tuple[Site, str]]:
-    with Site((BusSpec("bus0", nodes, baud=BAUD),), tmp_path / "buses", seed=11, burst=True) as site:
+def simulated(tmp_path: Path, *nodes: NodeSpec, baud: int = BAUD) -> Iterator[tuple[Site, str]]:
+    with Site((BusSpec("bus0", nodes, baud=baud),), tmp_path / "buses", seed=11, burst=True) as site:
         # A Rig hooks the firmware of a booted node (and records its boot sample): the bus thread
         # boots them as it starts, which on a busy host can be after this line.
         wait_until(lambda: all(n.sim.booted for n in site.nodes), timeout=10.0, interval=0.002)

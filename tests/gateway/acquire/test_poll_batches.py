@@ -10,8 +10,6 @@ readings polled before them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,20 +18,13 @@ from gateway.acquire.decode import KIND_BY_NAME
 from gateway.acquire.outages import NodeOutage
 from gateway.acquire.poller import BusConfig, BusPoller, NodeConfig, PollRecord
 from gateway.model import Gap, Reading
-from simulator.site import BusSpec, NodeSpec, Site
-from tests.gateway.acquire.test_backfill_bus import Rig
+from simulator.site import NodeSpec
+from tests.gateway.acquire.test_backfill_bus import Rig, consecutive, simulated
+from tests.gateway.acquire.test_bus_polling import run_until
 from tests.gateway.acquire.test_silence_bus import make_clock, until
-from tests.support.waiting import wait_until
 
 KINDS = ("dust", "wind", "tilt", "noise")
 NODES = tuple(NodeSpec(kind, unit) for unit, kind in enumerate(KINDS, start=1))
-
-
-@contextmanager
-def simulated(tmp_path: Path, baud: int, speed: float = 1.0) -> Iterator[tuple[Site, str]]:
-    with Site((BusSpec("bus0", NODES, baud=baud),), tmp_path / "buses", seed=3, burst=True, speed=speed) as site:
-        wait_until(lambda: all(n.sim.booted for n in site.nodes), timeout=10.0, interval=0.002)
-        yield site, str(tmp_path / "buses" / "bus0")
 
 
 def bus(port: str, baud: int, interval: float, timeout: float = 0.3) -> BusConfig:
@@ -46,16 +37,6 @@ def samples_in(batch: list[Reading]) -> set[tuple[str, int]]:
     return {(r.node, r.sequence) for r in batch if r.sequence}
 
 
-async def run(poller: BusPoller, done: Callable[[], bool], deadline: float = 60.0) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(poller.run(stop))
-    try:
-        await until(lambda: done() or task.done(), deadline, "the poller's work")
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
 def every_sample_once_in_order(batches: list[list[Reading]]) -> None:
     for node in (f"{kind}-{unit}" for unit, kind in enumerate(KINDS, start=1)):
         kind = KIND_BY_NAME[node.split("-")[0]]
@@ -63,16 +44,16 @@ def every_sample_once_in_order(batches: list[list[Reading]]) -> None:
         readings = [r for batch in batches for r in batch if r.node == node and r.sequence]
         for channel in channels:
             sequences = [r.sequence for r in readings if r.channel == channel]
-            assert sequences == list(range(sequences[0], sequences[0] + len(sequences))), (node, channel, sequences)
+            assert consecutive(sequences), (node, channel, sequences)
 
 
 async def test_the_nodes_polled_one_after_the_other_reach_the_pipeline_in_one_call(tmp_path: Path) -> None:
     batches: list[list[Reading]] = []
     trace: list[PollRecord] = []
-    with simulated(tmp_path, 19200) as (_, port):
+    with simulated(tmp_path, *NODES, baud=19200) as (_, port):
         poller = BusPoller(bus(port, 19200, 1.0), batches.append, clock=make_clock(), trace=trace.append,
                            batch_s=5.0)
-        await run(poller, lambda: len(batches) >= 3)
+        await run_until(poller, lambda: len(batches) >= 3)
     # All four nodes are due at the start, so the first burst runs without a pause (one poll each; one that
     # fails is due again a second later): one call, with a sample of each node that answered. Later calls come
     # when the bus idles until the next poll.
@@ -88,9 +69,9 @@ async def test_a_batch_is_handed_over_before_it_would_outgrow_batch_s(tmp_path: 
     ms old at the end of that poll on the wire. Judged after each poll only, it would take three; without the
     bound, a whole burst of four."""
     batches: list[list[Reading]] = []
-    with simulated(tmp_path, 9600) as (_, port):
+    with simulated(tmp_path, *NODES, baud=9600) as (_, port):
         poller = BusPoller(bus(port, 9600, 0.5), batches.append, clock=make_clock(), batch_s=0.08)
-        await run(poller, lambda: sum(len(samples_in(b)) for b in batches) >= 40)
+        await run_until(poller, lambda: sum(len(samples_in(b)) for b in batches) >= 40)
     assert max(len(samples_in(b)) for b in batches) <= 2, [sorted(samples_in(b)) for b in batches]
     every_sample_once_in_order(batches)
 
@@ -100,10 +81,10 @@ async def test_what_a_busy_bus_batched_is_delivered_when_the_poller_stops(tmp_pa
     polled goes to deliver when run() ends, not lost with the task."""
     batches: list[list[Reading]] = []
     trace: list[PollRecord] = []
-    with simulated(tmp_path, 19200) as (_, port):
+    with simulated(tmp_path, *NODES, baud=19200) as (_, port):
         poller = BusPoller(bus(port, 19200, 0.01), batches.append, clock=make_clock(), trace=trace.append,
                            batch_s=600.0)
-        await run(poller, lambda: sum(t.outcome == "sample" for t in trace) >= 12)
+        await run_until(poller, lambda: sum(t.outcome == "sample" for t in trace) >= 12)
     sampled = sum(t.outcome == "sample" for t in trace)
     # One batch on an idle host; a host slow enough to back every node off at once idles the bus and hands
     # over early, but the tail still waits for the stop.
@@ -123,7 +104,7 @@ async def test_an_outage_comes_after_the_readings_polled_before_it(tmp_path: Pat
         checked.append((traced, len(samples_in([r for r in delivered if isinstance(r, Reading)]))))
         delivered.extend(outages)
 
-    with simulated(tmp_path, 19200) as (site, port):
+    with simulated(tmp_path, *NODES, baud=19200) as (site, port):
         poller = BusPoller(bus(port, 19200, 0.01), delivered.extend, clock=make_clock(), trace=trace.append,
                            on_outage=on_outage, batch_s=600.0)
         line = site.running[0]
@@ -152,7 +133,7 @@ async def test_a_gap_found_by_a_poll_comes_after_the_readings_before_it(tmp_path
     """A node without a history ring misses samples while the bus is busy and its earlier readings wait in the
     batch: the poll that finds the jump in its sequence reports the gap, queued after them."""
     delivered: list[Reading | Gap] = []
-    with simulated(tmp_path, 19200) as (site, port):
+    with simulated(tmp_path, *NODES, baud=19200) as (site, port):
         rig = Rig(site.node("bus0", 2), interval_ms=500)
         config = bus(port, 19200, 0.01)
         nodes = tuple(replace(n, history=False) if n.name == "wind-2" else n for n in config.nodes)
